@@ -1,0 +1,47 @@
+// Client secrets (RFC 6749 §2.3.1): server-generated, 256 bits of randomness, a recognisable
+// prefix for secret scanners, stored only as a SHA-256 digest and compared in constant time.
+//
+// Why not bcrypt: these secrets are machine-generated with 256 bits of entropy, so a slow hash
+// adds nothing against guessing and would cap the token endpoint at a few hundred requests a second.
+
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { ClientRecord } from '../storage/types.js';
+
+export const SECRET_PREFIX = 'm2m_cs_';
+export const CLIENT_ID_PREFIX = 'cl_';
+
+/** A new client secret: the prefix and 32 random bytes as base64url. */
+export function generateClientSecret(): string {
+  return SECRET_PREFIX + randomBytes(32).toString('base64url');
+}
+
+/** A new client_id: the prefix and 12 random bytes as base64url. */
+export function generateClientId(): string {
+  return CLIENT_ID_PREFIX + randomBytes(12).toString('base64url');
+}
+
+export function secretDigest(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+const DUMMY_DIGEST = Buffer.alloc(32);
+
+/**
+ * True when `presented` matches a secret of the client that has not expired at `now`. Every
+ * stored digest is compared, in constant time, whether or not an earlier one matched; a missing
+ * client is compared against a dummy so that unknown clients take the same time.
+ */
+export function verifyClientSecret(client: ClientRecord | undefined, presented: string, now: number): boolean {
+  const presentedDigest = createHash('sha256').update(presented, 'utf8').digest();
+  let ok = false;
+  if (!client || client.secrets.length === 0) {
+    timingSafeEqual(presentedDigest, DUMMY_DIGEST);
+    return false;
+  }
+  for (const s of client.secrets) {
+    const stored = Buffer.from(s.digest, 'hex');
+    const live = s.expiresAt === null || s.expiresAt > now;
+    if (stored.length === presentedDigest.length && timingSafeEqual(presentedDigest, stored) && live) ok = true;
+  }
+  return ok;
+}

@@ -1,0 +1,225 @@
+// The configuration schema: one table that validates, supplies defaults, maps environment
+// variables (prefix M2M_AUTH_) and CLI flags, and generates the README's configuration reference.
+
+import { ConfigError } from '../oauth/errors.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../storage/types.js';
+
+export interface Config {
+  issuer: string;
+  listen: string;
+  adminListen: string;
+  databaseUrl: string;
+  dataDir: string;
+  signingAlg: SigningAlgorithm;
+  tokenTtl: number;
+  tokenTtlMin: number;
+  tokenTtlMax: number;
+  adminToken: string | undefined;
+  kek: string | undefined;
+  keyRotationInterval: number;
+  keyPrepublish: number;
+  secretGracePeriod: number;
+  bodyLimit: number;
+  autoMigrate: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+type Kind = 'string' | 'url' | 'address' | 'int' | 'bool' | 'enum' | 'secret';
+
+export interface ConfigKey<K extends keyof Config = keyof Config> {
+  key: K;
+  env: string;
+  flag: string;
+  kind: Kind;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  default: Config[K];
+  /** How the default reads in the reference table when it is computed. */
+  defaultText?: string;
+  description: string;
+}
+
+function k<K extends keyof Config>(spec: ConfigKey<K>): ConfigKey<K> {
+  return spec;
+}
+
+export const CONFIG_SCHEMA: readonly ConfigKey[] = [
+  k({
+    key: 'issuer', env: 'M2M_AUTH_ISSUER', flag: '--issuer', kind: 'url', default: 'http://localhost:8080',
+    description: 'Issuer identifier (RFC 8414): the public base URL of the server; `iss` of every token and base of every endpoint URL. Use https in production.',
+  }),
+  k({
+    key: 'listen', env: 'M2M_AUTH_LISTEN', flag: '--listen', kind: 'address', default: '127.0.0.1:8080',
+    description: 'host:port of the public OAuth listener (token, introspection, revocation, discovery, JWKS).',
+  }),
+  k({
+    key: 'adminListen', env: 'M2M_AUTH_ADMIN_LISTEN', flag: '--admin-listen', kind: 'address', default: '127.0.0.1:8081',
+    description: 'host:port of the admin API listener. Keep it on a private interface.',
+  }),
+  k({
+    key: 'dataDir', env: 'M2M_AUTH_DATA_DIR', flag: '--data-dir', kind: 'string', default: './data',
+    description: 'Folder for the embedded database, the generated admin token and the generated key-encryption key.',
+  }),
+  k({
+    key: 'databaseUrl', env: 'M2M_AUTH_DATABASE_URL', flag: '--database-url', kind: 'string', default: '',
+    defaultText: 'sqlite:<data-dir>/m2m-auth.db',
+    description: 'Storage: `sqlite:<path>` (embedded, WAL) or `sqlite::memory:`.',
+  }),
+  k({
+    key: 'signingAlg', env: 'M2M_AUTH_SIGNING_ALG', flag: '--signing-alg', kind: 'enum', values: SIGNING_ALGORITHMS,
+    default: 'ES256',
+    description: 'Algorithm of new signing keys. Existing keys keep theirs until rotated.',
+  }),
+  k({
+    key: 'tokenTtl', env: 'M2M_AUTH_TOKEN_TTL', flag: '--token-ttl', kind: 'int', min: 1, default: 3600,
+    description: 'Default access token lifetime in seconds (a client\'s `access_token_ttl` overrides it within the bounds).',
+  }),
+  k({
+    key: 'tokenTtlMin', env: 'M2M_AUTH_TOKEN_TTL_MIN', flag: '--token-ttl-min', kind: 'int', min: 1, default: 60,
+    description: 'Smallest `access_token_ttl` a client may have, in seconds.',
+  }),
+  k({
+    key: 'tokenTtlMax', env: 'M2M_AUTH_TOKEN_TTL_MAX', flag: '--token-ttl-max', kind: 'int', min: 1, default: 86400,
+    description: 'Largest `access_token_ttl` a client may have, in seconds. Retired keys stay published this long.',
+  }),
+  k({
+    key: 'adminToken', env: 'M2M_AUTH_ADMIN_TOKEN', flag: '--admin-token', kind: 'secret', default: undefined,
+    defaultText: 'generated into <data-dir>/admin-token',
+    description: 'Bearer token of the admin API (at least 32 characters). When unset, one is generated at first start into the data folder (mode 0600).',
+  }),
+  k({
+    key: 'kek', env: 'M2M_AUTH_KEK', flag: '--kek', kind: 'secret', default: undefined,
+    defaultText: 'generated into <data-dir>/kek',
+    description: 'Key-encryption key for signing keys at rest: 32 bytes as base64 or hex (AES-256-GCM). When unset, one is generated into the data folder (mode 0600).',
+  }),
+  k({
+    key: 'keyRotationInterval', env: 'M2M_AUTH_KEY_ROTATION_INTERVAL', flag: '--key-rotation-interval', kind: 'int', min: 0,
+    default: 30 * 24 * 3600,
+    description: 'Seconds between automatic signing key rotations; 0 turns automatic rotation off.',
+  }),
+  k({
+    key: 'keyPrepublish', env: 'M2M_AUTH_KEY_PREPUBLISH', flag: '--key-prepublish', kind: 'int', min: 0, default: 3600,
+    description: 'Seconds a new key is published in the JWKS before it signs anything, so verifiers with a cached JWKS know it first.',
+  }),
+  k({
+    key: 'secretGracePeriod', env: 'M2M_AUTH_SECRET_GRACE_PERIOD', flag: '--secret-grace-period', kind: 'int', min: 0,
+    default: 86400,
+    description: 'Default seconds a rotated client secret keeps working after a new one is issued.',
+  }),
+  k({
+    key: 'bodyLimit', env: 'M2M_AUTH_BODY_LIMIT', flag: '--body-limit', kind: 'int', min: 1024, max: 1048576, default: 65536,
+    description: 'Largest request body in bytes; larger bodies get 413.',
+  }),
+  k({
+    key: 'autoMigrate', env: 'M2M_AUTH_AUTO_MIGRATE', flag: '--auto-migrate', kind: 'bool', default: true,
+    description: 'Apply schema migrations at start (`m2m-auth migrate` applies them explicitly).',
+  }),
+  k({
+    key: 'logLevel', env: 'M2M_AUTH_LOG_LEVEL', flag: '--log-level', kind: 'enum',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info',
+    description: 'Log level of the JSON logs on stdout.',
+  }),
+];
+
+function parseValue(spec: ConfigKey, raw: string, source: string): unknown {
+  const where = `${source} (${spec.env})`;
+  switch (spec.kind) {
+    case 'string':
+    case 'secret':
+      return raw;
+    case 'url': {
+      let url: URL;
+      try {
+        url = new URL(raw);
+      } catch {
+        throw new ConfigError('CONFIG_INVALID', `${where} must be an absolute URL, got "${raw}"`);
+      }
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new ConfigError('CONFIG_INVALID', `${where} must be an http or https URL`);
+      }
+      // RFC 8414 §2: no query or fragment in the issuer identifier.
+      if (url.search || url.hash) throw new ConfigError('CONFIG_INVALID', `${where} must not have a query or fragment`);
+      return raw.replace(/\/+$/, '');
+    }
+    case 'address': {
+      parseAddress(raw, where);
+      return raw;
+    }
+    case 'int': {
+      if (!/^\d+$/.test(raw.trim())) throw new ConfigError('CONFIG_INVALID', `${where} must be a whole number, got "${raw}"`);
+      const n = Number(raw.trim());
+      if (spec.min !== undefined && n < spec.min) throw new ConfigError('CONFIG_INVALID', `${where} must be at least ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) throw new ConfigError('CONFIG_INVALID', `${where} must be at most ${spec.max}`);
+      return n;
+    }
+    case 'bool': {
+      const v = raw.trim().toLowerCase();
+      if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+      if (['0', 'false', 'no', 'off'].includes(v)) return false;
+      throw new ConfigError('CONFIG_INVALID', `${where} must be true or false, got "${raw}"`);
+    }
+    case 'enum': {
+      if (!spec.values?.includes(raw)) {
+        throw new ConfigError('CONFIG_INVALID', `${where} must be one of ${spec.values?.join(', ')}, got "${raw}"`);
+      }
+      return raw;
+    }
+  }
+}
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export function parseAddress(raw: string, where = 'address'): ListenAddress {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw.trim());
+  if (!m) throw new ConfigError('CONFIG_INVALID', `${where} must be host:port, got "${raw}"`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new ConfigError('CONFIG_INVALID', `${where} has an invalid port ${port}`);
+  return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
+}
+
+/**
+ * Builds the configuration from defaults, then the environment, then explicit overrides (CLI
+ * flags or code), and checks the keys against each other.
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<keyof Config, unknown>> = {},
+): Config {
+  const out: Record<string, unknown> = {};
+  for (const spec of CONFIG_SCHEMA) {
+    let value: unknown = spec.default;
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== '') value = parseValue(spec, fromEnv, 'environment variable');
+    const override = overrides[spec.key];
+    if (override !== undefined) {
+      value = typeof override === 'string' ? parseValue(spec, override, `option ${spec.flag}`) : override;
+    }
+    out[spec.key] = value;
+  }
+  const config = out as unknown as Config;
+  if (!config.databaseUrl) config.databaseUrl = `sqlite:${config.dataDir.replace(/\/+$/, '')}/m2m-auth.db`;
+  if (config.tokenTtlMin > config.tokenTtlMax) {
+    throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_TOKEN_TTL_MIN must not exceed M2M_AUTH_TOKEN_TTL_MAX');
+  }
+  if (config.tokenTtl < config.tokenTtlMin || config.tokenTtl > config.tokenTtlMax) {
+    throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_TOKEN_TTL must lie between M2M_AUTH_TOKEN_TTL_MIN and M2M_AUTH_TOKEN_TTL_MAX');
+  }
+  if (config.adminToken !== undefined && config.adminToken.length < 32) {
+    throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_ADMIN_TOKEN must be at least 32 characters');
+  }
+  return config;
+}
+
+/** The configuration reference as a Markdown table (README; checked by test/config). */
+export function configReference(): string {
+  const rows = CONFIG_SCHEMA.map((s) => {
+    const def = s.defaultText ?? (s.default === undefined ? '' : String(s.default));
+    const kind = s.kind === 'enum' ? (s.values ?? []).join(' \\| ') : s.kind;
+    return `| \`${s.env}\` | \`${s.flag}\` | ${kind} | ${def === '' ? '' : `\`${def}\``} | ${s.description} |`;
+  });
+  return ['| Environment variable | Flag | Type | Default | Description |', '|---|---|---|---|---|', ...rows].join('\n');
+}

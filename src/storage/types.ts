@@ -1,0 +1,149 @@
+// Storage interfaces: the few things m2m-auth persists. Every backend implements them and
+// passes the one conformance suite in ./conformance.ts.
+//
+// Rules every backend follows:
+// - All times are epoch milliseconds (numbers).
+// - Secrets and tokens are never stored: only SHA-256 digests of client secrets and the `jti`
+//   of revoked tokens.
+// - Every write that can expire carries its expiry, so SQL backends can sweep and Redis can use TTLs.
+// - Methods are async so that network backends fit the same shape; the embedded SQLite backend
+//   answers synchronously underneath.
+
+export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
+export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+];
+
+/** One client secret, stored as the hex SHA-256 digest of the secret string. */
+export interface ClientSecretRecord {
+  /** Hex SHA-256 of the secret as the client sends it. */
+  digest: string;
+  createdAt: number;
+  /** When this secret stops working (set on the previous secret when a new one is issued); null = no expiry. */
+  expiresAt: number | null;
+}
+
+/** A public JWK as registered by a private_key_jwt client (RFC 7517). */
+export type PublicJwk = Record<string, unknown> & { kty: string; kid?: string; alg?: string; use?: string };
+
+export interface ClientRecord {
+  clientId: string;
+  clientName: string;
+  /** Scopes the client may request. */
+  scope: string[];
+  /** Scopes granted when the request names none; null = all of `scope`. */
+  defaultScope: string[] | null;
+  /** Audiences (RFC 8707 resources) the client may request tokens for. */
+  audience: string[];
+  /** Audiences a token gets when the request names none; null = all of `audience`. */
+  defaultAudience: string[] | null;
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /** Public keys for private_key_jwt; null for the secret methods. */
+  jwks: { keys: PublicJwk[] } | null;
+  /** Access token lifetime in seconds; null = the server default. */
+  accessTokenTtl: number | null;
+  disabled: boolean;
+  /** Current secrets (newest first); empty for private_key_jwt. */
+  secrets: ClientSecretRecord[];
+  /** Kill switch: tokens issued to this client before this instant are inactive; null = never used. */
+  tokensRevokedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface ListClientsOptions {
+  /** Return clients whose clientId sorts after this one (keyset pagination). */
+  after?: string;
+  limit: number;
+}
+
+export interface ClientStore {
+  /** Inserts a new client; rejects with StorageConflictError if the clientId exists. */
+  createClient(client: ClientRecord): Promise<void>;
+  getClient(clientId: string): Promise<ClientRecord | undefined>;
+  /** Clients ordered by clientId ascending. */
+  listClients(options: ListClientsOptions): Promise<ClientRecord[]>;
+  /** Replaces the stored client; false when it does not exist. */
+  updateClient(client: ClientRecord): Promise<boolean>;
+  /** False when it did not exist. */
+  deleteClient(clientId: string): Promise<boolean>;
+}
+
+export type SigningAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';
+
+export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'EdDSA', 'PS256', 'RS256'];
+
+export interface SigningKeyRecord {
+  kid: string;
+  alg: SigningAlgorithm;
+  /** The public JWK (with kid, alg, use: "sig"). */
+  publicJwk: PublicJwk;
+  /** PKCS#8 private key encrypted with AES-256-GCM under the key-encryption key (see keys/kek.ts). */
+  privateKeyEncrypted: string;
+  createdAt: number;
+  /** Published from createdAt; signs from activatesAt on. */
+  activatesAt: number;
+  /** When a newer key took over signing; null while this key may still sign. */
+  retiredAt: number | null;
+  /** When the key leaves the JWKS (the last token it signed has expired); null while not retired. */
+  expiresAt: number | null;
+}
+
+export interface KeyStore {
+  listKeys(): Promise<SigningKeyRecord[]>;
+  insertKey(key: SigningKeyRecord): Promise<void>;
+  /** Marks a key retired; false when the key does not exist. */
+  retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean>;
+  /** Deletes keys whose expiresAt is at or before `now`; returns how many. */
+  deleteExpiredKeys(now: number): Promise<number>;
+}
+
+export interface RevocationRecord {
+  jti: string;
+  clientId: string;
+  /** The token's exp (ms): the revocation is kept until then. */
+  expiresAt: number;
+  revokedAt: number;
+}
+
+export interface RevocationStore {
+  /** Idempotent: revoking a revoked jti again is not an error. */
+  revokeToken(record: RevocationRecord): Promise<void>;
+  isTokenRevoked(jti: string, now: number): Promise<boolean>;
+  /** Revocations that have not expired at `now`. */
+  listRevocations(now: number): Promise<RevocationRecord[]>;
+}
+
+export interface ReplayStore {
+  /**
+   * Records `key` as used until `expiresAt`. True the first time; false when the key was already
+   * used and has not expired (RFC 7523 §3 jti replay).
+   */
+  consumeOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
+}
+
+export interface Storage {
+  readonly clients: ClientStore;
+  readonly keys: KeyStore;
+  readonly revocations: RevocationStore;
+  readonly replay: ReplayStore;
+  /** Applies pending schema migrations; safe to call on every start. */
+  migrate(): Promise<void>;
+  /** Resolves when the backend answers; rejects otherwise. */
+  ping(): Promise<void>;
+  /** Deletes expired revocations, replay entries and keys; returns how many rows went. */
+  sweep(now: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** A write that conflicts with an existing row (duplicate id). */
+export class StorageConflictError extends Error {
+  readonly code = 'STORAGE_CONFLICT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageConflictError';
+  }
+}
