@@ -41,6 +41,16 @@ export interface ClientRecord {
   /** Audiences a token gets when the request names none; null = all of `audience`. */
   defaultAudience: string[] | null;
   tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /**
+   * RFC 7591 `grant_types`: ['client_credentials'] for a client that gets tokens; [] for a client
+   * that only introspects or revokes (a resource server). Added by the lead: default ['client_credentials'].
+   */
+  grantTypes: string[];
+  /**
+   * The audience identifiers this client answers to as a resource server: it may introspect tokens
+   * whose `aud` names one of them (RFC 7662 §4). Wire name `resource_uris`; default [].
+   */
+  resourceUris: string[];
   /** Public keys for private_key_jwt; null for the secret methods. */
   jwks: { keys: PublicJwk[] } | null;
   /** Access token lifetime in seconds; null = the server default. */

@@ -1,0 +1,167 @@
+// The public listener: OAuth endpoints, discovery, JWKS and health, wired into Fastify. The
+// protocol lives in src/oauth; this file only turns HTTP requests into OAuthRequests and back.
+
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { errorBody, OAuthError } from '../oauth/errors.js';
+import { parseForm } from '../oauth/request/form.js';
+import type { OAuthRequest, OAuthResponse } from '../oauth/request/context.js';
+import { errorClientId } from '../oauth/client-auth/authenticate.js';
+import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
+import type { EventBus } from '../observability/events.js';
+import { fastifyOptions } from './fastify-options.js';
+
+export interface OAuthHandler {
+  handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
+}
+
+export interface PublicAppDeps {
+  logger: Logger;
+  bodyLimit: number;
+  token: OAuthHandler;
+  introspection: OAuthHandler;
+  revocation: OAuthHandler;
+  events: EventBus;
+  /** The metadata document as JSON (recomputed by the caller when clients change). */
+  metadataJson: () => Promise<string>;
+  jwksJson: () => string;
+  ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the OAuth handlers for the request log line. */
+    oauthClientId?: string;
+    oauthOutcome?: string;
+  }
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+function isForm(contentType: string | undefined): boolean {
+  if (!contentType) return false;
+  const semi = contentType.indexOf(';');
+  const media = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  if (media !== FORM_TYPE) return false;
+  // A charset other than UTF-8 would change what the bytes mean (RFC 6749 Appendix B).
+  const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1];
+  return charset === undefined || charset.toLowerCase() === 'utf-8';
+}
+
+function toOAuthRequest(request: FastifyRequest): OAuthRequest {
+  if (!isForm(request.headers['content-type'])) {
+    throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded (UTF-8).');
+  }
+  const body = request.body;
+  return {
+    params: parseForm(Buffer.isBuffer(body) ? body : ''),
+    authorization: request.headers.authorization,
+    ip: request.ip,
+    requestId: request.id,
+  };
+}
+
+function send(reply: FastifyReply, r: OAuthResponse): FastifyReply {
+  return reply.code(r.status).headers(r.headers).send(r.body);
+}
+
+function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+  const { status, body, headers } = errorBody(err);
+  return reply
+    .code(status)
+    .headers({ 'cache-control': 'no-store', pragma: 'no-cache', 'content-type': JSON_TYPE, ...headers })
+    .send(JSON.stringify(body));
+}
+
+export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
+  const app = Fastify(fastifyOptions(deps.logger, deps.bodyLimit));
+
+  // Only form bodies mean anything here; anything else is read as bytes so the endpoint can
+  // answer with invalid_request instead of Fastify's generic 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const endpoint = (handler: OAuthHandler, kind: 'token' | 'introspection' | 'revocation') =>
+    async (request: FastifyRequest, reply: FastifyReply) => {
+      try {
+        const { response, clientId } = await handler.handle(toOAuthRequest(request));
+        request.oauthClientId = clientId;
+        request.oauthOutcome = 'ok';
+        return send(reply, response);
+      } catch (err) {
+        const clientId = errorClientId(err);
+        request.oauthClientId = clientId;
+        if (err instanceof OAuthError) {
+          request.oauthOutcome = err.error;
+          if (kind === 'token') {
+            deps.events.emit('token.denied', {
+              ...(clientId !== undefined && { clientId }), error: err.error,
+              ...(err.detail !== undefined && { reason: err.detail }), ip: request.ip, requestId: request.id,
+            });
+          }
+          if (err.detail) request.log.debug({ reqId: request.id, detail: err.detail }, 'oauth error detail');
+        } else {
+          request.oauthOutcome = 'server_error';
+          request.log.error({ reqId: request.id, err }, 'unexpected error');
+        }
+        return sendError(reply, err);
+      }
+    };
+
+  const methodNotAllowed = async (_req: FastifyRequest, reply: FastifyReply) =>
+    sendError(reply.header('allow', 'POST'), new OAuthError('invalid_request', 'Use POST.', { status: 405 }));
+  const otherMethods = ['GET', 'PUT', 'DELETE', 'PATCH'] as const;
+
+  app.post(ENDPOINT_PATHS.token, endpoint(deps.token, 'token'));
+  app.post(ENDPOINT_PATHS.introspection, endpoint(deps.introspection, 'introspection'));
+  app.post(ENDPOINT_PATHS.revocation, endpoint(deps.revocation, 'revocation'));
+  for (const path of [ENDPOINT_PATHS.token, ENDPOINT_PATHS.introspection, ENDPOINT_PATHS.revocation]) {
+    app.route({ method: [...otherMethods], url: path, handler: methodNotAllowed });
+  }
+
+  const metadata = async (_req: FastifyRequest, reply: FastifyReply) =>
+    reply.headers({ 'content-type': JSON_TYPE, 'cache-control': 'public, max-age=300' }).send(await deps.metadataJson());
+  app.get(ENDPOINT_PATHS.metadata, metadata);
+  app.get(ENDPOINT_PATHS.openidConfiguration, metadata);
+  app.get(ENDPOINT_PATHS.jwks, async (_req, reply) =>
+    reply.headers({ 'content-type': 'application/jwk-set+json; charset=utf-8', 'cache-control': 'public, max-age=300' }).send(deps.jwksJson()),
+  );
+
+  app.get('/healthz', async (_req, reply) => reply.header('cache-control', 'no-store').send({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    const r = await deps.ready();
+    return reply.code(r.ok ? 200 : 503).header('cache-control', 'no-store').send({ status: r.ok ? 'ready' : 'not_ready', checks: r.checks });
+  });
+
+  app.setNotFoundHandler(async (_req, reply) =>
+    reply.code(404).header('content-type', JSON_TYPE).send(JSON.stringify({ error: 'not_found', error_description: 'No such endpoint.' })),
+  );
+
+  // Errors raised by Fastify itself (body too large, bad Content-Length, ...): a clear 4xx, never a 500.
+  app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = err.statusCode ?? 500;
+    request.oauthOutcome = status === 413 ? 'request_too_large' : status < 500 ? 'invalid_request' : 'server_error';
+    if (status >= 500) {
+      request.log.error({ reqId: request.id, err }, 'unexpected error');
+      return sendError(reply, err);
+    }
+    const description = status === 413 ? 'The request body is too large.' : 'The request is malformed.';
+    return sendError(reply, new OAuthError('invalid_request', description, { status }));
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.info({
+      reqId: request.id,
+      method: request.method,
+      path: request.routeOptions.url ?? 'unmatched',
+      status: reply.statusCode,
+      client_id: request.oauthClientId,
+      outcome: request.oauthOutcome,
+      ms: Math.round(reply.elapsedTime * 1000) / 1000,
+      ip: request.ip,
+    }, 'request');
+  });
+
+  return app as unknown as FastifyInstance;
+}

@@ -1,0 +1,139 @@
+// Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3,
+// RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
+
+import { OAuthError } from '../errors.js';
+import { param, type FormParams } from '../request/form.js';
+import { isBasic, parseBasicAuthorization } from './basic.js';
+import { assertionClientId, CLIENT_ASSERTION_TYPE, verifyClientAssertion } from './private-key-jwt.js';
+import { verifyClientSecret } from '../../clients/secrets.js';
+import type { ClientRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
+
+/** Where clients come from: the registry's cache in production, anything with get() in tests. */
+export interface ClientLookup {
+  get(clientId: string): Promise<ClientRecord | undefined>;
+}
+
+export interface AuthenticatedClient {
+  client: ClientRecord;
+  method: TokenEndpointAuthMethod;
+}
+
+export interface ClientAuthenticatorOptions {
+  clients: ClientLookup;
+  replay: ReplayStore;
+  issuer: string;
+  tokenEndpoint: string;
+  now?: () => number;
+}
+
+const MAX_CLIENT_ID_LENGTH = 256;
+const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="m2m-auth", charset="UTF-8"' };
+
+/**
+ * The one invalid_client response: the same words for an unknown client, a wrong secret, a
+ * disabled client and a wrong method, so a caller learns nothing about which it was.
+ */
+function invalidClient(detail: string, basicTried: boolean, clientId?: string): OAuthError {
+  const err = new OAuthError('invalid_client', 'Client authentication failed.', {
+    detail,
+    headers: basicTried ? BASIC_CHALLENGE : {},
+  });
+  if (clientId !== undefined) (err as OAuthError & { clientId?: string }).clientId = clientId;
+  return err;
+}
+
+/** The client_id an OAuthError was raised for, when known (for logs and audit). */
+export function errorClientId(err: unknown): string | undefined {
+  return (err as { clientId?: string } | null)?.clientId;
+}
+
+export class ClientAuthenticator {
+  readonly #clients: ClientLookup;
+  readonly #replay: ReplayStore;
+  readonly #issuer: string;
+  readonly #tokenEndpoint: string;
+  readonly #now: () => number;
+
+  constructor(opts: ClientAuthenticatorOptions) {
+    this.#clients = opts.clients;
+    this.#replay = opts.replay;
+    this.#issuer = opts.issuer;
+    this.#tokenEndpoint = opts.tokenEndpoint;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** Call after duplicate parameters were rejected. */
+  async authenticate(params: FormParams, authorization: string | undefined): Promise<AuthenticatedClient> {
+    const bodyId = param(params, 'client_id');
+    const bodySecret = param(params, 'client_secret');
+    const assertion = param(params, 'client_assertion');
+    const assertionType = param(params, 'client_assertion_type');
+    const basicTried = authorization !== undefined && authorization.length > 0;
+
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+    const methods = (basicTried ? 1 : 0) + (bodySecret !== undefined ? 1 : 0) + (assertion !== undefined ? 1 : 0);
+    if (methods > 1) {
+      throw new OAuthError('invalid_request', 'The request uses more than one client authentication method.');
+    }
+    if (methods === 0) {
+      throw invalidClient('no client authentication', false, bodyId);
+    }
+
+    if (basicTried) {
+      if (!isBasic(authorization)) throw invalidClient('unsupported Authorization scheme', true);
+      const creds = parseBasicAuthorization(authorization);
+      // RFC 6749 §2.3.1 does not forbid client_id in the body with Basic, but it must agree.
+      if (bodyId !== undefined && bodyId !== creds.clientId) {
+        throw new OAuthError('invalid_request', 'The client_id parameter does not match the Authorization header.');
+      }
+      return this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
+    }
+    if (bodySecret !== undefined) {
+      if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with client_secret.');
+      return this.#secret(bodyId, bodySecret, 'client_secret_post', false);
+    }
+    // RFC 7521 §4.2: client_assertion_type names the assertion format.
+    if (assertionType !== CLIENT_ASSERTION_TYPE) {
+      throw new OAuthError('invalid_request', `The client_assertion_type parameter must be ${CLIENT_ASSERTION_TYPE}.`);
+    }
+    return this.#assertion(assertion!, bodyId);
+  }
+
+  async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<AuthenticatedClient> {
+    const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
+    // Always run the constant-time comparison, even for an unknown client.
+    const ok = verifyClientSecret(client, secret, this.#now());
+    if (!client) throw invalidClient('unknown client', basic, clientId);
+    if (!ok) throw invalidClient('wrong or expired client secret', basic, clientId);
+    if (client.tokenEndpointAuthMethod !== method) {
+      throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used ${method}`, basic, clientId);
+    }
+    if (client.disabled) throw invalidClient('client is disabled', basic, clientId);
+    return { client, method };
+  }
+
+  async #assertion(assertion: string, bodyId: string | undefined): Promise<AuthenticatedClient> {
+    const claimed = assertionClientId(assertion);
+    if (claimed === undefined) throw invalidClient('client assertion is not a JWT with iss/sub', false, bodyId);
+    // RFC 7523 §3: when client_id is sent too, it must identify the same client.
+    if (bodyId !== undefined && bodyId !== claimed) throw invalidClient('client_id does not match the assertion', false, bodyId);
+    const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
+    if (!client) throw invalidClient('unknown client', false, claimed);
+    if (client.tokenEndpointAuthMethod !== 'private_key_jwt' || !client.jwks) {
+      throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used private_key_jwt`, false, claimed);
+    }
+    if (client.disabled) throw invalidClient('client is disabled', false, claimed);
+    try {
+      await verifyClientAssertion(client, assertion, {
+        issuer: this.#issuer,
+        tokenEndpoint: this.#tokenEndpoint,
+        replay: this.#replay,
+        now: this.#now(),
+      });
+    } catch (err) {
+      if (err instanceof OAuthError) throw invalidClient(err.detail ?? 'client assertion rejected', false, claimed);
+      throw err;
+    }
+    return { client, method: 'private_key_jwt' };
+  }
+}

@@ -1,0 +1,26 @@
+// The typed context every endpoint step receives: what the HTTP layer extracted, nothing else.
+
+import type { FormParams } from './form.js';
+
+export interface OAuthRequest {
+  /** The parsed form body (RFC 6749 §3.2); duplicates not yet rejected. */
+  params: FormParams;
+  /** The raw Authorization header, if any. */
+  authorization: string | undefined;
+  /** The source address. */
+  ip: string;
+  requestId: string;
+}
+
+/** What an endpoint hands back to the HTTP layer. */
+export interface OAuthResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Already-serialised JSON. */
+  body: string;
+}
+
+export const NO_STORE: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'no-store',
+  pragma: 'no-cache',
+});

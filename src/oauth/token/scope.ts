@@ -1,0 +1,59 @@
+// Scope (RFC 6749 §3.3) and resource/audience (RFC 8707 §2) selection for a token request.
+
+import { OAuthError } from '../errors.js';
+import type { ClientRecord } from '../../storage/types.js';
+
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+/** RFC 6749 §3.3: the requested scopes, each allowed for the client; absent = the client's defaults. */
+export function grantedScope(client: ClientRecord, requested: string | undefined): string[] {
+  if (requested === undefined) return client.defaultScope ?? client.scope;
+  const tokens = requested.split(' ').filter((s) => s.length > 0);
+  if (tokens.length === 0) return client.defaultScope ?? client.scope;
+  const out: string[] = [];
+  for (const t of tokens) {
+    if (!SCOPE_TOKEN.test(t)) throw new OAuthError('invalid_scope', 'The requested scope is malformed.');
+    if (!client.scope.includes(t)) {
+      throw new OAuthError('invalid_scope', 'The requested scope is invalid, unknown, or exceeds what the client may request.', {
+        detail: `scope "${t}" not allowed`,
+      });
+    }
+    if (!out.includes(t)) out.push(t);
+  }
+  return out;
+}
+
+/** RFC 8707 §2: a resource is an absolute URI without a fragment. */
+function isResourceUri(value: string): boolean {
+  if (value.includes('#')) return false;
+  try {
+    new URL(value);
+    return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(value);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The token's audiences: every `resource` (RFC 8707) and `audience` value must be one the client
+ * may request, else invalid_target; none requested = the client's default audiences.
+ */
+export function grantedAudience(client: ClientRecord, resources: string[] | undefined, audiences: string[] | undefined): string[] {
+  const requested: string[] = [];
+  for (const r of resources ?? []) {
+    if (!isResourceUri(r)) throw new OAuthError('invalid_target', 'The resource parameter must be an absolute URI without a fragment.');
+    requested.push(r);
+  }
+  for (const a of audiences ?? []) requested.push(a);
+  if (requested.length === 0) return client.defaultAudience ?? client.audience;
+  const out: string[] = [];
+  for (const r of requested) {
+    if (!client.audience.includes(r)) {
+      throw new OAuthError('invalid_target', 'The requested resource is invalid, unknown, or not allowed for this client.', {
+        detail: `audience "${r.slice(0, 200)}" not allowed`,
+      });
+    }
+    if (!out.includes(r)) out.push(r);
+  }
+  return out;
+}
