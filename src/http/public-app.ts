@@ -100,10 +100,10 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
               ...(err.detail !== undefined && { reason: err.detail }), ip: request.ip, requestId: request.id,
             });
           }
-          if (err.detail) request.log.debug({ reqId: request.id, detail: err.detail }, 'oauth error detail');
+          if (err.detail) request.log.debug({ detail: err.detail }, 'oauth error detail');
         } else {
           request.oauthOutcome = 'server_error';
-          request.log.error({ reqId: request.id, err }, 'unexpected error');
+          request.log.error({ err }, 'unexpected error');
         }
         return sendError(reply, err);
       }
@@ -143,7 +143,7 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
     const status = err.statusCode ?? 500;
     request.oauthOutcome = status === 413 ? 'request_too_large' : status < 500 ? 'invalid_request' : 'server_error';
     if (status >= 500) {
-      request.log.error({ reqId: request.id, err }, 'unexpected error');
+      request.log.error({ err }, 'unexpected error');
       return sendError(reply, err);
     }
     const description = status === 413 ? 'The request body is too large.' : 'The request is malformed.';
@@ -152,7 +152,6 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
 
   app.addHook('onResponse', async (request, reply) => {
     request.log.info({
-      reqId: request.id,
       method: request.method,
       path: request.routeOptions.url ?? 'unmatched',
       status: reply.statusCode,

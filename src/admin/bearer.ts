@@ -1,0 +1,29 @@
+// RFC 6750 §2.1 bearer authentication of admin requests against the one admin token.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { ConfigError } from '../oauth/errors.js';
+import { MIN_ADMIN_TOKEN_LENGTH } from './admin-token.js';
+
+export type BearerCheck = 'ok' | 'missing_token' | 'wrong_scheme' | 'invalid_token';
+
+function sha256(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/**
+ * A checker of Authorization headers. Both tokens are hashed before comparing, so the comparison
+ * takes the same time whatever the presented token's length or content.
+ */
+export function bearerChecker(adminToken: string): (authorization: string | undefined) => BearerCheck {
+  if (typeof adminToken !== 'string' || adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    throw new ConfigError('ADMIN_TOKEN_INVALID', `The admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+  }
+  const expected = sha256(adminToken);
+  return (authorization) => {
+    if (authorization === undefined || authorization.trim() === '') return 'missing_token';
+    // RFC 7235 §2.1: the scheme is case-insensitive.
+    const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
+    if (!m) return /^Bearer(\s|$)/i.test(authorization) ? 'invalid_token' : 'wrong_scheme';
+    return timingSafeEqual(sha256(m[1]!), expected) ? 'ok' : 'invalid_token';
+  };
+}

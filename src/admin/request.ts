@@ -1,0 +1,79 @@
+// Admin API request checks: query strings, bodies and path parameters, each failing with a 4xx
+// whose message names the field, so bad input never becomes a 500.
+
+/** A client mistake in an admin request; `message` is sent to the caller. */
+export class AdminRequestError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'AdminRequestError';
+    this.status = status;
+  }
+}
+
+function bad(message: string): never {
+  throw new AdminRequestError(400, message);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The query as single strings; unknown or repeated parameters are rejected. */
+export function readQuery(query: unknown, allowed: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!isPlainObject(query)) return out;
+  for (const [name, value] of Object.entries(query)) {
+    if (!allowed.includes(name)) {
+      bad(`Unknown query parameter ${JSON.stringify(name)}${allowed.length ? ` (allowed: ${allowed.join(', ')})` : ''}`);
+    }
+    if (typeof value !== 'string') bad(`Query parameter ${name} must appear once`);
+    out[name] = value;
+  }
+  return out;
+}
+
+/** A whole number from the query, within bounds. */
+export function queryInt(raw: string | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d{1,9}$/.test(raw)) bad(`${name} must be a whole number between ${min} and ${max}`);
+  const n = Number(raw);
+  if (n < min || n > max) bad(`${name} must be a whole number between ${min} and ${max}`);
+  return n;
+}
+
+/** A required JSON object body. */
+export function objectBody(body: unknown): Record<string, unknown> {
+  if (body === undefined) bad('The request body must be a JSON object (Content-Type: application/json)');
+  if (!isPlainObject(body)) bad(`The request body must be a JSON object, got ${describe(body)}`);
+  return body;
+}
+
+/** An optional JSON object body limited to `allowed` members; no body reads as {}. */
+export function optionalBody(body: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (body === undefined) return {};
+  const obj = objectBody(body);
+  for (const name of Object.keys(obj)) {
+    if (!allowed.includes(name)) {
+      bad(allowed.length === 0
+        ? `This endpoint takes no body members; got ${JSON.stringify(name)}`
+        : `Unknown field ${JSON.stringify(name)} (allowed: ${allowed.join(', ')})`);
+    }
+  }
+  return obj;
+}
+
+/** A non-negative whole number of seconds, or undefined when absent. */
+export function optionalSeconds(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    bad(`${name} must be a non-negative whole number of seconds, got ${typeof v === 'number' ? String(v) : describe(v)}`);
+  }
+  return v;
+}

@@ -1,0 +1,89 @@
+// Human output of the CLI: aligned tables and key/value listings of the admin API's wire forms.
+
+import type { ClientWire } from '../clients/wire.js';
+import type { KeyWire } from '../admin/key-wire.js';
+
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+export const stdio: Output = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+/** Replaces control characters so that a value cannot rearrange the terminal. */
+function clean(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return value.replace(/[\u0000-\u001F\u007F-\u009F]/g, '?');
+}
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(headers: string[], rows: string[][]): string[] {
+  const all = [headers, ...rows].map((r) => r.map(clean));
+  const widths = headers.map((_, i) => Math.max(...all.map((r) => [...(r[i] ?? '')].length)));
+  return all.map((r) =>
+    r.map((cell, i) => (i === r.length - 1 ? cell : cell + ' '.repeat(widths[i]! - [...cell].length))).join('  ').trimEnd(),
+  );
+}
+
+export function isoTime(epochSeconds: number | null | undefined): string {
+  if (epochSeconds === null || epochSeconds === undefined) return '-';
+  return new Date(epochSeconds * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+function jwksSummary(jwks: ClientWire['jwks']): string {
+  if (jwks === null) return '-';
+  const keys = jwks.keys.map((k) => `${typeof k.kid === 'string' ? k.kid : '(no kid)'} ${k.kty}${typeof k.alg === 'string' ? ` ${k.alg}` : ''}`);
+  return `${jwks.keys.length} key${jwks.keys.length === 1 ? '' : 's'}: ${keys.join(', ')}`;
+}
+
+/** One client as key/value lines, wire names on the left. */
+export function clientDetails(c: ClientWire & { client_secret?: string }): string[] {
+  const rows: Array<[string, string]> = [
+    ['client_id', c.client_id],
+    ['client_name', c.client_name],
+    ['status', c.disabled ? 'disabled' : 'enabled'],
+    ['token_endpoint_auth_method', c.token_endpoint_auth_method],
+    ['grant_types', c.grant_types.length ? c.grant_types.join(' ') : '(none: introspection and revocation only)'],
+    ['scope', c.scope === '' ? '(none)' : c.scope],
+    ['default_scope', c.default_scope === null ? '(all of scope)' : c.default_scope === '' ? '(none)' : c.default_scope],
+    ['audience', c.audience.length ? c.audience.join(' ') : '(none)'],
+    ['default_audience', c.default_audience === null ? '(all of audience)' : c.default_audience.join(' ')],
+    ['resource_uris', c.resource_uris.length ? c.resource_uris.join(' ') : '-'],
+    ['jwks', jwksSummary(c.jwks)],
+    ['access_token_ttl', c.access_token_ttl === null ? '(server default)' : `${c.access_token_ttl}s`],
+    ['tokens_revoked_at', isoTime(c.tokens_revoked_at)],
+    ['created_at', isoTime(c.created_at)],
+    ['updated_at', isoTime(c.updated_at)],
+  ];
+  if (c.client_secret !== undefined) rows.splice(1, 0, ['client_secret', c.client_secret]);
+  return table(['FIELD', 'VALUE'], rows).slice(1);
+}
+
+export function clientsTable(clients: ClientWire[]): string[] {
+  if (clients.length === 0) return ['No clients.'];
+  return table(
+    ['CLIENT_ID', 'NAME', 'STATUS', 'AUTH_METHOD', 'SCOPE', 'AUDIENCE'],
+    clients.map((c) => [
+      c.client_id,
+      c.client_name,
+      c.disabled ? 'disabled' : 'enabled',
+      c.token_endpoint_auth_method,
+      c.scope === '' ? '-' : c.scope,
+      c.audience.length ? c.audience.join(' ') : '-',
+    ]),
+  );
+}
+
+export function keysTable(keys: KeyWire[]): string[] {
+  if (keys.length === 0) return ['No signing keys.'];
+  return table(
+    ['KID', 'ALG', 'STATUS', 'CREATED', 'SIGNS_FROM', 'RETIRED', 'UNPUBLISHED_AT'],
+    keys.map((k) => [k.kid, k.alg, k.status ?? '-', isoTime(k.created_at), isoTime(k.activates_at), isoTime(k.retired_at), isoTime(k.expires_at)]),
+  );
+}
+
+export const SECRET_WARNING =
+  'Store the client secret now: it is shown only this once and cannot be retrieved again (rotate it to get a new one).';

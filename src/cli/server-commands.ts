@@ -1,0 +1,87 @@
+// `m2m-auth serve` and `m2m-auth migrate`: flags generated from the configuration schema.
+
+import { Command, Option } from 'commander';
+import { CONFIG_SCHEMA, loadConfig, type Config, type ConfigKey } from '../config/schema.js';
+import { CliError } from './admin-client.js';
+import type { Output } from './output.js';
+
+function placeholder(spec: ConfigKey): string {
+  switch (spec.kind) {
+    case 'enum': return (spec.values ?? []).join('|');
+    case 'bool': return 'true|false';
+    case 'address': return 'host:port';
+    case 'url': return 'url';
+    case 'int': return 'n';
+    default: return 'value';
+  }
+}
+
+/** Adds one option per schema key; returns a reader of the given flags as loadConfig overrides. */
+function addConfigOptions(cmd: Command, keys: ReadonlyArray<keyof Config> | 'all'): () => Partial<Record<keyof Config, unknown>> {
+  const names = new Map<string, keyof Config>();
+  for (const spec of CONFIG_SCHEMA) {
+    if (keys !== 'all' && !keys.includes(spec.key)) continue;
+    const def = spec.defaultText ?? (spec.default === undefined ? undefined : String(spec.default));
+    const option = new Option(`${spec.flag} <${placeholder(spec)}>`, `${spec.description} [env ${spec.env}${def ? `; default ${def}` : ''}]`);
+    names.set(option.attributeName(), spec.key);
+    cmd.addOption(option);
+  }
+  return () => {
+    const opts = cmd.opts<Record<string, unknown>>();
+    const overrides: Partial<Record<keyof Config, unknown>> = {};
+    for (const [attribute, key] of names) if (opts[attribute] !== undefined) overrides[key] = opts[attribute];
+    return overrides;
+  };
+}
+
+/** The database a URL names, without anything that could be a password. */
+function databaseLabel(url: string): string {
+  if (url.startsWith('sqlite:')) return url;
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1];
+  return scheme ? `the ${scheme} database` : 'the database';
+}
+
+export function serveCommand(): Command {
+  const cmd = new Command('serve').description('run the authorization server: the public OAuth listener and the admin listener');
+  const overrides = addConfigOptions(cmd, 'all');
+  cmd.action(async () => {
+    const config = loadConfig(process.env, overrides());
+    const { startServer } = await import('../server.js');
+    const running = await startServer(config);
+    await new Promise<void>((resolve, reject) => {
+      let stopping = false;
+      const stop = (): void => {
+        // A second signal while closing gives up waiting for in-flight requests.
+        if (stopping) process.exit(1);
+        stopping = true;
+        running.close().then(resolve, (err: unknown) => reject(new CliError(`Shutdown failed: ${(err as Error).message}`)));
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  });
+  return cmd;
+}
+
+export function migrateCommand(io: Output): Command {
+  const cmd = new Command('migrate').description('apply pending database schema migrations, then exit');
+  const overrides = addConfigOptions(cmd, ['databaseUrl', 'dataDir']);
+  cmd.action(async () => {
+    const config = loadConfig(process.env, overrides());
+    const { openStorage } = await import('../storage/open.js');
+    const storage = await openStorage(config.databaseUrl, { migrate: false });
+    try {
+      // Storage.migrate() may report how many migrations it applied; today it resolves to nothing.
+      const applied: unknown = await storage.migrate();
+      const label = databaseLabel(config.databaseUrl);
+      if (typeof applied === 'number') {
+        io.out(applied === 0 ? `${label}: the schema is up to date.` : `${label}: applied ${applied} migration${applied === 1 ? '' : 's'}.`);
+      } else {
+        io.out(`${label}: every migration is applied; the schema is up to date.`);
+      }
+    } finally {
+      await storage.close();
+    }
+  });
+  return cmd;
+}
