@@ -74,7 +74,7 @@ export interface ClientStore {
   /** Inserts a new client; rejects with StorageConflictError if the clientId exists. */
   createClient(client: ClientRecord): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
-  /** Clients ordered by clientId ascending. */
+  /** Clients ordered by clientId ascending, compared by code point (binary; COLLATE "C" in PostgreSQL). */
   listClients(options: ListClientsOptions): Promise<ClientRecord[]>;
   /** Replaces the stored client; false when it does not exist. */
   updateClient(client: ClientRecord): Promise<boolean>;
@@ -104,6 +104,7 @@ export interface SigningKeyRecord {
 
 export interface KeyStore {
   listKeys(): Promise<SigningKeyRecord[]>;
+  /** Rejects with StorageConflictError if the kid exists. */
   insertKey(key: SigningKeyRecord): Promise<void>;
   /** Marks a key retired; false when the key does not exist. */
   retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean>;

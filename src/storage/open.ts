@@ -1,0 +1,65 @@
+// Opens the Storage backend a database URL names: sqlite:<path> or sqlite::memory:.
+
+import { mkdir, open } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ConfigError } from '../oauth/errors.js';
+import { MEMORY, openSqliteStorage } from './sqlite/storage.js';
+import type { Storage } from './types.js';
+
+export interface OpenStorageOptions {
+  /** Apply pending schema migrations before returning; default true. */
+  migrate?: boolean;
+}
+
+const USAGE = 'use sqlite:<path> (relative to the working directory) or sqlite::memory:';
+
+/** The SQLite filename a database URL names; throws ConfigError for anything else. */
+function sqliteFilename(databaseUrl: string): string {
+  // Only the scheme is ever echoed back: the rest of a URL may carry a password.
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(databaseUrl)?.[1]?.toLowerCase();
+  if (scheme === undefined) {
+    throw new ConfigError('CONFIG_INVALID', `The database URL has no scheme; ${USAGE}.`);
+  }
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    throw new ConfigError('CONFIG_INVALID', `postgres:// is not supported yet; ${USAGE}.`);
+  }
+  if (scheme !== 'sqlite') {
+    throw new ConfigError('CONFIG_INVALID', `Unsupported database URL scheme "${scheme}:"; ${USAGE}.`);
+  }
+  const path = databaseUrl.slice('sqlite:'.length);
+  if (path === MEMORY) return MEMORY;
+  if (path === '') {
+    throw new ConfigError('CONFIG_INVALID', `The sqlite: database URL has no path; ${USAGE}.`);
+  }
+  if (path.startsWith('//')) {
+    // sqlite:///x means /x to some tools and //x to others; refuse to guess.
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      'Write sqlite:<path> without "//", e.g. sqlite:./data/m2m-auth.db or sqlite:/var/lib/m2m-auth/m2m-auth.db.',
+    );
+  }
+  return resolve(path);
+}
+
+/** Creates the folder (mode 0700) and, if new, the database file (mode 0600): it holds encrypted signing keys. */
+async function prepareDatabaseFile(filename: string): Promise<void> {
+  await mkdir(dirname(filename), { recursive: true, mode: 0o700 });
+  // 'a' creates without truncating; SQLite gives the -wal and -shm files the database file's mode.
+  const handle = await open(filename, 'a', 0o600);
+  await handle.close();
+}
+
+export async function openStorage(databaseUrl: string, options: OpenStorageOptions = {}): Promise<Storage> {
+  const filename = sqliteFilename(databaseUrl);
+  if (filename !== MEMORY) await prepareDatabaseFile(filename);
+  const storage = await openSqliteStorage(filename);
+  if (options.migrate !== false) {
+    try {
+      await storage.migrate();
+    } catch (err) {
+      await storage.close();
+      throw err;
+    }
+  }
+  return storage;
+}

@@ -1,0 +1,82 @@
+// KeyStore on SQLite: signing keys with their publication and retirement times.
+
+import type { Database } from 'better-sqlite3';
+import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../types.js';
+import { conflictOnDuplicate, preparedOnce } from './constraint.js';
+
+interface KeyRow {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_key_encrypted: string;
+  created_at: number;
+  activates_at: number;
+  retired_at: number | null;
+  expires_at: number | null;
+}
+
+const COLUMNS = 'kid, alg, public_jwk, private_key_encrypted, created_at, activates_at, retired_at, expires_at';
+
+function fromRow(row: KeyRow): SigningKeyRecord {
+  return {
+    kid: row.kid,
+    alg: row.alg as SigningAlgorithm,
+    publicJwk: JSON.parse(row.public_jwk) as PublicJwk,
+    privateKeyEncrypted: row.private_key_encrypted,
+    createdAt: row.created_at,
+    activatesAt: row.activates_at,
+    retiredAt: row.retired_at,
+    expiresAt: row.expires_at,
+  };
+}
+
+function prepareStatements(db: Database) {
+  return {
+    list: db.prepare<[], KeyRow>(`SELECT ${COLUMNS} FROM signing_keys ORDER BY created_at, kid`),
+    insert: db.prepare<[KeyRow]>(`INSERT INTO signing_keys (${COLUMNS}) VALUES (
+      @kid, @alg, @public_jwk, @private_key_encrypted, @created_at, @activates_at, @retired_at, @expires_at)`),
+    retire: db.prepare<[number, number, string]>(
+      'UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE kid = ?',
+    ),
+    deleteExpired: db.prepare<[number]>('DELETE FROM signing_keys WHERE expires_at <= ?'),
+  };
+}
+
+export class SqliteKeyStore implements KeyStore {
+  private readonly statements: () => ReturnType<typeof prepareStatements>;
+
+  constructor(db: Database) {
+    this.statements = preparedOnce(() => prepareStatements(db));
+  }
+
+  async listKeys(): Promise<SigningKeyRecord[]> {
+    return this.statements().list.all().map(fromRow);
+  }
+
+  async insertKey(key: SigningKeyRecord): Promise<void> {
+    const row: KeyRow = {
+      kid: key.kid,
+      alg: key.alg,
+      public_jwk: JSON.stringify(key.publicJwk),
+      private_key_encrypted: key.privateKeyEncrypted,
+      created_at: key.createdAt,
+      activates_at: key.activatesAt,
+      retired_at: key.retiredAt,
+      expires_at: key.expiresAt,
+    };
+    conflictOnDuplicate(() => this.statements().insert.run(row), `signing key ${key.kid} already exists`);
+  }
+
+  async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {
+    return this.statements().retire.run(retiredAt, expiresAt, kid).changes === 1;
+  }
+
+  async deleteExpiredKeys(now: number): Promise<number> {
+    return this.deleteExpired(now);
+  }
+
+  /** Synchronous form for sweep's transaction. A null expires_at never compares <= now, so unretired keys stay. */
+  deleteExpired(now: number): number {
+    return this.statements().deleteExpired.run(now).changes;
+  }
+}

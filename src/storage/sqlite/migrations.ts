@@ -1,0 +1,87 @@
+// Versioned schema migrations for the SQLite backend, each applied once in its own transaction.
+
+import type { Database } from 'better-sqlite3';
+
+export interface Migration {
+  /** Strictly increasing; never renumber or edit a migration that has shipped. */
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      CREATE TABLE clients (
+        client_id TEXT PRIMARY KEY NOT NULL,
+        client_name TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        default_scope TEXT,
+        audience TEXT NOT NULL,
+        default_audience TEXT,
+        token_endpoint_auth_method TEXT NOT NULL,
+        grant_types TEXT NOT NULL,
+        resource_uris TEXT NOT NULL,
+        jwks TEXT,
+        access_token_ttl INTEGER,
+        disabled INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+        secrets TEXT NOT NULL,
+        tokens_revoked_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+
+      CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY NOT NULL,
+        alg TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        private_key_encrypted TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        activates_at INTEGER NOT NULL,
+        retired_at INTEGER,
+        expires_at INTEGER
+      ) STRICT;
+
+      CREATE TABLE revocations (
+        jti TEXT PRIMARY KEY NOT NULL,
+        client_id TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX revocations_expires_at ON revocations (expires_at);
+
+      CREATE TABLE replay (
+        key TEXT PRIMARY KEY NOT NULL,
+        expires_at INTEGER NOT NULL
+      ) STRICT, WITHOUT ROWID;
+      CREATE INDEX replay_expires_at ON replay (expires_at);
+    `,
+  },
+];
+
+/**
+ * Applies every migration in `migrations` that the database has not recorded. Each runs under
+ * BEGIN IMMEDIATE, which takes the write lock before reading schema_migrations: a second process
+ * starting at the same time waits (busy_timeout), then sees the version recorded and skips it.
+ */
+export function applyMigrations(db: Database, migrations: readonly Migration[] = MIGRATIONS, now = Date.now): number {
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY NOT NULL,
+    applied_at INTEGER NOT NULL
+  ) STRICT`);
+  const isApplied = db.prepare<[number], 1>('SELECT 1 FROM schema_migrations WHERE version = ?').pluck();
+  const record = db.prepare<[number, number]>('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)');
+  const applyOne = db.transaction((migration: Migration): boolean => {
+    if (isApplied.get(migration.version) !== undefined) return false;
+    db.exec(migration.sql);
+    record.run(migration.version, now());
+    return true;
+  });
+  let applied = 0;
+  for (const migration of migrations) {
+    if (applyOne.immediate(migration)) applied += 1;
+  }
+  return applied;
+}

@@ -1,0 +1,33 @@
+// ReplayStore on SQLite: single-use keys such as private_key_jwt assertion jti (RFC 7523 §3).
+
+import type { Database } from 'better-sqlite3';
+import type { ReplayStore } from '../types.js';
+import { preparedOnce } from './constraint.js';
+
+function prepareStatements(db: Database) {
+  return {
+    // One statement, so check-and-record is atomic: it inserts a new key, or takes over a key whose
+    // previous use has expired; a live key matches neither and changes no row.
+    consume: db.prepare<[{ key: string; expiresAt: number; now: number }]>(`INSERT INTO replay (key, expires_at)
+      VALUES (@key, @expiresAt)
+      ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay.expires_at <= @now`),
+    deleteExpired: db.prepare<[number]>('DELETE FROM replay WHERE expires_at <= ?'),
+  };
+}
+
+export class SqliteReplayStore implements ReplayStore {
+  private readonly statements: () => ReturnType<typeof prepareStatements>;
+
+  constructor(db: Database) {
+    this.statements = preparedOnce(() => prepareStatements(db));
+  }
+
+  async consumeOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
+    return this.statements().consume.run({ key, expiresAt, now }).changes === 1;
+  }
+
+  /** Synchronous form for sweep's transaction. */
+  deleteExpired(now: number): number {
+    return this.statements().deleteExpired.run(now).changes;
+  }
+}
