@@ -3,17 +3,27 @@
 
 import pino, { type DestinationStream, type Logger } from 'pino';
 
-/** Every path pino censors. Tested in test/observability/redaction.test.ts. */
+/**
+ * Sensitive field names, censored at the top level of a log object and one level down inside
+ * the containers below. Explicit paths, not `*.name` wildcards: pino's wildcard redaction costs
+ * about 20 µs a line, explicit paths under 1 µs. Tested in test/observability/redaction.test.ts.
+ */
+export const SENSITIVE_FIELDS: readonly string[] = [
+  'authorization', 'cookie', 'client_secret', 'clientSecret', 'client_assertion', 'clientAssertion',
+  'token', 'access_token', 'accessToken', 'secret', 'password', 'adminToken', 'admin_token',
+  'kek', 'privateKey', 'private_key', 'body', 'params',
+];
+
+/** Objects that may wrap a sensitive field when something is logged. */
+export const REDACT_CONTAINERS: readonly string[] = [
+  'req', 'request', 'headers', 'body', 'params', 'query', 'input', 'client', 'config', 'payload', 'err', 'error', 'data',
+];
+
+/** Every path pino censors: the one tested redaction list. */
 export const REDACT_PATHS: readonly string[] = [
-  'authorization', '*.authorization', 'headers.authorization', 'req.headers.authorization',
-  'headers.cookie', 'req.headers.cookie',
-  'client_secret', '*.client_secret', 'clientSecret', '*.clientSecret',
-  'client_assertion', '*.client_assertion', 'clientAssertion', '*.clientAssertion',
-  'token', '*.token', 'access_token', '*.access_token', 'accessToken', '*.accessToken',
-  'secret', '*.secret', 'password', '*.password',
-  'adminToken', '*.adminToken', 'admin_token', '*.admin_token',
-  'kek', '*.kek', 'privateKey', '*.privateKey', 'private_key', '*.private_key',
-  'body', '*.body', 'params', '*.params',
+  ...SENSITIVE_FIELDS,
+  ...REDACT_CONTAINERS.flatMap((c) => SENSITIVE_FIELDS.map((f) => `${c}.${f}`)),
+  'req.headers.authorization', 'req.headers.cookie', 'request.headers.authorization', 'request.headers.cookie',
 ];
 
 export interface LoggerOptions {
@@ -29,7 +39,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       base: { service: 'm2m-auth' },
       redact: { paths: [...REDACT_PATHS], censor: '[REDACTED]' },
-      timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     destination,
