@@ -5,7 +5,7 @@ import { OAuthError } from '../errors.js';
 import { param, type FormParams } from '../request/form.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, CLIENT_ASSERTION_TYPE, verifyClientAssertion } from './private-key-jwt.js';
-import { verifyClientSecret } from '../../clients/secrets.js';
+import { CLIENT_ID_PREFIX, verifyClientSecret } from '../../clients/secrets.js';
 import type { ClientRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
 
 /** Where clients come from: the registry's cache in production, anything with get() in tests. */
@@ -28,6 +28,9 @@ export interface ClientAuthenticatorOptions {
 
 const MAX_CLIENT_ID_LENGTH = 256;
 const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="m2m-auth", charset="UTF-8"' };
+// The shape of the client_ids this server issues (generateClientId). A presented "client_id" of
+// another shape is not logged: it may be a secret sent in the wrong field (id and secret swapped).
+const LOGGABLE_CLIENT_ID = new RegExp(`^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{1,64}$`);
 
 /**
  * The one invalid_client response: the same words for an unknown client, a wrong secret, a
@@ -38,13 +41,19 @@ function invalidClient(detail: string, basicTried: boolean, clientId?: string): 
     detail,
     headers: basicTried ? BASIC_CHALLENGE : {},
   });
-  if (clientId !== undefined) (err as OAuthError & { clientId?: string }).clientId = clientId;
+  if (clientId !== undefined && LOGGABLE_CLIENT_ID.test(clientId)) (err as OAuthError & { clientId?: string }).clientId = clientId;
   return err;
 }
 
 /** The client_id an OAuthError was raised for, when known (for logs and audit). */
 export function errorClientId(err: unknown): string | undefined {
   return (err as { clientId?: string } | null)?.clientId;
+}
+
+/** Names the authenticated client on an error raised after authentication (for logs and audit). */
+export function withClientId(err: unknown, clientId: string): unknown {
+  if (err instanceof OAuthError && errorClientId(err) === undefined) (err as OAuthError & { clientId?: string }).clientId = clientId;
+  return err;
 }
 
 export class ClientAuthenticator {

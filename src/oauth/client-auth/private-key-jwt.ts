@@ -49,11 +49,31 @@ export function assertionClientId(assertion: string): string | undefined {
   }
 }
 
+/**
+ * The verified payload. Without a kid (optional, RFC 7515 §4.1.4) several registered keys may fit
+ * the alg, as while a client rotates its keys; jose then leaves trying each one to the caller.
+ */
+async function verifiedPayload(client: ClientRecord, assertion: string): Promise<Uint8Array> {
+  const options = { algorithms: [...CLIENT_ASSERTION_ALGS] };
+  try {
+    return (await compactVerify(assertion, keySet(client), options)).payload;
+  } catch (err) {
+    if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
+    for await (const key of err) {
+      try {
+        return (await compactVerify(assertion, key, options)).payload;
+      } catch {
+        // Not this key; try the next.
+      }
+    }
+    throw new joseErrors.JWSSignatureVerificationFailed();
+  }
+}
+
 export async function verifyClientAssertion(client: ClientRecord, assertion: string, ctx: AssertionContext): Promise<void> {
   let payloadBytes: Uint8Array;
   try {
-    const verified = await compactVerify(assertion, keySet(client), { algorithms: [...CLIENT_ASSERTION_ALGS] });
-    payloadBytes = verified.payload;
+    payloadBytes = await verifiedPayload(client, assertion);
   } catch (err) {
     const code = err instanceof joseErrors.JOSEError ? err.code : 'unknown';
     fail(`client assertion signature not verified (${code})`);

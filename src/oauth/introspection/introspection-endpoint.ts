@@ -4,7 +4,7 @@ import { OAuthError } from '../errors.js';
 import { audiences, type AccessTokenReader, type AccessTokenClaims } from '../access-token.js';
 import { param, rejectRepeatedParams } from '../request/form.js';
 import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
-import type { ClientAuthenticator } from '../client-auth/authenticate.js';
+import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
 import type { ClientRecord } from '../../storage/types.js';
 import type { EventBus } from '../../observability/events.js';
 
@@ -45,6 +45,14 @@ export class IntrospectionEndpoint {
   async handle(req: OAuthRequest): Promise<IntrospectionOutcome> {
     rejectRepeatedParams(req.params);
     const { client: caller } = await this.#o.authenticator.authenticate(req.params, req.authorization);
+    try {
+      return await this.#introspect(caller, req);
+    } catch (err) {
+      throw withClientId(err, caller.clientId);
+    }
+  }
+
+  async #introspect(caller: ClientRecord, req: OAuthRequest): Promise<IntrospectionOutcome> {
     const token = param(req.params, 'token');
     if (token === undefined) throw new OAuthError('invalid_request', 'The token parameter is required.');
     // token_type_hint is optional and only a hint (§2.1): we have one kind of token.

@@ -4,7 +4,8 @@ import { OAuthError } from '../errors.js';
 import type { AccessTokenReader } from '../access-token.js';
 import { param, rejectRepeatedParams } from '../request/form.js';
 import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
-import type { ClientAuthenticator } from '../client-auth/authenticate.js';
+import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
+import type { ClientRecord } from '../../storage/types.js';
 import type { EventBus } from '../../observability/events.js';
 import type { RevocationList } from './revocation-list.js';
 
@@ -35,6 +36,14 @@ export class RevocationEndpoint {
   async handle(req: OAuthRequest): Promise<RevocationOutcome> {
     rejectRepeatedParams(req.params);
     const { client } = await this.#o.authenticator.authenticate(req.params, req.authorization);
+    try {
+      return await this.#revoke(client, req);
+    } catch (err) {
+      throw withClientId(err, client.clientId);
+    }
+  }
+
+  async #revoke(client: ClientRecord, req: OAuthRequest): Promise<RevocationOutcome> {
     const token = param(req.params, 'token');
     if (token === undefined) throw new OAuthError('invalid_request', 'The token parameter is required.');
     const claims = this.#o.tokens.claims(token);

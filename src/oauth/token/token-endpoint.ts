@@ -5,7 +5,7 @@ import { OAuthError } from '../errors.js';
 import { newJti, type AccessTokenClaims, type TokenSigner } from '../access-token.js';
 import { param, rejectRepeatedParams, type FormParams } from '../request/form.js';
 import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
-import type { ClientAuthenticator } from '../client-auth/authenticate.js';
+import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
 import type { ClientRecord } from '../../storage/types.js';
 import type { EventBus } from '../../observability/events.js';
 import { clientCredentialsGrant } from './grants/client-credentials.js';
@@ -66,7 +66,12 @@ export class TokenEndpoint {
     rejectRepeatedParams(params, REPEATABLE);
     const grant = selectGrant(param(params, 'grant_type'));
     const { client } = await this.#o.authenticator.authenticate(params, req.authorization);
-    const granted = grant({ client, params });
+    let granted: GrantResult;
+    try {
+      granted = grant({ client, params });
+    } catch (err) {
+      throw withClientId(err, client.clientId);
+    }
     return { response: this.#issue(client, granted, req), clientId: client.clientId };
   }
 

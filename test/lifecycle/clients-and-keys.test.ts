@@ -1,0 +1,251 @@
+// Client and signing key life cycles seen from the protocol side: secret rotation with a grace
+// period, disable/enable, delete, and key rotation with pre-publication and retirement. Each test
+// gets its own server, because each one moves the injected clock.
+
+import type { LightMyRequestResponse } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
+import { ORDERS, basic, startTestServer, type TestServer } from '../helpers/server.js';
+
+const INTROSPECT = '/oauth2/introspect';
+
+let t: TestServer;
+/** A resource server that may introspect every ORDERS token, whatever happens to their client. */
+let rs: { clientId: string; clientSecret: string };
+
+beforeEach(async () => {
+  t = await startTestServer();
+  rs = await t.client({ grant_types: [], audience: [], resource_uris: [ORDERS] });
+});
+afterEach(() => t.close());
+
+async function issue(clientId: string, clientSecret: string): Promise<string> {
+  const res = await t.token(clientId, clientSecret);
+  expect(res.statusCode).toBe(200);
+  return res.json().access_token as string;
+}
+
+async function active(token: string): Promise<boolean> {
+  const res = await t.post(INTROSPECT, { token }, { authorization: basic(rs.clientId, rs.clientSecret) });
+  expect(res.statusCode).toBe(200);
+  return res.json().active as boolean;
+}
+
+function expectInvalidClient(res: LightMyRequestResponse) {
+  expect(res.statusCode).toBe(401);
+  expect(res.json().error).toBe('invalid_client');
+}
+
+async function rotateSecret(clientId: string, body?: Record<string, unknown>) {
+  const res = await t.admin({ method: 'POST', url: `/admin/clients/${clientId}/secret`, ...(body && { payload: body }) });
+  expect(res.statusCode).toBe(200);
+  return res.json() as { client_secret: string; previous_secret_expires_at: number | null };
+}
+
+async function jwks(): Promise<Array<Record<string, unknown>>> {
+  const res = await t.inject({ method: 'GET', url: '/oauth2/jwks' });
+  expect(res.statusCode).toBe(200);
+  return (res.json() as { keys: Array<Record<string, unknown>> }).keys;
+}
+
+async function kids(): Promise<string[]> {
+  return (await jwks()).map((k) => k.kid as string);
+}
+
+function kidOf(token: string): string {
+  return decodeProtectedHeader(token).kid!;
+}
+
+describe('client secret rotation', () => {
+  it('the old secret works during the grace period and stops when it ends; the new one works', async () => {
+    const c = await t.client();
+    const tokenBefore = await issue(c.clientId, c.clientSecret);
+    const rotated = await rotateSecret(c.clientId, { grace_period: 600 });
+    expect(rotated.client_secret).not.toBe(c.clientSecret);
+    expect(rotated.previous_secret_expires_at).toBe(Math.floor((t.clock.now() + 600_000) / 1000));
+
+    expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
+    expect((await t.token(c.clientId, rotated.client_secret)).statusCode).toBe(200);
+    t.clock.advance(599_999);
+    expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
+    t.clock.advance(1);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect((await t.token(c.clientId, rotated.client_secret)).statusCode).toBe(200);
+    // Rotating a secret does not revoke the tokens it obtained.
+    expect(await active(tokenBefore)).toBe(true);
+  });
+
+  it('the old secret also stops at the other endpoints when the grace period ends', async () => {
+    const c = await t.client();
+    const token = await issue(c.clientId, c.clientSecret);
+    await rotateSecret(c.clientId, { grace_period: 60 });
+    const introspect = () => t.post(INTROSPECT, { token }, { authorization: basic(c.clientId, c.clientSecret) });
+    expect((await introspect()).json().active).toBe(true);
+    t.clock.advance(60_000);
+    expectInvalidClient(await introspect());
+  });
+
+  it('grace period 0 stops the old secret at once', async () => {
+    const c = await t.client();
+    const rotated = await rotateSecret(c.clientId, { grace_period: 0 });
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect((await t.token(c.clientId, rotated.client_secret)).statusCode).toBe(200);
+  });
+
+  it('without a grace period uses the configured default (one day)', async () => {
+    const c = await t.client();
+    const rotated = await rotateSecret(c.clientId);
+    expect(rotated.previous_secret_expires_at).toBe(Math.floor((t.clock.now() + 86_400_000) / 1000));
+    t.clock.advance(86_399_000);
+    expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
+    t.clock.advance(1_000);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+  });
+
+  it('a second rotation keeps the first grace period and shortens none it should not', async () => {
+    const c = await t.client();
+    const first = await rotateSecret(c.clientId, { grace_period: 600 });
+    t.clock.advance(100_000);
+    const second = await rotateSecret(c.clientId, { grace_period: 3600 });
+    // The original secret still ends 600 s after the first rotation, not later.
+    t.clock.advance(499_999);
+    expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
+    t.clock.advance(1);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect((await t.token(c.clientId, first.client_secret)).statusCode).toBe(200);
+    expect((await t.token(c.clientId, second.client_secret)).statusCode).toBe(200);
+  });
+});
+
+describe('disabling and deleting a client', () => {
+  it('disabling rejects token requests and makes its tokens inactive at once; enabling restores them', async () => {
+    const c = await t.client();
+    const token = await issue(c.clientId, c.clientSecret);
+    expect(await active(token)).toBe(true);
+
+    const off = await t.admin({ method: 'POST', url: `/admin/clients/${c.clientId}/disable` });
+    expect(off.statusCode).toBe(200);
+    expect(off.json().disabled).toBe(true);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect(await active(token)).toBe(false);
+
+    const on = await t.admin({ method: 'POST', url: `/admin/clients/${c.clientId}/enable` });
+    expect(on.statusCode).toBe(200);
+    expect(on.json().disabled).toBe(false);
+    expect(await active(token)).toBe(true);
+    expect(await active(await issue(c.clientId, c.clientSecret))).toBe(true);
+  });
+
+  it('disabling through PATCH has the same effect', async () => {
+    const c = await t.client();
+    const token = await issue(c.clientId, c.clientSecret);
+    const res = await t.admin({ method: 'PATCH', url: `/admin/clients/${c.clientId}`, payload: { disabled: true } });
+    expect(res.statusCode).toBe(200);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect(await active(token)).toBe(false);
+  });
+
+  it('deleting does the same, permanently', async () => {
+    const c = await t.client();
+    const token = await issue(c.clientId, c.clientSecret);
+    expect(await active(token)).toBe(true);
+
+    const res = await t.admin({ method: 'DELETE', url: `/admin/clients/${c.clientId}` });
+    expect(res.statusCode).toBe(204);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect(await active(token)).toBe(false);
+
+    expect((await t.admin({ method: 'POST', url: `/admin/clients/${c.clientId}/enable` })).statusCode).toBe(404);
+    expect((await t.admin({ method: 'GET', url: `/admin/clients/${c.clientId}` })).statusCode).toBe(404);
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expect(await active(token)).toBe(false);
+  });
+});
+
+describe('signing key rotation through the admin API', () => {
+  it('publishes the new key at once, signs with it only after the pre-publication delay, retires the old one', async () => {
+    const c = await t.client();
+    const [oldKid] = await kids();
+    expect(oldKid).toBeDefined();
+    const beforeRotation = await issue(c.clientId, c.clientSecret);
+    expect(kidOf(beforeRotation)).toBe(oldKid);
+
+    const res = await t.admin({ method: 'POST', url: '/admin/keys/rotate' });
+    expect(res.statusCode).toBe(200);
+    const newKid = res.json().key.kid as string;
+    expect(newKid).not.toBe(oldKid);
+    expect(res.json().key.status).toBe('pending');
+    const pending = t.server.keys.list().find((k) => k.kid === newKid)!;
+    expect(pending.activatesAt).toBe(t.clock.now() + 3600_000);
+
+    // Published at once...
+    expect((await kids()).sort()).toEqual([oldKid, newKid].sort());
+    // ...but not used to sign until activatesAt.
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(oldKid);
+    t.clock.set(pending.activatesAt - 1);
+    const lastOld = await issue(c.clientId, c.clientSecret);
+    expect(kidOf(lastOld)).toBe(oldKid);
+
+    t.clock.set(pending.activatesAt);
+    const firstNew = await issue(c.clientId, c.clientSecret);
+    expect(kidOf(firstNew)).toBe(newKid);
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(newKid);
+
+    // Tokens of the old key still verify against the JWKS and introspect active.
+    const set = createLocalJWKSet({ keys: (await jwks()) as never });
+    await expect(jwtVerify(lastOld, set, { issuer: 'http://localhost:8080', audience: ORDERS })).resolves.toBeDefined();
+    await expect(jwtVerify(firstNew, set, { issuer: 'http://localhost:8080', audience: ORDERS })).resolves.toBeDefined();
+    expect(await active(lastOld)).toBe(true);
+    expect(await active(firstNew)).toBe(true);
+
+    const old = t.server.keys.list().find((k) => k.kid === oldKid)!;
+    expect(old.status).toBe('retired');
+    expect(old.retiredAt).toBe(pending.activatesAt);
+    // Kept published for the longest token lifetime (token_ttl_max, one day) plus clock skew.
+    expect(old.expiresAt).toBe(pending.activatesAt + 86_400_000 + 60_000);
+
+    // lastOld expires an hour after it was issued; the old key stays published until its expiry.
+    t.clock.set(old.expiresAt! - 1);
+    await t.server.keys.refresh();
+    expect(await kids()).toContain(oldKid);
+    expect(await active(lastOld)).toBe(false);
+
+    t.clock.set(old.expiresAt!);
+    // Gone from the JWKS at its expiry; refresh() then deletes it for good.
+    expect(await kids()).toEqual([newKid]);
+    await t.server.keys.refresh();
+    expect(await kids()).toEqual([newKid]);
+    expect(t.server.keys.list().map((k) => k.kid)).toEqual([newKid]);
+    const listed = await t.admin({ method: 'GET', url: '/admin/keys' });
+    expect(listed.json().keys.map((k: { kid: string }) => k.kid)).toEqual([newKid]);
+    // New tokens still verify and introspect.
+    expect(await active(await issue(c.clientId, c.clientSecret))).toBe(true);
+  });
+
+  it('a token of the old key stays active across the switch until its own exp', async () => {
+    const c = await t.client({ access_token_ttl: 7200 });
+    const oldToken = await issue(c.clientId, c.clientSecret);
+    const oldKid = kidOf(oldToken);
+    const res = await t.admin({ method: 'POST', url: '/admin/keys/rotate' });
+    const newKid = res.json().key.kid as string;
+    t.clock.advance(3600_000);
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(newKid);
+    await t.server.keys.refresh();
+    expect(await kids()).toContain(oldKid);
+    expect(await active(oldToken)).toBe(true);
+    t.clock.advance(3600_000);
+    expect(await active(oldToken)).toBe(false);
+  });
+
+  it('a second rotation while one is pending: the newest pending key wins and the first never signs', async () => {
+    const c = await t.client();
+    const oldKid = kidOf(await issue(c.clientId, c.clientSecret));
+    const first = (await t.admin({ method: 'POST', url: '/admin/keys/rotate' })).json().key.kid as string;
+    t.clock.advance(1000);
+    const second = (await t.admin({ method: 'POST', url: '/admin/keys/rotate' })).json().key.kid as string;
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(oldKid);
+    t.clock.advance(3600_000);
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(second);
+    expect(t.server.keys.list().find((k) => k.kid === first)?.status).toBe('retired');
+  });
+});
