@@ -451,6 +451,63 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
       });
     });
 
+    describe('changes', () => {
+      async function all(after = 0) {
+        return (await storage.changes.since(after, 1000)).changes.map((c) => [c.kind, c.key, c.expiresAt]);
+      }
+
+      it('starts empty at head 0 and complete', async () => {
+        const start = await storage.changes.head();
+        expect(await storage.changes.since(start, 10)).toStrictEqual({ changes: [], complete: true });
+      });
+
+      it('records every client, key and revocation write, in order, with increasing seq', async () => {
+        const start = await storage.changes.head();
+        await storage.clients.createClient(secretClient('cl_a'));
+        await storage.clients.updateClient({ ...secretClient('cl_a'), disabled: true });
+        await storage.clients.deleteClient('cl_a');
+        await storage.keys.insertKey(signingKey('k1'));
+        await storage.keys.retireKey('k1', T0, T0 + HOUR);
+        await storage.keys.deleteExpiredKeys(T0 + HOUR);
+        await storage.revocations.revokeToken(revocation('jti-1', T0 + HOUR));
+        // No-ops write nothing: a second revocation, an update or delete of a missing client.
+        await storage.revocations.revokeToken(revocation('jti-1', T0 + HOUR));
+        await storage.clients.updateClient(secretClient('cl_missing'));
+        await storage.clients.deleteClient('cl_missing');
+        await storage.replay.consumeOnce('r', T0 + HOUR, T0);
+        expect(await all(start)).toStrictEqual([
+          ['client', 'cl_a', null],
+          ['client', 'cl_a', null],
+          ['client', 'cl_a', null],
+          ['keys', 'k1', null],
+          ['keys', 'k1', null],
+          ['keys', 'k1', null],
+          ['revocation', 'jti-1', T0 + HOUR],
+        ]);
+        const { changes } = await storage.changes.since(start, 1000);
+        for (let i = 1; i < changes.length; i++) expect(changes[i]!.seq).toBeGreaterThan(changes[i - 1]!.seq);
+        expect(await storage.changes.head()).toBe(changes.at(-1)!.seq);
+        expect(typeof changes[0]!.createdAt).toBe('number');
+      });
+
+      it('pages with after and limit', async () => {
+        const start = await storage.changes.head();
+        for (const id of ['cl_1', 'cl_2', 'cl_3']) await storage.clients.createClient(secretClient(id));
+        const first = await storage.changes.since(start, 2);
+        expect(first.changes.map((c) => c.key)).toStrictEqual(['cl_1', 'cl_2']);
+        const rest = await storage.changes.since(first.changes[1]!.seq, 2);
+        expect(rest.changes.map((c) => c.key)).toStrictEqual(['cl_3']);
+        expect(rest.complete).toBe(true);
+      });
+
+      it('keeps recent changes through a sweep', async () => {
+        const start = await storage.changes.head();
+        await storage.clients.createClient(secretClient('cl_recent'));
+        await storage.sweep(Date.now());
+        expect(await all(start)).toStrictEqual([['client', 'cl_recent', null]]);
+      });
+    });
+
     describe('lifecycle', () => {
       it('answers ping', async () => {
         await expect(storage.ping()).resolves.toBeUndefined();

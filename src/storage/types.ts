@@ -136,16 +136,51 @@ export interface ReplayStore {
   consumeOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
 }
 
+/** What changed: a client (key = client_id), a revocation (key = jti) or the key set (key = kid). */
+export type ChangeKind = 'client' | 'revocation' | 'keys';
+
+export interface ChangeRecord {
+  /** Strictly increasing across the database (gaps allowed). */
+  seq: number;
+  kind: ChangeKind;
+  key: string;
+  /** For a revocation, the token's exp (ms); otherwise null. */
+  expiresAt: number | null;
+  createdAt: number;
+}
+
+/** How long changes are kept for instances to catch up (ms); an instance further behind resynchronises fully. */
+export const CHANGE_RETENTION_MS = 60 * 60 * 1000;
+
+/**
+ * The change log: every write to clients, signing keys and revocations appends a change in the
+ * same transaction (the backends use triggers), so instances sharing a database can invalidate
+ * their caches by reading it (and by a notification channel where the backend has one).
+ */
+export interface ChangeLog {
+  /** The highest seq written so far (0 when none); never goes back, even after pruning. */
+  head(): Promise<number>;
+  /**
+   * Changes with seq > after, ascending, at most `limit`. `complete` is false when changes after
+   * `after` were pruned: the caller missed some and must resynchronise everything.
+   */
+  since(after: number, limit: number): Promise<{ changes: ChangeRecord[]; complete: boolean }>;
+}
+
 export interface Storage {
   readonly clients: ClientStore;
   readonly keys: KeyStore;
   readonly revocations: RevocationStore;
   readonly replay: ReplayStore;
+  readonly changes: ChangeLog;
   /** Applies pending schema migrations; safe to call on every start. */
   migrate(): Promise<void>;
   /** Resolves when the backend answers; rejects otherwise. */
   ping(): Promise<void>;
-  /** Deletes expired revocations, replay entries and keys; returns how many rows went. */
+  /**
+   * Deletes expired revocations, replay entries and keys, and changes older than
+   * CHANGE_RETENTION_MS; returns how many rows went.
+   */
   sweep(now: number): Promise<number>;
   close(): Promise<void>;
 }

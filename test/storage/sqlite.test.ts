@@ -336,3 +336,27 @@ async function raceProcesses(count: number, openModule: string, databaseUrls: st
   for (const child of children) child.stdin.end('go\n');
   return Promise.all(exits);
 }
+
+describe('sqlite change log pruning', () => {
+  it('prunes changes older than the retention and tells a reader that fell behind', async () => {
+    const storage = (await openStorage('sqlite::memory:')) as SqliteStorage;
+    try {
+      await storage.clients.createClient({ ...rotatedClient, clientId: 'cl_old' });
+      await storage.clients.createClient({ ...rotatedClient, clientId: 'cl_new' });
+      const [old] = (await storage.changes.since(0, 10)).changes;
+      // Age the first change past the retention.
+      storage.db.prepare('UPDATE changes SET created_at = created_at - ? WHERE seq = ?').run(2 * 3_600_000, old!.seq);
+      expect(await storage.sweep(Date.now())).toBe(1);
+      const behind = await storage.changes.since(0, 10);
+      expect(behind.complete).toBe(false);
+      expect(behind.changes.map((c) => c.key)).toStrictEqual(['cl_new']);
+      expect(await storage.changes.since(old!.seq, 10)).toMatchObject({ complete: true });
+      // head() does not go back when rows are pruned.
+      const head = await storage.changes.head();
+      storage.db.prepare('DELETE FROM changes').run();
+      expect(await storage.changes.head()).toBe(head);
+    } finally {
+      await storage.close();
+    }
+  });
+});

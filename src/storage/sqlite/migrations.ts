@@ -59,6 +59,48 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX replay_expires_at ON replay (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'change log',
+    // Triggers append in the writing transaction, so no write can be acknowledged without its change.
+    sql: `
+      CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        expires_at INTEGER,
+        created_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX changes_created_at ON changes (created_at);
+      CREATE TABLE changes_pruned (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        through_seq INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO changes_pruned (id, through_seq) VALUES (1, 0);
+
+      CREATE TRIGGER clients_changed_insert AFTER INSERT ON clients BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('client', NEW.client_id, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER clients_changed_update AFTER UPDATE ON clients BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('client', NEW.client_id, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER clients_changed_delete AFTER DELETE ON clients BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('client', OLD.client_id, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER keys_changed_insert AFTER INSERT ON signing_keys BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('keys', NEW.kid, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER keys_changed_update AFTER UPDATE ON signing_keys BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('keys', NEW.kid, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER keys_changed_delete AFTER DELETE ON signing_keys BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('keys', OLD.kid, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER revocations_changed_insert AFTER INSERT ON revocations BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('revocation', NEW.jti, NEW.expires_at, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+    `,
+  },
 ];
 
 /**

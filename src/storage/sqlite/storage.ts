@@ -9,6 +9,7 @@ import { SqliteKeyStore } from './keys.js';
 import { applyMigrations } from './migrations.js';
 import { SqliteReplayStore } from './replay.js';
 import { SqliteRevocationStore } from './revocations.js';
+import { SqliteChangeLog } from './changes.js';
 
 /** How long a connection waits for another process's write lock before failing with SQLITE_BUSY. */
 export const BUSY_TIMEOUT_MS = 5_000;
@@ -63,6 +64,7 @@ export class SqliteStorage implements Storage {
   readonly keys: SqliteKeyStore;
   readonly revocations: SqliteRevocationStore;
   readonly replay: SqliteReplayStore;
+  readonly changes: SqliteChangeLog;
   private readonly pingStatement: Database.Statement<[], unknown>;
   private readonly sweepAll: (now: number) => number;
 
@@ -71,9 +73,11 @@ export class SqliteStorage implements Storage {
     this.keys = new SqliteKeyStore(db);
     this.revocations = new SqliteRevocationStore(db);
     this.replay = new SqliteReplayStore(db);
+    this.changes = new SqliteChangeLog(db);
     this.pingStatement = db.prepare('SELECT 1');
     this.sweepAll = db.transaction((now: number) => {
-      return this.revocations.deleteExpired(now) + this.replay.deleteExpired(now) + this.keys.deleteExpired(now);
+      return this.revocations.deleteExpired(now) + this.replay.deleteExpired(now) + this.keys.deleteExpired(now) +
+        this.changes.deleteOld();
     });
   }
 

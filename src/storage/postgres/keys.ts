@@ -1,0 +1,66 @@
+// KeyStore on PostgreSQL: signing keys with their publication and retirement times.
+
+import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../types.js';
+import { conflictOnDuplicate, jsonb, msFromDb, msOrNullFromDb, type Queryable } from './sql.js';
+
+interface KeyRow {
+  kid: string;
+  alg: string;
+  public_jwk: PublicJwk;
+  private_key_encrypted: string;
+  created_at: string;
+  activates_at: string;
+  retired_at: string | null;
+  expires_at: string | null;
+}
+
+const COLUMNS = 'kid, alg, public_jwk, private_key_encrypted, created_at, activates_at, retired_at, expires_at';
+
+function fromRow(row: KeyRow): SigningKeyRecord {
+  return {
+    kid: row.kid,
+    alg: row.alg as SigningAlgorithm,
+    publicJwk: row.public_jwk,
+    privateKeyEncrypted: row.private_key_encrypted,
+    createdAt: msFromDb(row.created_at),
+    activatesAt: msFromDb(row.activates_at),
+    retiredAt: msOrNullFromDb(row.retired_at),
+    expiresAt: msOrNullFromDb(row.expires_at),
+  };
+}
+
+const LIST = `SELECT ${COLUMNS} FROM signing_keys ORDER BY created_at, kid`;
+const INSERT = `INSERT INTO signing_keys (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
+const RETIRE = 'UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE kid = $1';
+// A null expires_at never compares <= now, so unretired keys stay.
+export const DELETE_EXPIRED_KEYS = 'DELETE FROM signing_keys WHERE expires_at <= $1';
+
+export class PostgresKeyStore implements KeyStore {
+  constructor(private readonly db: Queryable) {}
+
+  async listKeys(): Promise<SigningKeyRecord[]> {
+    return (await this.db.query<KeyRow>(LIST)).rows.map(fromRow);
+  }
+
+  async insertKey(key: SigningKeyRecord): Promise<void> {
+    const params = [
+      key.kid,
+      key.alg,
+      jsonb(key.publicJwk),
+      key.privateKeyEncrypted,
+      key.createdAt,
+      key.activatesAt,
+      key.retiredAt,
+      key.expiresAt,
+    ];
+    await conflictOnDuplicate(() => this.db.query(INSERT, params), `signing key ${key.kid} already exists`);
+  }
+
+  async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {
+    return (await this.db.query(RETIRE, [kid, retiredAt, expiresAt])).rowCount === 1;
+  }
+
+  async deleteExpiredKeys(now: number): Promise<number> {
+    return (await this.db.query(DELETE_EXPIRED_KEYS, [now])).rowCount ?? 0;
+  }
+}
