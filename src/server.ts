@@ -23,6 +23,8 @@ import { RevocationEndpoint } from './oauth/revocation/revocation-endpoint.js';
 import { RevocationList } from './oauth/revocation/revocation-list.js';
 import { authorizationServerMetadata, endpointUrl, ENDPOINT_PATHS } from './oauth/discovery/metadata.js';
 import { buildPublicApp } from './http/public-app.js';
+import { ClusterSync, type Notifier } from './cluster/sync.js';
+import { RedisNotifier } from './cluster/redis-notifier.js';
 import { fastifyOptions } from './http/fastify-options.js';
 
 export interface ServerOptions {
@@ -40,6 +42,7 @@ export interface M2MAuthServer {
   readonly clients: ClientRegistry;
   readonly events: EventBus;
   readonly logger: Logger;
+  readonly sync: ClusterSync;
   /** Starts both listeners; resolves to their URLs. */
   listen(): Promise<{ publicUrl: string; adminUrl: string }>;
   /** Stops accepting, lets in-flight requests finish, closes storage. Idempotent. */
@@ -125,6 +128,39 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
     await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
 
+    // Changes made by other instances (or worker processes) on the same database.
+    const notifier: Notifier | undefined = config.redisUrl ? new RedisNotifier(config.redisUrl, logger) : undefined;
+    const sync = new ClusterSync({
+      changes: storage.changes,
+      notifier,
+      logger,
+      pollIntervalMs: config.syncInterval,
+      targets: {
+        client: (clientId) => {
+          clients.invalidate(clientId);
+          metadata.invalidate();
+        },
+        revocation: (jti, expiresAt) => revocations.remember(jti, expiresAt),
+        keys: async () => {
+          await keys.refresh();
+          metadata.invalidate();
+        },
+        resyncAll: async () => {
+          clients.clear();
+          await revocations.load(now());
+          await keys.refresh();
+          metadata.invalidate();
+        },
+      },
+    });
+    await sync.start();
+    for (const e of [
+      'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
+      'client.secret_rotated', 'client.tokens_revoked', 'token.revoked', 'key.created', 'key.activated', 'key.retired',
+    ] as const) {
+      events.on(e, () => sync.nudge());
+    }
+
     const sweep = setInterval(() => {
       const t = now();
       revocations.prune(t);
@@ -136,7 +172,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     let closing = false;
     let closed: Promise<void> | undefined;
     const server: M2MAuthServer = {
-      config, publicApp, adminApp, storage, keys, clients, events, logger,
+      config, publicApp, adminApp, storage, keys, clients, events, logger, sync,
       async listen() {
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);
@@ -149,6 +185,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         closed ??= (async () => {
           closing = true;
           clearInterval(sweep);
+          await sync.stop();
           await keys.stop();
           await Promise.allSettled([publicApp.close(), adminApp.close()]);
           await storage.close();

@@ -22,6 +22,8 @@ export interface Config {
   bodyLimit: number;
   autoMigrate: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  redisUrl: string | undefined;
+  syncInterval: number;
 }
 
 type Kind = 'string' | 'url' | 'address' | 'int' | 'bool' | 'enum' | 'secret';
@@ -114,6 +116,14 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'autoMigrate', env: 'M2M_AUTH_AUTO_MIGRATE', flag: '--auto-migrate', kind: 'bool', default: true,
     description: 'Apply schema migrations at start (`m2m-auth migrate` applies them explicitly).',
+  }),
+  k({
+    key: 'redisUrl', env: 'M2M_AUTH_REDIS_URL', flag: '--redis-url', kind: 'secret', default: undefined,
+    description: 'Optional Redis (`redis://...`) for pub/sub wake-ups between instances; without it, instances poll the change log.',
+  }),
+  k({
+    key: 'syncInterval', env: 'M2M_AUTH_SYNC_INTERVAL', flag: '--sync-interval', kind: 'int', min: 50, max: 1000, default: 250,
+    description: 'Milliseconds between reads of the change log: a revocation, kill switch, client change or key change made on another instance takes effect here within this long (and at once with a notification channel).',
   }),
   k({
     key: 'logLevel', env: 'M2M_AUTH_LOG_LEVEL', flag: '--log-level', kind: 'enum',

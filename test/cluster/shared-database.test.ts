@@ -1,0 +1,156 @@
+// Several real server processes on one database serve one issuer, and a security decision made
+// on one instance (revocation, kill switch, disabled client, new key) holds on the others within 1 s.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { ensureBuilt, startServerProcess, within, type ServerProcess } from '../helpers/process.js';
+
+interface Backend {
+  name: string;
+  env(): Record<string, string>;
+  cleanup?(): void;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-cluster-'));
+const backends: Backend[] = [
+  {
+    name: 'SQLite file shared by two processes',
+    env: () => ({ M2M_AUTH_DATABASE_URL: `sqlite:${join(dir, 'shared.db')}`, M2M_AUTH_DATA_DIR: dir }),
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  },
+];
+
+const ADMIN = 'cluster-admin-token-' + randomBytes(16).toString('hex');
+const basic = (id: string, secret: string) => 'Basic ' + Buffer.from(`${id}:${secret}`).toString('base64');
+
+for (const backend of backends) {
+  describe(backend.name, () => {
+    let a: ServerProcess;
+    let b: ServerProcess;
+    let issuer: string;
+
+    beforeAll(async () => {
+      ensureBuilt();
+      const env = { ...backend.env(), M2M_AUTH_KEK: randomBytes(32).toString('base64') };
+      a = await startServerProcess(env, ADMIN);
+      issuer = a.publicUrl;
+      b = await startServerProcess({ ...env, M2M_AUTH_ISSUER: issuer }, ADMIN);
+    }, 60_000);
+
+    afterAll(async () => {
+      await Promise.all([a?.stop(), b?.stop()]);
+      backend.cleanup?.();
+    });
+
+    async function admin(p: ServerProcess, method: string, path: string, body?: unknown) {
+      const r = await fetch(p.adminUrl + path, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
+        ...(body !== undefined && { body: JSON.stringify(body) }),
+      });
+      const text = await r.text();
+      return { status: r.status, json: text ? JSON.parse(text) : undefined };
+    }
+
+    async function form(p: ServerProcess, path: string, params: Record<string, string>, auth?: string) {
+      const r = await fetch(p.publicUrl + path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(auth && { authorization: auth }) },
+        body: new URLSearchParams(params),
+      });
+      const text = await r.text();
+      return { status: r.status, json: text ? JSON.parse(text) : undefined };
+    }
+
+    async function newClient(p: ServerProcess, extra: Record<string, unknown> = {}) {
+      const r = await admin(p, 'POST', '/admin/clients', {
+        client_name: 'svc', scope: 'orders:read', audience: ['https://orders.example.com'], ...extra,
+      });
+      expect(r.status).toBe(201);
+      return { id: r.json.client_id as string, secret: r.json.client_secret as string };
+    }
+
+    const token = async (p: ServerProcess, c: { id: string; secret: string }) =>
+      form(p, '/oauth2/token', { grant_type: 'client_credentials' }, basic(c.id, c.secret));
+    const active = async (p: ServerProcess, c: { id: string; secret: string }, t: string) =>
+      (await form(p, '/oauth2/introspect', { token: t }, basic(c.id, c.secret))).json.active as boolean;
+
+    it('a client created through A authenticates at B, and a token from A introspects at B', async () => {
+      const c = await newClient(a);
+      const t = await token(b, c);
+      expect(t.status).toBe(200);
+      const fromA = (await token(a, c)).json.access_token as string;
+      expect(await active(b, c, fromA)).toBe(true);
+      const jwksA = await (await fetch(a.publicUrl + '/oauth2/jwks')).json();
+      const jwksB = await (await fetch(b.publicUrl + '/oauth2/jwks')).json();
+      expect(jwksB).toStrictEqual(jwksA);
+    });
+
+    it('a revocation at B is seen at A within 1 s', async () => {
+      const c = await newClient(a);
+      const t = (await token(a, c)).json.access_token as string;
+      expect(await active(a, c, t)).toBe(true);
+      expect((await form(b, '/oauth2/revoke', { token: t }, basic(c.id, c.secret))).status).toBe(200);
+      const ms = await within(1000, async () => !(await active(a, c, t)));
+      expect(ms).toBeLessThan(1000);
+    });
+
+    it('the kill switch and a disabled client hold on the other instance within 1 s', async () => {
+      const c = await newClient(a);
+      const t = (await token(b, c)).json.access_token as string;
+      expect(await active(b, c, t)).toBe(true);
+      expect((await admin(a, 'POST', `/admin/clients/${c.id}/revoke-tokens`)).status).toBe(200);
+      await within(1000, async () => !(await active(b, c, t)));
+
+      const d = await newClient(a);
+      const td = (await token(b, d)).json.access_token as string;
+      expect((await admin(a, 'POST', `/admin/clients/${d.id}/disable`)).status).toBe(200);
+      await within(1000, async () => (await token(b, d)).status === 401);
+      expect((await form(b, '/oauth2/introspect', { token: td }, basic(c.id, c.secret))).json).toStrictEqual({ active: false });
+    });
+
+    it('a rotated secret whose grace ended stops at the other instance within 1 s', async () => {
+      const c = await newClient(a);
+      expect((await token(b, c)).status).toBe(200);
+      const r = await admin(a, 'POST', `/admin/clients/${c.id}/secret`, { grace_period: 0 });
+      expect(r.status).toBe(200);
+      await within(1000, async () => (await token(b, c)).status === 401);
+      expect((await token(b, { id: c.id, secret: r.json.client_secret })).status).toBe(200);
+    });
+
+    it('a key rotation at A is published by B within 1 s', async () => {
+      const r = await admin(a, 'POST', '/admin/keys/rotate');
+      expect(r.status).toBe(200);
+      const kid = (r.json.kid ?? r.json.key?.kid) as string;
+      expect(typeof kid).toBe('string');
+      await within(1000, async () => {
+        const jwks = (await (await fetch(b.publicUrl + '/oauth2/jwks')).json()) as { keys: { kid: string }[] };
+        return jwks.keys.some((k) => k.kid === kid);
+      });
+    });
+
+    it('a client assertion replayed at the other instance is refused', async () => {
+      const { publicKey, privateKey } = await generateKeyPair('ES256');
+      const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+      const c = await newClient(a, { token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [jwk] } });
+      const assertion = await new SignJWT({})
+        .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+        .setIssuer(c.id).setSubject(c.id).setAudience(issuer)
+        .setIssuedAt().setExpirationTime('60s').setJti(randomBytes(12).toString('hex'))
+        .sign(privateKey);
+      const params = {
+        grant_type: 'client_credentials',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      };
+      expect((await form(a, '/oauth2/token', params)).status).toBe(200);
+      const replay = await form(b, '/oauth2/token', params);
+      expect(replay.status).toBe(401);
+      expect(replay.json.error).toBe('invalid_client');
+    });
+  });
+}

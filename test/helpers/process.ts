@@ -1,0 +1,102 @@
+// Real server processes for multi-instance tests: the built CLI (`dist/cli/main.js serve`) on
+// free loopback ports, stopped with SIGTERM (or SIGKILL) at the end.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, statSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(new URL('../..', import.meta.url).pathname);
+export const CLI = join(REPO, 'dist/cli/main.js');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when it is missing or older than src/. */
+export function ensureBuilt(): void {
+  if (existsSync(CLI) && statSync(CLI).mtimeMs >= newestMtime(join(REPO, 'src'))) return;
+  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: REPO, stdio: 'inherit' });
+  if (r.status !== 0 && !existsSync(CLI)) throw new Error('build failed');
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => res(port));
+    });
+  });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  publicUrl: string;
+  adminUrl: string;
+  adminToken: string;
+  output: () => string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startServerProcess(env: Record<string, string>, adminToken: string): Promise<ServerProcess> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const child = spawn(process.execPath, [CLI, 'serve'], {
+    cwd: REPO,
+    env: {
+      PATH: process.env.PATH ?? '',
+      M2M_AUTH_LISTEN: `127.0.0.1:${port}`,
+      M2M_AUTH_ADMIN_LISTEN: `127.0.0.1:${adminPort}`,
+      M2M_AUTH_ISSUER: env.M2M_AUTH_ISSUER ?? publicUrl,
+      M2M_AUTH_ADMIN_TOKEN: adminToken,
+      M2M_AUTH_LOG_LEVEL: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited early (${child.exitCode}):\n${out}`);
+    try {
+      const r = await fetch(`${publicUrl}/readyz`);
+      if (r.status === 200) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`server not ready in time:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    child, publicUrl, adminUrl: `http://127.0.0.1:${adminPort}`, adminToken,
+    output: () => out,
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Polls `check` until it returns true; resolves to the elapsed ms, or throws after `limitMs`. */
+export async function within(limitMs: number, check: () => Promise<boolean>): Promise<number> {
+  const start = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - start;
+    if (Date.now() - start > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
