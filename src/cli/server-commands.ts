@@ -46,6 +46,12 @@ export function serveCommand(): Command {
   const overrides = addConfigOptions(cmd, 'all');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
+    const { isWorker, runPrimary, workerCount } = await import('../cluster/workers.js');
+    const count = workerCount(config);
+    if (count > 1 && !isWorker()) {
+      await runPrimary(config, count);
+      return;
+    }
     const { startServer } = await import('../server.js');
     const running = await startServer(config);
     await new Promise<void>((resolve, reject) => {
@@ -59,6 +65,8 @@ export function serveCommand(): Command {
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
     });
+    // A cluster worker's IPC channel would keep it alive after a clean close.
+    if (isWorker()) process.disconnect?.();
   });
   return cmd;
 }

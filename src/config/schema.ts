@@ -24,6 +24,8 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   redisUrl: string | undefined;
   syncInterval: number;
+  workers: string;
+  pprof: boolean;
 }
 
 type Kind = 'string' | 'url' | 'address' | 'int' | 'bool' | 'enum' | 'secret';
@@ -126,6 +128,14 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     description: 'Milliseconds between reads of the change log: a revocation, kill switch, client change or key change made on another instance takes effect here within this long (and at once with a notification channel).',
   }),
   k({
+    key: 'workers', env: 'M2M_AUTH_WORKERS', flag: '--workers', kind: 'string', default: '1',
+    description: 'Worker processes for `serve` (node:cluster), sharing the listeners and the database: a number, or `auto` for one per core.',
+  }),
+  k({
+    key: 'pprof', env: 'M2M_AUTH_PPROF', flag: '--pprof', kind: 'bool', default: false,
+    description: 'Serve CPU and heap profiles (pprof) at `/debug/pprof/profile?seconds=N` and `/debug/pprof/heap` on the admin listener, behind the admin token. Off by default: profiles expose function names, file paths and allocation sites.',
+  }),
+  k({
     key: 'logLevel', env: 'M2M_AUTH_LOG_LEVEL', flag: '--log-level', kind: 'enum',
     values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info',
     description: 'Log level of the JSON logs on stdout.',
@@ -217,6 +227,9 @@ export function loadConfig(
   }
   if (config.tokenTtl < config.tokenTtlMin || config.tokenTtl > config.tokenTtlMax) {
     throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_TOKEN_TTL must lie between M2M_AUTH_TOKEN_TTL_MIN and M2M_AUTH_TOKEN_TTL_MAX');
+  }
+  if (!/^(auto|[1-9]\d{0,2})$/.test(config.workers)) {
+    throw new ConfigError('CONFIG_INVALID', `M2M_AUTH_WORKERS must be a whole number from 1 or auto, got "${config.workers}"`);
   }
   if (config.adminToken !== undefined && config.adminToken.length < 32) {
     throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_ADMIN_TOKEN must be at least 32 characters');

@@ -45,11 +45,11 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServerProcess(env: Record<string, string>, adminToken: string): Promise<ServerProcess> {
+export async function startServerProcess(env: Record<string, string>, adminToken: string, args: string[] = []): Promise<ServerProcess> {
   const port = await freePort();
   const adminPort = await freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [CLI, 'serve'], {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
     cwd: REPO,
     env: {
       PATH: process.env.PATH ?? '',

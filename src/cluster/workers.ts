@@ -1,0 +1,61 @@
+// `serve --workers N`: node:cluster worker processes sharing the listeners and the database.
+// The primary prepares the database (migrations, data files, first signing key) once, then
+// forks; workers keep their caches coherent through the change log like separate instances.
+
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import type { Config } from '../config/schema.js';
+import { createLogger } from '../observability/logger.js';
+
+export function workerCount(config: Config): number {
+  return config.workers === 'auto' ? availableParallelism() : Number(config.workers);
+}
+
+/**
+ * Runs the primary: prepares, forks `count` workers, restarts a worker that dies unexpectedly,
+ * and on SIGTERM/SIGINT stops every worker gracefully and resolves.
+ */
+export async function runPrimary(config: Config, count: number): Promise<void> {
+  const logger = createLogger({ level: config.logLevel });
+  const { createServer } = await import('../server.js');
+  // Create the schema, data files and first key before any worker races to do it.
+  const prepared = await createServer(config, { logger });
+  await prepared.close();
+
+  // Workers accept connections themselves: the primary does no per-connection work.
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let stopping = false;
+  const fork = (): void => {
+    cluster.fork();
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    logger.error({ pid: worker.process.pid, code, signal }, 'worker exited; starting a new one');
+    setTimeout(fork, 500).unref();
+  });
+  for (let i = 0; i < count; i++) fork();
+  logger.info({ workers: count }, 'm2m-auth primary started workers');
+
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      const workers = Object.values(cluster.workers ?? {});
+      let left = workers.length;
+      if (left === 0) resolve();
+      for (const w of workers) {
+        w?.once('exit', () => {
+          if (--left === 0) resolve();
+        });
+        w?.process.kill('SIGTERM');
+      }
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  logger.flush?.();
+}
+
+export function isWorker(): boolean {
+  return cluster.isWorker;
+}
