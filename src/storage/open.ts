@@ -1,32 +1,40 @@
-// Opens the Storage backend a database URL names: sqlite:<path> or sqlite::memory:.
+// Opens the Storage backend a database URL names: sqlite:<path>, sqlite::memory: or postgres://.
 
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../oauth/errors.js';
+import { openPostgresStorage, type PostgresStorageOptions } from './postgres/storage.js';
 import { MEMORY, openSqliteStorage } from './sqlite/storage.js';
 import type { Storage } from './types.js';
 
 export interface OpenStorageOptions {
   /** Apply pending schema migrations before returning; default true. */
   migrate?: boolean;
+  /** Pool size and timeouts for a postgres:// URL; ignored for SQLite. */
+  postgres?: PostgresStorageOptions;
 }
 
-const USAGE = 'use sqlite:<path> (relative to the working directory) or sqlite::memory:';
+const USAGE =
+  'use sqlite:<path> (relative to the working directory), sqlite::memory: or postgres://<user>:<password>@<host>:<port>/<database>';
 
-/** The SQLite filename a database URL names; throws ConfigError for anything else. */
-function sqliteFilename(databaseUrl: string): string {
+type Target = { kind: 'sqlite'; filename: string } | { kind: 'postgres'; url: string };
+
+/** The backend a database URL names; throws ConfigError for anything else. */
+function storageTarget(databaseUrl: string): Target {
   // Only the scheme is ever echoed back: the rest of a URL may carry a password.
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(databaseUrl)?.[1]?.toLowerCase();
   if (scheme === undefined) {
     throw new ConfigError('CONFIG_INVALID', `The database URL has no scheme; ${USAGE}.`);
   }
-  if (scheme === 'postgres' || scheme === 'postgresql') {
-    throw new ConfigError('CONFIG_INVALID', `postgres:// is not supported yet; ${USAGE}.`);
-  }
+  if (scheme === 'postgres' || scheme === 'postgresql') return { kind: 'postgres', url: databaseUrl };
   if (scheme !== 'sqlite') {
     throw new ConfigError('CONFIG_INVALID', `Unsupported database URL scheme "${scheme}:"; ${USAGE}.`);
   }
-  const path = databaseUrl.slice('sqlite:'.length);
+  return { kind: 'sqlite', filename: sqliteFilename(databaseUrl.slice('sqlite:'.length)) };
+}
+
+/** The SQLite filename the part of a sqlite: URL after the scheme names. */
+function sqliteFilename(path: string): string {
   if (path === MEMORY) return MEMORY;
   if (path === '') {
     throw new ConfigError('CONFIG_INVALID', `The sqlite: database URL has no path; ${USAGE}.`);
@@ -50,9 +58,14 @@ async function prepareDatabaseFile(filename: string): Promise<void> {
 }
 
 export async function openStorage(databaseUrl: string, options: OpenStorageOptions = {}): Promise<Storage> {
-  const filename = sqliteFilename(databaseUrl);
-  if (filename !== MEMORY) await prepareDatabaseFile(filename);
-  const storage = await openSqliteStorage(filename);
+  const target = storageTarget(databaseUrl);
+  let storage: Storage;
+  if (target.kind === 'postgres') {
+    storage = await openPostgresStorage(target.url, options.postgres);
+  } else {
+    if (target.filename !== MEMORY) await prepareDatabaseFile(target.filename);
+    storage = await openSqliteStorage(target.filename);
+  }
   if (options.migrate !== false) {
     try {
       await storage.migrate();

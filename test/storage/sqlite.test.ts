@@ -222,8 +222,6 @@ describe('sqlite file storage', () => {
 
 describe('openStorage URLs', () => {
   it.each([
-    ['postgres://app:hunter2@db.internal:5432/m2m', /postgres:\/\/ is not supported yet/],
-    ['postgresql://app:hunter2@db.internal/m2m', /postgres:\/\/ is not supported yet/],
     ['mysql://app:hunter2@db.internal/m2m', /Unsupported database URL scheme "mysql:"/],
     ['redis://localhost:6379', /Unsupported database URL scheme "redis:"/],
     ['./data/m2m-auth.db', /no scheme/],

@@ -1,7 +1,7 @@
 // ClientStore on PostgreSQL: one row per client, list-valued fields as jsonb.
 
 import type { ClientRecord, ClientStore, ListClientsOptions, TokenEndpointAuthMethod } from '../types.js';
-import { conflictOnDuplicate, jsonb, jsonbOrNull, msFromDb, msOrNullFromDb, type Queryable } from './sql.js';
+import { conflictOnDuplicate, int8FromDb, int8OrNullFromDb, jsonb, jsonbOrNull, type Queryable } from './sql.js';
 
 interface ClientRow {
   client_id: string;
@@ -60,12 +60,12 @@ function fromRow(row: ClientRow): ClientRecord {
     grantTypes: row.grant_types,
     resourceUris: row.resource_uris,
     jwks: row.jwks,
-    accessTokenTtl: msOrNullFromDb(row.access_token_ttl),
+    accessTokenTtl: int8OrNullFromDb(row.access_token_ttl),
     disabled: row.disabled,
     secrets: row.secrets,
-    tokensRevokedAt: msOrNullFromDb(row.tokens_revoked_at),
-    createdAt: msFromDb(row.created_at),
-    updatedAt: msFromDb(row.updated_at),
+    tokensRevokedAt: int8OrNullFromDb(row.tokens_revoked_at),
+    createdAt: int8FromDb(row.created_at),
+    updatedAt: int8FromDb(row.updated_at),
   };
 }
 

@@ -1,7 +1,7 @@
 // KeyStore on PostgreSQL: signing keys with their publication and retirement times.
 
 import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../types.js';
-import { conflictOnDuplicate, jsonb, msFromDb, msOrNullFromDb, type Queryable } from './sql.js';
+import { conflictOnDuplicate, int8FromDb, int8OrNullFromDb, jsonb, type Queryable } from './sql.js';
 
 interface KeyRow {
   kid: string;
@@ -22,10 +22,10 @@ function fromRow(row: KeyRow): SigningKeyRecord {
     alg: row.alg as SigningAlgorithm,
     publicJwk: row.public_jwk,
     privateKeyEncrypted: row.private_key_encrypted,
-    createdAt: msFromDb(row.created_at),
-    activatesAt: msFromDb(row.activates_at),
-    retiredAt: msOrNullFromDb(row.retired_at),
-    expiresAt: msOrNullFromDb(row.expires_at),
+    createdAt: int8FromDb(row.created_at),
+    activatesAt: int8FromDb(row.activates_at),
+    retiredAt: int8OrNullFromDb(row.retired_at),
+    expiresAt: int8OrNullFromDb(row.expires_at),
   };
 }
 

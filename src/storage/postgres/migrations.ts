@@ -61,6 +61,59 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX replay_expires_at ON replay (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'change log',
+    // Triggers append in the writing transaction, so no write can be acknowledged without its change.
+    // Each change takes the next seq from the one changes_head row by UPDATE, whose row lock is held
+    // until commit: writers of changes take turns, so seq order is commit order and a reader that
+    // sees seq n also sees every change below n. (A sequence would hand out numbers in start order
+    // and let a reader pass a lower seq that commits later.) changes_head also keeps the highest seq
+    // and how far the log was pruned once the rows are gone.
+    // SET search_path FROM CURRENT pins the function to the schema it was created in.
+    sql: `
+      CREATE TABLE changes (
+        seq bigint PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('client', 'revocation', 'keys')),
+        key text COLLATE "C" NOT NULL,
+        expires_at bigint,
+        created_at bigint NOT NULL
+      );
+      CREATE INDEX changes_created_at ON changes (created_at);
+
+      CREATE TABLE changes_head (
+        id integer PRIMARY KEY CHECK (id = 1),
+        seq bigint NOT NULL,
+        pruned_through bigint NOT NULL
+      );
+      INSERT INTO changes_head (id, seq, pruned_through) VALUES (1, 0, 0);
+
+      -- Arguments: the change kind, the key column, and optionally the expiry column.
+      CREATE FUNCTION record_change() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+      DECLARE
+        changed jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
+        next_seq bigint;
+      BEGIN
+        UPDATE changes_head SET seq = seq + 1 WHERE id = 1 RETURNING seq INTO next_seq;
+        INSERT INTO changes (seq, kind, key, expires_at, created_at) VALUES (
+          next_seq,
+          TG_ARGV[0],
+          changed ->> TG_ARGV[1],
+          CASE WHEN TG_NARGS > 2 THEN (changed ->> TG_ARGV[2])::bigint END,
+          (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+        );
+        RETURN NULL;
+      END
+      $$;
+
+      CREATE TRIGGER clients_changed AFTER INSERT OR UPDATE OR DELETE ON clients
+        FOR EACH ROW EXECUTE FUNCTION record_change('client', 'client_id');
+      CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys
+        FOR EACH ROW EXECUTE FUNCTION record_change('keys', 'kid');
+      CREATE TRIGGER revocations_changed AFTER INSERT ON revocations
+        FOR EACH ROW EXECUTE FUNCTION record_change('revocation', 'jti', 'expires_at');
+    `,
+  },
 ];
 
 /**

@@ -1,7 +1,7 @@
 // RevocationStore on PostgreSQL: revoked jti values kept until the token's own expiry (RFC 7009 §2.2).
 
 import type { RevocationRecord, RevocationStore } from '../types.js';
-import { msFromDb, type Queryable } from './sql.js';
+import { int8FromDb, type Queryable } from './sql.js';
 
 interface RevocationRow {
   jti: string;
@@ -33,8 +33,8 @@ export class PostgresRevocationStore implements RevocationStore {
     return rows.map((row) => ({
       jti: row.jti,
       clientId: row.client_id,
-      expiresAt: msFromDb(row.expires_at),
-      revokedAt: msFromDb(row.revoked_at),
+      expiresAt: int8FromDb(row.expires_at),
+      revokedAt: int8FromDb(row.revoked_at),
     }));
   }
 }

@@ -20,17 +20,17 @@ export async function conflictOnDuplicate<T>(write: () => Promise<T>, message: s
 }
 
 /**
- * A bigint column as epoch milliseconds. pg hands int8 over as a string, since not every int8 fits
- * a double; every time we store does, so anything else means the row was not written by us.
+ * A bigint column (epoch ms, a seq) as a number. pg hands int8 over as a string, since not every
+ * int8 fits a double; every value we store does, so anything else means the row was not written by us.
  */
-export function msFromDb(value: string): number {
+export function int8FromDb(value: string): number {
   const ms = Number(value);
   if (!Number.isSafeInteger(ms)) throw new RangeError(`bigint column value ${value} is not a safe integer`);
   return ms;
 }
 
-export function msOrNullFromDb(value: string | null): number | null {
-  return value === null ? null : msFromDb(value);
+export function int8OrNullFromDb(value: string | null): number | null {
+  return value === null ? null : int8FromDb(value);
 }
 
 /** JSON text for a jsonb parameter: pg would send a JavaScript array as a PostgreSQL array, not JSON. */
