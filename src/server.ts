@@ -25,6 +25,8 @@ import { authorizationServerMetadata, endpointUrl, ENDPOINT_PATHS } from './oaut
 import { buildPublicApp } from './http/public-app.js';
 import { ClusterSync, type Notifier } from './cluster/sync.js';
 import { RedisNotifier } from './cluster/redis-notifier.js';
+import { PostgresNotifier } from './cluster/postgres-notifier.js';
+import { PostgresStorage } from './storage/postgres/index.js';
 import { fastifyOptions } from './http/fastify-options.js';
 
 export interface ServerOptions {
@@ -129,7 +131,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
 
     // Changes made by other instances (or worker processes) on the same database.
-    const notifier: Notifier | undefined = config.redisUrl ? new RedisNotifier(config.redisUrl, logger) : undefined;
+    const notifier: Notifier | undefined = config.redisUrl
+      ? new RedisNotifier(config.redisUrl, logger)
+      : storage instanceof PostgresStorage ? new PostgresNotifier(storage, logger) : undefined;
     const sync = new ClusterSync({
       changes: storage.changes,
       notifier,

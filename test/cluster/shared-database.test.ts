@@ -7,12 +7,43 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import pg from 'pg';
 import { ensureBuilt, startServerProcess, within, type ServerProcess } from '../helpers/process.js';
 
 interface Backend {
   name: string;
+  setup?(): Promise<void>;
   env(): Record<string, string>;
-  cleanup?(): void;
+  cleanup?(): void | Promise<void>;
+}
+
+const PG_URL = process.env.M2M_AUTH_TEST_DATABASE_URL;
+const REDIS_URL = process.env.M2M_AUTH_TEST_REDIS_URL;
+
+/** A PostgreSQL backend on a schema of its own, dropped afterwards. */
+function postgresBackend(name: string, redisUrl?: string): Backend {
+  const schema = `m2m_cluster_${randomBytes(6).toString('hex')}`;
+  const admin = () => new pg.Client({ connectionString: PG_URL });
+  return {
+    name,
+    async setup() {
+      const c = admin();
+      await c.connect();
+      await c.query(`CREATE SCHEMA ${schema}`);
+      await c.end();
+    },
+    env: () => ({
+      M2M_AUTH_DATABASE_URL: `${PG_URL}${PG_URL!.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+      M2M_AUTH_DATA_DIR: dir,
+      ...(redisUrl !== undefined && { M2M_AUTH_REDIS_URL: redisUrl }),
+    }),
+    async cleanup() {
+      const c = admin();
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+    },
+  };
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-cluster-'));
@@ -20,9 +51,16 @@ const backends: Backend[] = [
   {
     name: 'SQLite file shared by two processes',
     env: () => ({ M2M_AUTH_DATABASE_URL: `sqlite:${join(dir, 'shared.db')}`, M2M_AUTH_DATA_DIR: dir }),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
   },
 ];
+if (PG_URL) {
+  backends.push(postgresBackend('PostgreSQL, LISTEN/NOTIFY'));
+  if (REDIS_URL) backends.push(postgresBackend('PostgreSQL with Redis pub/sub', REDIS_URL));
+  else console.warn('Cluster tests with Redis skipped: set M2M_AUTH_TEST_REDIS_URL');
+} else {
+  console.warn('Cluster tests on PostgreSQL skipped: set M2M_AUTH_TEST_DATABASE_URL');
+}
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const ADMIN = 'cluster-admin-token-' + randomBytes(16).toString('hex');
 const basic = (id: string, secret: string) => 'Basic ' + Buffer.from(`${id}:${secret}`).toString('base64');
@@ -35,6 +73,7 @@ for (const backend of backends) {
 
     beforeAll(async () => {
       ensureBuilt();
+      await backend.setup?.();
       const env = { ...backend.env(), M2M_AUTH_KEK: randomBytes(32).toString('base64') };
       a = await startServerProcess(env, ADMIN);
       issuer = a.publicUrl;
@@ -43,7 +82,7 @@ for (const backend of backends) {
 
     afterAll(async () => {
       await Promise.all([a?.stop(), b?.stop()]);
-      backend.cleanup?.();
+      await backend.cleanup?.();
     });
 
     async function admin(p: ServerProcess, method: string, path: string, body?: unknown) {
