@@ -1,0 +1,20 @@
+// m2m-auth/verify: validating RFC 9068 access tokens at an API, and Fastify / Express adapters
+// that answer per RFC 6750.
+
+export {
+  createVerifier,
+  describeVerificationError,
+  DEFAULT_ALGORITHMS,
+  VERIFIER_ALGORITHMS,
+  type AccessTokenClaims,
+  type Verifier,
+  type VerifierAlgorithm,
+  type VerifierOptions,
+} from './verify/verifier.js';
+export type { IntrospectionOptions } from './verify/introspection.js';
+export { TokenVerificationError, type TokenVerificationErrorCode } from './verify/errors.js';
+export type { BearerAuthOptions } from './verify/bearer.js';
+export { fastifyBearerAuth, type FastifyBearerAuthOptions } from './verify/fastify.js';
+export { expressBearerAuth, type ExpressBearerAuthOptions } from './verify/express.js';
+export { requireScope, type ScopeGuard } from './verify/require-scope.js';
+export { DiscoveryError, SdkOptionsError } from './shared/errors.js';
