@@ -68,7 +68,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'databaseUrl', env: 'M2M_AUTH_DATABASE_URL', flag: '--database-url', kind: 'string', default: '',
     defaultText: 'sqlite:<data-dir>/m2m-auth.db',
-    description: 'Storage: `sqlite:<path>` (embedded, WAL) or `sqlite::memory:`.',
+    description: 'Storage: `sqlite:<path>` (embedded, WAL), `sqlite::memory:`, or `postgres://user:password@host:port/db` (many instances).',
   }),
   k({
     key: 'signingAlg', env: 'M2M_AUTH_SIGNING_ALG', flag: '--signing-alg', kind: 'enum', values: SIGNING_ALGORITHMS,
