@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { clientsCommand, keysCommand } from './admin-commands.js';
+import { loadtestCommand, profileCommand } from './loadtest-commands.js';
 import { stdio, type Output } from './output.js';
 import { migrateCommand, serveCommand } from './server-commands.js';
 
@@ -24,6 +25,8 @@ export function buildProgram(io: Output = stdio): Command {
   program.addCommand(migrateCommand(io));
   program.addCommand(clientsCommand(io));
   program.addCommand(keysCommand(io));
+  program.addCommand(loadtestCommand(io));
+  program.addCommand(profileCommand(io));
   return program;
 }
 

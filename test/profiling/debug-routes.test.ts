@@ -1,0 +1,150 @@
+// The pprof debug endpoints on an admin listener built as server.ts builds it (the same Fastify
+// options, the admin routes, then registerDebugRoutes), over a real socket.
+
+import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import Fastify, { type FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { Profile } from 'pprof-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { registerAdminRoutes } from '../../src/admin/routes.js';
+import { ClientRegistry } from '../../src/clients/registry.js';
+import { fastifyOptions } from '../../src/http/fastify-options.js';
+import { EventBus } from '../../src/observability/events.js';
+import { registerDebugRoutes } from '../../src/profiling/debug-routes.js';
+import { openStorage } from '../../src/storage/open.js';
+import type { Storage } from '../../src/storage/types.js';
+
+const TOKEN = randomBytes(32).toString('base64url');
+
+interface AdminListener {
+  app: FastifyInstance;
+  url: string;
+  events: EventBus;
+}
+
+let storage: Storage;
+
+async function adminListener(enabled: boolean): Promise<AdminListener> {
+  const events = new EventBus();
+  const app = Fastify(fastifyOptions(pino({ level: 'silent' }), 65536)) as unknown as FastifyInstance;
+  const registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86400, secretGracePeriod: 0, now: Date.now });
+  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: async () => undefined }, adminToken: TOKEN, events });
+  await registerDebugRoutes(app, { adminToken: TOKEN, enabled, events });
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return { app, url, events };
+}
+
+/** GET with the admin token, another token, or none (null). */
+function get(url: string, token: string | null = TOKEN): Promise<Response> {
+  return fetch(url, token === null ? {} : { headers: { authorization: `Bearer ${token}` } });
+}
+
+function decodePprof(body: ArrayBuffer): Profile {
+  return Profile.decode(gunzipSync(Buffer.from(body)));
+}
+
+function sampleTypes(p: Profile): string[] {
+  return p.sampleType.map((t) => `${p.stringTable.strings[Number(t.type)]}/${p.stringTable.strings[Number(t.unit)]}`);
+}
+
+beforeAll(async () => {
+  storage = await openStorage('sqlite::memory:');
+});
+
+afterAll(async () => {
+  await storage?.close();
+});
+
+describe('when M2M_AUTH_PPROF is off', () => {
+  let admin: AdminListener;
+  beforeAll(async () => {
+    admin = await adminListener(false);
+  });
+  afterAll(async () => {
+    await admin?.app.close();
+  });
+
+  it('the debug paths do not exist, with or without the token', async () => {
+    for (const path of ['/debug/pprof/profile?seconds=1', '/debug/pprof/heap']) {
+      expect((await get(`${admin.url}${path}`)).status).toBe(404);
+      expect((await get(`${admin.url}${path}`, null)).status).toBe(404);
+    }
+  });
+
+  it('the admin API still works', async () => {
+    expect((await get(`${admin.url}/admin/clients`)).status).toBe(200);
+  });
+});
+
+describe('when M2M_AUTH_PPROF is on', () => {
+  let admin: AdminListener;
+  const failures: string[] = [];
+  beforeAll(async () => {
+    admin = await adminListener(true);
+    admin.events.on('admin.auth_failed', (e) => failures.push(e.reason));
+  });
+  afterAll(async () => {
+    await admin?.app.close();
+  });
+
+  it('answers 401 without the admin token, and with a wrong one', async () => {
+    const none = await get(`${admin.url}/debug/pprof/heap`, null);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe('Bearer realm="m2m-auth admin"');
+    expect(await none.json()).toMatchObject({ error: 'unauthorized' });
+    const wrong = await get(`${admin.url}/debug/pprof/profile?seconds=1`, 'x'.repeat(43));
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    expect(failures).toEqual(['missing_token', 'invalid_token']);
+  });
+
+  it.each(['0', '999', '61', 'abc', '1.5', '-1', ''])('answers 400 to seconds=%s', async (seconds) => {
+    const res = await get(`${admin.url}/debug/pprof/profile?seconds=${seconds}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('a 1-second CPU profile is gzipped pprof with samples and functions; a second one at the same time is 409', async () => {
+    const started = Date.now();
+    const first = get(`${admin.url}/debug/pprof/profile?seconds=1`);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await get(`${admin.url}/debug/pprof/profile?seconds=1`);
+    expect(second.status).toBe(409);
+    expect(await second.json()).toMatchObject({ error: 'conflict' });
+    // Keep the server busy so that the profile has something to show.
+    for (let i = 0; i < 20; i++) await get(`${admin.url}/admin/clients`);
+    const res = await first;
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(res.headers.get('content-type')).toBe('application/octet-stream');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="profile.pb.gz"');
+    const p = decodePprof(await res.arrayBuffer());
+    expect(sampleTypes(p)).toEqual(['samples/count', 'cpu/nanoseconds']);
+    expect(p.sample.length).toBeGreaterThan(0);
+    expect(p.function.length).toBeGreaterThan(0);
+    expect(Number(p.durationNanos)).toBeGreaterThanOrEqual(0.9e9);
+  });
+
+  it('the heap profile is gzipped pprof of the sampled live heap', async () => {
+    const res = await get(`${admin.url}/debug/pprof/heap`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="heap.pb.gz"');
+    const p = decodePprof(await res.arrayBuffer());
+    expect(sampleTypes(p)).toEqual(['inuse_samples/count', 'inuse_space/bytes']);
+    expect(p.stringTable.strings[Number(p.defaultSampleType)]).toBe('inuse_space');
+    expect(Number(p.period)).toBe(512 * 1024);
+  });
+});
+
+describe('closing the server', () => {
+  it('ends a CPU profile being taken instead of waiting for it', async () => {
+    const admin = await adminListener(true);
+    const pending = get(`${admin.url}/debug/pprof/profile?seconds=60`).then((r) => r.status, () => 'closed');
+    await new Promise((r) => setTimeout(r, 300));
+    const started = Date.now();
+    await admin.app.close();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect([200, 503, 'closed']).toContain(await pending);
+  });
+});
