@@ -1,0 +1,228 @@
+// Load generators on undici for what wrk cannot do:
+//
+//   open loop   requests scheduled at a fixed rate whatever the responses do, latency measured
+//               from the time a request was SCHEDULED, not sent: a server that stalls is charged
+//               for every request that should have gone out meanwhile (no coordinated omission,
+//               as wrk2 does it; wrk2 is not packaged in Debian);
+//   sequential  one request at a time on one keep-alive connection (an idle server's latency);
+//   closed      N connections sending back to back (the stand-in for wrk when wrk is missing).
+//
+//   BENCH_BODY=... BENCH_AUTHORIZATION='Basic ...' node bench/open-loop.js --url URL
+//       [--mode open|sequential|closed] [--rate R] [--duration s] [--connections N]
+//       [--requests N] [--json]
+// The body and credentials come from the environment so that they do not show in `ps`.
+
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Worker } from 'node:worker_threads';
+import { Client, Pool } from 'undici';
+import { latencySummary } from './lib/stats.js';
+
+/**
+ * @typedef {{ url: string, body: string, authorization?: string }} Target  url includes the path
+ * @typedef {{ count: number, p50: number, p90: number, p99: number, p999: number, max: number }} Latency  in ms
+ */
+
+function requestOptions(target) {
+  const url = new URL(target.url);
+  const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (target.authorization) headers.authorization = target.authorization;
+  return { origin: url.origin, options: { method: 'POST', path: url.pathname + url.search, headers, body: target.body } };
+}
+
+// The metronome: a worker thread that sleeps on a futex (Atomics.wait, sub-millisecond) until the
+// next request is due and then tells the main thread how many are due. Timers in the main thread
+// fire up to a millisecond late, and spinning there instead takes the CPU from the very event loop
+// that must read the responses (and, on a shared machine, gets the process descheduled).
+const METRONOME = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { performance } = require('node:perf_hooks');
+const { startAt, intervalMs, total } = workerData;
+const cell = new Int32Array(new SharedArrayBuffer(4));
+let next = 0;
+while (next < total) {
+  const now = performance.timeOrigin + performance.now();
+  const due = startAt + next * intervalMs;
+  if (due > now) {
+    Atomics.wait(cell, 0, 0, due - now);
+    continue;
+  }
+  while (next < total && startAt + next * intervalMs <= now) next++;
+  parentPort.postMessage(next);
+}
+`;
+
+/** Milliseconds on a clock shared by the main thread and the metronome thread. */
+const clock = () => performance.timeOrigin + performance.now();
+
+/**
+ * Open loop: `rate` requests per second for `durationS` seconds over up to `connections`
+ * connections. A request that finds every connection busy waits in undici's queue, and that wait
+ * counts: latency runs from the scheduled instant to the last byte of the response.
+ *
+ * @returns {Promise<{ mode: 'open', rate: number, scheduled: number, completed: number, ok: number,
+ *   non2xx: number, errors: number, achievedRate: number, latency: Latency, sendLag: Latency }>}
+ */
+export async function openLoop(target, { rate, durationS, connections = 64 }) {
+  if (!(rate > 0) || !(durationS > 0)) throw new Error('openLoop needs rate > 0 and durationS > 0');
+  const { origin, options } = requestOptions(target);
+  const pool = new Pool(origin, { connections, pipelining: 1 });
+  const total = Math.max(1, Math.round(rate * durationS));
+  const intervalMs = 1000 / rate;
+  const latency = new Float64Array(total).fill(NaN);
+  const sendLag = new Float64Array(total);
+  let issued = 0;
+  let completed = 0;
+  let ok = 0;
+  let non2xx = 0;
+  let errors = 0;
+
+  const startAt = clock() + 50;
+  const metronome = new Worker(METRONOME, { eval: true, workerData: { startAt, intervalMs, total } });
+  await new Promise((resolve, reject) => {
+    const issue = (index) => {
+      const scheduled = startAt + index * intervalMs;
+      sendLag[index] = clock() - scheduled;
+      pool.request(options).then(
+        async (res) => {
+          await res.body.dump();
+          if (res.statusCode >= 200 && res.statusCode < 300) ok++;
+          else non2xx++;
+          latency[index] = clock() - scheduled;
+        },
+        () => {
+          errors++;
+        },
+      ).finally(() => {
+        if (++completed === total) resolve();
+      });
+    };
+    metronome.on('message', (due) => {
+      while (issued < due) issue(issued++);
+    });
+    metronome.on('error', reject);
+  });
+  const elapsedS = (clock() - startAt) / 1000;
+  await Promise.all([pool.close(), metronome.terminate()]);
+  return {
+    mode: 'open', rate, scheduled: total, completed, ok, non2xx, errors,
+    achievedRate: completed / elapsedS,
+    latency: latencySummary(latency.filter((x) => !Number.isNaN(x))),
+    sendLag: latencySummary(sendLag),
+  };
+}
+
+/** One request at a time on one connection; `requests` timed after `warmup` untimed ones. */
+export async function sequential(target, { requests = 2000, warmup = 200 } = {}) {
+  const { origin, options } = requestOptions(target);
+  const client = new Client(origin, { pipelining: 1 });
+  const latency = new Float64Array(requests);
+  let non2xx = 0;
+  try {
+    for (let i = -warmup; i < requests; i++) {
+      const t0 = performance.now();
+      const res = await client.request(options);
+      await res.body.dump();
+      if (i >= 0) {
+        latency[i] = performance.now() - t0;
+        if (res.statusCode < 200 || res.statusCode >= 300) non2xx++;
+      }
+    }
+  } finally {
+    await client.close();
+  }
+  return { mode: 'sequential', requests, non2xx, latency: latencySummary(latency) };
+}
+
+/** Closed loop: `connections` connections, each sending its next request when the last answered. */
+export async function closedLoop(target, { connections = 64, durationS, requestsPerConnection = Infinity }) {
+  const { origin, options } = requestOptions(target);
+  const pool = new Pool(origin, { connections, pipelining: 1 });
+  const deadline = performance.now() + durationS * 1000;
+  const samples = [];
+  let ok = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const started = performance.now();
+  const worker = async () => {
+    for (let n = 0; n < requestsPerConnection && performance.now() < deadline; n++) {
+      const t0 = performance.now();
+      try {
+        const res = await pool.request(options);
+        await res.body.dump();
+        if (res.statusCode >= 200 && res.statusCode < 300) ok++;
+        else non2xx++;
+        samples.push(performance.now() - t0);
+      } catch {
+        errors++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: connections }, worker));
+  const elapsedS = (performance.now() - started) / 1000;
+  await pool.close();
+  return {
+    mode: 'closed', connections, requests: ok + non2xx, ok, non2xx, errors,
+    rate: (ok + non2xx) / elapsedS, elapsedS, latency: latencySummary(samples),
+  };
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      url: { type: 'string' },
+      mode: { type: 'string', default: 'open' },
+      rate: { type: 'string' },
+      duration: { type: 'string', default: '10' },
+      connections: { type: 'string', default: '64' },
+      requests: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help || !values.url) {
+    console.log('usage: BENCH_BODY=... [BENCH_AUTHORIZATION=...] node bench/open-loop.js --url URL '
+      + '[--mode open|sequential|closed] [--rate R] [--duration s] [--connections N] [--requests N] [--json]');
+    if (!values.url && !values.help) process.exitCode = 2;
+    return;
+  }
+  const body = process.env.BENCH_BODY;
+  if (body === undefined) throw new Error('set BENCH_BODY to the form body to POST');
+  const target = { url: values.url, body, authorization: process.env.BENCH_AUTHORIZATION };
+  const durationS = Number(values.duration);
+  const connections = Number(values.connections);
+  let result;
+  switch (values.mode) {
+    case 'open':
+      if (!values.rate) throw new Error('--mode open needs --rate');
+      result = await openLoop(target, { rate: Number(values.rate), durationS, connections });
+      break;
+    case 'sequential':
+      result = await sequential(target, { requests: values.requests ? Number(values.requests) : 2000 });
+      break;
+    case 'closed':
+      result = await closedLoop(target, {
+        connections, durationS, requestsPerConnection: values.requests ? Number(values.requests) : Infinity,
+      });
+      break;
+    default:
+      throw new Error(`unknown --mode ${values.mode}`);
+  }
+  if (values.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  const l = result.latency;
+  const ms = (x) => `${x.toFixed(3)} ms`;
+  console.log(`${result.mode}: ${JSON.stringify({ ...result, latency: undefined, sendLag: undefined })}`);
+  console.log(`latency: p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}  (n=${l.count})`);
+  if (result.sendLag) console.log(`send lag behind schedule: p50 ${ms(result.sendLag.p50)}  p99 ${ms(result.sendLag.p99)}  max ${ms(result.sendLag.max)}`);
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  });
+}
