@@ -1,19 +1,56 @@
-// Audit log: every core event becomes one structured log line with a `type`. The two
-// high-volume successes (token.issued, token.introspected) are already one request line each,
-// so they are logged at debug; failures and admin events always at info or above.
+// Audit log: every core event becomes one structured log line with a `type` (what), an `actor`
+// (who: a client_id, "admin", "system" or "anonymous"), pino's `time` (when) and, for events that
+// came with a request, `ip` and `requestId` (from where). Payloads carry identifiers (client_id,
+// kid, jti), never a secret, an assertion or a token; the logger's redaction list is the backstop.
+//
+// The two high-volume successes (token.issued, token.introspected with an active answer) already
+// have one request line each; they are sampled (M2M_AUTH_AUDIT_SAMPLE_RATE) and logged at info
+// when chosen. Failures, revocations, client, key and admin events are never sampled.
 
 import type { Logger } from 'pino';
-import type { EventBus } from './events.js';
+import type { EventBus, EventMap, EventName } from './events.js';
 
-const HIGH_VOLUME = new Set(['token.issued', 'token.introspected']);
-const WARN = new Set(['admin.auth_failed', 'key.rotation_failed']);
+export const DEFAULT_AUDIT_SAMPLE_RATE = 0.01;
 
-export function subscribeAuditLog(events: EventBus, logger: Logger): () => void {
+export interface AuditLogOptions {
+  /** Fraction of token.issued / active token.introspected events logged, 0..1. */
+  sampleRate?: number;
+  /** Uniform in [0, 1) (tests). */
+  random?: () => number;
+}
+
+const WARN = new Set<EventName>(['admin.auth_failed', 'key.rotation_failed']);
+
+/** Who caused the event: the client for token events, the admin API for client changes. */
+export function auditActor<E extends EventName>(type: E, payload: EventMap[E]): string {
+  const p = payload as { clientId?: string; callerClientId?: string };
+  if (type.startsWith('token.')) return p.callerClientId ?? p.clientId ?? 'anonymous';
+  if (type.startsWith('client.')) return 'admin';
+  if (type === 'admin.auth_failed') return 'anonymous';
+  // Key events come from the key ring: automatic rotation, maintenance, or an admin's rotate request.
+  return 'system';
+}
+
+function sampled<E extends EventName>(type: E, payload: EventMap[E]): boolean {
+  if (type === 'token.issued') return true;
+  return type === 'token.introspected' && (payload as EventMap['token.introspected']).active;
+}
+
+export function subscribeAuditLog(events: EventBus, logger: Logger, options: AuditLogOptions = {}): () => void {
+  const rate = options.sampleRate ?? DEFAULT_AUDIT_SAMPLE_RATE;
+  if (!(rate >= 0 && rate <= 1)) throw new RangeError(`audit sample rate must be between 0 and 1, got ${rate}`);
+  const random = options.random ?? Math.random;
   const audit = logger.child({ audit: true });
   return events.onAny((type, payload) => {
-    const line: Record<string, unknown> = { type, ...payload };
-    if (HIGH_VOLUME.has(type)) audit.debug(line, type);
-    else if (WARN.has(type)) audit.warn(line, type);
+    if (sampled(type, payload)) {
+      // rate 0 never logs and rate 1 always does, whatever random() returns in [0, 1).
+      if (rate === 0 || random() >= rate) return;
+      const sampledLine: Record<string, unknown> = { type, actor: auditActor(type, payload), ...payload, sample_rate: rate };
+      audit.info(sampledLine, type);
+      return;
+    }
+    const line: Record<string, unknown> = { type, actor: auditActor(type, payload), ...payload };
+    if (WARN.has(type)) audit.warn(line, type);
     else audit.info(line, type);
   });
 }
