@@ -8,13 +8,15 @@ import { parseAddress, type Config } from './config/schema.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 import { loadKek } from './keys/kek.js';
-import { KeyRing } from './keys/keyring.js';
+import { DEFAULT_REFRESH_INTERVAL_MS, KeyRing } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { loadAdminToken } from './admin/admin-token.js';
+import { registerDebugRoutes } from './profiling/debug-routes.js';
 import { EventBus } from './observability/events.js';
 import { createLogger } from './observability/logger.js';
 import { subscribeAuditLog } from './observability/audit.js';
+import { registerMetricsRoute, ServerMetrics } from './observability/metrics.js';
 import { ClientAuthenticator } from './oauth/client-auth/authenticate.js';
 import { AccessTokenReader, type TokenSigner } from './oauth/access-token.js';
 import { TokenEndpoint } from './oauth/token/token-endpoint.js';
@@ -23,16 +25,24 @@ import { RevocationEndpoint } from './oauth/revocation/revocation-endpoint.js';
 import { RevocationList } from './oauth/revocation/revocation-list.js';
 import { authorizationServerMetadata, endpointUrl, ENDPOINT_PATHS } from './oauth/discovery/metadata.js';
 import { buildPublicApp } from './http/public-app.js';
+import { Limits } from './ratelimit/limits.js';
+import { fastifyTrustProxy, parseTrustProxy } from './ratelimit/trust-proxy.js';
 import { ClusterSync, type Notifier } from './cluster/sync.js';
+import { StalenessGuard } from './cluster/availability.js';
 import { RedisNotifier } from './cluster/redis-notifier.js';
 import { PostgresNotifier } from './cluster/postgres-notifier.js';
 import { PostgresStorage } from './storage/postgres/index.js';
 import { fastifyOptions } from './http/fastify-options.js';
+import { ListenerDrain } from './http/drain.js';
+import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
+import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 
 export interface ServerOptions {
   logger?: Logger;
   /** Clock in epoch ms (tests). */
   now?: () => number;
+  /** Tracing to use instead of the one M2M_AUTH_OTEL_ENABLED starts; the caller shuts it down. */
+  tracing?: Tracing;
 }
 
 export interface M2MAuthServer {
@@ -47,11 +57,19 @@ export interface M2MAuthServer {
   readonly sync: ClusterSync;
   /** Starts both listeners; resolves to their URLs. */
   listen(): Promise<{ publicUrl: string; adminUrl: string }>;
-  /** Stops accepting, lets in-flight requests finish, closes storage. Idempotent. */
+  /**
+   * Drains and stops: readiness goes false at once, clients are told to reconnect elsewhere, the
+   * listeners close after M2M_AUTH_SHUTDOWN_DELAY, in-flight requests get M2M_AUTH_SHUTDOWN_TIMEOUT
+   * to finish, then storage closes. Idempotent.
+   */
   close(): Promise<void>;
+  /** Reads the TLS certificate and key files again (SIGHUP); false, and the old ones kept, on failure. */
+  reloadTls(): boolean;
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
+/** Node's default listen backlog (511) overflows when a thousand clients connect at once. */
+const LISTEN_BACKLOG = 4096;
 
 function needsDataDir(config: Config): boolean {
   return config.databaseUrl.startsWith('sqlite:') && config.databaseUrl !== 'sqlite::memory:'
@@ -62,11 +80,19 @@ export async function createServer(config: Config, options: ServerOptions = {}):
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const now = options.now ?? Date.now;
   if (needsDataDir(config)) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Unusable TLS files stop the start with one clear line, before anything is opened.
+  const tlsFileNames = tlsFiles(config);
+  const tls = tlsFileNames && loadTlsCredentials(tlsFileNames);
 
   const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
+  const ownTracing = options.tracing === undefined && config.otelEnabled;
+  let tracing: Tracing = options.tracing ?? TRACING_OFF;
   try {
+    if (ownTracing) tracing = await startTracing();
+    // Spans around the storage calls a request makes (the same objects when tracing is off).
+    const traced = tracing.storage(storage, databaseSystem(config.databaseUrl));
     const events = new EventBus();
-    subscribeAuditLog(events, logger);
+    subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
 
     const kek = loadKek({ kek: config.kek, dataDir: config.dataDir });
     const keys = await KeyRing.open(storage.keys, {
@@ -77,27 +103,36 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       maxTokenTtlMs: config.tokenTtlMax * 1000,
       events,
       now,
+      refreshIntervalMs: keyMaintenanceInterval(config.keyRotationInterval * 1000),
     });
-    const clients = new ClientRegistry(storage.clients, events, {
+    const clients = new ClientRegistry(traced.clients, events, {
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
       secretGracePeriod: config.secretGracePeriod,
       now,
     });
-    const revocations = new RevocationList(storage.revocations);
+    const revocations = new RevocationList(traced.revocations);
     await revocations.load(now());
 
     const admin = loadAdminToken({ adminToken: config.adminToken, dataDir: config.dataDir });
     if (admin.generated) logger.info({ path: admin.path }, 'generated an admin token (mode 0600); read it from this file');
     else if (admin.path) logger.info({ path: admin.path }, 'admin token read from file');
 
+    // The OAuth endpoints see clients through the staleness bound: cached clients (and the
+    // revocation list beside them) are trusted only while the change log is being read.
+    // `sync` is created below; no request reaches the guard before createServer returns.
+    const guarded = new StalenessGuard({ clients, lastSuccess: () => sync.lastSuccess, boundMs: config.stalenessBound * 1000 });
     const tokenEndpoint = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
-    const authenticator = new ClientAuthenticator({ clients, replay: storage.replay, issuer: config.issuer, tokenEndpoint, now });
+    // Request rates and failed-authentication throttling; shared through Redis when configured.
+    const limits = new Limits(config, { logger, now });
+    const authenticator = new ClientAuthenticator({
+      clients: guarded, replay: traced.replay, issuer: config.issuer, tokenEndpoint, now, throttle: limits.authThrottle,
+    });
     const signer: TokenSigner = {
       sign: (claims) => keys.sign(claims),
       verifyPayload: (token) => keys.verify(token)?.payload ?? null,
     };
-    const tokens = new AccessTokenReader({ issuer: config.issuer, signer, revocations, clients, now });
+    const tokens = new AccessTokenReader({ issuer: config.issuer, signer, revocations, clients: guarded, now });
 
     const metadata = new MetadataCache(config.issuer, clients, keys);
     for (const e of ['client.created', 'client.updated', 'client.deleted'] as const) events.on(e, () => metadata.invalidate());
@@ -105,13 +140,17 @@ export async function createServer(config: Config, options: ServerOptions = {}):
 
     const publicApp = buildPublicApp({
       logger,
+      tracing,
+      ...(tls && { tls }),
       bodyLimit: config.bodyLimit,
+      trustProxy: fastifyTrustProxy(parseTrustProxy(config.trustProxy)),
       events,
       token: new TokenEndpoint({
         issuer: config.issuer, authenticator, signer, events,
         tokenTtl: config.tokenTtl, tokenTtlMin: config.tokenTtlMin, tokenTtlMax: config.tokenTtlMax, now,
+        rateLimit: limits.tokenRequest,
       }),
-      introspection: new IntrospectionEndpoint({ authenticator, tokens, events }),
+      introspection: new IntrospectionEndpoint({ authenticator, tokens, events, rateLimit: limits.introspectionRequest }),
       revocation: new RevocationEndpoint({ authenticator, tokens, revocations, events, now }),
       metadataJson: () => metadata.json(),
       jwksJson: () => keys.jwksJson(),
@@ -129,13 +168,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
 
     const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
     await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
+    await registerDebugRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
     // Changes made by other instances (or worker processes) on the same database.
     const notifier: Notifier | undefined = config.redisUrl
       ? new RedisNotifier(config.redisUrl, logger)
       : storage instanceof PostgresStorage ? new PostgresNotifier(storage, logger) : undefined;
     const sync = new ClusterSync({
-      changes: storage.changes,
+      changes: traced.changes,
       notifier,
       logger,
       pollIntervalMs: config.syncInterval,
@@ -172,7 +212,20 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     }, SWEEP_INTERVAL_MS);
     sweep.unref();
     keys.start();
+    await limits.start();
 
+    // Prometheus metrics on the admin listener (GET /metrics, outside the admin token: the admin
+    // listener is private, and scrapers carry no bearer token).
+    const metrics = new ServerMetrics({
+      events, keys, clients, storage, syncLastSuccess: () => sync.lastSuccess, keyRotationIntervalSeconds: config.keyRotationInterval,
+    }, { now });
+    metrics.instrument(publicApp);
+    registerMetricsRoute(adminApp, metrics);
+    metrics.start();
+
+    // Connection: close / GOAWAY once draining, and a hard stop at the shutdown timeout.
+    const drains = [new ListenerDrain(publicApp), new ListenerDrain(adminApp)];
+    let listening = false;
     let closing = false;
     let closed: Promise<void> | undefined;
     const server: M2MAuthServer = {
@@ -180,29 +233,71 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       async listen() {
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);
-        const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port });
-        const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port });
-        logger.info({ publicUrl, adminUrl, issuer: config.issuer }, 'm2m-auth listening');
+        const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, backlog: LISTEN_BACKLOG });
+        const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
+        listening = true;
+        logger.info({ publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }) }, 'm2m-auth listening');
+        if (tls && !config.issuer.startsWith('https:')) logger.warn({ issuer: config.issuer }, 'TLS is on but the issuer is not an https URL');
         return { publicUrl, adminUrl };
       },
       close() {
         closed ??= (async () => {
+          // Readiness is false from here on, and clients are told to go elsewhere.
           closing = true;
+          for (const d of drains) d.begin();
+          if (listening && config.shutdownDelay > 0) {
+            logger.info({ seconds: config.shutdownDelay }, 'draining: serving with readiness false before closing the listeners');
+            await new Promise((resolve) => setTimeout(resolve, config.shutdownDelay * 1000));
+          }
           clearInterval(sweep);
+          const force = setTimeout(() => {
+            const open = drains.reduce((n, d) => n + d.destroyAll(), 0);
+            logger.warn({ connections: open, seconds: config.shutdownTimeout }, 'shutdown timeout: closed the connections still open');
+          }, config.shutdownTimeout * 1000);
+          for (const d of drains) d.closeSessions();
+          // In-flight requests finish with storage, keys and the change log still live.
+          await Promise.allSettled([publicApp.close(), adminApp.close()]);
+          clearTimeout(force);
+          await metrics.stop();
           await sync.stop();
           await keys.stop();
-          await Promise.allSettled([publicApp.close(), adminApp.close()]);
+          await limits.close();
           await storage.close();
+          if (ownTracing) await tracing.shutdown().catch((err: unknown) => logger.warn({ err }, 'trace export at shutdown failed'));
           logger.flush?.();
         })();
         return closed;
+      },
+      reloadTls() {
+        if (!tlsFileNames) {
+          logger.warn('TLS is off (M2M_AUTH_TLS_CERT is not set): nothing to reload');
+          return false;
+        }
+        try {
+          const reloaded = reloadTls(publicApp.server as unknown as ReloadableTlsServer, tlsFileNames);
+          logger.info({ certificate: reloaded.info }, 'TLS certificate reloaded; new connections use it');
+          return true;
+        } catch (err) {
+          logger.error({ reason: (err as Error).message }, 'TLS reload failed; still serving the previous certificate');
+          return false;
+        }
       },
     };
     return server;
   } catch (err) {
     await storage.close().catch(() => undefined);
+    if (ownTracing) await tracing.shutdown().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * How often the KeyRing reloads keys and checks for automatic rotation: every minute, or a quarter
+ * of a short rotation interval so that rotation is not late by more than that.
+ */
+function keyMaintenanceInterval(rotationIntervalMs: number): number {
+  if (rotationIntervalMs <= 0) return DEFAULT_REFRESH_INTERVAL_MS;
+  return Math.min(DEFAULT_REFRESH_INTERVAL_MS, Math.max(250, Math.floor(rotationIntervalMs / 4)));
 }
 
 export interface RunningServer {
@@ -226,6 +321,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 /** The RFC 8414 document, recomputed only when clients or keys change. */
 class MetadataCache {
   #json: Promise<string> | undefined;
+  /** The last document built: served while a rebuild fails (the database does not answer). */
+  #last: string | undefined;
   constructor(
     private readonly issuer: string,
     private readonly clients: ClientRegistry,
@@ -237,10 +334,14 @@ class MetadataCache {
   }
 
   json(): Promise<string> {
-    this.#json ??= this.#build().catch((err: unknown) => {
-      this.#json = undefined;
-      throw err;
-    });
+    this.#json ??= this.#build().then(
+      (json) => (this.#last = json),
+      (err: unknown) => {
+        this.#json = undefined;
+        if (this.#last !== undefined) return this.#last;
+        throw err;
+      },
+    );
     return this.#json;
   }
 

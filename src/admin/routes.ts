@@ -2,12 +2,14 @@
 // its own listener, behind the RFC 6750 bearer admin token.
 //
 // Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/413/415 with
-// { error, message }; only a fault of the server itself becomes a 500.
+// { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
+// later); only a fault of the server itself becomes a 500.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ClientNotFoundError, ClientValidationError, MAX_LIST_LIMIT, type ClientRegistry } from '../clients/registry.js';
 import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
+import { isStorageUnavailable, RETRY_AFTER_SECONDS } from '../cluster/availability.js';
 import { bearerChecker } from './bearer.js';
 import { keyToWire } from './key-wire.js';
 import { AdminRequestError, objectBody, optionalBody, optionalSeconds, queryInt, readQuery } from './request.js';
@@ -29,7 +31,7 @@ interface IdParams {
   id: string;
 }
 
-type AdminErrorCode = 'invalid_request' | 'unauthorized' | 'not_found' | 'server_error';
+type AdminErrorCode = 'invalid_request' | 'unauthorized' | 'not_found' | 'server_error' | 'temporarily_unavailable';
 
 function sendError(reply: FastifyReply, status: number, error: AdminErrorCode, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error, message });
@@ -96,6 +98,12 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
           return sendError(reply, 415, 'invalid_request', 'The request body must be JSON (Content-Type: application/json)');
         case 'FST_ERR_CTP_BODY_TOO_LARGE':
           return sendError(reply, 413, 'invalid_request', 'The request body is too large');
+      }
+      if (isStorageUnavailable(err)) {
+        req.log.warn({ err: err.message }, 'admin request failed: storage unavailable');
+        reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+        return sendError(reply, 503, 'temporarily_unavailable',
+          'The database is not answering: the request could not be completed and nothing was acknowledged. Retry later.');
       }
       const status = err.statusCode;
       if (typeof status === 'number' && status >= 400 && status < 500) {

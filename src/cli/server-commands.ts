@@ -64,6 +64,8 @@ export function serveCommand(): Command {
       };
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
+      // New TLS certificate and key files: new connections get them, open ones keep theirs.
+      process.on('SIGHUP', () => running.server.reloadTls());
     });
     // A cluster worker's IPC channel would keep it alive after a clean close.
     if (isWorker()) process.disconnect?.();

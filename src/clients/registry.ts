@@ -90,7 +90,7 @@ const MIN_RSA_BITS = 2048;
 
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
-  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'disabled',
+  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'disabled',
 ]);
 
 /** RFC 7591 §2 grant_types this server implements. */
@@ -205,6 +205,16 @@ function parseGrantTypes(v: unknown): string[] {
   return [...seen];
 }
 
+/** Most token requests per second a client's rate_limit may name. */
+export const MAX_RATE_LIMIT = 1_000_000;
+
+function parseRateLimit(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_RATE_LIMIT) {
+    invalid('rate_limit', `rate_limit must be a number of token requests per second from 0 (no limit) to ${MAX_RATE_LIMIT}, or null for the server default`);
+  }
+  return v;
+}
+
 function parseMethod(v: unknown): TokenEndpointAuthMethod {
   if (typeof v !== 'string' || !(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(v)) {
     invalid('token_endpoint_auth_method', `token_endpoint_auth_method must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(', ')}`);
@@ -264,7 +274,7 @@ function parseJwks(v: unknown): { keys: PublicJwk[] } {
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
-  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'disabled'>>;
+  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'disabled'>>;
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -284,6 +294,9 @@ export class ClientRegistry {
   /** Bumped by every write and invalidation so that a read racing a write never caches the old record. */
   #generation = 0;
   readonly #locks = new Map<string, Promise<void>>();
+  #hits = 0;
+  #misses = 0;
+  #onStoreRead: ((seconds: number) => void) | undefined;
 
   constructor(store: ClientStore, events: EventBus, opts: ClientRegistryOptions) {
     this.#store = store;
@@ -304,12 +317,16 @@ export class ClientRegistry {
   async get(clientId: string): Promise<ClientRecord | undefined> {
     const hit = this.#cache.get(clientId);
     if (hit) {
+      this.#hits++;
       this.#cache.delete(clientId);
       this.#cache.set(clientId, hit);
       return hit;
     }
+    this.#misses++;
     const generation = this.#generation;
+    const started = this.#onStoreRead === undefined ? 0 : performance.now();
     const record = await this.#store.getClient(clientId);
+    this.#onStoreRead?.((performance.now() - started) / 1000);
     if (!record) return undefined;
     deepFreeze(record);
     if (generation === this.#generation) this.#remember(record);
@@ -337,6 +354,16 @@ export class ClientRegistry {
     return this.#cache.size;
   }
 
+  /** Lookups answered from memory and from the store since start (metrics). */
+  get cacheStats(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+
+  /** Reports the seconds each store read made on a cache miss took (metrics). */
+  observeStoreReads(observer: (seconds: number) => void): void {
+    this.#onStoreRead = observer;
+  }
+
   async create(input: ClientMetadataInput, ctx: AuditContext = {}): Promise<IssuedClient> {
     const fields = this.#parse(input);
     if (fields.clientName === undefined) invalid('client_name', 'client_name is required');
@@ -357,6 +384,7 @@ export class ClientRegistry {
       tokenEndpointAuthMethod: method,
       jwks: fields.jwks ?? null,
       accessTokenTtl: fields.accessTokenTtl ?? null,
+      rateLimit: fields.rateLimit ?? null,
       disabled: fields.disabled ?? false,
       secrets: clientSecret === undefined ? [] : [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }],
       tokensRevokedAt: null,
@@ -517,6 +545,7 @@ export class ClientRegistry {
     if (has('token_endpoint_auth_method')) out.tokenEndpointAuthMethod = parseMethod(input.token_endpoint_auth_method);
     if (has('jwks')) out.jwks = input.jwks === null ? null : parseJwks(input.jwks);
     if (has('access_token_ttl')) out.accessTokenTtl = input.access_token_ttl === null ? null : this.#parseTtl(input.access_token_ttl);
+    if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
     if (has('disabled')) {
       if (typeof input.disabled !== 'boolean') invalid('disabled', `disabled must be true or false, got ${describe(input.disabled)}`);
       out.disabled = input.disabled;
@@ -616,6 +645,7 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['tokenEndpointAuthMethod', 'token_endpoint_auth_method'],
   ['jwks', 'jwks'],
   ['accessTokenTtl', 'access_token_ttl'],
+  ['rateLimit', 'rate_limit'],
   ['disabled', 'disabled'],
   ['secrets', 'client_secret'],
 ];

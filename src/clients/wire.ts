@@ -30,6 +30,8 @@ export interface ClientMetadataInput {
   jwks?: { keys: PublicJwk[] } | null;
   /** Seconds; null = the server default. */
   access_token_ttl?: number | null;
+  /** Token requests per second (fractions allowed; 0 = no limit); null = the server default. */
+  rate_limit?: number | null;
   disabled?: boolean;
 }
 
@@ -45,6 +47,7 @@ export interface ClientWire {
   token_endpoint_auth_method: TokenEndpointAuthMethod;
   jwks: { keys: PublicJwk[] } | null;
   access_token_ttl: number | null;
+  rate_limit: number | null;
   disabled: boolean;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
@@ -75,6 +78,7 @@ export function clientToWire(client: ClientRecord): ClientWire {
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,
     jwks: client.jwks === null ? null : { keys: client.jwks.keys.map((k) => ({ ...k })) },
     access_token_ttl: client.accessTokenTtl,
+    rate_limit: client.rateLimit,
     disabled: client.disabled,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),

@@ -40,18 +40,31 @@ export class RedisNotifier implements Notifier {
   async subscribe(onWake: () => void, onReconnect: () => void): Promise<void> {
     const sub = (this.#sub = this.#client());
     sub.on('message', () => onWake());
-    let first = true;
+    // 'starting': the first connect below is under way; 'late': it failed (Redis was down at
+    // start), so the client's own reconnects keep trying and the first one that works subscribes.
+    let phase: 'starting' | 'late' | 'subscribed' = 'starting';
     sub.on('ready', () => {
-      if (first) {
-        first = false;
+      if (phase === 'starting') return;
+      if (phase === 'late') {
+        sub.subscribe(CHANGE_CHANNEL).then(() => {
+          phase = 'subscribed';
+          this.#logger.info('redis change channel connected');
+          onReconnect();
+        }, (err: unknown) => this.#logger.debug({ err: (err as Error).message }, 'redis subscribe failed'));
         return;
       }
+      // ioredis re-subscribes by itself after a reconnect; messages sent meanwhile were lost.
       this.#logger.info('redis change channel reconnected');
       onReconnect();
     });
-    // ioredis re-subscribes by itself after a reconnect.
-    await sub.connect();
-    await sub.subscribe(CHANGE_CHANNEL);
+    try {
+      await sub.connect();
+      await sub.subscribe(CHANGE_CHANNEL);
+      phase = 'subscribed';
+    } catch (err) {
+      phase = 'late';
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

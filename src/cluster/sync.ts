@@ -83,11 +83,14 @@ export class ClusterSync {
     }
     this.#running = (async () => {
       try {
+        // What a drain read is as fresh as its start, not its end.
+        let started: number;
         do {
           this.#again = false;
+          started = Date.now();
           await this.#drain();
         } while (this.#again && !this.#stopped);
-        this.#lastSuccess = Date.now();
+        this.#lastSuccess = started;
         if (this.#failing) this.#o.logger.info('change log reachable again');
         this.#failing = false;
       } catch (err) {

@@ -52,6 +52,10 @@ export async function runPrimary(config: Config, count: number): Promise<void> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // Each worker reloads its own TLS listener (and SIGHUP must not end the primary).
+    process.on('SIGHUP', () => {
+      for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+    });
   });
   logger.flush?.();
 }

@@ -3,11 +3,14 @@
 
 import { ConfigError } from '../oauth/errors.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../storage/types.js';
+import { parseTrustProxy } from '../ratelimit/trust-proxy.js';
 
 export interface Config {
   issuer: string;
   listen: string;
   adminListen: string;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   databaseUrl: string;
   dataDir: string;
   signingAlg: SigningAlgorithm;
@@ -20,15 +23,28 @@ export interface Config {
   keyPrepublish: number;
   secretGracePeriod: number;
   bodyLimit: number;
+  tokenRateLimit: number;
+  introspectionRateLimit: number;
+  rateLimitBurst: number;
+  authFailuresPerAddress: number;
+  authFailuresPerClient: number;
+  authFailureWindow: number;
+  trustProxy: string;
   autoMigrate: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  auditSampleRate: number;
   redisUrl: string | undefined;
+  redisKeyPrefix: string;
   syncInterval: number;
+  stalenessBound: number;
   workers: string;
+  shutdownDelay: number;
+  shutdownTimeout: number;
   pprof: boolean;
+  otelEnabled: boolean;
 }
 
-type Kind = 'string' | 'url' | 'address' | 'int' | 'bool' | 'enum' | 'secret';
+type Kind = 'string' | 'url' | 'address' | 'int' | 'number' | 'bool' | 'enum' | 'secret';
 
 export interface ConfigKey<K extends keyof Config = keyof Config> {
   key: K;
@@ -60,6 +76,14 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'adminListen', env: 'M2M_AUTH_ADMIN_LISTEN', flag: '--admin-listen', kind: 'address', default: '127.0.0.1:8081',
     description: 'host:port of the admin API listener. Keep it on a private interface.',
+  }),
+  k({
+    key: 'tlsCert', env: 'M2M_AUTH_TLS_CERT', flag: '--tls-cert', kind: 'string', default: undefined,
+    description: 'PEM certificate file (then any intermediates) for TLS on the public listener, which then speaks HTTP/2 and HTTP/1.1. Give it with `M2M_AUTH_TLS_KEY`; both are read again on SIGHUP.',
+  }),
+  k({
+    key: 'tlsKey', env: 'M2M_AUTH_TLS_KEY', flag: '--tls-key', kind: 'string', default: undefined,
+    description: 'PEM private key file of `M2M_AUTH_TLS_CERT`.',
   }),
   k({
     key: 'dataDir', env: 'M2M_AUTH_DATA_DIR', flag: '--data-dir', kind: 'string', default: './data',
@@ -116,29 +140,82 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
     description: 'Largest request body in bytes; larger bodies get 413.',
   }),
   k({
+    key: 'tokenRateLimit', env: 'M2M_AUTH_TOKEN_RATE_LIMIT', flag: '--token-rate-limit', kind: 'int', min: 0, max: 1_000_000, default: 100,
+    description: 'Token requests per second each client may make (a client\'s `rate_limit` overrides it); beyond it the answer is `429 temporarily_unavailable` with `Retry-After`. 0 turns the limit off.',
+  }),
+  k({
+    key: 'introspectionRateLimit', env: 'M2M_AUTH_INTROSPECTION_RATE_LIMIT', flag: '--introspection-rate-limit', kind: 'int', min: 0, max: 1_000_000, default: 1000,
+    description: 'Introspection requests per second each calling client may make; beyond it, `429` with `Retry-After`. 0 turns the limit off.',
+  }),
+  k({
+    key: 'rateLimitBurst', env: 'M2M_AUTH_RATE_LIMIT_BURST', flag: '--rate-limit-burst', kind: 'int', min: 1, max: 3600, default: 2,
+    description: 'Seconds\' worth of its rate a quiet client may send at once: with 100 a second and 2, a burst of 200, then 100 a second.',
+  }),
+  k({
+    key: 'authFailuresPerAddress', env: 'M2M_AUTH_AUTH_FAILURES_PER_ADDRESS', flag: '--auth-failures-per-address', kind: 'int', min: 0, max: 1_000_000, default: 10,
+    description: 'Failed client authentications a source address (an IPv6 /64) may have in a window; then every attempt from it gets `429` with `Retry-After`, before any secret is checked, until the window ends (RFC 6749 §2.3.1). 0 turns it off. Behind a load balancer, set `M2M_AUTH_TRUST_PROXY` or all clients share its address.',
+  }),
+  k({
+    key: 'authFailuresPerClient', env: 'M2M_AUTH_AUTH_FAILURES_PER_CLIENT', flag: '--auth-failures-per-client', kind: 'int', min: 0, max: 1_000_000, default: 50,
+    description: 'Failed authentications a client_id may have in a window, from all addresses together; then `429` for that client_id until the window ends. Higher than per address because client_ids are not secret: anyone may spend this allowance. 0 turns it off.',
+  }),
+  k({
+    key: 'authFailureWindow', env: 'M2M_AUTH_AUTH_FAILURE_WINDOW', flag: '--auth-failure-window', kind: 'int', min: 1, max: 86400, default: 60,
+    description: 'Seconds of a failed-authentication window. It opens at the first failure; only its end clears it (a success does not).',
+  }),
+  k({
+    key: 'trustProxy', env: 'M2M_AUTH_TRUST_PROXY', flag: '--trust-proxy', kind: 'string', default: '',
+    description: 'Proxies in front of the public listener whose `X-Forwarded-For` gives the client address (limits, logs): a comma-separated list of addresses and CIDRs, or a number of hops. Unset: the connection\'s address is used and `X-Forwarded-For` is ignored.',
+  }),
+  k({
     key: 'autoMigrate', env: 'M2M_AUTH_AUTO_MIGRATE', flag: '--auto-migrate', kind: 'bool', default: true,
     description: 'Apply schema migrations at start (`m2m-auth migrate` applies them explicitly).',
   }),
   k({
     key: 'redisUrl', env: 'M2M_AUTH_REDIS_URL', flag: '--redis-url', kind: 'secret', default: undefined,
-    description: 'Optional Redis (`redis://...`) for pub/sub wake-ups between instances; without it, instances poll the change log.',
+    description: 'Optional Redis (`redis://...`) for pub/sub wake-ups between instances and for rate limits shared by every instance; without it, instances poll the change log and each counts its own limits.',
+  }),
+  k({
+    key: 'redisKeyPrefix', env: 'M2M_AUTH_REDIS_KEY_PREFIX', flag: '--redis-key-prefix', kind: 'string', default: 'm2m-auth:',
+    description: 'Prefix of the rate limit keys in Redis, so several deployments can share one Redis.',
   }),
   k({
     key: 'syncInterval', env: 'M2M_AUTH_SYNC_INTERVAL', flag: '--sync-interval', kind: 'int', min: 50, max: 1000, default: 250,
     description: 'Milliseconds between reads of the change log: a revocation, kill switch, client change or key change made on another instance takes effect here within this long (and at once with a notification channel).',
   }),
   k({
+    key: 'stalenessBound', env: 'M2M_AUTH_STALENESS_BOUND', flag: '--staleness-bound', kind: 'int', min: 1, max: 86400, default: 60,
+    description: 'Seconds the token endpoint and introspection keep answering known clients from memory while the database does not answer, counted from the last successful read of the change log; beyond it they answer `503 temporarily_unavailable` (a revocation or change made elsewhere may go unseen for up to this long).',
+  }),
+  k({
     key: 'workers', env: 'M2M_AUTH_WORKERS', flag: '--workers', kind: 'string', default: '1',
     description: 'Worker processes for `serve` (node:cluster), sharing the listeners and the database: a number, or `auto` for one per core.',
+  }),
+  k({
+    key: 'shutdownDelay', env: 'M2M_AUTH_SHUTDOWN_DELAY', flag: '--shutdown-delay', kind: 'int', min: 0, max: 300, default: 0,
+    description: 'Seconds to keep serving after SIGTERM with `/readyz` answering 503, before the listener closes, so a load balancer stops sending new connections first.',
+  }),
+  k({
+    key: 'shutdownTimeout', env: 'M2M_AUTH_SHUTDOWN_TIMEOUT', flag: '--shutdown-timeout', kind: 'int', min: 1, max: 3600, default: 10,
+    description: 'Seconds in-flight requests get to finish once the listener has closed on SIGTERM; connections still open then are closed.',
   }),
   k({
     key: 'pprof', env: 'M2M_AUTH_PPROF', flag: '--pprof', kind: 'bool', default: false,
     description: 'Serve CPU and heap profiles (pprof) at `/debug/pprof/profile?seconds=N` and `/debug/pprof/heap` on the admin listener, behind the admin token. Off by default: profiles expose function names, file paths and allocation sites.',
   }),
   k({
+    key: 'otelEnabled', env: 'M2M_AUTH_OTEL_ENABLED', flag: '--otel-enabled', kind: 'bool', default: false,
+    description: 'OpenTelemetry tracing of the OAuth endpoints and their storage calls, exported with OTLP over HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT` as `OTEL_SERVICE_NAME` (default `m2m-auth`); continues the caller\'s W3C `traceparent`.',
+  }),
+  k({
     key: 'logLevel', env: 'M2M_AUTH_LOG_LEVEL', flag: '--log-level', kind: 'enum',
     values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info',
     description: 'Log level of the JSON logs on stdout.',
+  }),
+  k({
+    key: 'auditSampleRate', env: 'M2M_AUTH_AUDIT_SAMPLE_RATE', flag: '--audit-sample-rate', kind: 'number', min: 0, max: 1,
+    default: 0.01,
+    description: 'Fraction (0 to 1) of the high-volume `token.issued` and active `token.introspected` audit lines written (each request still has its request line). Denials, revocations, client, key and admin events are always written.',
   }),
 ];
 
@@ -169,6 +246,13 @@ function parseValue(spec: ConfigKey, raw: string, source: string): unknown {
     case 'int': {
       if (!/^\d+$/.test(raw.trim())) throw new ConfigError('CONFIG_INVALID', `${where} must be a whole number, got "${raw}"`);
       const n = Number(raw.trim());
+      if (spec.min !== undefined && n < spec.min) throw new ConfigError('CONFIG_INVALID', `${where} must be at least ${spec.min}`);
+      if (spec.max !== undefined && n > spec.max) throw new ConfigError('CONFIG_INVALID', `${where} must be at most ${spec.max}`);
+      return n;
+    }
+    case 'number': {
+      const n = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(raw) ? Number(raw) : NaN;
+      if (Number.isNaN(n)) throw new ConfigError('CONFIG_INVALID', `${where} must be a number, got "${raw}"`);
       if (spec.min !== undefined && n < spec.min) throw new ConfigError('CONFIG_INVALID', `${where} must be at least ${spec.min}`);
       if (spec.max !== undefined && n > spec.max) throw new ConfigError('CONFIG_INVALID', `${where} must be at most ${spec.max}`);
       return n;
@@ -231,8 +315,12 @@ export function loadConfig(
   if (!/^(auto|[1-9]\d{0,2})$/.test(config.workers)) {
     throw new ConfigError('CONFIG_INVALID', `M2M_AUTH_WORKERS must be a whole number from 1 or auto, got "${config.workers}"`);
   }
+  parseTrustProxy(config.trustProxy);
   if (config.adminToken !== undefined && config.adminToken.length < 32) {
     throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_ADMIN_TOKEN must be at least 32 characters');
+  }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_TLS_CERT and M2M_AUTH_TLS_KEY go together: set both, or neither');
   }
   return config;
 }

@@ -12,7 +12,10 @@ export function fastifyOptions(logger: Logger, bodyLimit: number) {
     bodyLimit,
     genReqId: nextRequestId,
     requestIdHeader: false as const,
-    return503OnClosing: true,
+    // A request that reaches a closing listener on a connection opened earlier is served (with
+    // `Connection: close`), not refused: the shutdown drains (src/http/drain.ts) and storage stays
+    // open until the listeners have closed.
+    return503OnClosing: false,
     forceCloseConnections: 'idle' as const,
   };
 }

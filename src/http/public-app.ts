@@ -8,8 +8,12 @@ import { parseForm } from '../oauth/request/form.js';
 import type { OAuthRequest, OAuthResponse } from '../oauth/request/context.js';
 import { errorClientId } from '../oauth/client-auth/authenticate.js';
 import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
+import { asUnavailable } from '../cluster/availability.js';
 import type { EventBus } from '../observability/events.js';
 import { fastifyOptions } from './fastify-options.js';
+import { forwardedForWarning, type FastifyTrustProxy } from '../ratelimit/trust-proxy.js';
+import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
+import { secureServerOptions, type TlsCredentials } from './tls.js';
 
 export interface OAuthHandler {
   handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
@@ -26,6 +30,12 @@ export interface PublicAppDeps {
   metadataJson: () => Promise<string>;
   jwksJson: () => string;
   ready: () => Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+  /** Proxies whose X-Forwarded-For gives request.ip (M2M_AUTH_TRUST_PROXY); none when absent. */
+  trustProxy?: FastifyTrustProxy;
+  /** Spans for the OAuth endpoints; off when absent. */
+  tracing?: Tracing;
+  /** TLS with HTTP/2 and HTTP/1.1 (ALPN); plain HTTP/1.1 when absent. */
+  tls?: TlsCredentials;
 }
 
 declare module 'fastify' {
@@ -75,7 +85,12 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 }
 
 export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
-  const app = Fastify(fastifyOptions(deps.logger, deps.bodyLimit));
+  const options = { ...fastifyOptions(deps.logger, deps.bodyLimit), trustProxy: deps.trustProxy ?? false };
+  const warnForwarded = deps.trustProxy ? undefined : forwardedForWarning(deps.logger);
+  const plain = () => Fastify(options);
+  // With TLS: HTTP/2 and HTTP/1.1 on one port. The routes below are the same for both.
+  const app = deps.tls ? (Fastify({ ...options, ...secureServerOptions(deps.tls) }) as unknown as ReturnType<typeof plain>) : plain();
+  const tracing = deps.tracing ?? TRACING_OFF;
 
   // Only form bodies mean anything here; anything else is read as bytes so the endpoint can
   // answer with invalid_request instead of Fastify's generic 415.
@@ -85,12 +100,15 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const endpoint = (handler: OAuthHandler, kind: 'token' | 'introspection' | 'revocation') =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       try {
+        warnForwarded?.(request.headers);
         const { response, clientId } = await handler.handle(toOAuthRequest(request));
         request.oauthClientId = clientId;
         request.oauthOutcome = 'ok';
         return send(reply, response);
-      } catch (err) {
-        const clientId = errorClientId(err);
+      } catch (caught) {
+        // Storage that does not answer is a 503 temporarily_unavailable, not a 500.
+        const err = asUnavailable(caught);
+        const clientId = errorClientId(caught) ?? errorClientId(err);
         request.oauthClientId = clientId;
         if (err instanceof OAuthError) {
           request.oauthOutcome = err.error;
@@ -100,7 +118,9 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
               ...(err.detail !== undefined && { reason: err.detail }), ip: request.ip, requestId: request.id,
             });
           }
-          if (err.detail) request.log.debug({ detail: err.detail }, 'oauth error detail');
+          // 503 only: a 429 (over a rate limit) is the client's doing, and a flood of them is no news.
+          if (err.error === 'temporarily_unavailable' && err.status === 503) request.log.warn({ detail: err.detail }, 'temporarily unavailable');
+          else if (err.detail) request.log.debug({ detail: err.detail }, 'oauth error detail');
         } else {
           request.oauthOutcome = 'server_error';
           request.log.error({ err }, 'unexpected error');
@@ -113,9 +133,9 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
     sendError(reply.header('allow', 'POST'), new OAuthError('invalid_request', 'Use POST.', { status: 405 }));
   const otherMethods = ['GET', 'PUT', 'DELETE', 'PATCH'] as const;
 
-  app.post(ENDPOINT_PATHS.token, endpoint(deps.token, 'token'));
-  app.post(ENDPOINT_PATHS.introspection, endpoint(deps.introspection, 'introspection'));
-  app.post(ENDPOINT_PATHS.revocation, endpoint(deps.revocation, 'revocation'));
+  app.post(ENDPOINT_PATHS.token, tracing.endpoint('token', ENDPOINT_PATHS.token, endpoint(deps.token, 'token')));
+  app.post(ENDPOINT_PATHS.introspection, tracing.endpoint('introspection', ENDPOINT_PATHS.introspection, endpoint(deps.introspection, 'introspection')));
+  app.post(ENDPOINT_PATHS.revocation, tracing.endpoint('revocation', ENDPOINT_PATHS.revocation, endpoint(deps.revocation, 'revocation')));
   for (const path of [ENDPOINT_PATHS.token, ENDPOINT_PATHS.introspection, ENDPOINT_PATHS.revocation]) {
     app.route({ method: [...otherMethods], url: path, handler: methodNotAllowed });
   }
@@ -143,6 +163,13 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
     const status = err.statusCode ?? 500;
     request.oauthOutcome = status === 413 ? 'request_too_large' : status < 500 ? 'invalid_request' : 'server_error';
     if (status >= 500) {
+      // Discovery rebuilds its document from the database: 503 while that does not answer.
+      const unavailable = asUnavailable(err);
+      if (unavailable !== err) {
+        request.oauthOutcome = 'temporarily_unavailable';
+        request.log.warn({ detail: (unavailable as OAuthError).detail }, 'temporarily unavailable');
+        return sendError(reply, unavailable);
+      }
       request.log.error({ err }, 'unexpected error');
       return sendError(reply, err);
     }

@@ -14,7 +14,9 @@
 // Several instances on one database converge on the same active key: the choice depends only on
 // the stored records and the clock (highest activatesAt, then createdAt, then kid), and refresh()
 // picks up keys other instances created or retired. Keep keyPrepublish above the refresh period
-// so that every instance publishes a key before any instance signs with it.
+// so that every instance publishes a key before any instance signs with it. Automatic rotation
+// happens once per cluster: its insert succeeds only when no instance created a key within the
+// rotation interval (KeyStore.insertKeyIfNoneSince); an instance that loses reloads the winner's key.
 
 import type { KeyObject } from 'node:crypto';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
@@ -213,7 +215,8 @@ export class KeyRing {
 
   /**
    * One maintenance run: refresh, then the automatic rotation (when rotationIntervalMs > 0, the
-   * newest key is older than that and no key is pending). Never rejects: failures emit
+   * newest key is older than that and no key is pending), which stores its key only if no other
+   * instance created one within the interval meanwhile. Never rejects: failures emit
    * key.rotation_failed.
    */
   async maintain(): Promise<void> {
@@ -231,7 +234,7 @@ export class KeyRing {
           if (key.retiredAt === null && key.activatesAt > now) return;
           newest = Math.max(newest, key.createdAt);
         }
-        if (now - newest >= this.#rotationIntervalMs) await this.#createKey(undefined);
+        if (now - newest >= this.#rotationIntervalMs) await this.#createKeyOncePerCluster();
       });
     } catch (err) {
       this.#failed(err);
@@ -335,6 +338,28 @@ export class KeyRing {
   }
 
   async #createKey(activateAt: number | undefined): Promise<LoadedKey> {
+    const { record, generated } = await this.#generateKey(activateAt);
+    await this.#store.insertKey(record);
+    return this.#adopt(record, generated);
+  }
+
+  /**
+   * The automatic rotation: stores the new key only when no key anywhere has a createdAt within
+   * the last rotation interval. When another instance rotated first, loads its key instead.
+   */
+  async #createKeyOncePerCluster(): Promise<LoadedKey | undefined> {
+    const { record, generated } = await this.#generateKey(undefined);
+    if (!(await this.#store.insertKeyIfNoneSince(record, record.createdAt - this.#rotationIntervalMs))) {
+      await this.#reload();
+      return undefined;
+    }
+    return this.#adopt(record, generated);
+  }
+
+  async #generateKey(activateAt: number | undefined): Promise<{
+    record: SigningKeyRecord;
+    generated: Awaited<ReturnType<typeof generateSigningKeyPair>>;
+  }> {
     const generated = await generateSigningKeyPair(this.#alg);
     const now = this.#now();
     const activatesAt = activateAt === undefined ? now + this.#prepublishMs : Math.max(now, activateAt);
@@ -350,8 +375,13 @@ export class KeyRing {
       expiresAt: null,
     };
     der.fill(0);
-    await this.#store.insertKey(record);
+    return { record, generated };
+  }
 
+  /** Makes a stored new key part of the ring: published now, signing from its activatesAt. */
+  async #adopt(record: SigningKeyRecord, generated: { publicKey: KeyObject; privateKey: KeyObject }): Promise<LoadedKey> {
+    const now = record.createdAt;
+    const activatesAt = record.activatesAt;
     const key = buildKey(record, generated.publicKey, generated.privateKey);
     const superseded = [...this.#keys.values()].filter((k) => k.retiredAt === null && k.activatesAt > now);
     this.#keys.set(key.kid, key);

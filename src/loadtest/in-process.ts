@@ -68,6 +68,10 @@ export async function startInProcessServer(options: InProcessServerOptions = {})
       const port = await freePort();
       const issuer = `http://127.0.0.1:${port}`;
       const config = loadConfig(process.env, {
+        // All load comes from 127.0.0.1: per-address failure throttling would only turn a run with
+        // wrong credentials into 429s.
+        authFailuresPerAddress: 0,
+        authFailuresPerClient: 0,
         ...options.overrides,
         issuer,
         listen: `127.0.0.1:${port}`,

@@ -237,6 +237,8 @@ async function registerClients(admin: { url: string; token: string }, count: num
           client_name: `m2m-auth loadtest ${i + 1}`,
           scope: LOADTEST_SCOPE,
           audience: [audience],
+          // A load test measures capacity, not the per-client token rate limit (0 = none).
+          rate_limit: 0,
         }));
       } catch (err) {
         throw new LoadTestError(`Cannot reach the admin API at ${base.origin}: ${errorDetail(err)}`);

@@ -34,6 +34,7 @@ function secretClient(clientId: string): ClientRecord {
     resourceUris: [],
     jwks: null,
     accessTokenTtl: null,
+    rateLimit: null,
     disabled: false,
     secrets: [
       { digest: digest(2), createdAt: T0 + 10, expiresAt: null },
@@ -72,6 +73,8 @@ function jwtClient(clientId: string): ClientRecord {
       ],
     },
     accessTokenTtl: 600,
+    // A fraction: the column keeps it exactly.
+    rateLimit: 2.5,
     disabled: true,
     secrets: [],
     tokensRevokedAt: T0 + 5 * HOUR,
@@ -153,6 +156,7 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
           jwks: { keys: [] },
           secrets: [],
           accessTokenTtl: 0,
+          rateLimit: 0,
           tokensRevokedAt: 0,
         };
         await storage.clients.createClient(client);
@@ -349,6 +353,41 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         expect((await storage.keys.listKeys()).map((k) => k.kid).sort()).toStrictEqual(['k-later', 'k-live']);
         expect(await storage.keys.deleteExpiredKeys(now)).toBe(0);
       });
+
+      it('inserts with insertKeyIfNoneSince only while no key has createdAt after since', async () => {
+        const first = signingKey('k-first', { createdAt: T0 });
+        expect(await storage.keys.insertKeyIfNoneSince(first, T0 - HOUR)).toBe(true);
+        // k-first was created after T0 - 1: refused, and nothing stored.
+        expect(await storage.keys.insertKeyIfNoneSince(signingKey('k-early', { createdAt: T0 + 1 }), T0 - 1)).toBe(false);
+        expect(await storage.keys.listKeys()).toStrictEqual([first]);
+        // createdAt equal to since is not after it.
+        const second = signingKey('k-second', { createdAt: T0 + HOUR });
+        expect(await storage.keys.insertKeyIfNoneSince(second, T0)).toBe(true);
+        expect([...(await storage.keys.listKeys())].sort(byKid)).toStrictEqual([first, second]);
+      });
+
+      it('counts retired keys too in insertKeyIfNoneSince', async () => {
+        await storage.keys.insertKey(signingKey('k-retired', { createdAt: T0, retiredAt: T0 + 1, expiresAt: T0 + HOUR }));
+        expect(await storage.keys.insertKeyIfNoneSince(signingKey('k-new', { createdAt: T0 + 2 }), T0 - 1)).toBe(false);
+        expect((await storage.keys.listKeys()).map((k) => k.kid)).toStrictEqual(['k-retired']);
+      });
+
+      it('rejects a duplicate kid in insertKeyIfNoneSince with StorageConflictError', async () => {
+        await storage.keys.insertKey(signingKey('k-dup', { createdAt: T0 }));
+        await expect(
+          storage.keys.insertKeyIfNoneSince(signingKey('k-dup', { createdAt: T0 + 2 * HOUR, alg: 'RS256' }), T0 + HOUR),
+        ).rejects.toBeInstanceOf(StorageConflictError);
+        expect(await storage.keys.listKeys()).toStrictEqual([signingKey('k-dup', { createdAt: T0 })]);
+      });
+
+      it('lets exactly one of 10 concurrent insertKeyIfNoneSince calls insert', async () => {
+        await storage.keys.insertKey(signingKey('k-old', { createdAt: T0 - 2 * HOUR }));
+        const candidates = Array.from({ length: 10 }, (_, i) => signingKey(`k-race-${i}`, { createdAt: T0 + i }));
+        const results = await Promise.all(candidates.map((k) => storage.keys.insertKeyIfNoneSince(k, T0 - HOUR)));
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const winner = candidates[results.indexOf(true)]!;
+        expect([...(await storage.keys.listKeys())].sort(byKid)).toStrictEqual([signingKey('k-old', { createdAt: T0 - 2 * HOUR }), winner]);
+      });
     });
 
     describe('revocations', () => {
@@ -469,6 +508,9 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         await storage.keys.insertKey(signingKey('k1'));
         await storage.keys.retireKey('k1', T0, T0 + HOUR);
         await storage.keys.deleteExpiredKeys(T0 + HOUR);
+        // A conditional insert that inserts records its change; one that declines records nothing.
+        await storage.keys.insertKeyIfNoneSince(signingKey('k2', { createdAt: T0 }), T0 - HOUR);
+        await storage.keys.insertKeyIfNoneSince(signingKey('k3', { createdAt: T0 + 1 }), T0 - HOUR);
         await storage.revocations.revokeToken(revocation('jti-1', T0 + HOUR));
         // No-ops write nothing: a second revocation, an update or delete of a missing client.
         await storage.revocations.revokeToken(revocation('jti-1', T0 + HOUR));
@@ -482,6 +524,7 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
           ['keys', 'k1', null],
           ['keys', 'k1', null],
           ['keys', 'k1', null],
+          ['keys', 'k2', null],
           ['revocation', 'jti-1', T0 + HOUR],
         ]);
         const { changes } = await storage.changes.since(start, 1000);

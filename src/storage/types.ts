@@ -55,6 +55,11 @@ export interface ClientRecord {
   jwks: { keys: PublicJwk[] } | null;
   /** Access token lifetime in seconds; null = the server default. */
   accessTokenTtl: number | null;
+  /**
+   * Token requests per second this client may make (fractions allowed; 0 = no limit); null = the
+   * server default (M2M_AUTH_TOKEN_RATE_LIMIT). Wire name `rate_limit`.
+   */
+  rateLimit: number | null;
   disabled: boolean;
   /** Current secrets (newest first); empty for private_key_jwt. */
   secrets: ClientSecretRecord[];
@@ -106,6 +111,12 @@ export interface KeyStore {
   listKeys(): Promise<SigningKeyRecord[]>;
   /** Rejects with StorageConflictError if the kid exists. */
   insertKey(key: SigningKeyRecord): Promise<void>;
+  /**
+   * Inserts `key` only when no stored key has createdAt > `since`; true when it inserted. Atomic
+   * across every instance on the database, so that of many concurrent calls exactly one inserts
+   * (automatic rotation happens once per cluster). Rejects with StorageConflictError if the kid exists.
+   */
+  insertKeyIfNoneSince(key: SigningKeyRecord, since: number): Promise<boolean>;
   /** Marks a key retired; false when the key does not exist. */
   retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean>;
   /** Deletes keys whose expiresAt is at or before `now`; returns how many. */

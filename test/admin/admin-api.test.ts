@@ -179,6 +179,7 @@ describe('POST /admin/clients', () => {
       token_endpoint_auth_method: 'client_secret_basic',
       jwks: null,
       access_token_ttl: 600,
+      rate_limit: null,
       disabled: false,
       tokens_revoked_at: null,
       created_at: T0 / 1000,

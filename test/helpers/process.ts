@@ -2,12 +2,19 @@
 // free loopback ports, stopped with SIGTERM (or SIGKILL) at the end.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, statSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 
 export const REPO = resolve(new URL('../..', import.meta.url).pathname);
 export const CLI = join(REPO, 'dist/cli/main.js');
+
+/**
+ * Rate limit keys of this test run's servers in a shared Redis: a prefix of their own, so runs on
+ * one Redis never share counters (the keys expire within seconds of their window).
+ */
+const REDIS_KEY_PREFIX = `m2m-auth-test-${randomBytes(6).toString('hex')}:`;
 
 function newestMtime(dir: string): number {
   let newest = 0;
@@ -58,6 +65,10 @@ export async function startServerProcess(env: Record<string, string>, adminToken
       M2M_AUTH_ISSUER: env.M2M_AUTH_ISSUER ?? publicUrl,
       M2M_AUTH_ADMIN_TOKEN: adminToken,
       M2M_AUTH_LOG_LEVEL: 'warn',
+      M2M_AUTH_REDIS_KEY_PREFIX: REDIS_KEY_PREFIX,
+      // All test traffic comes from 127.0.0.1: failure throttling is tested in test/ratelimit.
+      M2M_AUTH_AUTH_FAILURES_PER_ADDRESS: '0',
+      M2M_AUTH_AUTH_FAILURES_PER_CLIENT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

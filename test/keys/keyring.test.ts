@@ -30,6 +30,12 @@ class MemoryKeyStore implements KeyStore {
     if (this.rows.has(key.kid)) throw new StorageConflictError(`key ${key.kid} exists`);
     this.rows.set(key.kid, structuredClone(key));
   }
+  async insertKeyIfNoneSince(key: SigningKeyRecord, since: number): Promise<boolean> {
+    // An injected failure comes before the check, as a lost connection would.
+    if (!this.failNextInsert && [...this.rows.values()].some((r) => r.createdAt > since)) return false;
+    await this.insertKey(key);
+    return true;
+  }
   async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {
     if (this.failNextRetire) {
       this.failNextRetire = false;

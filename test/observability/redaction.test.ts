@@ -124,7 +124,8 @@ describe('a real server at log level trace', () => {
 
   beforeAll(async () => {
     // Admin token and KEK generated into the data folder, as in production without configuration.
-    s = await startListening({ captureLogs: 'trace' });
+    // Every audit line, sampled ones included: each is searched for secrets below.
+    s = await startListening({ captureLogs: 'trace', overrides: { auditSampleRate: 1 } });
     logs = s.logs;
     secret('admin token', s.adminToken);
     secret('KEK (base64, data/kek)', readFileSync(join(s.dataDir, 'kek'), 'utf8').trim());

@@ -81,6 +81,7 @@ function client(clientId: string): ClientRecord {
     resourceUris: [],
     jwks: null,
     accessTokenTtl: null,
+    rateLimit: null,
     disabled: false,
     secrets: [{ digest: 'a'.repeat(64), createdAt: T0, expiresAt: null }],
     tokensRevokedAt: null,

@@ -63,6 +63,7 @@ const rotatedClient: ClientRecord = {
   resourceUris: ['https://api.example.com'],
   jwks: null,
   accessTokenTtl: 300,
+  rateLimit: 12.5,
   disabled: false,
   secrets: [
     { digest: 'b'.repeat(64), createdAt: T0 + HOUR, expiresAt: null },

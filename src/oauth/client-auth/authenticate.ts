@@ -24,6 +24,19 @@ export interface ClientAuthenticatorOptions {
   issuer: string;
   tokenEndpoint: string;
   now?: () => number;
+  /** Throttling of failed authentication (src/ratelimit); none when absent. */
+  throttle?: AuthThrottle;
+}
+
+/**
+ * RFC 6749 §2.3.1: the server MUST protect against brute force. `check` runs before any secret or
+ * assertion is checked and throws a 429 OAuthError while the client_id or the address has failed
+ * too often; `failed` counts every invalid_client answer. The client_id is given only when it has
+ * our shape. Both return a promise only when they have to wait for a shared store.
+ */
+export interface AuthThrottle {
+  check(clientId: string | undefined, ip: string | undefined): void | Promise<void>;
+  failed(clientId: string | undefined, ip: string | undefined): void | Promise<void>;
 }
 
 const MAX_CLIENT_ID_LENGTH = 256;
@@ -62,6 +75,7 @@ export class ClientAuthenticator {
   readonly #issuer: string;
   readonly #tokenEndpoint: string;
   readonly #now: () => number;
+  readonly #throttle: AuthThrottle | undefined;
 
   constructor(opts: ClientAuthenticatorOptions) {
     this.#clients = opts.clients;
@@ -69,10 +83,31 @@ export class ClientAuthenticator {
     this.#issuer = opts.issuer;
     this.#tokenEndpoint = opts.tokenEndpoint;
     this.#now = opts.now ?? Date.now;
+    this.#throttle = opts.throttle;
   }
 
-  /** Call after duplicate parameters were rejected. */
-  async authenticate(params: FormParams, authorization: string | undefined): Promise<AuthenticatedClient> {
+  /** Call after duplicate parameters were rejected. `ip` is the source address, for the throttle. */
+  async authenticate(params: FormParams, authorization: string | undefined, ip?: string): Promise<AuthenticatedClient> {
+    if (this.#throttle === undefined) return this.#authenticate(params, authorization, ip);
+    try {
+      return await this.#authenticate(params, authorization, ip);
+    } catch (err) {
+      // Every invalid_client counts the same, whatever the reason, so the throttle tells an
+      // unknown client from a wrong secret no better than the answer does.
+      if (err instanceof OAuthError && err.error === 'invalid_client') {
+        const counted = this.#throttle.failed(errorClientId(err), ip);
+        if (counted) await counted;
+      }
+      throw err;
+    }
+  }
+
+  /** Waits for, or throws, the throttle's verdict on a presented client_id and address. */
+  #throttled(clientId: string, ip: string | undefined): void | Promise<void> {
+    return this.#throttle?.check(LOGGABLE_CLIENT_ID.test(clientId) ? clientId : undefined, ip);
+  }
+
+  async #authenticate(params: FormParams, authorization: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
     const bodyId = param(params, 'client_id');
     const bodySecret = param(params, 'client_secret');
     const assertion = param(params, 'client_assertion');
@@ -95,17 +130,21 @@ export class ClientAuthenticator {
       if (bodyId !== undefined && bodyId !== creds.clientId) {
         throw new OAuthError('invalid_request', 'The client_id parameter does not match the Authorization header.');
       }
+      const wait = this.#throttled(creds.clientId, ip);
+      if (wait) await wait;
       return this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
     }
     if (bodySecret !== undefined) {
       if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with client_secret.');
+      const wait = this.#throttled(bodyId, ip);
+      if (wait) await wait;
       return this.#secret(bodyId, bodySecret, 'client_secret_post', false);
     }
     // RFC 7521 §4.2: client_assertion_type names the assertion format.
     if (assertionType !== CLIENT_ASSERTION_TYPE) {
       throw new OAuthError('invalid_request', `The client_assertion_type parameter must be ${CLIENT_ASSERTION_TYPE}.`);
     }
-    return this.#assertion(assertion!, bodyId);
+    return this.#assertion(assertion!, bodyId, ip);
   }
 
   async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<AuthenticatedClient> {
@@ -121,11 +160,13 @@ export class ClientAuthenticator {
     return { client, method };
   }
 
-  async #assertion(assertion: string, bodyId: string | undefined): Promise<AuthenticatedClient> {
+  async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
     const claimed = assertionClientId(assertion);
     if (claimed === undefined) throw invalidClient('client assertion is not a JWT with iss/sub', false, bodyId);
     // RFC 7523 §3: when client_id is sent too, it must identify the same client.
     if (bodyId !== undefined && bodyId !== claimed) throw invalidClient('client_id does not match the assertion', false, bodyId);
+    const wait = this.#throttled(claimed, ip);
+    if (wait) await wait;
     const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
     if (!client) throw invalidClient('unknown client', false, claimed);
     if (client.tokenEndpointAuthMethod !== 'private_key_jwt' || !client.jwks) {

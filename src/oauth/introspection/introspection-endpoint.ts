@@ -12,6 +12,8 @@ export interface IntrospectionEndpointOptions {
   authenticator: ClientAuthenticator;
   tokens: AccessTokenReader;
   events: EventBus;
+  /** The caller's request rate (src/ratelimit): throws a 429 OAuthError when it is over. */
+  rateLimit?: (caller: ClientRecord) => void | Promise<void>;
 }
 
 const HEADERS = Object.freeze({ ...NO_STORE, 'content-type': 'application/json; charset=utf-8' });
@@ -44,7 +46,9 @@ export class IntrospectionEndpoint {
 
   async handle(req: OAuthRequest): Promise<IntrospectionOutcome> {
     rejectRepeatedParams(req.params);
-    const { client: caller } = await this.#o.authenticator.authenticate(req.params, req.authorization);
+    const { client: caller } = await this.#o.authenticator.authenticate(req.params, req.authorization, req.ip);
+    const limited = this.#o.rateLimit?.(caller);
+    if (limited) await limited;
     try {
       return await this.#introspect(caller, req);
     } catch (err) {

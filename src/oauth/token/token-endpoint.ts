@@ -42,6 +42,8 @@ export interface TokenEndpointOptions {
   tokenTtlMin: number;
   tokenTtlMax: number;
   now?: () => number;
+  /** The client's request rate (src/ratelimit): throws a 429 OAuthError when it is over. */
+  rateLimit?: (client: ClientRecord) => void | Promise<void>;
 }
 
 export interface TokenOutcome {
@@ -65,7 +67,9 @@ export class TokenEndpoint {
     const params = req.params;
     rejectRepeatedParams(params, REPEATABLE);
     const grant = selectGrant(param(params, 'grant_type'));
-    const { client } = await this.#o.authenticator.authenticate(params, req.authorization);
+    const { client } = await this.#o.authenticator.authenticate(params, req.authorization, req.ip);
+    const limited = this.#o.rateLimit?.(client);
+    if (limited) await limited;
     let granted: GrantResult;
     try {
       granted = grant({ client, params });

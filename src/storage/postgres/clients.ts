@@ -15,6 +15,7 @@ interface ClientRow {
   resource_uris: string[];
   jwks: ClientRecord['jwks'];
   access_token_ttl: string | null;
+  rate_limit: number | null;
   disabled: boolean;
   secrets: ClientRecord['secrets'];
   tokens_revoked_at: string | null;
@@ -24,9 +25,9 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at`;
+  created_at, updated_at, rate_limit`;
 
-/** Parameters $1..$16 in COLUMNS order. */
+/** Parameters $1..$17 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -45,6 +46,7 @@ function toParams(client: ClientRecord): unknown[] {
     client.tokensRevokedAt,
     client.createdAt,
     client.updatedAt,
+    client.rateLimit,
   ];
 }
 
@@ -61,6 +63,8 @@ function fromRow(row: ClientRow): ClientRecord {
     resourceUris: row.resource_uris,
     jwks: row.jwks,
     accessTokenTtl: int8OrNullFromDb(row.access_token_ttl),
+    // double precision comes back as a JS number.
+    rateLimit: row.rate_limit,
     disabled: row.disabled,
     secrets: row.secrets,
     tokensRevokedAt: int8OrNullFromDb(row.tokens_revoked_at),
@@ -70,7 +74,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -78,7 +82,8 @@ const LIST_AFTER = `SELECT ${COLUMNS} FROM clients WHERE client_id > $1 ORDER BY
 const UPDATE = `UPDATE clients SET
   client_name = $2, scope = $3, default_scope = $4, audience = $5, default_audience = $6,
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
-  access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16
+  access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
+  rate_limit = $17
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 

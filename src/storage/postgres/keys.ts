@@ -1,7 +1,8 @@
 // KeyStore on PostgreSQL: signing keys with their publication and retirement times.
 
+import type pg from 'pg';
 import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../types.js';
-import { conflictOnDuplicate, int8FromDb, int8OrNullFromDb, jsonb, type Queryable } from './sql.js';
+import { conflictOnDuplicate, inTransaction, int8FromDb, int8OrNullFromDb, jsonb } from './sql.js';
 
 interface KeyRow {
   kid: string;
@@ -32,28 +33,49 @@ function fromRow(row: KeyRow): SigningKeyRecord {
 const LIST = `SELECT ${COLUMNS} FROM signing_keys ORDER BY created_at, kid`;
 const INSERT = `INSERT INTO signing_keys (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
 const RETIRE = 'UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE kid = $1';
+const NEWER_THAN = 'SELECT 1 FROM signing_keys WHERE created_at > $1 LIMIT 1';
+
+/**
+ * The advisory lock insertKeyIfNoneSince holds for its transaction ('m2mkeys' in ASCII). It is
+ * database-wide: instances on other schemas of the same database only wait a moment for each other.
+ */
+export const KEY_INSERT_LOCK_ID = '30736217996097907';
+
+function insertParams(key: SigningKeyRecord): unknown[] {
+  return [
+    key.kid,
+    key.alg,
+    jsonb(key.publicJwk),
+    key.privateKeyEncrypted,
+    key.createdAt,
+    key.activatesAt,
+    key.retiredAt,
+    key.expiresAt,
+  ];
+}
 // A null expires_at never compares <= now, so unretired keys stay.
 export const DELETE_EXPIRED_KEYS = 'DELETE FROM signing_keys WHERE expires_at <= $1';
 
 export class PostgresKeyStore implements KeyStore {
-  constructor(private readonly db: Queryable) {}
+  constructor(private readonly db: pg.Pool) {}
 
   async listKeys(): Promise<SigningKeyRecord[]> {
     return (await this.db.query<KeyRow>(LIST)).rows.map(fromRow);
   }
 
   async insertKey(key: SigningKeyRecord): Promise<void> {
-    const params = [
-      key.kid,
-      key.alg,
-      jsonb(key.publicJwk),
-      key.privateKeyEncrypted,
-      key.createdAt,
-      key.activatesAt,
-      key.retiredAt,
-      key.expiresAt,
-    ];
-    await conflictOnDuplicate(() => this.db.query(INSERT, params), `signing key ${key.kid} already exists`);
+    await conflictOnDuplicate(() => this.db.query(INSERT, insertParams(key)), `signing key ${key.kid} already exists`);
+  }
+
+  async insertKeyIfNoneSince(key: SigningKeyRecord, since: number): Promise<boolean> {
+    return inTransaction(this.db, async (client) => {
+      // Concurrent callers queue here; under READ COMMITTED the check below then runs on a fresh
+      // snapshot that includes whatever the previous holder committed.
+      await client.query(`SELECT pg_advisory_xact_lock(${KEY_INSERT_LOCK_ID})`);
+      if ((await client.query(NEWER_THAN, [since])).rows.length > 0) return false;
+      await conflictOnDuplicate(() => client.query(INSERT, insertParams(key)), `signing key ${key.kid} already exists`);
+      return true;
+    });
   }
 
   async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {

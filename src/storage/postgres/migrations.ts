@@ -114,6 +114,12 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION record_change('revocation', 'jti', 'expires_at');
     `,
   },
+  {
+    version: 3,
+    name: 'client rate limit',
+    // Token requests per second (fractions allowed, 0 = no limit); NULL = the server default.
+    sql: `ALTER TABLE clients ADD COLUMN rate_limit double precision CHECK (rate_limit >= 0);`,
+  },
 ];
 
 /**

@@ -16,6 +16,7 @@ interface ClientRow {
   resource_uris: string;
   jwks: string | null;
   access_token_ttl: number | null;
+  rate_limit: number | null;
   disabled: number;
   secrets: string;
   tokens_revoked_at: number | null;
@@ -24,7 +25,7 @@ interface ClientRow {
 }
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
-  token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
+  token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
   created_at, updated_at`;
 
 function jsonOrNull(value: unknown): string | null {
@@ -48,6 +49,7 @@ function toRow(client: ClientRecord): ClientRow {
     resource_uris: JSON.stringify(client.resourceUris),
     jwks: jsonOrNull(client.jwks),
     access_token_ttl: client.accessTokenTtl,
+    rate_limit: client.rateLimit,
     // SQLite has no boolean type and better-sqlite3 refuses to bind one.
     disabled: client.disabled ? 1 : 0,
     secrets: JSON.stringify(client.secrets),
@@ -70,6 +72,7 @@ function fromRow(row: ClientRow): ClientRecord {
     resourceUris: JSON.parse(row.resource_uris) as string[],
     jwks: parseOrNull<ClientRecord['jwks']>(row.jwks),
     accessTokenTtl: row.access_token_ttl,
+    rateLimit: row.rate_limit,
     disabled: row.disabled === 1,
     secrets: JSON.parse(row.secrets) as ClientRecord['secrets'],
     tokensRevokedAt: row.tokens_revoked_at,
@@ -82,7 +85,7 @@ function prepareStatements(db: Database) {
   return {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
-      @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @disabled, @secrets,
+      @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
       @tokens_revoked_at, @created_at, @updated_at)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
@@ -95,7 +98,7 @@ function prepareStatements(db: Database) {
       audience = @audience, default_audience = @default_audience,
       token_endpoint_auth_method = @token_endpoint_auth_method, grant_types = @grant_types,
       resource_uris = @resource_uris, jwks = @jwks,
-      access_token_ttl = @access_token_ttl, disabled = @disabled, secrets = @secrets,
+      access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
       tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at
       WHERE client_id = @client_id`),
     delete: db.prepare<[string]>('DELETE FROM clients WHERE client_id = ?'),

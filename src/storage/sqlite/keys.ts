@@ -39,14 +39,40 @@ function prepareStatements(db: Database) {
       'UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE kid = ?',
     ),
     deleteExpired: db.prepare<[number]>('DELETE FROM signing_keys WHERE expires_at <= ?'),
+    newerThan: db.prepare<[number], { found: number }>('SELECT 1 AS found FROM signing_keys WHERE created_at > ? LIMIT 1'),
+  };
+}
+
+function toRow(key: SigningKeyRecord): KeyRow {
+  return {
+    kid: key.kid,
+    alg: key.alg,
+    public_jwk: JSON.stringify(key.publicJwk),
+    private_key_encrypted: key.privateKeyEncrypted,
+    created_at: key.createdAt,
+    activates_at: key.activatesAt,
+    retired_at: key.retiredAt,
+    expires_at: key.expiresAt,
   };
 }
 
 export class SqliteKeyStore implements KeyStore {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
+  private readonly insertIfNoneSince: () => (row: KeyRow, since: number) => boolean;
 
   constructor(db: Database) {
     this.statements = preparedOnce(() => prepareStatements(db));
+    this.insertIfNoneSince = preparedOnce(() => {
+      const run = db.transaction((row: KeyRow, since: number): boolean => {
+        const s = this.statements();
+        if (s.newerThan.get(since) !== undefined) return false;
+        s.insert.run(row);
+        return true;
+      });
+      // IMMEDIATE takes the write lock before the check, so another process cannot insert between
+      // the check and the insert (a deferred transaction would only lock at the insert).
+      return (row: KeyRow, since: number) => run.immediate(row, since);
+    });
   }
 
   async listKeys(): Promise<SigningKeyRecord[]> {
@@ -54,17 +80,13 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   async insertKey(key: SigningKeyRecord): Promise<void> {
-    const row: KeyRow = {
-      kid: key.kid,
-      alg: key.alg,
-      public_jwk: JSON.stringify(key.publicJwk),
-      private_key_encrypted: key.privateKeyEncrypted,
-      created_at: key.createdAt,
-      activates_at: key.activatesAt,
-      retired_at: key.retiredAt,
-      expires_at: key.expiresAt,
-    };
+    const row = toRow(key);
     conflictOnDuplicate(() => this.statements().insert.run(row), `signing key ${key.kid} already exists`);
+  }
+
+  async insertKeyIfNoneSince(key: SigningKeyRecord, since: number): Promise<boolean> {
+    const row = toRow(key);
+    return conflictOnDuplicate(() => this.insertIfNoneSince()(row, since), `signing key ${key.kid} already exists`);
   }
 
   async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {

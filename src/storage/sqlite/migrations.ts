@@ -101,6 +101,12 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 3,
+    name: 'client rate limit',
+    // Token requests per second (fractions allowed, 0 = no limit); NULL = the server default.
+    sql: `ALTER TABLE clients ADD COLUMN rate_limit REAL CHECK (rate_limit >= 0);`,
+  },
 ];
 
 /**
