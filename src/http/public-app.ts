@@ -85,7 +85,8 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 }
 
 export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
-  const options = { ...fastifyOptions(deps.logger, deps.bodyLimit), trustProxy: deps.trustProxy ?? false };
+  const log = deps.logger;
+  const options = { ...fastifyOptions(deps.logger, deps.bodyLimit, { requestLoggers: false }), trustProxy: deps.trustProxy ?? false };
   const warnForwarded = deps.trustProxy ? undefined : forwardedForWarning(deps.logger);
   const plain = () => Fastify(options);
   // With TLS: HTTP/2 and HTTP/1.1 on one port. The routes below are the same for both.
@@ -119,11 +120,11 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
             });
           }
           // 503 only: a 429 (over a rate limit) is the client's doing, and a flood of them is no news.
-          if (err.error === 'temporarily_unavailable' && err.status === 503) request.log.warn({ detail: err.detail }, 'temporarily unavailable');
-          else if (err.detail) request.log.debug({ detail: err.detail }, 'oauth error detail');
+          if (err.error === 'temporarily_unavailable' && err.status === 503) log.warn({ reqId: request.id, detail: err.detail }, 'temporarily unavailable');
+          else if (err.detail) log.debug({ reqId: request.id, detail: err.detail }, 'oauth error detail');
         } else {
           request.oauthOutcome = 'server_error';
-          request.log.error({ err }, 'unexpected error');
+          log.error({ reqId: request.id, err }, 'unexpected error');
         }
         return sendError(reply, err);
       }
@@ -167,26 +168,31 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
       const unavailable = asUnavailable(err);
       if (unavailable !== err) {
         request.oauthOutcome = 'temporarily_unavailable';
-        request.log.warn({ detail: (unavailable as OAuthError).detail }, 'temporarily unavailable');
+        log.warn({ reqId: request.id, detail: (unavailable as OAuthError).detail }, 'temporarily unavailable');
         return sendError(reply, unavailable);
       }
-      request.log.error({ err }, 'unexpected error');
+      log.error({ reqId: request.id, err }, 'unexpected error');
       return sendError(reply, err);
     }
     const description = status === 413 ? 'The request body is too large.' : 'The request is malformed.';
     return sendError(reply, new OAuthError('invalid_request', description, { status }));
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.info({
-      method: request.method,
-      path: request.routeOptions.url ?? 'unmatched',
-      status: reply.statusCode,
-      client_id: request.oauthClientId,
-      outcome: request.oauthOutcome,
-      ms: Math.round(reply.elapsedTime * 1000) / 1000,
-      ip: request.ip,
-    }, 'request');
+  // One request line per request; a callback hook, so no promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
+    if (log.isLevelEnabled('info')) {
+      log.info({
+        reqId: request.id,
+        method: request.method,
+        path: request.routeOptions.url ?? 'unmatched',
+        status: reply.statusCode,
+        client_id: request.oauthClientId,
+        outcome: request.oauthOutcome,
+        ms: Math.round(reply.elapsedTime * 1000) / 1000,
+        ip: request.ip,
+      }, 'request');
+    }
+    done();
   });
 
   return app as unknown as FastifyInstance;

@@ -429,8 +429,9 @@ export class ServerMetrics {
   /** Observes the latency of every response of `app` (its onResponse hook). */
   instrument(app: FastifyInstance): void {
     const latency = this.#latency;
-    app.addHook('onResponse', async (request, reply) => {
+    app.addHook('onResponse', (request, reply, done) => {
       latency.observe(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+      done();
     });
   }
 
