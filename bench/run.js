@@ -38,6 +38,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, jwtVerify } from 'jose';
+import pg from 'pg';
 import { rawSignSeconds } from './lib/crypto-floor.js';
 import {
   firstJsonLine, freePort, haveTaskset, killAll, pinSelf, readMemory, runNodeJson, startNode, stop, waitForHttp,
@@ -203,14 +204,17 @@ class Runner {
     const proc = startNode([
       CLI, 'serve', '--listen', `127.0.0.1:${port}`, '--admin-listen', `127.0.0.1:${adminPort}`, '--issuer', base,
       '--database-url', fileDb ? `sqlite:${join(dataDir, 'm2m-auth.db')}` : 'sqlite::memory:', '--data-dir', dataDir,
-      ...(extraArgs.includes('--log-level') ? [] : ['--log-level', 'info']), ...extraArgs,
+      ...(extraArgs.includes('--log-level') ? [] : ['--log-level', 'info']),
+      // The benchmark's one client introspects far beyond the default per-caller limit.
+      '--introspection-rate-limit', '0', ...extraArgs,
     ], { cpu, env: cleanEnv({ M2M_AUTH_ADMIN_TOKEN: adminToken }), stdout: fd });
     closeSync(fd);
     await waitForHttp(`${base}/readyz`, proc);
     const res = await fetch(`http://127.0.0.1:${adminPort}/admin/clients`, {
       method: 'POST',
       headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ client_name: 'bench', scope: SCOPE, audience: [RESOURCE] }),
+      // rate_limit 0: the benchmark client is exempt from the per-client token rate limit.
+      body: JSON.stringify({ client_name: 'bench', scope: SCOPE, audience: [RESOURCE], rate_limit: 0 }),
     });
     const created = await res.json();
     if (res.status !== 201 || typeof created.client_secret !== 'string') {
@@ -363,15 +367,36 @@ async function main() {
     const quiet = await runner.startM2mAuth({ extraArgs: ['--log-level', 'warn'] });
     const oidc = args['skip-oidc'] ? undefined : await runner.startOidcProvider();
     r.oidcVersion = oidc?.version;
+    // The same server on PostgreSQL (a schema of its own, dropped afterwards), when one is given.
+    const pgUrl = process.env.BENCH_DATABASE_URL ?? process.env.M2M_AUTH_TEST_DATABASE_URL;
+    const pgSchema = `m2m_bench_${randomBytes(6).toString('hex')}`;
+    let onPg;
+    if (pgUrl) {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`CREATE SCHEMA ${pgSchema}`);
+      await c.end();
+      const url = `${pgUrl}${pgUrl.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${pgSchema}`)}`;
+      onPg = await runner.startM2mAuth({ extraArgs: ['--database-url', url] });
+    } else {
+      log('  PostgreSQL: skipped (set BENCH_DATABASE_URL or M2M_AUTH_TEST_DATABASE_URL)');
+    }
     const entries = [
       { key: 'hello', label: 'hello-world POST', target: hello.target },
       { key: 'm2mToken', label: 'm2m-auth token', target: m2m.token },
       { key: 'introspection', label: 'm2m-auth introspection', target: m2m.introspect },
       ...(oidc ? [{ key: 'oidc', label: `oidc-provider ${oidc.version} token`, target: oidc.target }] : []),
       { key: 'm2mTokenQuiet', label: 'm2m-auth token, --log-level warn', target: quiet.token },
+      ...(onPg ? [{ key: 'm2mTokenPg', label: 'm2m-auth token, PostgreSQL', target: onPg.token }] : []),
     ];
     Object.assign(r, await runner.rates(entries));
-    await Promise.all([stop(hello.proc), stop(quiet.proc), oidc && stop(oidc.proc)]);
+    await Promise.all([stop(hello.proc), stop(quiet.proc), oidc && stop(oidc.proc), onPg && stop(onPg.proc)]);
+    if (onPg) {
+      const c = new pg.Client({ connectionString: pgUrl });
+      await c.connect();
+      await c.query(`DROP SCHEMA ${pgSchema} CASCADE`);
+      await c.end();
+    }
 
     log('3/4 m2m-auth latency and robustness');
     const openRate = Math.max(1, Math.floor(r.m2mToken.okRate / 2));
@@ -481,6 +506,7 @@ function report(r) {
   ];
   if (r.oidc) rows.push([`oidc-provider ${r.oidcVersion} token, same setup`, formatRate(r.oidc.okRate), perRequest(r.oidc.okRate), rounds(r.oidc)]);
   rows.push(['m2m-auth token, --log-level warn', formatRate(r.m2mTokenQuiet.okRate), perRequest(r.m2mTokenQuiet.okRate), rounds(r.m2mTokenQuiet)]);
+  if (r.m2mTokenPg) rows.push(['m2m-auth token, PostgreSQL (SQLite above)', formatRate(r.m2mTokenPg.okRate), perRequest(r.m2mTokenPg.okRate), rounds(r.m2mTokenPg)]);
   for (const [n, w] of workerRates.entries()) rows.push([`m2m-auth token, --workers ${n + 1} (SQLite file)`, formatRate(w.okRate), perRequest(w.okRate), rounds(w)]);
   console.log(table(['closed loop, 64 connections', 'rate', 'time/request', 'rounds (/s)'], rows));
   console.log('');
