@@ -38,6 +38,8 @@ import { decryptPrivateKey, encryptPrivateKey, KEK_BYTES } from './kek.js';
 /** Tolerance for clocks of verifiers (and of other instances) running ahead. */
 export const CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_REFRESH_INTERVAL_MS = 60_000;
+/** How recent another instance's first key must be for this one to load it instead of making its own. */
+const FIRST_KEY_RACE_MS = 60_000;
 
 export type KeyStatus = 'pending' | 'active' | 'retired';
 
@@ -396,7 +398,7 @@ export class KeyRing {
   }
 
   /** Replaces the in-memory keys with the stored ones; keeps the old state if anything fails to load. */
-  async #reload(): Promise<void> {
+  async #reload(retried = false): Promise<void> {
     await this.#settleWrites();
     const now = this.#now();
     const records = await this.#store.listKeys();
@@ -437,7 +439,12 @@ export class KeyRing {
 
     const canSign = [...next.values()].some((k) => k.retiredAt === null && k.signer && k.activatesAt <= now);
     if (!canSign) {
-      await this.#createKey(now);
+      // Instances starting together on an empty database: only one stores a first key, the
+      // others load it (a key stored within the last minute means someone just did).
+      const { record, generated } = await this.#generateKey(now);
+      if (await this.#store.insertKeyIfNoneSince(record, now - FIRST_KEY_RACE_MS)) await this.#adopt(record, generated);
+      else if (!retried) await this.#reload(true);
+      else await this.#createKey(now);
     } else {
       this.#advance(now);
     }
