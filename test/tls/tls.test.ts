@@ -163,7 +163,8 @@ describe.skipIf(missing !== undefined)('TLS and HTTP/2 on the public listener', 
       } finally {
         fresh.close();
       }
-      expect(p.output()).toMatch(/TLS certificate reloaded/);
+      // Log lines reach stdout in batches (at most 100 ms later).
+      await within(2000, async () => /TLS certificate reloaded/.test(p.output()));
       expect(p.child.exitCode).toBeNull();
     } finally {
       agent.destroy();
