@@ -148,7 +148,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       token: new TokenEndpoint({
         issuer: config.issuer, authenticator, signer, events,
         tokenTtl: config.tokenTtl, tokenTtlMin: config.tokenTtlMin, tokenTtlMax: config.tokenTtlMax, now,
-        rateLimit: limits.tokenRequest,
+        rateLimit: limits.tokenRequest, revocations,
       }),
       introspection: new IntrospectionEndpoint({ authenticator, tokens, events, rateLimit: limits.introspectionRequest }),
       revocation: new RevocationEndpoint({ authenticator, tokens, revocations, events, now }),

@@ -25,6 +25,7 @@ interface MetadataFlags extends CommonFlags {
   grantTypes?: string;
   resourceUri?: string[];
   disabled?: boolean;
+  tokenReuse?: boolean;
   resetDefaultScope?: boolean;
   resetDefaultAudience?: boolean;
   resetTtl?: boolean;
@@ -32,6 +33,13 @@ interface MetadataFlags extends CommonFlags {
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
+}
+
+function trueOrFalse(value: string): boolean {
+  const v = value.trim().toLowerCase();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new InvalidArgumentError('Expected true or false.');
 }
 
 function wholeSeconds(value: string): number {
@@ -58,7 +66,8 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--jwks <file-or-json>', 'jwks for private_key_jwt: a file, or inline JSON (a JWK Set or one JWK)')
     .option('--ttl <seconds>', 'access_token_ttl in seconds', wholeSeconds)
     .option('--grant-types <types>', 'grant_types, space- or comma-separated: "client_credentials" (default) or "none" for a client that only introspects or revokes')
-    .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect);
+    .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
+    .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse);
   if (forUpdate) {
     cmd
       .option('--reset-default-scope', 'default_scope back to all of scope')
@@ -115,6 +124,7 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.resetTtl) body.access_token_ttl = null;
   if (f.grantTypes !== undefined) body.grant_types = grantTypes(f.grantTypes);
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;
+  if (f.tokenReuse !== undefined) body.token_reuse = f.tokenReuse;
   if (f.disabled) body.disabled = true;
   return body;
 }

@@ -90,7 +90,7 @@ const MIN_RSA_BITS = 2048;
 
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
-  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'disabled',
+  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled',
 ]);
 
 /** RFC 7591 §2 grant_types this server implements. */
@@ -274,7 +274,7 @@ function parseJwks(v: unknown): { keys: PublicJwk[] } {
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
-  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'disabled'>>;
+  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled'>>;
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
@@ -385,6 +385,7 @@ export class ClientRegistry {
       jwks: fields.jwks ?? null,
       accessTokenTtl: fields.accessTokenTtl ?? null,
       rateLimit: fields.rateLimit ?? null,
+      tokenReuse: fields.tokenReuse ?? false,
       disabled: fields.disabled ?? false,
       secrets: clientSecret === undefined ? [] : [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }],
       tokensRevokedAt: null,
@@ -546,6 +547,10 @@ export class ClientRegistry {
     if (has('jwks')) out.jwks = input.jwks === null ? null : parseJwks(input.jwks);
     if (has('access_token_ttl')) out.accessTokenTtl = input.access_token_ttl === null ? null : this.#parseTtl(input.access_token_ttl);
     if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
+    if (has('token_reuse')) {
+      if (typeof input.token_reuse !== 'boolean') invalid('token_reuse', `token_reuse must be true or false, got ${describe(input.token_reuse)}`);
+      out.tokenReuse = input.token_reuse;
+    }
     if (has('disabled')) {
       if (typeof input.disabled !== 'boolean') invalid('disabled', `disabled must be true or false, got ${describe(input.disabled)}`);
       out.disabled = input.disabled;
@@ -646,6 +651,7 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['jwks', 'jwks'],
   ['accessTokenTtl', 'access_token_ttl'],
   ['rateLimit', 'rate_limit'],
+  ['tokenReuse', 'token_reuse'],
   ['disabled', 'disabled'],
   ['secrets', 'client_secret'],
 ];

@@ -32,6 +32,8 @@ export interface ClientMetadataInput {
   access_token_ttl?: number | null;
   /** Token requests per second (fractions allowed; 0 = no limit); null = the server default. */
   rate_limit?: number | null;
+  /** Reuse the last token for a repeated request while it has more than half its lifetime left; default false. */
+  token_reuse?: boolean;
   disabled?: boolean;
 }
 
@@ -48,6 +50,7 @@ export interface ClientWire {
   jwks: { keys: PublicJwk[] } | null;
   access_token_ttl: number | null;
   rate_limit: number | null;
+  token_reuse: boolean;
   disabled: boolean;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
@@ -79,6 +82,7 @@ export function clientToWire(client: ClientRecord): ClientWire {
     jwks: client.jwks === null ? null : { keys: client.jwks.keys.map((k) => ({ ...k })) },
     access_token_ttl: client.accessTokenTtl,
     rate_limit: client.rateLimit,
+    token_reuse: client.tokenReuse,
     disabled: client.disabled,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),

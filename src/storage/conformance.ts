@@ -35,6 +35,7 @@ function secretClient(clientId: string): ClientRecord {
     jwks: null,
     accessTokenTtl: null,
     rateLimit: null,
+    tokenReuse: false,
     disabled: false,
     secrets: [
       { digest: digest(2), createdAt: T0 + 10, expiresAt: null },
@@ -75,6 +76,7 @@ function jwtClient(clientId: string): ClientRecord {
     accessTokenTtl: 600,
     // A fraction: the column keeps it exactly.
     rateLimit: 2.5,
+    tokenReuse: true,
     disabled: true,
     secrets: [],
     tokensRevokedAt: T0 + 5 * HOUR,

@@ -60,6 +60,12 @@ export interface ClientRecord {
    * server default (M2M_AUTH_TOKEN_RATE_LIMIT). Wire name `rate_limit`.
    */
   rateLimit: number | null;
+  /**
+   * Answer a repeated request for the same scope and audience with the client's last token while
+   * it has more than half its lifetime left, instead of signing a new one. Wire name `token_reuse`;
+   * default false.
+   */
+  tokenReuse: boolean;
   disabled: boolean;
   /** Current secrets (newest first); empty for private_key_jwt. */
   secrets: ClientSecretRecord[];

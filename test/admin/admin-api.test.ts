@@ -180,6 +180,7 @@ describe('POST /admin/clients', () => {
       jwks: null,
       access_token_ttl: 600,
       rate_limit: null,
+      token_reuse: false,
       disabled: false,
       tokens_revoked_at: null,
       created_at: T0 / 1000,

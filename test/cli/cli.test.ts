@@ -217,6 +217,19 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', 'cl_missing', '--name', 'x']), /not found \(HTTP 404\)/);
   });
 
+  it('--token-reuse turns token reuse on at create and off at update', async () => {
+    const run = await cli(['clients', 'create', '--name', 'reuse', '--scope', 'a', '--audience', 'https://api.example.com', '--token-reuse', 'true']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^token_reuse\s+on$/m);
+    const id = /^client_id\s+(cl_\S+)$/m.exec(run.stdout)![1]!;
+    expect((await registry.read(id)).tokenReuse).toBe(true);
+    const off = await cli(['clients', 'update', id, '--token-reuse', 'false']);
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stdout).toMatch(/^token_reuse\s+off$/m);
+    expect((await registry.read(id)).tokenReuse).toBe(false);
+    expectOneLineError(await cli(['clients', 'update', id, '--token-reuse', 'yes']), /--token-reuse.*Expected true or false/);
+  });
+
   it('update to a secret method prints the new secret once', async () => {
     const pk = await cli(['clients', 'create', '--json', '--name', 'pk', '--audience', 'https://api.example.com', '--auth-method', 'private_key_jwt', '--jwks', JSON.stringify(keyPair('ec').publicJwk)]);
     const id = JSON.parse(pk.stdout).client_id as string;

@@ -78,6 +78,7 @@ describe('create', () => {
       tokenEndpointAuthMethod: 'client_secret_basic',
       jwks: null,
       accessTokenTtl: 600,
+      tokenReuse: false,
       disabled: false,
       tokensRevokedAt: null,
       createdAt: T0,
@@ -151,6 +152,17 @@ describe('validation', () => {
     await invalid(registry.create({ ...base, jwks_uri: 'https://x' } as ClientMetadataInput), /jwks_uri is not supported/);
     await invalid(registry.create(null as unknown as ClientMetadataInput), /must be a JSON object, got null/);
     await invalid(registry.create([] as unknown as ClientMetadataInput), /must be a JSON object, got an array/);
+  });
+
+  it('checks token_reuse: a boolean, false unless set, changed by update', async () => {
+    await invalid(registry.create({ ...base, token_reuse: 'yes' } as unknown as ClientMetadataInput), /token_reuse must be true or false, got a string/);
+    await invalid(registry.create({ ...base, token_reuse: null } as unknown as ClientMetadataInput), /token_reuse must be true or false/);
+    const { client } = await registry.create({ ...base, token_reuse: true });
+    expect(client.tokenReuse).toBe(true);
+    const off = await registry.update(client.clientId, { token_reuse: false });
+    expect(off.client.tokenReuse).toBe(false);
+    expect(named('client.updated').at(-1)).toMatchObject({ clientId: client.clientId, fields: ['token_reuse'] });
+    expect((await registry.read(client.clientId)).tokenReuse).toBe(false);
   });
 
   it('checks client_name', async () => {

@@ -82,6 +82,7 @@ function client(clientId: string): ClientRecord {
     jwks: null,
     accessTokenTtl: null,
     rateLimit: null,
+    tokenReuse: false,
     disabled: false,
     secrets: [{ digest: 'a'.repeat(64), createdAt: T0, expiresAt: null }],
     tokensRevokedAt: null,

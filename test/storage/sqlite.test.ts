@@ -64,6 +64,7 @@ const rotatedClient: ClientRecord = {
   jwks: null,
   accessTokenTtl: 300,
   rateLimit: 12.5,
+  tokenReuse: true,
   disabled: false,
   secrets: [
     { digest: 'b'.repeat(64), createdAt: T0 + HOUR, expiresAt: null },

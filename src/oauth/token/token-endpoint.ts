@@ -2,7 +2,7 @@
 // the client, run the grant, mint an RFC 9068 access token, write the response.
 
 import { OAuthError } from '../errors.js';
-import { newJti, type AccessTokenClaims, type TokenSigner } from '../access-token.js';
+import { newJti, type AccessTokenClaims, type RevocationCheck, type TokenSigner } from '../access-token.js';
 import { param, rejectRepeatedParams, type FormParams } from '../request/form.js';
 import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
@@ -44,7 +44,25 @@ export interface TokenEndpointOptions {
   now?: () => number;
   /** The client's request rate (src/ratelimit): throws a 429 OAuthError when it is over. */
   rateLimit?: (client: ClientRecord) => void | Promise<void>;
+  /** Revoked jtis: a revoked token is never handed out again by token reuse. */
+  revocations: RevocationCheck;
+  /** Most (client, scope, audience) tokens remembered for clients with token reuse on. */
+  reuseCacheSize?: number;
 }
+
+/** A token kept for a client with token reuse on. */
+interface ReusableToken {
+  /** The record it was minted for: the registry replaces the record on every change (update, disable, kill switch), which ends reuse. */
+  client: ClientRecord;
+  token: string;
+  jti: string;
+  issuedAtMs: number;
+  expMs: number;
+  ttl: number;
+  scope: string;
+}
+
+const DEFAULT_REUSE_CACHE_SIZE = 10_000;
 
 export interface TokenOutcome {
   response: OAuthResponse;
@@ -56,10 +74,21 @@ const TOKEN_HEADERS = Object.freeze({ ...NO_STORE, 'content-type': 'application/
 export class TokenEndpoint {
   readonly #o: TokenEndpointOptions;
   readonly #now: () => number;
+  readonly #reuseCacheSize: number;
+  /** JSON [clientId, scope, audience] -> token; insertion order is recency order (LRU). */
+  readonly #reusable = new Map<string, ReusableToken>();
 
   constructor(options: TokenEndpointOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
+    this.#reuseCacheSize = options.reuseCacheSize ?? DEFAULT_REUSE_CACHE_SIZE;
+    // A newly active signing key should sign the next token; do not keep handing out the old key's.
+    options.events.on('key.activated', () => this.#reusable.clear());
+  }
+
+  /** Tokens remembered for reuse (metrics, tests). */
+  get reuseCacheSize(): number {
+    return this.#reusable.size;
   }
 
   /** Throws OAuthError for every protocol failure; the HTTP layer writes it. */
@@ -76,10 +105,47 @@ export class TokenEndpoint {
     } catch (err) {
       throw withClientId(err, client.clientId);
     }
-    return { response: this.#issue(client, granted, req), clientId: client.clientId };
+    if (!client.tokenReuse) return { response: this.#issue(client, granted, req), clientId: client.clientId };
+    const key = JSON.stringify([client.clientId, granted.scope, granted.audience]);
+    const reused = this.#reuse(key, client);
+    if (reused) return { response: reused, clientId: client.clientId };
+    return { response: this.#issue(client, granted, req, key), clientId: client.clientId };
   }
 
-  #issue(client: ClientRecord, granted: GrantResult, req: OAuthRequest): OAuthResponse {
+  /**
+   * The remembered token for this client, scope and audience, answered with its remaining
+   * lifetime, while more than half of that lifetime is left and the token is still active; else
+   * undefined (and the entry is dropped).
+   */
+  #reuse(key: string, client: ClientRecord): OAuthResponse | undefined {
+    const entry = this.#reusable.get(key);
+    if (!entry) return undefined;
+    this.#reusable.delete(key);
+    const nowMs = this.#now();
+    const remainingMs = entry.expMs - nowMs;
+    if (
+      entry.client !== client
+      || remainingMs * 2 <= entry.ttl * 1000
+      || this.#o.revocations.has(entry.jti)
+      || (client.tokensRevokedAt !== null && entry.issuedAtMs <= client.tokensRevokedAt)
+    ) {
+      return undefined;
+    }
+    this.#reusable.set(key, entry);
+    // Never promise more than is left: round the remaining lifetime down.
+    return tokenResponse(entry.token, Math.floor(remainingMs / 1000), entry.scope);
+  }
+
+  #remember(key: string, entry: ReusableToken): void {
+    this.#reusable.delete(key);
+    this.#reusable.set(key, entry);
+    if (this.#reusable.size > this.#reuseCacheSize) {
+      const oldest = this.#reusable.keys().next();
+      if (!oldest.done) this.#reusable.delete(oldest.value);
+    }
+  }
+
+  #issue(client: ClientRecord, granted: GrantResult, req: OAuthRequest, reuseKey?: string): OAuthResponse {
     const nowMs = this.#now();
     const iat = Math.floor(nowMs / 1000);
     const ttl = Math.min(this.#o.tokenTtlMax, Math.max(this.#o.tokenTtlMin, client.accessTokenTtl ?? this.#o.tokenTtl));
@@ -99,13 +165,22 @@ export class TokenEndpoint {
       clientId: client.clientId, jti: claims.jti, scope, aud: granted.audience, exp: claims.exp, kid,
       ip: req.ip, requestId: req.requestId,
     });
-    // RFC 6749 §5.1; no refresh_token for client credentials (§4.4.3).
-    const body =
-      scope.length > 0
-        ? `{"access_token":"${token}","token_type":"Bearer","expires_in":${ttl},"scope":${JSON.stringify(scope)}}`
-        : `{"access_token":"${token}","token_type":"Bearer","expires_in":${ttl}}`;
-    return { status: 200, headers: TOKEN_HEADERS, body };
+    if (reuseKey !== undefined) {
+      this.#remember(reuseKey, {
+        client, token, jti: claims.jti, issuedAtMs: nowMs, expMs: claims.exp * 1000, ttl, scope,
+      });
+    }
+    return tokenResponse(token, ttl, scope);
   }
+}
+
+/** RFC 6749 §5.1; no refresh_token for client credentials (§4.4.3). */
+function tokenResponse(token: string, expiresIn: number, scope: string): OAuthResponse {
+  const body =
+    scope.length > 0
+      ? `{"access_token":"${token}","token_type":"Bearer","expires_in":${expiresIn},"scope":${JSON.stringify(scope)}}`
+      : `{"access_token":"${token}","token_type":"Bearer","expires_in":${expiresIn}}`;
+  return { status: 200, headers: TOKEN_HEADERS, body };
 }
 
 function selectGrant(grantType: string | undefined): Grant {

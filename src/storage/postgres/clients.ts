@@ -16,6 +16,7 @@ interface ClientRow {
   jwks: ClientRecord['jwks'];
   access_token_ttl: string | null;
   rate_limit: number | null;
+  token_reuse: boolean;
   disabled: boolean;
   secrets: ClientRecord['secrets'];
   tokens_revoked_at: string | null;
@@ -25,9 +26,9 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, rate_limit`;
+  created_at, updated_at, rate_limit, token_reuse`;
 
-/** Parameters $1..$17 in COLUMNS order. */
+/** Parameters $1..$18 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -47,6 +48,7 @@ function toParams(client: ClientRecord): unknown[] {
     client.createdAt,
     client.updatedAt,
     client.rateLimit,
+    client.tokenReuse,
   ];
 }
 
@@ -65,6 +67,7 @@ function fromRow(row: ClientRow): ClientRecord {
     accessTokenTtl: int8OrNullFromDb(row.access_token_ttl),
     // double precision comes back as a JS number.
     rateLimit: row.rate_limit,
+    tokenReuse: row.token_reuse,
     disabled: row.disabled,
     secrets: row.secrets,
     tokensRevokedAt: int8OrNullFromDb(row.tokens_revoked_at),
@@ -74,7 +77,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -83,7 +86,7 @@ const UPDATE = `UPDATE clients SET
   client_name = $2, scope = $3, default_scope = $4, audience = $5, default_audience = $6,
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
   access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
-  rate_limit = $17
+  rate_limit = $17, token_reuse = $18
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 

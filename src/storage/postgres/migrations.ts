@@ -120,6 +120,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // Token requests per second (fractions allowed, 0 = no limit); NULL = the server default.
     sql: `ALTER TABLE clients ADD COLUMN rate_limit double precision CHECK (rate_limit >= 0);`,
   },
+  {
+    version: 4,
+    name: 'client token reuse',
+    // true = answer a repeated request with the client's still-fresh token (issue 3); off by default.
+    sql: `ALTER TABLE clients ADD COLUMN token_reuse boolean NOT NULL DEFAULT false;`,
+  },
 ];
 
 /**

@@ -17,6 +17,7 @@ interface ClientRow {
   jwks: string | null;
   access_token_ttl: number | null;
   rate_limit: number | null;
+  token_reuse: number;
   disabled: number;
   secrets: string;
   tokens_revoked_at: number | null;
@@ -26,7 +27,7 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at`;
+  created_at, updated_at, token_reuse`;
 
 function jsonOrNull(value: unknown): string | null {
   return value === null ? null : JSON.stringify(value);
@@ -52,6 +53,7 @@ function toRow(client: ClientRecord): ClientRow {
     rate_limit: client.rateLimit,
     // SQLite has no boolean type and better-sqlite3 refuses to bind one.
     disabled: client.disabled ? 1 : 0,
+    token_reuse: client.tokenReuse ? 1 : 0,
     secrets: JSON.stringify(client.secrets),
     tokens_revoked_at: client.tokensRevokedAt,
     created_at: client.createdAt,
@@ -73,6 +75,7 @@ function fromRow(row: ClientRow): ClientRecord {
     jwks: parseOrNull<ClientRecord['jwks']>(row.jwks),
     accessTokenTtl: row.access_token_ttl,
     rateLimit: row.rate_limit,
+    tokenReuse: row.token_reuse === 1,
     disabled: row.disabled === 1,
     secrets: JSON.parse(row.secrets) as ClientRecord['secrets'],
     tokensRevokedAt: row.tokens_revoked_at,
@@ -86,7 +89,7 @@ function prepareStatements(db: Database) {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
       @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
-      @tokens_revoked_at, @created_at, @updated_at)`),
+      @tokens_revoked_at, @created_at, @updated_at, @token_reuse)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
     listFirst: db.prepare<[number], ClientRow>(`SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT ?`),
@@ -99,7 +102,8 @@ function prepareStatements(db: Database) {
       token_endpoint_auth_method = @token_endpoint_auth_method, grant_types = @grant_types,
       resource_uris = @resource_uris, jwks = @jwks,
       access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
-      tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at
+      tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at,
+      token_reuse = @token_reuse
       WHERE client_id = @client_id`),
     delete: db.prepare<[string]>('DELETE FROM clients WHERE client_id = ?'),
   };

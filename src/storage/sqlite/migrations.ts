@@ -107,6 +107,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // Token requests per second (fractions allowed, 0 = no limit); NULL = the server default.
     sql: `ALTER TABLE clients ADD COLUMN rate_limit REAL CHECK (rate_limit >= 0);`,
   },
+  {
+    version: 4,
+    name: 'client token reuse',
+    // 1 = answer a repeated request with the client's still-fresh token (issue 3); off by default.
+    sql: `ALTER TABLE clients ADD COLUMN token_reuse INTEGER NOT NULL DEFAULT 0 CHECK (token_reuse IN (0, 1));`,
+  },
 ];
 
 /**
