@@ -47,8 +47,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 
 /**
  * Stdout written in batches: lines collect up to 8 KiB and go out in one asynchronous write, at
- * the latest 100 ms after they were logged (a write per line costs a request tens of µs), and
- * everything left is written synchronously when the process exits.
+ * the latest 100 ms after they were logged (a write per line costs a request tens of µs). Pino
+ * itself writes what is left synchronously when the process exits.
  */
 function bufferedStdout(): DestinationStream {
   const dest = pino.destination({ dest: 1, sync: false, minLength: 8 * 1024 });
@@ -60,13 +60,6 @@ function bufferedStdout(): DestinationStream {
     }
   }, 100);
   timer.unref();
-  process.once('exit', () => {
-    try {
-      dest.flushSync();
-    } catch {
-      // nothing more can be done while exiting
-    }
-  });
   return dest;
 }
 
