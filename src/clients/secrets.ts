@@ -20,6 +20,17 @@ export function generateClientId(): string {
   return CLIENT_ID_PREFIX + randomBytes(12).toString('base64url');
 }
 
+const ISSUED_CLIENT_ID = new RegExp(`^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{16}$`);
+
+/**
+ * True when `value` has the shape of the client_ids generateClientId() makes. Only such values
+ * are logged, labelled or counted per client: anything else may be a secret sent in the wrong
+ * field, or garbage a caller could use to mint log lines, metric labels or limiter keys.
+ */
+export function hasIssuedClientIdShape(value: string): boolean {
+  return ISSUED_CLIENT_ID.test(value);
+}
+
 export function secretDigest(secret: string): string {
   return createHash('sha256').update(secret, 'utf8').digest('hex');
 }

@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { CLIENT_ID_PREFIX } from '../clients/secrets.js';
+import { hasIssuedClientIdShape } from '../clients/secrets.js';
 import { EVENT_NAMES, type EventBus } from './events.js';
 
 export const METRIC_PREFIX = 'm2m_auth_';
@@ -40,9 +40,6 @@ const MAX_ERROR_LABELS = 32;
 export const UNKNOWN_CLIENT = 'unknown';
 /** client_id label once DEFAULT_MAX_CLIENT_LABELS ids are labelled. */
 export const OTHER_CLIENT = 'other';
-// The shape of generateClientId(); anything else (a typo, a secret in the wrong field, garbage) is
-// "unknown", so a caller cannot mint label values.
-const CLIENT_ID_SHAPE = new RegExp(`^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{16}$`);
 // The reason authenticate() gives for an id that is not registered: such ids are not labelled
 // either, or a flood of random well-formed ids would take every label slot.
 const UNKNOWN_CLIENT_REASON = 'unknown client';
@@ -241,7 +238,7 @@ export class ServerMetrics {
     let rotationFailures = 0;
     const byType = new Map<string, { n: number }>(EVENT_NAMES.map((t) => [t, { n: 0 }]));
 
-    const ourId = (id: string): string => (CLIENT_ID_SHAPE.test(id) ? id : UNKNOWN_CLIENT);
+    const ourId = (id: string): string => (hasIssuedClientIdShape(id) ? id : UNKNOWN_CLIENT);
     this.#unsubscribe.push(
       events.on('token.issued', (e) => issued.inc(e.clientId, ourId)),
       events.on('token.denied', (e) => {

@@ -5,7 +5,7 @@ import { OAuthError } from '../errors.js';
 import { param, type FormParams } from '../request/form.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, CLIENT_ASSERTION_TYPE, verifyClientAssertion } from './private-key-jwt.js';
-import { CLIENT_ID_PREFIX, verifyClientSecret } from '../../clients/secrets.js';
+import { hasIssuedClientIdShape, verifyClientSecret } from '../../clients/secrets.js';
 import type { ClientRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
 
 /** Where clients come from: the registry's cache in production, anything with get() in tests. */
@@ -41,9 +41,6 @@ export interface AuthThrottle {
 
 const MAX_CLIENT_ID_LENGTH = 256;
 const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="m2m-auth", charset="UTF-8"' };
-// The shape of the client_ids this server issues (generateClientId). A presented "client_id" of
-// another shape is not logged: it may be a secret sent in the wrong field (id and secret swapped).
-const LOGGABLE_CLIENT_ID = new RegExp(`^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{1,64}$`);
 
 /**
  * The one invalid_client response: the same words for an unknown client, a wrong secret, a
@@ -54,7 +51,7 @@ function invalidClient(detail: string, basicTried: boolean, clientId?: string): 
     detail,
     headers: basicTried ? BASIC_CHALLENGE : {},
   });
-  if (clientId !== undefined && LOGGABLE_CLIENT_ID.test(clientId)) (err as OAuthError & { clientId?: string }).clientId = clientId;
+  if (clientId !== undefined && hasIssuedClientIdShape(clientId)) (err as OAuthError & { clientId?: string }).clientId = clientId;
   return err;
 }
 
@@ -104,7 +101,7 @@ export class ClientAuthenticator {
 
   /** Waits for, or throws, the throttle's verdict on a presented client_id and address. */
   #throttled(clientId: string, ip: string | undefined): void | Promise<void> {
-    return this.#throttle?.check(LOGGABLE_CLIENT_ID.test(clientId) ? clientId : undefined, ip);
+    return this.#throttle?.check(hasIssuedClientIdShape(clientId) ? clientId : undefined, ip);
   }
 
   async #authenticate(params: FormParams, authorization: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
