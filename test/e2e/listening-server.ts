@@ -3,30 +3,15 @@
 // log line captured. Also a small fetch client of the admin API.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createServer, type M2MAuthServer } from '../../src/server.js';
 
-/** A port that was free a moment ago (the kernel picked it for a listener we closed at once). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      if (address === null || typeof address === 'string') {
-        srv.close();
-        reject(new Error('no port'));
-        return;
-      }
-      srv.close(() => resolve(address.port));
-    });
-  });
-}
+import { freePort } from '../helpers/process.js';
+
+export { freePort };
 
 export interface ListeningServer {
   server: M2MAuthServer;

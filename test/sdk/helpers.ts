@@ -3,7 +3,6 @@
 // proxy's URL, as with a load balancer) that fails requests on demand.
 
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,21 +14,9 @@ import { createServer, type M2MAuthServer } from '../../src/server.js';
 export const ORDERS = 'https://orders.example.com';
 export const ADMIN_TOKEN = 'sdk-test-admin-token-0123456789abcdef01234';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      if (address === null || typeof address === 'string') {
-        srv.close();
-        reject(new Error('no port'));
-        return;
-      }
-      srv.close(() => resolve(address.port));
-    });
-  });
-}
+import { freePort } from '../helpers/process.js';
+
+export { freePort };
 
 export interface SeenRequest {
   method: string;
