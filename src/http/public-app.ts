@@ -14,6 +14,7 @@ import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from '../ratelimit/trust-proxy.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
+import { afterReads } from './batch.js';
 
 export interface OAuthHandler {
   handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
@@ -102,7 +103,9 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
     async (request: FastifyRequest, reply: FastifyReply) => {
       try {
         warnForwarded?.(request.headers);
-        const { response, clientId } = await handler.handle(toOAuthRequest(request));
+        const oauthRequest = toOAuthRequest(request);
+        await afterReads();
+        const { response, clientId } = await handler.handle(oauthRequest);
         request.oauthClientId = clientId;
         request.oauthOutcome = 'ok';
         return send(reply, response);

@@ -233,6 +233,8 @@ export async function runProfile(options: ProfileOptions = {}): Promise<ProfileR
       },
       afterLoad: async () => {
         loadEnd = performance.now();
+        // The client's connections are still open here: a short load may have ended between two timed samples.
+        sampler.sample();
         eventLoopDuring = duringPhase?.end();
         await stopProfilers?.();
       },
