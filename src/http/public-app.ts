@@ -14,7 +14,7 @@ import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from '../ratelimit/trust-proxy.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
-import { afterReads } from './batch.js';
+import { afterReads, connectionAccepted } from './batch.js';
 
 export interface OAuthHandler {
   handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
@@ -180,6 +180,8 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
     const description = status === 413 ? 'The request body is too large.' : 'The request is malformed.';
     return sendError(reply, new OAuthError('invalid_request', description, { status }));
   });
+
+  app.server.on('connection', connectionAccepted);
 
   // One request line per request; a callback hook, so no promise per request.
   app.addHook('onResponse', (request, reply, done) => {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { afterReads } from '../../src/http/batch.js';
+import { afterReads, connectionAccepted, STORM_BATCH } from '../../src/http/batch.js';
 
 const checkPhase = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -35,5 +35,17 @@ describe('afterReads (handlers batched by event-loop turn)', () => {
     expect(released).toBe(false);
     await next;
     expect(released).toBe(true);
+  });
+
+  it('while connections are being accepted, releases a few per turn so that the next accept is not kept waiting', async () => {
+    const order: number[] = [];
+    const n = STORM_BATCH * 2 + 1;
+    const all = Array.from({ length: n }, (_, i) => afterReads().then(() => order.push(i)));
+    connectionAccepted();
+    await checkPhase();
+    expect(order).toEqual(Array.from({ length: STORM_BATCH }, (_, i) => i));
+    // No new connection in this turn: everything left goes in the next one, still in order.
+    await Promise.all(all);
+    expect(order).toEqual(Array.from({ length: n }, (_, i) => i));
   });
 });
