@@ -1,4 +1,5 @@
-// Load generators on undici for what wrk cannot do:
+// Load generators for what wrk cannot do (open loop and sequential on raw sockets, see
+// bench/lib/raw-http.js; the closed loop on undici):
 //
 //   open loop   requests scheduled at a fixed rate whatever the responses do, latency measured
 //               from the time a request was SCHEDULED, not sent: a server that stalls is charged
@@ -15,8 +16,8 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
-import { Client, Pool } from 'undici';
+import { Pool } from 'undici';
+import { formPost, RawConnection } from './lib/raw-http.js';
 import { latencySummary } from './lib/stats.js';
 
 /**
@@ -31,47 +32,29 @@ function requestOptions(target) {
   return { origin: url.origin, options: { method: 'POST', path: url.pathname + url.search, headers, body: target.body } };
 }
 
-// The metronome: a worker thread that sleeps on a futex (Atomics.wait, sub-millisecond) until the
-// next request is due and then tells the main thread how many are due. Timers in the main thread
-// fire up to a millisecond late, and spinning there instead takes the CPU from the very event loop
-// that must read the responses (and, on a shared machine, gets the process descheduled).
-const METRONOME = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { performance } = require('node:perf_hooks');
-const { startAt, intervalMs, total } = workerData;
-const cell = new Int32Array(new SharedArrayBuffer(4));
-let next = 0;
-while (next < total) {
-  const now = performance.timeOrigin + performance.now();
-  const due = startAt + next * intervalMs;
-  if (due > now) {
-    Atomics.wait(cell, 0, 0, due - now);
-    continue;
-  }
-  while (next < total && startAt + next * intervalMs <= now) next++;
-  parentPort.postMessage(next);
-}
-`;
-
-/** Milliseconds on a clock shared by the main thread and the metronome thread. */
+/** Milliseconds since the epoch, sub-millisecond. */
 const clock = () => performance.timeOrigin + performance.now();
 
 /**
  * Open loop: `rate` requests per second for `durationS` seconds over up to `connections`
- * connections. A request that finds every connection busy waits in undici's queue, and that wait
- * counts: latency runs from the scheduled instant to the last byte of the response.
+ * keep-alive connections (bench/lib/raw-http.js). A request that finds every connection busy
+ * waits in a queue, and that wait counts: latency runs from the scheduled instant to the last
+ * byte of the response.
  *
  * @returns {Promise<{ mode: 'open', rate: number, scheduled: number, completed: number, ok: number,
  *   non2xx: number, errors: number, achievedRate: number, latency: Latency, sendLag: Latency }>}
  */
 export async function openLoop(target, { rate, durationS, connections = 64 }) {
   if (!(rate > 0) || !(durationS > 0)) throw new Error('openLoop needs rate > 0 and durationS > 0');
-  const { origin, options } = requestOptions(target);
-  const pool = new Pool(origin, { connections, pipelining: 1 });
+  const request = formPost(target);
   const total = Math.max(1, Math.round(rate * durationS));
   const intervalMs = 1000 / rate;
   const latency = new Float64Array(total).fill(NaN);
   const sendLag = new Float64Array(total);
+  const idle = [];
+  const all = [];
+  const queue = [];
+  let queueHead = 0;
   let issued = 0;
   let completed = 0;
   let ok = 0;
@@ -79,32 +62,48 @@ export async function openLoop(target, { rate, durationS, connections = 64 }) {
   let errors = 0;
 
   const startAt = clock() + 50;
-  const metronome = new Worker(METRONOME, { eval: true, workerData: { startAt, intervalMs, total } });
-  await new Promise((resolve, reject) => {
-    const issue = (index) => {
+  await new Promise((resolve) => {
+    const run = (conn, index) => {
       const scheduled = startAt + index * intervalMs;
       sendLag[index] = clock() - scheduled;
-      pool.request(options).then(
-        async (res) => {
-          await res.body.dump();
-          if (res.statusCode >= 200 && res.statusCode < 300) ok++;
-          else non2xx++;
+      conn.send().then(
+        (status) => {
           latency[index] = clock() - scheduled;
+          if (status >= 200 && status < 300) ok++;
+          else non2xx++;
         },
         () => {
           errors++;
         },
       ).finally(() => {
         if (++completed === total) resolve();
+        else if (!conn.closed && queueHead < queue.length) run(conn, queue[queueHead++]);
+        else if (!conn.closed) idle.push(conn);
+        else all.splice(all.indexOf(conn), 1);
       });
     };
-    metronome.on('message', (due) => {
+    const issue = (index) => {
+      let conn = idle.pop();
+      if (!conn && all.length < connections) {
+        conn = new RawConnection(request);
+        all.push(conn);
+      }
+      if (conn) run(conn, index);
+      else queue.push(index);
+    };
+    // The schedule is kept by a setImmediate loop: every turn of the generator's event loop
+    // reads what has arrived, then sends what has come due. It keeps the generator's core busy
+    // (it has a core of its own), and unlike a timer (a millisecond late) or a second thread on
+    // the same core (descheduled for milliseconds at a time), it sends on time.
+    const tick = () => {
+      const due = Math.min(total, Math.floor((clock() - startAt) / intervalMs) + 1);
       while (issued < due) issue(issued++);
-    });
-    metronome.on('error', reject);
+      if (issued < total) setImmediate(tick);
+    };
+    setImmediate(tick);
   });
   const elapsedS = (clock() - startAt) / 1000;
-  await Promise.all([pool.close(), metronome.terminate()]);
+  for (const conn of all) conn.close();
   return {
     mode: 'open', rate, scheduled: total, completed, ok, non2xx, errors,
     achievedRate: completed / elapsedS,
@@ -115,22 +114,20 @@ export async function openLoop(target, { rate, durationS, connections = 64 }) {
 
 /** One request at a time on one connection; `requests` timed after `warmup` untimed ones. */
 export async function sequential(target, { requests = 2000, warmup = 200 } = {}) {
-  const { origin, options } = requestOptions(target);
-  const client = new Client(origin, { pipelining: 1 });
+  const conn = new RawConnection(formPost(target));
   const latency = new Float64Array(requests);
   let non2xx = 0;
   try {
     for (let i = -warmup; i < requests; i++) {
       const t0 = performance.now();
-      const res = await client.request(options);
-      await res.body.dump();
+      const status = await conn.send();
       if (i >= 0) {
         latency[i] = performance.now() - t0;
-        if (res.statusCode < 200 || res.statusCode >= 300) non2xx++;
+        if (status < 200 || status >= 300) non2xx++;
       }
     }
   } finally {
-    await client.close();
+    conn.close();
   }
   return { mode: 'sequential', requests, non2xx, latency: latencySummary(latency) };
 }
