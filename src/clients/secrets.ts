@@ -37,6 +37,20 @@ export function secretDigest(secret: string): string {
 
 const DUMMY_DIGEST = Buffer.alloc(32);
 
+/** Stored digests decoded once: hex string -> bytes (bounded; digests are not secret). */
+const decodedDigests = new Map<string, Buffer>();
+const MAX_DECODED_DIGESTS = 10_000;
+
+function storedDigest(hex: string): Buffer {
+  let bytes = decodedDigests.get(hex);
+  if (bytes === undefined) {
+    bytes = Buffer.from(hex, 'hex');
+    if (decodedDigests.size >= MAX_DECODED_DIGESTS) decodedDigests.clear();
+    decodedDigests.set(hex, bytes);
+  }
+  return bytes;
+}
+
 /**
  * True when `presented` matches a secret of the client that has not expired at `now`. Every
  * stored digest is compared, in constant time, whether or not an earlier one matched; a missing
@@ -50,7 +64,7 @@ export function verifyClientSecret(client: ClientRecord | undefined, presented: 
     return false;
   }
   for (const s of client.secrets) {
-    const stored = Buffer.from(s.digest, 'hex');
+    const stored = storedDigest(s.digest);
     const live = s.expiresAt === null || s.expiresAt > now;
     if (stored.length === presentedDigest.length && timingSafeEqual(presentedDigest, stored) && live) ok = true;
   }

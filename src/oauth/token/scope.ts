@@ -23,6 +23,10 @@ export function grantedScope(client: ClientRecord, requested: string | undefined
   return out;
 }
 
+/** Registered audiences already found to be valid resource URIs (bounded by what clients register). */
+const validRegisteredResources = new Set<string>();
+const MAX_VALID_RESOURCES = 10_000;
+
 /** RFC 8707 §2: a resource is an absolute URI without a fragment. */
 function isResourceUri(value: string): boolean {
   if (value.includes('#')) return false;
@@ -41,7 +45,15 @@ function isResourceUri(value: string): boolean {
 export function grantedAudience(client: ClientRecord, resources: string[] | undefined, audiences: string[] | undefined): string[] {
   const requested: string[] = [];
   for (const r of resources ?? []) {
-    if (!isResourceUri(r)) throw new OAuthError('invalid_target', 'The resource parameter must be an absolute URI without a fragment.');
+    // Parsing a URL costs a request more than the rest of its scope handling; a registered
+    // audience is parsed once (only registered values are remembered, so callers cannot fill this).
+    if (!validRegisteredResources.has(r)) {
+      if (!isResourceUri(r)) throw new OAuthError('invalid_target', 'The resource parameter must be an absolute URI without a fragment.');
+      if (client.audience.includes(r)) {
+        if (validRegisteredResources.size >= MAX_VALID_RESOURCES) validRegisteredResources.clear();
+        validRegisteredResources.add(r);
+      }
+    }
     requested.push(r);
   }
   for (const a of audiences ?? []) requested.push(a);
