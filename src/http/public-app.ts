@@ -14,7 +14,7 @@ import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from '../ratelimit/trust-proxy.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
-import { afterReads, connectionAccepted } from './batch.js';
+import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
 
 export interface OAuthHandler {
   handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
@@ -108,6 +108,8 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
         const { response, clientId } = await handler.handle(oauthRequest);
         request.oauthClientId = clientId;
         request.oauthOutcome = 'ok';
+        const writes = beforeWrites();
+        if (writes) await writes;
         return send(reply, response);
       } catch (caught) {
         // Storage that does not answer is a 503 temporarily_unavailable, not a 500.
@@ -129,6 +131,8 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
           request.oauthOutcome = 'server_error';
           log.error({ reqId: request.id, err }, 'unexpected error');
         }
+        const writes = beforeWrites();
+        if (writes) await writes;
         return sendError(reply, err);
       }
     };
@@ -183,10 +187,11 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
 
   app.server.on('connection', connectionAccepted);
 
-  // One request line per request; a callback hook, so no promise per request.
+  // One request line per request; a callback hook, so no promise per request. The line is
+  // written after the rest of the batch's answers (src/http/batch.ts), with the values of now.
   app.addHook('onResponse', (request, reply, done) => {
     if (log.isLevelEnabled('info')) {
-      log.info({
+      const line = {
         reqId: request.id,
         method: request.method,
         path: request.routeOptions.url ?? 'unmatched',
@@ -195,7 +200,8 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
         outcome: request.oauthOutcome,
         ms: Math.round(reply.elapsedTime * 1000) / 1000,
         ip: request.ip,
-      }, 'request');
+      };
+      afterWrites(() => log.info(line, 'request'));
     }
     done();
   });
