@@ -79,8 +79,15 @@ export async function startTestServer(
   await server.publicApp.ready();
   await server.adminApp.ready();
 
+  // A request's log line is written after the answers of its batch, in the same event-loop turn
+  // (src/http/batch.ts): wait for that turn to end, so that `logs` has the line when this resolves.
+  const publicInject = async (opts: InjectOptions): Promise<LightMyRequestResponse> => {
+    const res = await server.publicApp.inject(opts);
+    await new Promise((resolve) => setImmediate(resolve));
+    return res;
+  };
   const post: TestServer['post'] = (path, form, headers = {}) =>
-    server.publicApp.inject({
+    publicInject({
       method: 'POST',
       url: path,
       headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
@@ -89,7 +96,7 @@ export async function startTestServer(
 
   return {
     server, config, clock, logs, dataDir, post,
-    inject: (opts) => server.publicApp.inject(opts),
+    inject: (opts) => publicInject(opts),
     admin: (opts) =>
       server.adminApp.inject({ ...opts, headers: { authorization: `Bearer ${config.adminToken}`, ...(opts.headers ?? {}) } }),
     async client(input = {}) {

@@ -18,7 +18,7 @@ export const TOO_MANY = {
 export function postFrom(
   t: TestServer, ip: string, path: string, form: Record<string, string>, headers: Record<string, string> = {},
 ): Promise<LightMyRequestResponse> {
-  return t.server.publicApp.inject({
+  return t.inject({
     method: 'POST',
     url: path,
     remoteAddress: ip,
