@@ -421,13 +421,20 @@ async function main() {
     // generator verifies every token on its one core (about 6,000/s here), so a bound from the
     // server's rate alone would cut it short.
     const boundS = Math.min(plan.manyMaxS, Math.max(30, Math.ceil((total / r.m2mToken.okRate) * 3) + 5));
-    log(`  1000 connections x ${plan.perConnection} requests (closed loop, at most ${boundS} s)`);
-    r.many = args['no-loadtest'] ? undefined : await runner.loadtest(m2m, { clients: 1000, requests: plan.perConnection, boundS });
+    // On a server of its own, as the origin report measures memory: its RSS before the load (with
+    // one token issued) and right after. The server above has been through every other step, and
+    // its heap holds what they left until V8's next full collection.
+    log(`  1000 connections x ${plan.perConnection} requests (closed loop, at most ${boundS} s), on a new server`);
+    const fresh = await runner.startM2mAuth();
+    const before = readMemory(fresh.proc.pid);
+    r.many = args['no-loadtest'] ? undefined : await runner.loadtest(fresh, { clients: 1000, requests: plan.perConnection, boundS });
     // wrk runs for a fixed time; the script stops its thread after `total` answers.
-    r.many ??= await runner.load(m2m.token, { connections: 1000, durationS: boundS, timeoutS: 5, maxRequests: total });
+    r.many ??= await runner.load(fresh.token, { connections: 1000, durationS: boundS, timeoutS: 5, maxRequests: total });
     r.many.target = total;
-    r.many.memory = readMemory(m2m.proc.pid);
-    log(`  ${r.many.requests} requests, max latency ${formatDuration(r.many.latency.max)}, RSS ${formatBytes(r.many.memory.rss)}`);
+    r.many.memory = { ...readMemory(fresh.proc.pid), before: before.rss };
+    await stop(fresh.proc);
+    r.many.memoryOfTheLongRunningServer = readMemory(m2m.proc.pid);
+    log(`  ${r.many.requests} requests, max latency ${formatDuration(r.many.latency.max)}, RSS ${formatBytes(r.many.memory.before)} before, ${formatBytes(r.many.memory.rss)} after`);
 
     log(`  1000 sockets at once while the server is under load (${CONNECTIONS} connections)`);
     const background = runner.load(m2m.token, { connections: CONNECTIONS, durationS: plan.burstLoadS });
@@ -525,7 +532,8 @@ function report(r) {
   console.log(`1000 connections x ${m.target / 1000} requests: ${m.requests} answered (${m.tool}; `
     + `${m.failuresByCause ? `in ${formatDuration(m.elapsedS)}` : `bounded at ${formatDuration(m.elapsedS)}`}); ${manyFailures}; `
     + `p50 ${formatDuration(m.latency.p50)}, p99 ${formatDuration(m.latency.p99)}, max ${formatDuration(m.latency.max)}; `
-    + `server RSS after ${formatBytes(m.memory.rss)} (peak ${formatBytes(m.memory.peak)})`);
+    + `server RSS ${formatBytes(m.memory.before)} before, ${formatBytes(m.memory.rss)} after (peak ${formatBytes(m.memory.peak)}); `
+    + `the server of the other steps: RSS ${formatBytes(m.memoryOfTheLongRunningServer.rss)}`);
   const b = r.burst;
   console.log(`1000 sockets at once under load: ${b.answered} answered (${b.ok} 2xx), ${b.late} after 2 s, ${b.refused} refused, `
     + `${b.failed} failed ${JSON.stringify(b.errorCodes)}; complete answers p50 ${ms(b.latency.p50)}, max ${ms(b.latency.max)}; `
