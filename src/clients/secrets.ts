@@ -4,6 +4,7 @@
 // Why not bcrypt: these secrets are machine-generated with 256 bits of entropy, so a slow hash
 // adds nothing against guessing and would cap the token endpoint at a few hundred requests a second.
 
+import * as crypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClientRecord } from '../storage/types.js';
 
@@ -32,7 +33,14 @@ export function hasIssuedClientIdShape(value: string): boolean {
 }
 
 export function secretDigest(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return sha256(secret).toString('hex');
+}
+
+/** crypto.hash (Node 20.12 and later): a one-shot digest, about half the time of createHash. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: string, outputEncoding: 'buffer') => Buffer }).hash;
+
+function sha256(value: string): Buffer {
+  return oneShot ? oneShot('sha256', value, 'buffer') : createHash('sha256').update(value, 'utf8').digest();
 }
 
 const DUMMY_DIGEST = Buffer.alloc(32);
@@ -57,7 +65,7 @@ function storedDigest(hex: string): Buffer {
  * client is compared against a dummy so that unknown clients take the same time.
  */
 export function verifyClientSecret(client: ClientRecord | undefined, presented: string, now: number): boolean {
-  const presentedDigest = createHash('sha256').update(presented, 'utf8').digest();
+  const presentedDigest = sha256(presented);
   let ok = false;
   if (!client || client.secrets.length === 0) {
     timingSafeEqual(presentedDigest, DUMMY_DIGEST);
