@@ -25,21 +25,44 @@ type Release = () => void;
  */
 export const STORM_BATCH = 4;
 
-let waiting: Release[] = [];
-let writers: Release[] = [];
-/** Write phases queued (each right behind its release; a release may queue the next turn's). */
-let writePhasesQueued = 0;
-let deferred: (() => void)[] = [];
-let deferredPhasesQueued = 0;
-let accepted = false;
+/** Callbacks run together in a check phase, in the order they were added. */
+class Phase {
+  #fns: Release[] = [];
+  /** Runs queued and not yet run (a release may queue the next turn's while this turn's is pending). */
+  #queued = 0;
 
-/** Queues a release and, right behind it in the same check phase, the write phase of that batch. */
+  /** A run of this phase is queued: `add` joins it. */
+  get pending(): boolean {
+    return this.#queued > 0;
+  }
+
+  schedule(): void {
+    this.#queued++;
+    setImmediate(this.#run);
+  }
+
+  add(fn: Release): void {
+    this.#fns.push(fn);
+  }
+
+  readonly #run = (): void => {
+    this.#queued--;
+    const fns = this.#fns;
+    this.#fns = [];
+    for (const fn of fns) fn();
+  };
+}
+
+let waiting: Release[] = [];
+let accepted = false;
+const writes = new Phase();
+const logs = new Phase();
+
+/** Queues a release and, right behind it in the same check phase, the write and log phases of that batch. */
 function scheduleRelease(): void {
   setImmediate(releaseSome);
-  setImmediate(releaseWrites);
-  setImmediate(runDeferred);
-  writePhasesQueued++;
-  deferredPhasesQueued++;
+  writes.schedule();
+  logs.schedule();
 }
 
 function releaseSome(): void {
@@ -53,20 +76,6 @@ function releaseSome(): void {
     scheduleRelease();
   }
   for (const release of batch) release();
-}
-
-function releaseWrites(): void {
-  writePhasesQueued--;
-  const batch = writers;
-  writers = [];
-  for (const release of batch) release();
-}
-
-function runDeferred(): void {
-  deferredPhasesQueued--;
-  const batch = deferred;
-  deferred = [];
-  for (const fn of batch) fn();
 }
 
 /** Resolves in the check phase of the current event-loop turn, together with every request read in it. */
@@ -83,8 +92,7 @@ export function afterReads(): Promise<void> {
  * every two signatures; undefined (write now) when no batch is being handled.
  */
 export function beforeWrites(): Promise<void> | undefined {
-  if (writePhasesQueued === 0) return undefined;
-  return new Promise<void>((resolve) => writers.push(resolve));
+  return writes.pending ? new Promise<void>((resolve) => writes.add(resolve)) : undefined;
 }
 
 /** A listener accepted a connection (one per turn: libuv accepts one at a time). */
@@ -97,6 +105,6 @@ export function connectionAccepted(): void {
  * out together after its writes, not one between every two writes); at once outside a batch.
  */
 export function afterWrites(fn: () => void): void {
-  if (deferredPhasesQueued > 0) deferred.push(fn);
+  if (logs.pending) logs.add(fn);
   else fn();
 }
