@@ -15,27 +15,16 @@ import type { Logger } from 'pino';
 import { OAuthError } from '../oauth/errors.js';
 import { withClientId, type AuthThrottle } from '../oauth/client-auth/authenticate.js';
 import type { ClientRecord } from '../storage/types.js';
+import type { Config } from '../config/schema.js';
 import { DEFAULT_MAX_KEYS, gcraInterval, gcraTolerance, LocalFailureCounter, LocalRateLimiter } from './local.js';
 import { RedisLimitStore } from './redis-store.js';
 import { addressKey } from './trust-proxy.js';
 
-export interface LimitsConfig {
-  /** Token requests per second per client (a client's rate_limit overrides it); 0 = no limit. */
-  tokenRateLimit: number;
-  /** Introspection requests per second per calling client; 0 = no limit. */
-  introspectionRateLimit: number;
-  /** Seconds' worth of its rate a client may send at once (the bucket is rate × this). */
-  rateLimitBurst: number;
-  /** Failed authentications per source address per window before 429; 0 = no limit. */
-  authFailuresPerAddress: number;
-  /** Failed authentications per client_id per window before 429; 0 = no limit. */
-  authFailuresPerClient: number;
-  /** Window of the failure counters, seconds. */
-  authFailureWindow: number;
-  redisUrl: string | undefined;
-  /** Prefix of every Redis key, so deployments (or test runs) can share one Redis. */
-  redisKeyPrefix: string;
-}
+/** The settings the limits read (documented in src/config/schema.ts and the README). */
+export type LimitsConfig = Pick<Config,
+  | 'tokenRateLimit' | 'introspectionRateLimit' | 'rateLimitBurst'
+  | 'authFailuresPerAddress' | 'authFailuresPerClient' | 'authFailureWindow'
+  | 'redisUrl' | 'redisKeyPrefix'>;
 
 export interface LimitsOptions {
   logger: Logger;
