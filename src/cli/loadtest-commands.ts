@@ -55,6 +55,18 @@ function withLoadOptions(cmd: Command): Command {
     .option('--json', 'print the result as JSON');
 }
 
+/** The load test's options from the flags both commands share. */
+function loadOptions(flags: LoadFlags) {
+  return {
+    clients: flags.clients,
+    requests: flags.requests,
+    clientCount: flags.clientCount,
+    mode: flags.mode,
+    timeoutMs: flags.timeout,
+    durationLimitMs: flags.durationLimit * 1000,
+  };
+}
+
 /** Progress on stderr: a bar redrawn in place on a terminal, a plain line every 5 s otherwise. */
 async function progressReporter(enabled: boolean): Promise<{ update(p: import('../loadtest/run.js').LoadTestProgress): void; done(): void }> {
   const { progressLine } = await import('../loadtest/format.js');
@@ -147,12 +159,7 @@ export function loadtestCommand(io: Output): Command {
         result = await runLoadTest({
           url,
           ...access,
-          clients: flags.clients,
-          requests: flags.requests,
-          clientCount: flags.clientCount,
-          mode: flags.mode,
-          timeoutMs: flags.timeout,
-          durationLimitMs: flags.durationLimit * 1000,
+          ...loadOptions(flags),
           ...(flags.audience !== undefined && { audience: flags.audience }),
           onProgress: (p) => progress.update(p),
           signal: interrupt.signal,
@@ -190,12 +197,7 @@ export function profileCommand(io: Output): Command {
     try {
       result = await runProfile({
         ...(flags.out !== undefined && { out: flags.out }),
-        clients: flags.clients,
-        requests: flags.requests,
-        clientCount: flags.clientCount,
-        mode: flags.mode,
-        timeoutMs: flags.timeout,
-        durationLimitMs: flags.durationLimit * 1000,
+        ...loadOptions(flags),
         cpuIntervalUs: flags.cpuInterval,
         ...(flags.signingAlg !== undefined && { signingAlg: flags.signingAlg }),
         onProgress: (p) => progress.update(p),
