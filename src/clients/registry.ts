@@ -19,6 +19,7 @@ import {
 } from '../storage/types.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
 import type { ClientMetadataInput } from './wire.js';
+import { SCOPE_TOKEN, URI_SCHEME } from '../oauth/token/scope.js';
 
 /** Bad client metadata or arguments; the message is written for the caller (an HTTP 400). */
 export class ClientValidationError extends Error {
@@ -107,10 +108,6 @@ const REFUSED: Record<string, string> = {
   jwks_uri: 'jwks_uri is not supported: register the public keys in jwks',
 };
 
-// RFC 6749 §3.3: scope-token = 1*NQCHAR, NQCHAR = %x21 / %x23-5B / %x5D-7E.
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-// RFC 3986 §3.1 scheme, which makes a URI absolute.
-const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001F\u007F-\u009F]/;
 

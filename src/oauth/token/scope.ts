@@ -3,7 +3,10 @@
 import { OAuthError } from '../errors.js';
 import type { ClientRecord } from '../../storage/types.js';
 
-const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+/** RFC 6749 §3.3: scope-token = 1*NQCHAR, NQCHAR = %x21 / %x23-5B / %x5D-7E. */
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+/** RFC 3986 §3.1 scheme, which makes a URI absolute. */
+export const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
 /** RFC 6749 §3.3: the requested scopes, each allowed for the client; absent = the client's defaults. */
 export function grantedScope(client: ClientRecord, requested: string | undefined): string[] {
@@ -12,8 +15,9 @@ export function grantedScope(client: ClientRecord, requested: string | undefined
   if (tokens.length === 0) return client.defaultScope ?? client.scope;
   const out: string[] = [];
   for (const t of tokens) {
-    if (!SCOPE_TOKEN.test(t)) throw new OAuthError('invalid_scope', 'The requested scope is malformed.');
+    // Registered scopes passed the registry's check of the same grammar: only others are parsed.
     if (!client.scope.includes(t)) {
+      if (!SCOPE_TOKEN.test(t)) throw new OAuthError('invalid_scope', 'The requested scope is malformed.');
       throw new OAuthError('invalid_scope', 'The requested scope is invalid, unknown, or exceeds what the client may request.', {
         detail: `scope "${t}" not allowed`,
       });
@@ -23,19 +27,9 @@ export function grantedScope(client: ClientRecord, requested: string | undefined
   return out;
 }
 
-/** Registered audiences already found to be valid resource URIs (bounded by what clients register). */
-const validRegisteredResources = new Set<string>();
-const MAX_VALID_RESOURCES = 10_000;
-
 /** RFC 8707 §2: a resource is an absolute URI without a fragment. */
 function isResourceUri(value: string): boolean {
-  if (value.includes('#')) return false;
-  try {
-    new URL(value);
-    return /^[A-Za-z][A-Za-z0-9+.-]*:/.test(value);
-  } catch {
-    return false;
-  }
+  return !value.includes('#') && URI_SCHEME.test(value) && URL.canParse(value);
 }
 
 /**
@@ -45,14 +39,9 @@ function isResourceUri(value: string): boolean {
 export function grantedAudience(client: ClientRecord, resources: string[] | undefined, audiences: string[] | undefined): string[] {
   const requested: string[] = [];
   for (const r of resources ?? []) {
-    // Parsing a URL costs a request more than the rest of its scope handling; a registered
-    // audience is parsed once (only registered values are remembered, so callers cannot fill this).
-    if (!validRegisteredResources.has(r)) {
-      if (!isResourceUri(r)) throw new OAuthError('invalid_target', 'The resource parameter must be an absolute URI without a fragment.');
-      if (client.audience.includes(r)) {
-        if (validRegisteredResources.size >= MAX_VALID_RESOURCES) validRegisteredResources.clear();
-        validRegisteredResources.add(r);
-      }
+    // A registered audience passed the registry's stricter URI check: only others are parsed.
+    if (!client.audience.includes(r) && !isResourceUri(r)) {
+      throw new OAuthError('invalid_target', 'The resource parameter must be an absolute URI without a fragment.');
     }
     requested.push(r);
   }
