@@ -6,7 +6,7 @@
 
 import * as crypto from 'node:crypto';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { ClientRecord } from '../storage/types.js';
+import type { ClientRecord, ClientSecretRecord } from '../storage/types.js';
 
 export const SECRET_PREFIX = 'm2m_cs_';
 export const CLIENT_ID_PREFIX = 'cl_';
@@ -45,16 +45,14 @@ function sha256(value: string): Buffer {
 
 const DUMMY_DIGEST = Buffer.alloc(32);
 
-/** Stored digests decoded once: hex string -> bytes (bounded; digests are not secret). */
-const decodedDigests = new Map<string, Buffer>();
-const MAX_DECODED_DIGESTS = 10_000;
+/** Stored digests decoded once per secret record (the registry replaces records on every change). */
+const decodedDigests = new WeakMap<ClientSecretRecord, Buffer>();
 
-function storedDigest(hex: string): Buffer {
-  let bytes = decodedDigests.get(hex);
+function storedDigest(secret: ClientSecretRecord): Buffer {
+  let bytes = decodedDigests.get(secret);
   if (bytes === undefined) {
-    bytes = Buffer.from(hex, 'hex');
-    if (decodedDigests.size >= MAX_DECODED_DIGESTS) decodedDigests.clear();
-    decodedDigests.set(hex, bytes);
+    bytes = Buffer.from(secret.digest, 'hex');
+    decodedDigests.set(secret, bytes);
   }
   return bytes;
 }
@@ -72,7 +70,7 @@ export function verifyClientSecret(client: ClientRecord | undefined, presented: 
     return false;
   }
   for (const s of client.secrets) {
-    const stored = storedDigest(s.digest);
+    const stored = storedDigest(s);
     const live = s.expiresAt === null || s.expiresAt > now;
     if (stored.length === presentedDigest.length && timingSafeEqual(presentedDigest, stored) && live) ok = true;
   }
