@@ -39,10 +39,12 @@ export class SqliteChangeLog implements ChangeLog {
 
   async since(after: number, limit: number): Promise<{ changes: ChangeRecord[]; complete: boolean }> {
     const s = this.statements();
-    const complete = after >= (s.prunedThrough.get() ?? 0);
+    // Rows first, then how far the log was pruned: a prune by another process in between then
+    // reads as incomplete (a full resync), never as a complete answer with a gap.
     const changes = s.since.all(after, limit).map((r) => ({
       seq: r.seq, kind: r.kind, key: r.key, expiresAt: r.expires_at, createdAt: r.created_at,
     }));
+    const complete = after >= (s.prunedThrough.get() ?? 0);
     return { changes, complete };
   }
 
