@@ -46,36 +46,33 @@ export function createLogger(options: LoggerOptions = {}): Logger {
 }
 
 /**
- * Stdout written in batches: lines collect up to 8 KiB and go out in one asynchronous write, at
- * the latest 100 ms after they were logged (a write per line costs a request tens of µs), and
- * synchronously when the process exits. The lines are kept in an array and joined once per batch:
- * SonicBoom's own batching (`minLength`) measures the whole pending batch again on every line
- * (`Buffer.byteLength` of a growing string: about 3% of a token request's CPU under load).
+ * Stdout written in batches: lines collect up to about 8 KiB and go out in one asynchronous
+ * write, at the latest 100 ms after they were logged (a write per line costs a request tens of
+ * µs), and synchronously when the process exits. The lines are kept in an array and joined once
+ * per batch: SonicBoom's own batching (`minLength`) measures the whole pending batch again on
+ * every line (`Buffer.byteLength` of a growing string: about 3% of a token request's CPU under
+ * load). One batch per process, shared by every logger that writes to stdout.
  */
 function bufferedStdout(): DestinationStream {
-  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), 8 * 1024);
-  const timer = setInterval(() => batch.drain(), 100);
-  timer.unref();
-  if (liveBatches.size === 0) {
-    // Before pino's own exit handlers (which end or flush the inner stream), hand them the lines.
-    process.prependListener('beforeExit', () => {
-      for (const b of liveBatches) b.drain();
-    });
-    process.prependListener('exit', () => {
-      for (const b of liveBatches) {
-        try {
-          b.flushSync();
-        } catch {
-          // stdout is gone: nothing more can be written
-        }
-      }
-    });
-  }
-  liveBatches.add(batch);
-  return batch;
+  return (stdoutBatch ??= stdoutLineBatch());
 }
 
-const liveBatches = new Set<LineBatch>();
+let stdoutBatch: LineBatch | undefined;
+
+function stdoutLineBatch(): LineBatch {
+  const batch = new LineBatch(pino.destination({ dest: 1, sync: false }), 8 * 1024);
+  setInterval(() => batch.drain(), 100).unref();
+  // Before pino's own exit handlers (which end or flush the inner stream), hand them the lines.
+  process.prependListener('beforeExit', () => batch.drain());
+  process.prependListener('exit', () => {
+    try {
+      batch.flushSync();
+    } catch {
+      // stdout is gone: nothing more can be written
+    }
+  });
+  return batch;
+}
 
 interface Sink {
   write(chunk: string): boolean;
@@ -83,20 +80,20 @@ interface Sink {
   flushSync(): void;
 }
 
-/** Lines held until `bytes` have collected (or `drain()`), then written to `sink` as one string. */
+/** Lines held until `chars` characters have collected (or `drain()`), then written to `sink` as one string. */
 export class LineBatch implements DestinationStream {
   #lines: string[] = [];
   #length = 0;
 
   constructor(
     private readonly sink: Sink,
-    private readonly bytes: number,
+    private readonly chars: number,
   ) {}
 
   write(line: string): boolean {
     this.#lines.push(line);
     this.#length += line.length;
-    if (this.#length >= this.bytes) this.drain();
+    if (this.#length >= this.chars) this.drain();
     return true;
   }
 
