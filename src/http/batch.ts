@@ -15,19 +15,21 @@
 // are arriving, batches are kept small so that the turns, and so the accepts, keep coming. The
 // queue is one per process, shared by every public listener in it.
 
-type Release = () => void;
+type Callback = () => void;
 
 /**
- * Requests released in a turn in which a listener accepted a connection. libuv accepts one
- * connection per turn, so while connections keep arriving the turns must stay short: with 64
- * busy keep-alive connections, a whole batch per turn let a storm of 1000 new connections wait
- * up to 6 s to be accepted; four per turn had all of them answered within 1 s (BENCHMARKS.md).
+ * Requests released in a turn when a listener accepted a connection since the last release.
+ * libuv (1.46, Node 20) accepts one connection per turn here (strace: one accept4 per epoll_wait),
+ * so while connections keep arriving the turns must stay short: with 64 busy keep-alive
+ * connections, a whole batch per turn let a storm of 1000 new connections wait up to 6 s to be
+ * accepted; four per turn had all of them answered within 1 s (BENCHMARKS.md). Clients that open
+ * a connection per request keep batches this small all the time: slower, never stalled.
  */
 export const STORM_BATCH = 4;
 
 /** Callbacks run together in a check phase, in the order they were added. */
 class Phase {
-  #fns: Release[] = [];
+  #fns: Callback[] = [];
   /** Runs queued and not yet run (a release may queue the next turn's while this turn's is pending). */
   #queued = 0;
 
@@ -41,7 +43,7 @@ class Phase {
     setImmediate(this.#run);
   }
 
-  add(fn: Release): void {
+  add(fn: Callback): void {
     this.#fns.push(fn);
   }
 
@@ -53,7 +55,7 @@ class Phase {
   };
 }
 
-let waiting: Release[] = [];
+let waiting: Callback[] = [];
 let accepted = false;
 const writes = new Phase();
 const logs = new Phase();

@@ -1,11 +1,12 @@
 // The public listener: OAuth endpoints, discovery, JWKS and health, wired into Fastify. The
-// protocol lives in src/oauth; this file only turns HTTP requests into OAuthRequests and back.
+// protocol lives in src/oauth; this file turns HTTP requests into OAuthRequests and back, in
+// batches per event-loop turn (src/http/batch.ts), and writes the request log line.
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, OAuthError } from '../oauth/errors.js';
 import { parseForm } from '../oauth/request/form.js';
-import type { OAuthRequest, OAuthResponse } from '../oauth/request/context.js';
+import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../oauth/request/context.js';
 import { errorClientId } from '../oauth/client-auth/authenticate.js';
 import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
 import { asUnavailable } from '../cluster/availability.js';
@@ -51,6 +52,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 function isForm(contentType: string | undefined): boolean {
+  if (contentType === FORM_TYPE) return true;
   if (!contentType) return false;
   const semi = contentType.indexOf(';');
   const media = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
@@ -81,7 +83,7 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
   const { status, body, headers } = errorBody(err);
   return reply
     .code(status)
-    .headers({ 'cache-control': 'no-store', pragma: 'no-cache', 'content-type': JSON_TYPE, ...headers })
+    .headers({ ...JSON_NO_STORE, ...headers })
     .send(JSON.stringify(body));
 }
 
@@ -101,6 +103,7 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
 
   const endpoint = (handler: OAuthHandler, kind: 'token' | 'introspection' | 'revocation') =>
     async (request: FastifyRequest, reply: FastifyReply) => {
+      let answer: () => FastifyReply;
       try {
         warnForwarded?.(request.headers);
         const oauthRequest = toOAuthRequest(request);
@@ -108,13 +111,12 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
         const { response, clientId } = await handler.handle(oauthRequest);
         request.oauthClientId = clientId;
         request.oauthOutcome = 'ok';
-        const writes = beforeWrites();
-        if (writes) await writes;
-        return send(reply, response);
+        answer = () => send(reply, response);
       } catch (caught) {
-        // Storage that does not answer is a 503 temporarily_unavailable, not a 500.
+        // Storage that does not answer is a 503 temporarily_unavailable, not a 500 (and the new
+        // error carries no client_id: the one of `caught`, if any, is the one to log).
         const err = asUnavailable(caught);
-        const clientId = errorClientId(caught) ?? errorClientId(err);
+        const clientId = errorClientId(caught);
         request.oauthClientId = clientId;
         if (err instanceof OAuthError) {
           request.oauthOutcome = err.error;
@@ -131,10 +133,11 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
           request.oauthOutcome = 'server_error';
           log.error({ reqId: request.id, err }, 'unexpected error');
         }
-        const writes = beforeWrites();
-        if (writes) await writes;
-        return sendError(reply, err);
+        answer = () => sendError(reply, err);
       }
+      const writes = beforeWrites();
+      if (writes) await writes;
+      return answer();
     };
 
   const methodNotAllowed = async (_req: FastifyRequest, reply: FastifyReply) =>

@@ -3,7 +3,7 @@
 import { OAuthError } from '../errors.js';
 import { audiences, type AccessTokenReader, type AccessTokenClaims } from '../access-token.js';
 import { param, rejectRepeatedParams } from '../request/form.js';
-import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
+import { JSON_NO_STORE as HEADERS, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
 import type { ClientRecord } from '../../storage/types.js';
 import type { EventBus } from '../../observability/events.js';
@@ -16,7 +16,6 @@ export interface IntrospectionEndpointOptions {
   rateLimit?: (caller: ClientRecord) => void | Promise<void>;
 }
 
-const HEADERS = Object.freeze({ ...NO_STORE, 'content-type': 'application/json; charset=utf-8' });
 // RFC 7662 §2.2: for an inactive token, the response contains only "active": false.
 const INACTIVE = '{"active":false}';
 
@@ -69,7 +68,7 @@ export class IntrospectionEndpoint {
     const c = state.claims;
     const body: Record<string, unknown> = {
       active: true,
-      scope: c.scope ?? '',
+      scope: c.scope,
       client_id: c.client_id,
       sub: c.sub,
       aud: c.aud,
@@ -79,7 +78,6 @@ export class IntrospectionEndpoint {
       jti: c.jti,
       token_type: 'Bearer',
     };
-    if (c.scope === undefined) delete body.scope;
     return { response: { status: 200, headers: HEADERS, body: JSON.stringify(body) }, clientId: caller.clientId };
   }
 }

@@ -24,3 +24,9 @@ export const NO_STORE: Readonly<Record<string, string>> = Object.freeze({
   'cache-control': 'no-store',
   pragma: 'no-cache',
 });
+
+/** The headers of every OAuth JSON answer (RFC 6749 §5.1, RFC 7662 §2.2). */
+export const JSON_NO_STORE: Readonly<Record<string, string>> = Object.freeze({
+  ...NO_STORE,
+  'content-type': 'application/json; charset=utf-8',
+});

@@ -61,11 +61,13 @@ export function parseForm(body: Buffer | string): FormParams {
   return params;
 }
 
+const NONE: ReadonlySet<string> = new Set();
+
 /**
  * RFC 6749 §3.1 and §3.2: request parameters MUST NOT be included more than once, except those
- * named in `repeatable` (RFC 8707 `resource`).
+ * named in `repeatable` (the token endpoint's RFC 8707 `resource`, and `audience`).
  */
-export function rejectRepeatedParams(params: FormParams, repeatable: ReadonlySet<string> = new Set()): void {
+export function rejectRepeatedParams(params: FormParams, repeatable: ReadonlySet<string> = NONE): void {
   for (const [name, values] of params) {
     if (values.length > 1 && !repeatable.has(name)) {
       throw new OAuthError('invalid_request', `The "${safeName(name)}" parameter must not be repeated.`);

@@ -4,7 +4,7 @@
 import { OAuthError } from '../errors.js';
 import { newJti, type AccessTokenClaims, type RevocationCheck, type TokenSigner } from '../access-token.js';
 import { param, rejectRepeatedParams, type FormParams } from '../request/form.js';
-import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
+import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
 import type { ClientRecord } from '../../storage/types.js';
 import type { EventBus } from '../../observability/events.js';
@@ -46,8 +46,6 @@ export interface TokenEndpointOptions {
   rateLimit?: (client: ClientRecord) => void | Promise<void>;
   /** Revoked jtis: a revoked token is never handed out again by token reuse. */
   revocations: RevocationCheck;
-  /** Most (client, scope, audience) tokens remembered for clients with token reuse on. */
-  reuseCacheSize?: number;
 }
 
 /** A token kept for a client with token reuse on. */
@@ -62,33 +60,26 @@ interface ReusableToken {
   scope: string;
 }
 
-const DEFAULT_REUSE_CACHE_SIZE = 10_000;
+/** Most (client, scope, audience) tokens remembered for clients with token reuse on. */
+const REUSE_CACHE_SIZE = 10_000;
 
 export interface TokenOutcome {
   response: OAuthResponse;
   clientId?: string;
 }
 
-const TOKEN_HEADERS = Object.freeze({ ...NO_STORE, 'content-type': 'application/json; charset=utf-8' });
 
 export class TokenEndpoint {
   readonly #o: TokenEndpointOptions;
   readonly #now: () => number;
-  readonly #reuseCacheSize: number;
   /** JSON [clientId, scope, audience] -> token; insertion order is recency order (LRU). */
   readonly #reusable = new Map<string, ReusableToken>();
 
   constructor(options: TokenEndpointOptions) {
     this.#o = options;
     this.#now = options.now ?? Date.now;
-    this.#reuseCacheSize = options.reuseCacheSize ?? DEFAULT_REUSE_CACHE_SIZE;
     // A newly active signing key should sign the next token; do not keep handing out the old key's.
     options.events.on('key.activated', () => this.#reusable.clear());
-  }
-
-  /** Tokens remembered for reuse (metrics, tests). */
-  get reuseCacheSize(): number {
-    return this.#reusable.size;
   }
 
   /** Throws OAuthError for every protocol failure; the HTTP layer writes it. */
@@ -139,7 +130,7 @@ export class TokenEndpoint {
   #remember(key: string, entry: ReusableToken): void {
     this.#reusable.delete(key);
     this.#reusable.set(key, entry);
-    if (this.#reusable.size > this.#reuseCacheSize) {
+    if (this.#reusable.size > REUSE_CACHE_SIZE) {
       const oldest = this.#reusable.keys().next();
       if (!oldest.done) this.#reusable.delete(oldest.value);
     }
@@ -180,7 +171,7 @@ function tokenResponse(token: string, expiresIn: number, scope: string): OAuthRe
     scope.length > 0
       ? `{"access_token":"${token}","token_type":"Bearer","expires_in":${expiresIn},"scope":${JSON.stringify(scope)}}`
       : `{"access_token":"${token}","token_type":"Bearer","expires_in":${expiresIn}}`;
-  return { status: 200, headers: TOKEN_HEADERS, body };
+  return { status: 200, headers: JSON_NO_STORE, body };
 }
 
 function selectGrant(grantType: string | undefined): Grant {
