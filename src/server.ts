@@ -76,12 +76,58 @@ function needsDataDir(config: Config): boolean {
     || config.adminToken === undefined || config.kek === undefined;
 }
 
+/** The signing keys in storage, the first one created when there is none. */
+function openKeyRing(config: Config, storage: Storage, events: EventBus, now: () => number): Promise<KeyRing> {
+  return KeyRing.open(storage.keys, {
+    kek: loadKek({ kek: config.kek, dataDir: config.dataDir }),
+    alg: config.signingAlg,
+    prepublishMs: config.keyPrepublish * 1000,
+    rotationIntervalMs: config.keyRotationInterval * 1000,
+    maxTokenTtlMs: config.tokenTtlMax * 1000,
+    events,
+    now,
+    refreshIntervalMs: keyMaintenanceInterval(config.keyRotationInterval * 1000),
+  });
+}
+
+function loadAdmin(config: Config, logger: Logger): ReturnType<typeof loadAdminToken> {
+  const admin = loadAdminToken({ adminToken: config.adminToken, dataDir: config.dataDir });
+  if (admin.generated) logger.info({ path: admin.path }, 'generated an admin token (mode 0600); read it from this file');
+  else if (admin.path) logger.info({ path: admin.path }, 'admin token read from file');
+  return admin;
+}
+
+/** The data folder and the TLS files checked, before anything is opened. */
+function prepareFiles(config: Config): ReturnType<typeof tlsFiles> {
+  if (needsDataDir(config)) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Unusable TLS files stop the start with one clear line.
+  return tlsFiles(config);
+}
+
+/**
+ * What every start prepares, once, without serving: the data folder, the schema, the first
+ * signing key and the admin token file. The primary of `serve --workers` runs it before forking,
+ * so that workers do not race to create them.
+ */
+export async function prepareServer(config: Config, options: { logger?: Logger } = {}): Promise<void> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const tlsFileNames = prepareFiles(config);
+  if (tlsFileNames) loadTlsCredentials(tlsFileNames);
+  const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
+  try {
+    const events = new EventBus();
+    subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
+    await openKeyRing(config, storage, events, Date.now);
+    loadAdmin(config, logger);
+  } finally {
+    await storage.close();
+  }
+}
+
 export async function createServer(config: Config, options: ServerOptions = {}): Promise<M2MAuthServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const now = options.now ?? Date.now;
-  if (needsDataDir(config)) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  // Unusable TLS files stop the start with one clear line, before anything is opened.
-  const tlsFileNames = tlsFiles(config);
+  const tlsFileNames = prepareFiles(config);
   const tls = tlsFileNames && loadTlsCredentials(tlsFileNames);
 
   const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
@@ -94,17 +140,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
 
-    const kek = loadKek({ kek: config.kek, dataDir: config.dataDir });
-    const keys = await KeyRing.open(storage.keys, {
-      kek,
-      alg: config.signingAlg,
-      prepublishMs: config.keyPrepublish * 1000,
-      rotationIntervalMs: config.keyRotationInterval * 1000,
-      maxTokenTtlMs: config.tokenTtlMax * 1000,
-      events,
-      now,
-      refreshIntervalMs: keyMaintenanceInterval(config.keyRotationInterval * 1000),
-    });
+    const keys = await openKeyRing(config, storage, events, now);
     const clients = new ClientRegistry(traced.clients, events, {
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
@@ -114,9 +150,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const revocations = new RevocationList(traced.revocations);
     await revocations.load(now());
 
-    const admin = loadAdminToken({ adminToken: config.adminToken, dataDir: config.dataDir });
-    if (admin.generated) logger.info({ path: admin.path }, 'generated an admin token (mode 0600); read it from this file');
-    else if (admin.path) logger.info({ path: admin.path }, 'admin token read from file');
+    const admin = loadAdmin(config, logger);
 
     // The OAuth endpoints see clients through the staleness bound: cached clients (and the
     // revocation list beside them) are trusted only while the change log is being read.

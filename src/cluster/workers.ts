@@ -17,10 +17,9 @@ export function workerCount(config: Config): number {
  */
 export async function runPrimary(config: Config, count: number): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
-  const { createServer } = await import('../server.js');
+  const { prepareServer } = await import('../server.js');
   // Create the schema, data files and first key before any worker races to do it.
-  const prepared = await createServer(config, { logger });
-  await prepared.close();
+  await prepareServer(config, { logger });
 
   // Workers accept connections themselves: the primary does no per-connection work.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
