@@ -1,14 +1,11 @@
 // RFC 6750 §2.1 bearer authentication of admin requests against the one admin token.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256 } from '../clients/secrets.js';
 import { ConfigError } from '../oauth/errors.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './admin-token.js';
 
 export type BearerCheck = 'ok' | 'missing_token' | 'wrong_scheme' | 'invalid_token';
-
-function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
-}
 
 /**
  * A checker of Authorization headers. Both tokens are hashed before comparing, so the comparison

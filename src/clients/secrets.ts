@@ -39,7 +39,7 @@ export function secretDigest(secret: string): string {
 /** crypto.hash (Node 20.12 and later): a one-shot digest, about half the time of createHash. */
 const oneShot = (crypto as { hash?: (algorithm: string, data: string, outputEncoding: 'buffer') => Buffer }).hash;
 
-function sha256(value: string): Buffer {
+export function sha256(value: string): Buffer {
   return oneShot ? oneShot('sha256', value, 'buffer') : createHash('sha256').update(value, 'utf8').digest();
 }
 

@@ -4,7 +4,7 @@
 
 import { formatBytes, formatInt, formatMs, formatPercent } from '../loadtest/format.js';
 import type { ProfileData } from './profile-run.js';
-import type { DelaySummary, ResourceCounts } from './runtime.js';
+import { totalResources, type DelaySummary, type ResourceCounts } from './runtime.js';
 
 /** Inline text: `code` and **bold** are the only markup, in both renderings. */
 export type Block =
@@ -63,10 +63,6 @@ function resourceRows(before: ResourceCounts, during: ResourceCounts, after: Res
   return types.map((t) => [`\`${t}\``, String(before[t] ?? 0), String(during[t] ?? 0), String(after[t] ?? 0)]);
 }
 
-function sum(counts: ResourceCounts): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
-}
-
 export function buildReport(d: ProfileData): ReportDocument {
   const l = d.load;
   const errorRate = l.totalRequests > 0 ? l.failures / l.totalRequests : 0;
@@ -90,7 +86,7 @@ export function buildReport(d: ProfileData): ReportDocument {
           `Memory: RSS ${formatBytes(d.memory.before.rss)} before, ${formatBytes(d.memory.after.rss)} after; about **${formatBytes(alloc.perRequestBytes)} allocated per request** (${formatBytes(alloc.serverPerRequestBytes)} without the load generator)`,
           `Garbage collection: ${formatInt(d.gc.count)} pauses, ${ms(d.gc.totalMs)} in total, longest ${ms(d.gc.maxMs)}`,
           leaked.length === 0
-            ? `Active handles: ${sum(d.resources.before)} before, up to ${sum(d.resources.duringMax)} during, **${sum(d.resources.after)} after: back to the baseline**`
+            ? `Active handles: ${totalResources(d.resources.before)} before, up to ${totalResources(d.resources.duringMax)} during, **${totalResources(d.resources.after)} after: back to the baseline**`
             : `Active handles: **not back to the baseline** after ${(d.resources.settledMs / 1000).toFixed(1)} s: ${leaked.map((x) => `${x.type} ${x.before} → ${x.after}`).join(', ')}`,
           `KPIs: **${kpisMet} of ${d.kpis.length} met**${kpisMet < d.kpis.length ? ` (not met: ${d.kpis.filter((k) => !k.met).map((k) => k.name).join(', ')})` : ''}`,
         ],
@@ -256,7 +252,7 @@ export function buildReport(d: ProfileData): ReportDocument {
     title: SECTION_TITLES[7],
     blocks: [
       { kind: 'p', text: 'Active handles and requests that keep the event loop alive (process.getActiveResourcesInfo(), counted by type): the counterpart of the origin report\'s goroutine counts. "During" is the largest count of each type seen in the samples taken every 250 ms.' },
-      { kind: 'table', head: ['Type', 'Before', 'During (max)', 'After'], align: ['l', 'r', 'r', 'r'], rows: [...resourceRows(d.resources.before, d.resources.duringMax, d.resources.after), ['**Total**', String(sum(d.resources.before)), String(sum(d.resources.duringMax)), String(sum(d.resources.after))]] },
+      { kind: 'table', head: ['Type', 'Before', 'During (max)', 'After'], align: ['l', 'r', 'r', 'r'], rows: [...resourceRows(d.resources.before, d.resources.duringMax, d.resources.after), ['**Total**', String(totalResources(d.resources.before)), String(totalResources(d.resources.duringMax)), String(totalResources(d.resources.after))]] },
       leaked.length === 0
         ? { kind: 'p', text: `**No leak:** every type is back to its baseline count ${(d.resources.settledMs / 1000).toFixed(2)} s after the last response (the load generator's connections are closed, the server's sockets with them).` }
         : { kind: 'p', text: `**Leak:** after waiting ${(d.resources.settledMs / 1000).toFixed(1)} s these types are still above their baseline: ${leaked.map((x) => `\`${x.type}\` ${x.before} → ${x.after}`).join(', ')}.` },

@@ -2,6 +2,7 @@
 // secret are form-urlencoded before base64 (RFC 6749 Appendix B).
 
 import { OAuthError } from '../errors.js';
+import { decodeComponent } from '../request/form.js';
 
 export interface BasicCredentials {
   clientId: string;
@@ -16,9 +17,8 @@ function malformed(detail: string): OAuthError {
 }
 
 function formDecode(raw: string): string {
-  if (raw.indexOf('%') === -1 && raw.indexOf('+') === -1) return raw;
   try {
-    return decodeURIComponent(raw.replace(/\+/g, ' '));
+    return decodeComponent(raw);
   } catch {
     throw malformed('bad percent-encoding in Basic credentials');
   }

@@ -13,7 +13,8 @@ function isAscii(buf: Buffer): boolean {
   return true;
 }
 
-function decodeComponent(raw: string): string {
+/** One form-urlencoded name or value decoded (`+` is a space); throws invalid_request when malformed. */
+export function decodeComponent(raw: string): string {
   if (raw.indexOf('%') === -1) return raw.indexOf('+') === -1 ? raw : raw.replace(/\+/g, ' ');
   try {
     // decodeURIComponent throws on malformed escapes and on escapes that are not valid UTF-8.
