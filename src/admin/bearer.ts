@@ -1,6 +1,8 @@
 // RFC 6750 §2.1 bearer authentication of admin requests against the one admin token.
 
 import { timingSafeEqual } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { EventBus } from '../observability/events.js';
 import { sha256 } from '../clients/secrets.js';
 import { ConfigError } from '../oauth/errors.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './admin-token.js';
@@ -22,5 +24,26 @@ export function bearerChecker(adminToken: string): (authorization: string | unde
     const m = /^Bearer +([^\s]+) *$/i.exec(authorization);
     if (!m) return /^Bearer(\s|$)/i.test(authorization) ? 'invalid_token' : 'wrong_scheme';
     return timingSafeEqual(sha256(m[1]!), expected) ? 'ok' : 'invalid_token';
+  };
+}
+
+const REALM = 'Bearer realm="m2m-auth admin"';
+
+/**
+ * The onRequest hook of the admin listener's protected routes: a request without the admin token
+ * gets 401 with the RFC 6750 §3.1 challenge (no error code when no credentials were sent) and one
+ * `admin.auth_failed` event. `missingMessage` says what needs the token.
+ */
+export function adminTokenHook(adminToken: string, events: EventBus | undefined, missingMessage: string) {
+  const check = bearerChecker(adminToken);
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const result = check(req.headers.authorization);
+    if (result === 'ok') return;
+    events?.emit('admin.auth_failed', { reason: result, ip: req.ip, requestId: String(req.id) });
+    reply.header('www-authenticate', result === 'invalid_token' ? `${REALM}, error="invalid_token"` : REALM);
+    await reply.code(401).header('cache-control', 'no-store').type('application/json; charset=utf-8').send({
+      error: 'unauthorized',
+      message: result === 'invalid_token' ? 'The admin token is not valid' : missingMessage,
+    });
   };
 }

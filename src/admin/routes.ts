@@ -10,7 +10,7 @@ import { ClientNotFoundError, ClientValidationError, MAX_LIST_LIMIT, type Client
 import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
 import { isStorageUnavailable, RETRY_AFTER_SECONDS } from '../cluster/availability.js';
-import { bearerChecker } from './bearer.js';
+import { adminTokenHook } from './bearer.js';
 import { keyToWire } from './key-wire.js';
 import { AdminRequestError, objectBody, optionalBody, optionalSeconds, queryInt, readQuery } from './request.js';
 
@@ -25,7 +25,6 @@ export const ADMIN_PREFIX = '/admin';
 export const DEFAULT_LIST_LIMIT = 100;
 // Fastify's default maxParamLength; longer path parameters never reach a route (414).
 const MAX_ID_LENGTH = 100;
-const REALM = 'Bearer realm="m2m-auth admin"';
 
 interface IdParams {
   id: string;
@@ -49,7 +48,6 @@ function clientId(req: FastifyRequest<{ Params: IdParams }>): string {
 
 /** Registers the admin routes under /admin in an encapsulated context of `app`. */
 export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
-  const check = bearerChecker(deps.adminToken);
   const { registry, keys, events } = deps;
 
   await app.register(async (admin) => {
@@ -69,16 +67,7 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
     });
 
     // onRequest runs before the body is read: an unauthenticated caller gets nothing parsed.
-    admin.addHook('onRequest', async (req, reply) => {
-      const result = check(req.headers.authorization);
-      if (result === 'ok') return;
-      events.emit('admin.auth_failed', { reason: result, ...audit(req) });
-      // RFC 6750 §3.1: no error code when no credentials were sent.
-      const challenge = result === 'invalid_token' ? `${REALM}, error="invalid_token"` : REALM;
-      reply.header('www-authenticate', challenge);
-      await sendError(reply, 401, 'unauthorized',
-        result === 'invalid_token' ? 'The admin token is not valid' : 'The admin API needs the admin token: Authorization: Bearer <token>');
-    });
+    admin.addHook('onRequest', adminTokenHook(deps.adminToken, events, 'The admin API needs the admin token: Authorization: Bearer <token>'));
 
     admin.addHook('onSend', async (_req, reply, payload) => {
       reply.header('cache-control', 'no-store');

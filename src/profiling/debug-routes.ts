@@ -2,8 +2,8 @@
 // /debug/pprof/heap), behind the RFC 6750 admin bearer token, registered only when M2M_AUTH_PPROF
 // is on: profiles expose function names, file paths and allocation sites of the running server.
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { bearerChecker } from '../admin/bearer.js';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import { adminTokenHook } from '../admin/bearer.js';
 import type { EventBus } from '../observability/events.js';
 import { ProfilerBusyError, startCpuProfile, startHeapSampling, type HeapSampling } from './inspector.js';
 import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './pprof.js';
@@ -23,7 +23,6 @@ export interface DebugRoutesOptions {
 export const DEBUG_PREFIX = '/debug/pprof';
 export const DEFAULT_PROFILE_SECONDS = 10;
 export const MAX_PROFILE_SECONDS = 60;
-const REALM = 'Bearer realm="m2m-auth admin"';
 const PPROF_TYPE = 'application/octet-stream';
 
 function sendError(reply: FastifyReply, status: number, error: string, message: string): FastifyReply {
@@ -56,7 +55,6 @@ function sendPprof(reply: FastifyReply, name: string, body: Buffer): FastifyRepl
  */
 export async function registerDebugRoutes(app: FastifyInstance, options: DebugRoutesOptions): Promise<void> {
   if (!options.enabled) return;
-  const check = bearerChecker(options.adminToken);
   const cpuIntervalUs = options.cpuIntervalUs ?? 1000;
   const heapInterval = options.heapSamplingInterval ?? 512 * 1024;
   // The heap profile answers "what is alive and where was it allocated", so sampling runs from now on.
@@ -64,15 +62,7 @@ export async function registerDebugRoutes(app: FastifyInstance, options: DebugRo
   const running = new Set<{ cancel(): void }>();
 
   await app.register(async (debug) => {
-    debug.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
-      const result = check(req.headers.authorization);
-      if (result === 'ok') return;
-      options.events?.emit('admin.auth_failed', { reason: result, ip: req.ip, requestId: String(req.id) });
-      // RFC 6750 §3.1: no error code when no credentials were sent.
-      reply.header('www-authenticate', result === 'invalid_token' ? `${REALM}, error="invalid_token"` : REALM);
-      await sendError(reply, 401, 'unauthorized',
-        result === 'invalid_token' ? 'The admin token is not valid' : 'The debug endpoints need the admin token: Authorization: Bearer <token>');
-    });
+    debug.addHook('onRequest', adminTokenHook(options.adminToken, options.events, 'The debug endpoints need the admin token: Authorization: Bearer <token>'));
 
     debug.get('/profile', async (req, reply) => {
       const seconds = profileSeconds(req.query);
