@@ -81,14 +81,8 @@ export function migrateCommand(io: Output): Command {
     const { openStorage } = await import('../storage/open.js');
     const storage = await openStorage(config.databaseUrl, { migrate: false });
     try {
-      // Storage.migrate() may report how many migrations it applied; today it resolves to nothing.
-      const applied: unknown = await storage.migrate();
-      const label = databaseLabel(config.databaseUrl);
-      if (typeof applied === 'number') {
-        io.out(applied === 0 ? `${label}: the schema is up to date.` : `${label}: applied ${applied} migration${applied === 1 ? '' : 's'}.`);
-      } else {
-        io.out(`${label}: every migration is applied; the schema is up to date.`);
-      }
+      await storage.migrate();
+      io.out(`${databaseLabel(config.databaseUrl)}: every migration is applied; the schema is up to date.`);
     } finally {
       await storage.close();
     }
