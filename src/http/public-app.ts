@@ -45,6 +45,8 @@ declare module 'fastify' {
     /** Set by the OAuth handlers for the request log line. */
     oauthClientId?: string;
     oauthOutcome?: string;
+    /** The grant_type of a token request, as parsed (for its span). */
+    oauthGrantType?: string;
   }
 }
 
@@ -107,6 +109,7 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
       try {
         warnForwarded?.(request.headers);
         const oauthRequest = toOAuthRequest(request);
+        if (kind === 'token') request.oauthGrantType = oauthRequest.params.get('grant_type')?.[0];
         await afterReads();
         const { response, clientId } = await handler.handle(oauthRequest);
         request.oauthClientId = clientId;

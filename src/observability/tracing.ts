@@ -11,7 +11,6 @@ import { performance } from 'node:perf_hooks';
 import type { Attributes, Context } from '@opentelemetry/api';
 import type { SpanProcessor } from '@opentelemetry/sdk-trace-node';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { parseForm } from '../oauth/request/form.js';
 import type { ChangeLog, ClientStore, ReplayStore, RevocationStore, Storage } from '../storage/types.js';
 
 export type EndpointKind = 'token' | 'introspection' | 'revocation';
@@ -131,7 +130,7 @@ export async function startTracing(options: StartTracingOptions = {}): Promise<T
           if (request.oauthOutcome !== 'ok') attributes[A.errorType] = request.oauthOutcome;
         }
         if (kind === 'token') {
-          const grantType = grantTypeOf(request.body);
+          const grantType = grantTypeOf(request.oauthGrantType);
           if (grantType !== undefined) attributes[A.grantType] = grantType;
         }
         span.setAttributes(attributes);
@@ -241,15 +240,8 @@ const KNOWN_GRANT_TYPES = new Set([
   'urn:openid:params:grant-type:ciba',
 ]);
 
-/** grant_type of a token request body, as recorded. */
-function grantTypeOf(body: unknown): string | undefined {
-  if (!Buffer.isBuffer(body)) return undefined;
-  let value: string | undefined;
-  try {
-    value = parseForm(body).get('grant_type')?.[0];
-  } catch {
-    return undefined;
-  }
+/** grant_type of a token request (parsed by the HTTP layer), as recorded. */
+function grantTypeOf(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   return KNOWN_GRANT_TYPES.has(value) ? value : 'other';
 }
