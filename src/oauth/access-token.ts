@@ -4,6 +4,7 @@
 import { randomFillSync } from 'node:crypto';
 import type { ClientRecord } from '../storage/types.js';
 import type { ClientLookup } from './client-auth/authenticate.js';
+import { MAX_TOKEN_LENGTH } from '../keys/jwt.js';
 
 /** RFC 9068 §2.2 claims. */
 export interface AccessTokenClaims {
@@ -119,7 +120,7 @@ export class AccessTokenReader {
   claims(token: string): AccessTokenClaims | null {
     const cached = this.#verified.get(token);
     if (cached) return cached;
-    if (token.length > 8192) return null;
+    if (token.length > MAX_TOKEN_LENGTH) return null;
     const payload = this.#signer.verifyPayload(token);
     if (!payload || !isClaims(payload) || payload.iss !== this.#issuer) return null;
     if (this.#verified.size >= this.#cacheSize) {

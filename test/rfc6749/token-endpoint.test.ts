@@ -241,3 +241,35 @@ describe('other errors', () => {
     expect(res.body).not.toMatch(/wrong|stack|Error:|at /);
   });
 });
+
+describe('the size of a token', () => {
+  // The registry allows 100 audiences of 2000 characters: more than any token may carry.
+  const audiences = Array.from({ length: 10 }, (_, i) => `https://api${i}.example.com/${'p'.repeat(1900)}`);
+
+  it('a token longer than 16384 characters is never issued: invalid_scope, and no token.issued event', async () => {
+    const c = await t.client({ audience: audiences });
+    const issued: unknown[] = [];
+    const off = t.server.events.on('token.issued', (e) => issued.push(e));
+    try {
+      const res = await t.token(c.clientId, c.clientSecret, { resource: audiences });
+      expectError(res, 400, 'invalid_scope');
+      expect(res.json().error_description).toContain('16384');
+    } finally {
+      off();
+    }
+    expect(issued).toEqual([]);
+  });
+
+  it('a token of more than 8192 characters, the largest size allowed, introspects as active and can be revoked', async () => {
+    const c = await t.client({ audience: audiences });
+    const res = await t.token(c.clientId, c.clientSecret, { resource: audiences.slice(0, 6) });
+    expect(res.statusCode).toBe(200);
+    const token = res.json().access_token as string;
+    expect(token.length).toBeGreaterThan(8192);
+    expect(token.length).toBeLessThanOrEqual(16384);
+    const auth = { authorization: basic(c.clientId, c.clientSecret) };
+    expect((await t.post('/oauth2/introspect', { token }, auth)).json().active).toBe(true);
+    expect((await t.post('/oauth2/revoke', { token }, auth)).statusCode).toBe(200);
+    expect((await t.post('/oauth2/introspect', { token }, auth)).json()).toEqual({ active: false });
+  });
+});

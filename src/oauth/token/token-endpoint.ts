@@ -2,6 +2,7 @@
 // the client, run the grant, mint an RFC 9068 access token, write the response.
 
 import { OAuthError } from '../errors.js';
+import { MAX_TOKEN_LENGTH } from '../../keys/jwt.js';
 import { newJti, type AccessTokenClaims, type RevocationCheck, type TokenSigner } from '../access-token.js';
 import { param, rejectRepeatedParams, type FormParams } from '../request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
@@ -152,6 +153,12 @@ export class TokenEndpoint {
     };
     if (scope.length > 0) claims.scope = scope;
     const { token, kid } = this.#o.signer.sign(claims);
+    // Introspection, revocation and the SDK refuse longer tokens unread: never hand one out.
+    if (token.length > MAX_TOKEN_LENGTH) {
+      throw withClientId(new OAuthError('invalid_scope', `The requested scope and audiences make an access token longer than ${MAX_TOKEN_LENGTH} characters; request fewer.`, {
+        detail: `token of ${token.length} characters`,
+      }), client.clientId);
+    }
     this.#o.events.emit('token.issued', {
       clientId: client.clientId, jti: claims.jti, scope, aud: granted.audience, exp: claims.exp, kid,
       ip: req.ip, requestId: req.requestId,
