@@ -58,21 +58,26 @@ function storedDigest(secret: ClientSecretRecord): Buffer {
 }
 
 /**
- * True when `presented` matches a secret of the client that has not expired at `now`. Every
- * stored digest is compared, in constant time, whether or not an earlier one matched; a missing
- * client is compared against a dummy so that unknown clients take the same time.
+ * The secret of the client that `presented` matches and that has not expired at `now`, or
+ * undefined. Every stored digest is compared, in constant time, whether or not an earlier one
+ * matched; a missing client is compared against a dummy so that unknown clients take the same time.
  */
-export function verifyClientSecret(client: ClientRecord | undefined, presented: string, now: number): boolean {
+export function matchClientSecret(client: ClientRecord | undefined, presented: string, now: number): ClientSecretRecord | undefined {
   const presentedDigest = sha256(presented);
-  let ok = false;
+  let matched: ClientSecretRecord | undefined;
   if (!client || client.secrets.length === 0) {
     timingSafeEqual(presentedDigest, DUMMY_DIGEST);
-    return false;
+    return undefined;
   }
   for (const s of client.secrets) {
     const stored = storedDigest(s);
     const live = s.expiresAt === null || s.expiresAt > now;
-    if (stored.length === presentedDigest.length && timingSafeEqual(presentedDigest, stored) && live) ok = true;
+    if (stored.length === presentedDigest.length && timingSafeEqual(presentedDigest, stored) && live) matched = s;
   }
-  return ok;
+  return matched;
+}
+
+/** True when `presented` matches a secret of the client that has not expired at `now` (matchClientSecret). */
+export function verifyClientSecret(client: ClientRecord | undefined, presented: string, now: number): boolean {
+  return matchClientSecret(client, presented, now) !== undefined;
 }

@@ -2,10 +2,11 @@
 // protocol lives in src/oauth; this file turns HTTP requests into OAuthRequests and back, in
 // batches per event-loop turn (src/http/batch.ts), and writes the request log line.
 
+import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, OAuthError } from '../oauth/errors.js';
-import { parseForm } from '../oauth/request/form.js';
+import { parseForm, type FormParams } from '../oauth/request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../oauth/request/context.js';
 import { errorClientId } from '../oauth/client-auth/authenticate.js';
 import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
@@ -64,16 +65,35 @@ function isForm(contentType: string | undefined): boolean {
   return charset === undefined || charset.toLowerCase() === 'utf-8';
 }
 
+/** The last form body read on each connection, and its parse (read-only from then on). */
+const lastForms = new WeakMap<object, { body: Buffer; params: FormParams }>();
+
+/**
+ * The parameters of a form body. A client sends the same body on every request of a keep-alive
+ * connection, so the last one of each connection is kept with its parse, and a body equal to it
+ * (compared in constant time: it may carry a client_secret) gets the same, unmodified params.
+ */
+function formParams(connection: object, body: Buffer): FormParams {
+  const last = lastForms.get(connection);
+  if (last !== undefined && last.body.length === body.length && timingSafeEqual(last.body, body)) return last.params;
+  const params = parseForm(body);
+  lastForms.set(connection, { body: Buffer.from(body), params });
+  return params;
+}
+
 function toOAuthRequest(request: FastifyRequest): OAuthRequest {
   if (!isForm(request.headers['content-type'])) {
     throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded (UTF-8).');
   }
   const body = request.body;
+  // The socket (HTTP/1.1), or the session's (HTTP/2): one object per client connection.
+  const connection: object | undefined = request.raw.socket ?? undefined;
   return {
-    params: parseForm(Buffer.isBuffer(body) ? body : ''),
+    params: !Buffer.isBuffer(body) ? parseForm('') : connection === undefined ? parseForm(body) : formParams(connection, body),
     authorization: request.headers.authorization,
     ip: request.ip,
     requestId: request.id,
+    ...(connection !== undefined && { connection }),
   };
 }
 

@@ -2,11 +2,13 @@
 // RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
 
 import { OAuthError } from '../errors.js';
-import { param, type FormParams } from '../request/form.js';
+import { timingSafeEqual } from 'node:crypto';
+import { param } from '../request/form.js';
+import type { OAuthRequest } from '../request/context.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, CLIENT_ASSERTION_TYPE, verifyClientAssertion } from './private-key-jwt.js';
-import { hasIssuedClientIdShape, verifyClientSecret } from '../../clients/secrets.js';
-import type { ClientRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
+import { hasIssuedClientIdShape, matchClientSecret } from '../../clients/secrets.js';
+import type { ClientRecord, ClientSecretRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
 
 /** Where clients come from: the registry's cache in production, anything with get() in tests. */
 export interface ClientLookup {
@@ -66,6 +68,33 @@ export function withClientId(err: unknown, clientId: string): unknown {
   return err;
 }
 
+/** The request parts client authentication reads. */
+export type AuthenticationRequest = Pick<OAuthRequest, 'params' | 'authorization' | 'ip' | 'connection'>;
+
+/**
+ * What a connection last proved with client_secret_basic. Clients send the same Authorization
+ * header on every request of a keep-alive connection; when the next one does, the header is
+ * compared with this one in constant time instead of being decoded and hashed again. It counts
+ * only while the registry still hands out the very record the secret was checked against (the
+ * registry replaces a record on every change: secret rotation, disabling, deletion, kill switch)
+ * and the secret that matched has not expired; the throttle and the staleness bound apply as on
+ * the full path. Kept per connection, never in a table looked up by the header: a lookup by
+ * secret would not take constant time.
+ */
+interface BasicMemo {
+  /** The Authorization header as UTF-8 bytes. */
+  header: Buffer;
+  client: ClientRecord;
+  /** The expiry of the secret that matched; null = none. */
+  expiresAt: number | null;
+}
+
+/** True when `header` is the remembered one, compared in constant time (the length is not secret). */
+function sameHeader(memo: BasicMemo, header: string): boolean {
+  const bytes = Buffer.from(header, 'utf8');
+  return bytes.length === memo.header.length && timingSafeEqual(bytes, memo.header);
+}
+
 export class ClientAuthenticator {
   readonly #clients: ClientLookup;
   readonly #replay: ReplayStore;
@@ -73,6 +102,7 @@ export class ClientAuthenticator {
   readonly #tokenEndpoint: string;
   readonly #now: () => number;
   readonly #throttle: AuthThrottle | undefined;
+  readonly #basicMemos = new WeakMap<object, BasicMemo>();
 
   constructor(opts: ClientAuthenticatorOptions) {
     this.#clients = opts.clients;
@@ -83,16 +113,16 @@ export class ClientAuthenticator {
     this.#throttle = opts.throttle;
   }
 
-  /** Call after duplicate parameters were rejected. `ip` is the source address, for the throttle. */
-  async authenticate(params: FormParams, authorization: string | undefined, ip?: string): Promise<AuthenticatedClient> {
-    if (this.#throttle === undefined) return this.#authenticate(params, authorization, ip);
+  /** Call after duplicate parameters were rejected. `req.ip` is the source address, for the throttle. */
+  async authenticate(req: AuthenticationRequest): Promise<AuthenticatedClient> {
+    if (this.#throttle === undefined) return this.#authenticate(req);
     try {
-      return await this.#authenticate(params, authorization, ip);
+      return await this.#authenticate(req);
     } catch (err) {
       // Every invalid_client counts the same, whatever the reason, so the throttle tells an
       // unknown client from a wrong secret no better than the answer does.
       if (err instanceof OAuthError && err.error === 'invalid_client') {
-        const counted = this.#throttle.failed(errorClientId(err), ip);
+        const counted = this.#throttle.failed(errorClientId(err), req.ip);
         if (counted) await counted;
       }
       throw err;
@@ -104,7 +134,7 @@ export class ClientAuthenticator {
     return this.#throttle?.check(hasIssuedClientIdShape(clientId) ? clientId : undefined, ip);
   }
 
-  async #authenticate(params: FormParams, authorization: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
+  async #authenticate({ params, authorization, ip, connection }: AuthenticationRequest): Promise<AuthenticatedClient> {
     const bodyId = param(params, 'client_id');
     const bodySecret = param(params, 'client_secret');
     const assertion = param(params, 'client_assertion');
@@ -121,6 +151,16 @@ export class ClientAuthenticator {
     }
 
     if (basicTried) {
+      const memo = connection === undefined ? undefined : this.#basicMemos.get(connection);
+      if (memo !== undefined && (bodyId === undefined || bodyId === memo.client.clientId) && sameHeader(memo, authorization)) {
+        const wait = this.#throttled(memo.client.clientId, ip);
+        if (wait) await wait;
+        const client = await this.#clients.get(memo.client.clientId);
+        if (client === memo.client && (memo.expiresAt === null || memo.expiresAt > this.#now())) {
+          return { client, method: 'client_secret_basic' };
+        }
+        this.#basicMemos.delete(connection!);
+      }
       if (!isBasic(authorization)) throw invalidClient('unsupported Authorization scheme', true);
       const creds = parseBasicAuthorization(authorization);
       // RFC 6749 §2.3.1 does not forbid client_id in the body with Basic, but it must agree.
@@ -129,13 +169,18 @@ export class ClientAuthenticator {
       }
       const wait = this.#throttled(creds.clientId, ip);
       if (wait) await wait;
-      return this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
+      const { client, secret } = await this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
+      if (connection !== undefined) {
+        this.#basicMemos.set(connection, { header: Buffer.from(authorization, 'utf8'), client, expiresAt: secret.expiresAt });
+      }
+      return { client, method: 'client_secret_basic' };
     }
     if (bodySecret !== undefined) {
       if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with client_secret.');
       const wait = this.#throttled(bodyId, ip);
       if (wait) await wait;
-      return this.#secret(bodyId, bodySecret, 'client_secret_post', false);
+      const { client } = await this.#secret(bodyId, bodySecret, 'client_secret_post', false);
+      return { client, method: 'client_secret_post' };
     }
     // RFC 7521 §4.2: client_assertion_type names the assertion format.
     if (assertionType !== CLIENT_ASSERTION_TYPE) {
@@ -144,17 +189,20 @@ export class ClientAuthenticator {
     return this.#assertion(assertion!, bodyId, ip);
   }
 
-  async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<AuthenticatedClient> {
+  /** The client whose secret `secret` is, and that secret's record; throws invalid_client. */
+  async #secret(
+    clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean,
+  ): Promise<{ client: ClientRecord; secret: ClientSecretRecord }> {
     const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
     // Always run the constant-time comparison, even for an unknown client.
-    const ok = verifyClientSecret(client, secret, this.#now());
+    const matched = matchClientSecret(client, secret, this.#now());
     if (!client) throw invalidClient('unknown client', basic, clientId);
-    if (!ok) throw invalidClient('wrong or expired client secret', basic, clientId);
+    if (!matched) throw invalidClient('wrong or expired client secret', basic, clientId);
     if (client.tokenEndpointAuthMethod !== method) {
       throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used ${method}`, basic, clientId);
     }
     if (client.disabled) throw invalidClient('client is disabled', basic, clientId);
-    return { client, method };
+    return { client, secret: matched };
   }
 
   async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {

@@ -45,7 +45,7 @@ export class IntrospectionEndpoint {
 
   async handle(req: OAuthRequest): Promise<IntrospectionOutcome> {
     rejectRepeatedParams(req.params);
-    const { client: caller } = await this.#o.authenticator.authenticate(req.params, req.authorization, req.ip);
+    const { client: caller } = await this.#o.authenticator.authenticate(req);
     const limited = this.#o.rateLimit?.(caller);
     if (limited) await limited;
     try {

@@ -10,6 +10,12 @@ export interface OAuthRequest {
   /** The source address. */
   ip: string;
   requestId: string;
+  /**
+   * Stays the same object for every request of one client connection (the socket), so that a
+   * step may remember what it verified on it (src/oauth/client-auth/authenticate.ts); absent when
+   * the HTTP layer has none to give.
+   */
+  connection?: object;
 }
 
 /** What an endpoint hands back to the HTTP layer. */

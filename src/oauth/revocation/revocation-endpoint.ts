@@ -35,7 +35,7 @@ export class RevocationEndpoint {
 
   async handle(req: OAuthRequest): Promise<RevocationOutcome> {
     rejectRepeatedParams(req.params);
-    const { client } = await this.#o.authenticator.authenticate(req.params, req.authorization, req.ip);
+    const { client } = await this.#o.authenticator.authenticate(req);
     try {
       return await this.#revoke(client, req);
     } catch (err) {

@@ -75,6 +75,8 @@ export class TokenEndpoint {
   readonly #now: () => number;
   /** JSON [clientId, scope, audience] -> token; insertion order is recency order (LRU). */
   readonly #reusable = new Map<string, ReusableToken>();
+  /** The last grant answer per params object (see #grant). */
+  readonly #granted = new WeakMap<FormParams, { client: ClientRecord; grant: Grant; result: GrantResult }>();
 
   constructor(options: TokenEndpointOptions) {
     this.#o = options;
@@ -88,20 +90,34 @@ export class TokenEndpoint {
     const params = req.params;
     rejectRepeatedParams(params, REPEATABLE);
     const grant = selectGrant(param(params, 'grant_type'));
-    const { client } = await this.#o.authenticator.authenticate(params, req.authorization, req.ip);
+    const { client } = await this.#o.authenticator.authenticate(req);
     const limited = this.#o.rateLimit?.(client);
     if (limited) await limited;
-    let granted: GrantResult;
-    try {
-      granted = grant({ client, params });
-    } catch (err) {
-      throw withClientId(err, client.clientId);
-    }
+    const granted = this.#grant(grant, client, params);
     if (!client.tokenReuse) return { response: this.#issue(client, granted, req), clientId: client.clientId };
     const key = JSON.stringify([client.clientId, granted.scope, granted.audience]);
     const reused = this.#reuse(key, client);
     if (reused) return { response: reused, clientId: client.clientId };
     return { response: this.#issue(client, granted, req, key), clientId: client.clientId };
+  }
+
+  /**
+   * The grant's answer for this client and these params. The HTTP layer hands out the same params
+   * object again for a body equal to the connection's last one (src/http/public-app.ts), and a
+   * grant's answer depends only on the client record and the params, so it is remembered per
+   * params object for as long as the client record is the same.
+   */
+  #grant(grant: Grant, client: ClientRecord, params: FormParams): GrantResult {
+    const last = this.#granted.get(params);
+    if (last !== undefined && last.client === client && last.grant === grant) return last.result;
+    let result: GrantResult;
+    try {
+      result = grant({ client, params });
+    } catch (err) {
+      throw withClientId(err, client.clientId);
+    }
+    this.#granted.set(params, { client, grant, result });
+    return result;
   }
 
   /**

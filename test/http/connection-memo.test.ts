@@ -1,0 +1,190 @@
+// What a keep-alive connection remembers between its requests (src/http/public-app.ts: the last
+// form body and its parse; src/oauth/client-auth/authenticate.ts: the last client_secret_basic
+// header and the client it proved; src/oauth/token/token-endpoint.ts: the grant's answer per
+// parse): every change that must take effect at once does, on the same connection, over a real
+// socket with a real HTTP client.
+
+import { Agent, request } from 'node:http';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { basic, formBody, startTestServer, type TestServer } from '../helpers/server.js';
+
+let t: TestServer;
+let url: URL;
+let agent: Agent;
+
+beforeAll(async () => {
+  t = await startTestServer();
+  url = new URL((await t.server.listen()).publicUrl);
+});
+afterAll(() => t.close());
+
+afterEach(() => agent?.destroy());
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  /** The client side of the connection: the same port means the same connection. */
+  localPort: number;
+}
+
+/** One connection, kept alive: every request of a test goes over the same socket. */
+function oneConnection(): void {
+  agent = new Agent({ keepAlive: true, maxSockets: 1 });
+}
+
+function post(path: string, form: Record<string, string | string[]>, authorization?: string): Promise<Answer> {
+  const payload = formBody(form);
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, url), {
+      method: 'POST', agent,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'content-length': Buffer.byteLength(payload),
+        ...(authorization !== undefined && { authorization }),
+      },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({
+        status: res.statusCode!, body: JSON.parse(Buffer.concat(chunks).toString()), localPort: req.socket!.localPort!,
+      }));
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+const tokenForm = { grant_type: 'client_credentials', scope: 'orders:read' };
+
+function claims(token: unknown): Record<string, unknown> {
+  return JSON.parse(Buffer.from(String(token).split('.')[1]!, 'base64url').toString());
+}
+
+describe('client_secret_basic on a keep-alive connection', () => {
+  it('the same header twice is the same client; another client\'s header on the same connection is that client', async () => {
+    oneConnection();
+    const a = await t.client();
+    const b = await t.client();
+    const first = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+    const second = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+    const other = await post('/oauth2/token', tokenForm, basic(b.clientId, b.clientSecret));
+    expect([first.status, second.status, other.status]).toEqual([200, 200, 200]);
+    expect(new Set([first.localPort, second.localPort, other.localPort]).size).toBe(1);
+    expect(claims(second.body.access_token).client_id).toBe(a.clientId);
+    expect(claims(other.body.access_token).client_id).toBe(b.clientId);
+    // And back: the remembered header is b's now, a's is checked again from scratch.
+    const again = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+    expect(claims(again.body.access_token).client_id).toBe(a.clientId);
+  });
+
+  it('a wrong secret after a success is refused', async () => {
+    oneConnection();
+    const a = await t.client();
+    expect((await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret))).status).toBe(200);
+    const wrong = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret.slice(0, -1) + 'x'));
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error).toBe('invalid_client');
+  });
+
+  it('a secret rotated with no grace period stops working at once on the connection that used it', async () => {
+    oneConnection();
+    const a = await t.client();
+    expect((await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret))).status).toBe(200);
+    const rotated = await t.server.clients.rotateSecret(a.clientId, 0);
+    const old = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+    expect(old.status).toBe(401);
+    expect((await post('/oauth2/token', tokenForm, basic(a.clientId, rotated.clientSecret))).status).toBe(200);
+  });
+
+  it('the old secret of a rotation stops working when its grace period ends, on a connection that kept using it', async () => {
+    oneConnection();
+    const a = await t.client();
+    await t.server.clients.rotateSecret(a.clientId, 60);
+    const during = [
+      await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret)),
+      await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret)),
+    ];
+    expect(during.map((r) => r.status)).toEqual([200, 200]);
+    t.clock.advance(61_000);
+    const after = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+    expect(after.localPort).toBe(during[0]!.localPort);
+    expect(after.status).toBe(401);
+  });
+
+  it('a disabled client is refused at once, and so are its introspection calls', async () => {
+    oneConnection();
+    const a = await t.client();
+    const ok = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+    expect((await post('/oauth2/introspect', { token: String(ok.body.access_token) }, basic(a.clientId, a.clientSecret))).status).toBe(200);
+    await t.server.clients.update(a.clientId, { disabled: true });
+    expect((await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret))).status).toBe(401);
+    expect((await post('/oauth2/introspect', { token: String(ok.body.access_token) }, basic(a.clientId, a.clientSecret))).status).toBe(401);
+  });
+
+});
+
+describe('the failed-authentication throttle', () => {
+  let throttled: TestServer;
+  beforeAll(async () => {
+    throttled = await startTestServer({ authFailuresPerAddress: 3 });
+  });
+  afterAll(() => throttled.close());
+
+  it('a throttled address gets 429 on a connection that authenticated before', async () => {
+    const publicUrl = new URL((await throttled.server.listen()).publicUrl);
+    const saved = url;
+    url = publicUrl;
+    try {
+      oneConnection();
+      const a = await throttled.client();
+      const b = await throttled.client();
+      expect((await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret))).status).toBe(200);
+      // Three failures from this address, on other connections, throttle it.
+      const kept = agent;
+      agent = new Agent({ keepAlive: false });
+      for (let i = 0; i < 3; i++) expect((await post('/oauth2/token', tokenForm, basic(b.clientId, 'wrong'))).status).toBe(401);
+      agent.destroy();
+      agent = kept;
+      const refused = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret));
+      expect(refused.status).toBe(429);
+      expect(refused.body.error).toBe('temporarily_unavailable');
+    } finally {
+      url = saved;
+    }
+  });
+});
+
+describe('the same form body on a keep-alive connection', () => {
+  it('a changed body of the same length is read anew: the token has the scope asked for', async () => {
+    oneConnection();
+    const a = await t.client({ scope: 'orders:read orders:list' });
+    const auth = basic(a.clientId, a.clientSecret);
+    const read = await post('/oauth2/token', { grant_type: 'client_credentials', scope: 'orders:read' }, auth);
+    const list = await post('/oauth2/token', { grant_type: 'client_credentials', scope: 'orders:list' }, auth);
+    expect(read.localPort).toBe(list.localPort);
+    expect(claims(read.body.access_token).scope).toBe('orders:read');
+    expect(claims(list.body.access_token).scope).toBe('orders:list');
+  });
+
+  it('a scope taken from the client is refused on the next identical request', async () => {
+    oneConnection();
+    const a = await t.client({ scope: 'orders:read orders:write' });
+    const auth = basic(a.clientId, a.clientSecret);
+    const form = { grant_type: 'client_credentials', scope: 'orders:write' };
+    expect((await post('/oauth2/token', form, auth)).status).toBe(200);
+    await t.server.clients.update(a.clientId, { scope: 'orders:read' });
+    const refused = await post('/oauth2/token', form, auth);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toBe('invalid_scope');
+  });
+
+  it('client_secret_post bodies, remembered or not, authenticate by the secret they carry', async () => {
+    oneConnection();
+    const a = await t.client({ token_endpoint_auth_method: 'client_secret_post' });
+    const form = { ...tokenForm, client_id: a.clientId, client_secret: a.clientSecret };
+    expect((await post('/oauth2/token', form)).status).toBe(200);
+    expect((await post('/oauth2/token', form)).status).toBe(200);
+    await t.server.clients.rotateSecret(a.clientId, 0);
+    expect((await post('/oauth2/token', form)).status).toBe(401);
+  });
+});
