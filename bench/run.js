@@ -11,11 +11,13 @@
 //
 // What is measured, in order:
 //   1. one raw node:crypto ES256 signature, in this process, on CPU 0 (again at the end);
-//   2. closed-loop rates at 64 connections, in interleaved rounds (hello, m2m-auth token,
+//   2. closed-loop rates at 64 connections, in interleaved rounds (hello, sign-only, m2m-auth token,
 //      introspection, oidc-provider, m2m-auth without request log, hello, ...), so that load
 //      from other processes hits every server alike and the ratios hold; the median round counts:
 //        - a Fastify hello-world POST (bench/hello-server.js): the floor of a token endpoint is
 //          1 / (1 / hello rate + one raw signature);
+//        - a sign-only reference (bench/sign-only-server.js): Fastify, m2m-auth's batching and one
+//          raw signature per POST, nothing else; the most a token endpoint on Fastify does here;
 //        - m2m-auth (the real CLI, logging at info to a file): token endpoint with
 //          client_secret_basic and ES256, and introspection of an active token;
 //        - node-oidc-provider 9 with the same grant, client authentication and ES256 JWT access
@@ -190,6 +192,15 @@ class Runner {
     return { proc, target };
   }
 
+  /** The sign-only reference (bench/sign-only-server.js): the most a Fastify token endpoint does here. */
+  async startSignOnly() {
+    const proc = startNode([BENCH('sign-only-server.js')], { cpu: this.cpu(SERVER_CPU), env: cleanEnv() });
+    const info = await firstJsonLine(proc);
+    const target = { url: `${info.url}/token`, body: TOKEN_BODY, authorization: SAME_SIZE_BASIC };
+    await verifiedAccessToken('sign-only reference', target, info.issuer);
+    return { proc, target };
+  }
+
   /** `fileDb`: a SQLite file instead of sqlite::memory: (workers must share one database). */
   async startM2mAuth({ extraArgs = [], cpu = this.cpu(SERVER_CPU), fileDb = false } = {}) {
     const port = await freePort();
@@ -360,6 +371,7 @@ async function main() {
 
     log(`2/4 rates at ${CONNECTIONS} connections: warm-up, then ${plan.rounds} interleaved rounds of ${plan.roundS} s`);
     const hello = await runner.startHello();
+    const signOnly = await runner.startSignOnly();
     const m2m = await runner.startM2mAuth();
     const check = await formPost(m2m.introspect);
     const answer = await check.json();
@@ -383,6 +395,7 @@ async function main() {
     }
     const entries = [
       { key: 'hello', label: 'hello-world POST', target: hello.target },
+      { key: 'signOnly', label: 'sign-only reference', target: signOnly.target },
       { key: 'm2mToken', label: 'm2m-auth token', target: m2m.token },
       { key: 'introspection', label: 'm2m-auth introspection', target: m2m.introspect },
       ...(oidc ? [{ key: 'oidc', label: `oidc-provider ${oidc.version} token`, target: oidc.target }] : []),
@@ -390,7 +403,7 @@ async function main() {
       ...(onPg ? [{ key: 'm2mTokenPg', label: 'm2m-auth token, PostgreSQL', target: onPg.token }] : []),
     ];
     Object.assign(r, await runner.rates(entries));
-    await Promise.all([stop(hello.proc), stop(quiet.proc), oidc && stop(oidc.proc), onPg && stop(onPg.proc)]);
+    await Promise.all([stop(hello.proc), stop(signOnly.proc), stop(quiet.proc), oidc && stop(oidc.proc), onPg && stop(onPg.proc)]);
     if (onPg) {
       const c = new pg.Client({ connectionString: pgUrl });
       await c.connect();
@@ -492,7 +505,7 @@ function report(r) {
   const ms = (x) => (Number.isFinite(x) ? `${x.toFixed(3)} ms` : 'n/a');
   const perRequest = (rate) => formatDuration(1 / rate);
   const rounds = (x) => x.rounds.map((v) => Math.round(v)).join(' / ');
-  const rateKeys = ['hello', 'm2mToken', 'introspection', 'oidc', 'm2mTokenQuiet'].filter((k) => r[k]);
+  const rateKeys = ['hello', 'signOnly', 'm2mToken', 'introspection', 'oidc', 'm2mTokenQuiet'].filter((k) => r[k]);
   const workerRates = r.workers?.[1] ? [r.workers[1], r.workers[2]] : [];
   const maxSpread = Math.max(...[...rateKeys.map((k) => r[k]), ...workerRates].map((x) => x.spread));
   const busy = r.loadAverage.start[0] > 0.5 || maxSpread > MAX_SPREAD;
@@ -510,6 +523,7 @@ function report(r) {
     ['raw node:crypto ES256 signature (in-process)', '', formatDuration(r.rawSignS), `${formatDuration(r.rawSignFirstS)} / ${formatDuration(r.rawSignLastS)}`],
     ['hello-world POST, Fastify', formatRate(r.hello.okRate), perRequest(r.hello.okRate), rounds(r.hello)],
     ['floor = 1 / (1/hello + 1 signature)', formatRate(r.floorRate), perRequest(r.floorRate), ''],
+    ['sign-only reference (batched, no auth/log)', formatRate(r.signOnly.okRate), perRequest(r.signOnly.okRate), rounds(r.signOnly)],
     ['m2m-auth token, basic + ES256, info log', formatRate(r.m2mToken.okRate), perRequest(r.m2mToken.okRate), rounds(r.m2mToken)],
     ['m2m-auth introspection, active token', formatRate(r.introspection.okRate), perRequest(r.introspection.okRate), rounds(r.introspection)],
   ];
@@ -545,6 +559,8 @@ function report(r) {
   else console.log(`workers: 2 workers / 1 worker = ${formatRatio(r.workers[2].okRate / r.workers[1].okRate)} `
     + '(2 cores: the second worker shares CPU 1 with the load generator)');
   console.log(`request log cost: token rate with --log-level warn / with info = ${formatRatio(r.m2mTokenQuiet.okRate / r.m2mToken.okRate)}`);
+  console.log(`sign-only reference / floor = ${formatRatio(r.signOnly.okRate / r.floorRate)} (the most a Fastify token endpoint scores on this machine); `
+    + `m2m-auth token / sign-only reference = ${formatRatio(r.m2mToken.okRate / r.signOnly.okRate)}`);
   console.log('');
 
   const burstBad = b.sockets - b.ok + b.late;

@@ -1,14 +1,18 @@
 // The benchmark scripts run and print what BENCHMARKS.md promises. No timing assertions:
 // benchmarks are not timed tests, and these run on busy CI machines.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, jwtVerify } from 'jose';
 import { checkTarget, floorRate, formatBytes, formatDuration, formatRate, table } from '../../bench/lib/report.js';
 import { parseWrkDuration, parseWrkOutput } from '../../bench/lib/wrk.js';
+import { ensureBuilt } from '../helpers/process.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -171,5 +175,27 @@ describe('load generators against a local server', () => {
   it('bench/run.js loads and explains itself', async () => {
     const { stderr } = await node(['bench/run.js', '--help']);
     expect(stderr).toContain('usage: node bench/run.js [--quick]');
+  }, 30_000);
+});
+
+describe('bench/sign-only-server.js', () => {
+  it('answers every POST with an RFC 9068 ES256 access token that its JWKS verifies', async () => {
+    ensureBuilt();
+    const proc = spawn(process.execPath, ['bench/sign-only-server.js'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const [line] = (await once(createInterface({ input: proc.stdout! }), 'line')) as [string];
+      const { url, issuer } = JSON.parse(line) as { url: string; issuer: string };
+      const res = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const body = (await res.json()) as { access_token: string; token_type: string };
+      expect(body.token_type).toBe('Bearer');
+      const jwks = createLocalJWKSet(await (await fetch(`${url}/jwks`)).json());
+      const { payload } = await jwtVerify(body.access_token, jwks, { issuer, audience: 'https://orders.example.com', typ: 'at+jwt', algorithms: ['ES256'] });
+      expect(Object.keys(payload).sort()).toEqual(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'scope', 'sub']);
+    } finally {
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    }
   }, 30_000);
 });
