@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { checkTarget, floorRate, formatBytes, formatDuration, formatRate, table } from '../../bench/lib/report.js';
 import { parseWrkDuration, parseWrkOutput } from '../../bench/lib/wrk.js';
 import { ensureBuilt } from '../helpers/process.js';
@@ -190,7 +190,7 @@ describe('bench/sign-only-server.js', () => {
       expect(res.headers.get('cache-control')).toBe('no-store');
       const body = (await res.json()) as { access_token: string; token_type: string };
       expect(body.token_type).toBe('Bearer');
-      const jwks = createLocalJWKSet(await (await fetch(`${url}/jwks`)).json());
+      const jwks = createLocalJWKSet((await (await fetch(`${url}/jwks`)).json()) as JSONWebKeySet);
       const { payload } = await jwtVerify(body.access_token, jwks, { issuer, audience: 'https://orders.example.com', typ: 'at+jwt', algorithms: ['ES256'] });
       expect(Object.keys(payload).sort()).toEqual(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'scope', 'sub']);
     } finally {
