@@ -166,6 +166,23 @@ describe.each(frameworks)('%s', (_name, start) => {
     expect(both.challenge).toBe('Bearer realm="orders", error="insufficient_scope", scope="orders:read orders:write"');
   });
 
+  it('marks every refusal cache-control: no-store, so that no cache keeps it for the next caller', async () => {
+    const refusals = [
+      [`${base}/orders`, {}],
+      [`${base}/orders`, { authorization: `Bearer ${expired}` }],
+      [`${base}/orders`, { authorization: 'Bearer two words' }],
+      [`${base}/orders`, { method: 'POST', headers: { authorization: `Bearer ${readOnly}` } }],
+      [`${downBase}/orders`, { authorization: `Bearer ${readOnly}` }],
+    ] as const;
+    for (const [url, init] of refusals) {
+      const headers = 'headers' in init ? init.headers : init;
+      const res = await fetch(url, { method: 'method' in init ? init.method : 'GET', headers });
+      await res.arrayBuffer();
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.headers.get('cache-control')).toBe('no-store');
+    }
+  });
+
   it('answers 503 without a challenge when the issuer cannot be reached', async () => {
     const res = await call(`${downBase}/orders`, { authorization: `Bearer ${readOnly}` });
     expect(res.status).toBe(503);

@@ -20,7 +20,7 @@ export function isFastifyReply(reply: unknown): reply is FastifyReply {
 }
 
 export function sendWithFastify(reply: FastifyReply, refusal: Refusal): FastifyReply {
-  reply.code(refusal.status).headers(refusal.headers);
+  reply.code(refusal.status).headers(refusal.headers).header('cache-control', 'no-store');
   return refusal.body === undefined ? reply.send() : reply.send(refusal.body);
 }
 
