@@ -256,6 +256,44 @@ describe('retries', () => {
     expect(tokenAttempts(from)).toBe(1);
   });
 
+  it('waits as long as a 429 asks (Retry-After) before trying again, then succeeds', async () => {
+    const from = s.proxy!.seen.length;
+    let limited = 0;
+    s.proxy!.behave = ({ url }) =>
+      url === TOKEN_PATH && limited++ < 1
+        ? { status: 429, body: { error: 'temporarily_unavailable', error_description: 'Too many requests.' }, headers: { 'retry-after': '1' } }
+        : 'forward';
+    const provider = createTokenProvider({ issuer: s.issuer, ...billing, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 2000 } });
+    const started = performance.now();
+    expect(decodePart(await provider.getToken(), 1).client_id).toBe(billing.clientId);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(990);
+    expect(tokenAttempts(from)).toBe(2);
+  });
+
+  it('does not wait out a Retry-After longer than maxDelayMs: the error says how long to wait', async () => {
+    const from = s.proxy!.seen.length;
+    s.proxy!.behave = ({ url }) =>
+      url === TOKEN_PATH ? { status: 429, body: { error: 'temporarily_unavailable' }, headers: { 'retry-after': '60' } } : 'forward';
+    const provider = createTokenProvider({ issuer: s.issuer, ...billing, retry: FAST_RETRY });
+    const err = await expectRejection(provider.getToken(), TokenRequestError);
+    expect([err.status, err.error, err.transient, err.retryAfterMs]).toEqual([429, 'temporarily_unavailable', true, 60_000]);
+    expect(tokenAttempts(from)).toBe(1);
+  });
+
+  it('rides out the server\'s own per-client rate limit', async () => {
+    // rate_limit 1/s with the default burst of 2 s: the third request in a row gets 429 Retry-After.
+    const limited = await registerClient(s, { rate_limit: 1 });
+    const retry = { attempts: 3, baseDelayMs: 5, maxDelayMs: 3000 };
+    const providers = [0, 1, 2].map(() => createTokenProvider({ issuer: s.issuer, ...limited, retry }));
+    const from = s.proxy!.seen.length;
+    const direct = s.count(TOKEN_PATH);
+    const tokens = await Promise.all(providers.map((p) => p.getToken()));
+    expect(tokens.map((t) => decodePart(t, 1).client_id)).toEqual([limited.clientId, limited.clientId, limited.clientId]);
+    // Three requests, one of them refused with 429 and sent again after its Retry-After.
+    expect(tokenAttempts(from)).toBe(4);
+    expect(s.count(TOKEN_PATH) - direct).toBe(4);
+  });
+
   it('retries discovery on a 5xx too', async () => {
     const from = s.proxy!.seen.length;
     let failures = 0;

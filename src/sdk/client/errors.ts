@@ -11,10 +11,12 @@ export class TokenRequestError extends Error {
   readonly error_description: string | undefined;
   /** The HTTP status of the last answer; undefined for `network_error`. */
   readonly status: number | undefined;
+  /** How long the server asked the client to wait before trying again (its Retry-After), when it said. */
+  readonly retryAfterMs: number | undefined;
 
   constructor(
     error: string,
-    options: { error_description?: string | undefined; status?: number | undefined; cause?: unknown } = {},
+    options: { error_description?: string | undefined; status?: number | undefined; retryAfterMs?: number | undefined; cause?: unknown } = {},
   ) {
     const where = options.status === undefined ? '' : ` (HTTP ${options.status})`;
     const description = options.error_description === undefined ? '' : `: ${options.error_description}`;
@@ -22,10 +24,11 @@ export class TokenRequestError extends Error {
     this.error = error;
     this.error_description = options.error_description;
     this.status = options.status;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
-  /** True when the same request may succeed later: no answer, or a 5xx. Never for a 4xx. */
+  /** True when the same request may succeed later: no answer, a 5xx, or a 429 (too many requests). Never for another 4xx. */
   get transient(): boolean {
-    return this.error === 'network_error' || (this.status !== undefined && this.status >= 500);
+    return this.error === 'network_error' || (this.status !== undefined && (this.status >= 500 || this.status === 429));
   }
 }

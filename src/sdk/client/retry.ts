@@ -28,14 +28,35 @@ export function backoffDelay(policy: RetryPolicy, retry: number, random: () => n
   return step / 2 + random() * (step / 2);
 }
 
-/** Runs `fn` until it succeeds, throws an error `isTransient` rejects, or the attempts run out. */
-export async function withRetry<T>(policy: RetryPolicy, isTransient: (err: unknown) => boolean, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` until it succeeds, throws an error `isTransient` rejects, or the attempts run out.
+ * `askedWait` gives the wait the server asked for with an error (its Retry-After), if any: the
+ * retry waits at least that long, and an error whose wait is longer than `maxDelayMs` is thrown at
+ * once instead of being waited out.
+ */
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  isTransient: (err: unknown) => boolean,
+  fn: () => Promise<T>,
+  askedWait: (err: unknown) => number | undefined = () => undefined,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
       if (attempt >= policy.attempts || !isTransient(err)) throw err;
-      await sleep(backoffDelay(policy, attempt - 1));
+      const asked = askedWait(err);
+      if (asked !== undefined && asked > policy.maxDelayMs) throw err;
+      await sleep(Math.max(backoffDelay(policy, attempt - 1), asked ?? 0));
     }
   }
+}
+
+/** RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date, as milliseconds from `now`; undefined when absent or unreadable. */
+export function retryAfterMs(header: string | null, now: number): number | undefined {
+  if (header === null) return undefined;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -12,7 +12,7 @@ import {
   type PrivateKeyInput,
 } from './client-auth.js';
 import { TokenRequestError } from './errors.js';
-import { DEFAULT_RETRY, withRetry, type RetryOptions, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, retryAfterMs, withRetry, type RetryOptions, type RetryPolicy } from './retry.js';
 
 interface TokenProviderCommonOptions {
   /** The issuer identifier, exactly as the server's metadata states it (e.g. http://localhost:8080). */
@@ -109,6 +109,10 @@ function isTransient(err: unknown): boolean {
   return (err instanceof TokenRequestError || err instanceof DiscoveryError) && err.transient;
 }
 
+function askedWait(err: unknown): number | undefined {
+  return err instanceof TokenRequestError ? err.retryAfterMs : undefined;
+}
+
 async function readJson(res: Response): Promise<unknown> {
   try {
     return await res.json();
@@ -196,6 +200,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       throw new TokenRequestError(typeof error === 'string' && error !== '' ? error : res.status >= 500 ? 'server_error' : 'invalid_response', {
         status: res.status,
         error_description: typeof description === 'string' ? description : undefined,
+        retryAfterMs: retryAfterMs(res.headers.get('retry-after'), Date.now()),
       });
     }
     const accessToken = member(json, 'access_token');
@@ -220,7 +225,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   }
 
   function refresh(): Promise<CachedToken> {
-    inFlight ??= withRetry(policy, isTransient, requestOnce)
+    inFlight ??= withRetry(policy, isTransient, requestOnce, askedWait)
       .then((token) => {
         cached = token;
         earlyRefreshBlockedUntil = 0;
