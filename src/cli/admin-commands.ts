@@ -26,6 +26,8 @@ interface MetadataFlags extends CommonFlags {
   resourceUri?: string[];
   disabled?: boolean;
   tokenReuse?: boolean;
+  rateLimit?: number;
+  resetRateLimit?: boolean;
   resetDefaultScope?: boolean;
   resetDefaultAudience?: boolean;
   resetTtl?: boolean;
@@ -40,6 +42,12 @@ function trueOrFalse(value: string): boolean {
   if (v === 'true') return true;
   if (v === 'false') return false;
   throw new InvalidArgumentError('Expected true or false.');
+}
+
+function perSecond(value: string): number {
+  const v = value.trim();
+  if (!/^\d+(\.\d+)?$/.test(v)) throw new InvalidArgumentError('Expected a number of requests a second, 0 for no limit.');
+  return Number(v);
 }
 
 function wholeSeconds(value: string): number {
@@ -67,9 +75,11 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--ttl <seconds>', 'access_token_ttl in seconds', wholeSeconds)
     .option('--grant-types <types>', 'grant_types, space- or comma-separated: "client_credentials" (default) or "none" for a client that only introspects or revokes')
     .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
-    .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse);
+    .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse)
+    .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond);
   if (forUpdate) {
     cmd
+      .option('--reset-rate-limit', 'rate_limit back to the server default')
       .option('--reset-default-scope', 'default_scope back to all of scope')
       .option('--reset-default-audience', 'default_audience back to all of audience')
       .option('--reset-ttl', 'access_token_ttl back to the server default');
@@ -125,6 +135,9 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.grantTypes !== undefined) body.grant_types = grantTypes(f.grantTypes);
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;
   if (f.tokenReuse !== undefined) body.token_reuse = f.tokenReuse;
+  if (f.rateLimit !== undefined && f.resetRateLimit) throw new CliError('Use either --rate-limit or --reset-rate-limit');
+  if (f.rateLimit !== undefined) body.rate_limit = f.rateLimit;
+  if (f.resetRateLimit) body.rate_limit = null;
   if (f.disabled) body.disabled = true;
   return body;
 }

@@ -230,6 +230,23 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', id, '--token-reuse', 'yes']), /--token-reuse.*Expected true or false/);
   });
 
+  it('--rate-limit sets the client\'s own token rate, --reset-rate-limit gives it back the server default', async () => {
+    const run = await cli(['clients', 'create', '--name', 'limited', '--scope', 'a', '--audience', 'https://api.example.com', '--rate-limit', '2.5']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^rate_limit\s+2\.5\/s$/m);
+    const id = /^client_id\s+(cl_\S+)$/m.exec(run.stdout)![1]!;
+    expect((await registry.read(id)).rateLimit).toBe(2.5);
+    const none = await cli(['clients', 'update', id, '--rate-limit', '0']);
+    expect(none.stdout).toMatch(/^rate_limit\s+none$/m);
+    expect((await registry.read(id)).rateLimit).toBe(0);
+    const reset = await cli(['clients', 'update', id, '--reset-rate-limit', '--json']);
+    expect(JSON.parse(reset.stdout)).toMatchObject({ rate_limit: null });
+    expect((await registry.read(id)).rateLimit).toBeNull();
+    expectOneLineError(await cli(['clients', 'update', id, '--rate-limit', '-1']), /--rate-limit.*Expected a number of requests a second/);
+    expectOneLineError(await cli(['clients', 'update', id, '--rate-limit', '5000000']), /rate_limit must be .* \(HTTP 400\)/);
+    expectOneLineError(await cli(['clients', 'update', id, '--rate-limit', '1', '--reset-rate-limit']), /either --rate-limit or --reset-rate-limit/);
+  });
+
   it('update to a secret method prints the new secret once', async () => {
     const pk = await cli(['clients', 'create', '--json', '--name', 'pk', '--audience', 'https://api.example.com', '--auth-method', 'private_key_jwt', '--jwks', JSON.stringify(keyPair('ec').publicJwk)]);
     const id = JSON.parse(pk.stdout).client_id as string;
