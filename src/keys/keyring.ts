@@ -404,8 +404,9 @@ export class KeyRing {
     const records = await this.#store.listKeys();
 
     const expired = records.filter((r) => r.expiresAt !== null && r.expiresAt <= now);
-    if (expired.length > 0) {
-      await this.#store.deleteExpiredKeys(now);
+    // The storage sweep leaves keys alone, so every deletion is announced here; of several
+    // instances racing to delete the same keys, the one whose delete removed them announces them.
+    if (expired.length > 0 && (await this.#store.deleteExpiredKeys(now)) > 0) {
       for (const r of expired) this.#events.emit('key.deleted', { kid: r.kid });
     }
 

@@ -195,8 +195,9 @@ export interface Storage {
   /** Resolves when the backend answers; rejects otherwise. */
   ping(): Promise<void>;
   /**
-   * Deletes expired revocations, replay entries and keys, and changes older than
-   * CHANGE_RETENTION_MS; returns how many rows went.
+   * Deletes expired revocations and replay entries, and changes older than CHANGE_RETENTION_MS;
+   * returns how many rows went. Not signing keys: the key ring deletes those (deleteExpiredKeys)
+   * and announces each one (key.deleted).
    */
   sweep(now: number): Promise<number>;
   close(): Promise<void>;

@@ -399,6 +399,32 @@ describe('KeyRing life cycle', () => {
   });
 });
 
+describe('deleting expired keys', () => {
+  it('of two key rings on one store, the one whose refresh deletes an expired key announces it, once', async () => {
+    const a = harness();
+    const b = harness({ kek: a.opts.kek }, a.store);
+    const ringA = await KeyRing.open(a.store, a.opts);
+    const oldKid = ringA.sign(claims(T0)).kid;
+    const created = await ringA.rotate();
+    a.clock.now = created.activatesAt;
+    await ringA.refresh();
+    const expiresAt = created.activatesAt + MAX_TTL + CLOCK_SKEW_MS;
+    expect(a.store.rows.get(oldKid)).toMatchObject({ expiresAt });
+    b.clock.now = created.activatesAt;
+    const ringB = await KeyRing.open(b.store, b.opts);
+
+    a.clock.now = b.clock.now = expiresAt;
+    a.seen.length = 0;
+    b.seen.length = 0;
+    await ringB.refresh();
+    await ringA.refresh();
+    expect(a.store.rows.has(oldKid)).toBe(false);
+    expect(b.seen).toEqual([{ name: 'key.deleted', payload: { kid: oldKid } }]);
+    expect(a.seen).toEqual([]);
+    expect(ringA.list().map((k) => k.kid)).toEqual([created.kid]);
+  });
+});
+
 describe('automatic rotation', () => {
   const INTERVAL = 30 * DAY;
 

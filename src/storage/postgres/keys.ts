@@ -54,7 +54,7 @@ function insertParams(key: SigningKeyRecord): unknown[] {
   ];
 }
 // A null expires_at never compares <= now, so unretired keys stay.
-export const DELETE_EXPIRED_KEYS = 'DELETE FROM signing_keys WHERE expires_at <= $1';
+const DELETE_EXPIRED_KEYS = 'DELETE FROM signing_keys WHERE expires_at <= $1';
 
 export class PostgresKeyStore implements KeyStore {
   constructor(private readonly db: pg.Pool) {}

@@ -5,7 +5,7 @@ import { ConfigError } from '../../oauth/errors.js';
 import type { Storage } from '../types.js';
 import { PostgresChangeLog } from './changes.js';
 import { PostgresClientStore } from './clients.js';
-import { DELETE_EXPIRED_KEYS, PostgresKeyStore } from './keys.js';
+import { PostgresKeyStore } from './keys.js';
 import { applyMigrations } from './migrations.js';
 import { PostgresChangeFeed, type ChangeFeedHooks } from './notify.js';
 import { DELETE_EXPIRED_REPLAY, PostgresReplayStore } from './replay.js';
@@ -128,7 +128,7 @@ export class PostgresStorage implements Storage {
   async sweep(now: number): Promise<number> {
     return inTransaction(this.pool, async (client) => {
       let removed = 0;
-      for (const statement of [DELETE_EXPIRED_REVOCATIONS, DELETE_EXPIRED_REPLAY, DELETE_EXPIRED_KEYS]) {
+      for (const statement of [DELETE_EXPIRED_REVOCATIONS, DELETE_EXPIRED_REPLAY]) {
         removed += (await client.query(statement, [now])).rowCount ?? 0;
       }
       return removed + (await this.changes.deleteOld(client));

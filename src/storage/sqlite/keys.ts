@@ -93,12 +93,8 @@ export class SqliteKeyStore implements KeyStore {
     return this.statements().retire.run(retiredAt, expiresAt, kid).changes === 1;
   }
 
+  /** A null expires_at never compares <= now, so unretired keys stay. */
   async deleteExpiredKeys(now: number): Promise<number> {
-    return this.deleteExpired(now);
-  }
-
-  /** Synchronous form for sweep's transaction. A null expires_at never compares <= now, so unretired keys stay. */
-  deleteExpired(now: number): number {
     return this.statements().deleteExpired.run(now).changes;
   }
 }

@@ -76,8 +76,7 @@ export class SqliteStorage implements Storage {
     this.changes = new SqliteChangeLog(db);
     this.pingStatement = db.prepare('SELECT 1');
     this.sweepAll = db.transaction((now: number) => {
-      return this.revocations.deleteExpired(now) + this.replay.deleteExpired(now) + this.keys.deleteExpired(now) +
-        this.changes.deleteOld();
+      return this.revocations.deleteExpired(now) + this.replay.deleteExpired(now) + this.changes.deleteOld();
     });
   }
 
