@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../observability/logger.js';
+import { serveClusterMetrics } from './metrics-relay.js';
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : Number(config.workers);
@@ -23,6 +24,8 @@ export async function runPrimary(config: Config, count: number): Promise<void> {
 
   // Workers accept connections themselves: the primary does no per-connection work.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  // A scrape of any worker's /metrics answers for all of them.
+  serveClusterMetrics();
   let stopping = false;
   const fork = (): void => {
     cluster.fork();

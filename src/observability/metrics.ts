@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { hasIssuedClientIdShape } from '../clients/secrets.js';
 import { EVENT_NAMES, type EventBus } from './events.js';
+import { clusterMetricsText, inClusterWorker, offerWorkerMetrics } from '../cluster/metrics-relay.js';
 
 export const METRIC_PREFIX = 'm2m_auth_';
 
@@ -344,9 +345,12 @@ export class ServerMetrics {
         this.inc(clients.cacheStats.misses);
       },
     });
+    // Each gauge's `aggregator` says how `serve --workers` combines the workers' values into the
+    // cluster's (src/cluster/metrics-relay.ts); counters and histograms are summed.
     new Gauge({
       name: `${p}client_cache_entries`,
       help: 'Clients held in the in-memory cache.',
+      aggregator: 'sum',
       registers,
       collect() {
         this.set(clients.cacheSize);
@@ -367,6 +371,7 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}storage_up`,
       help: '1 when the last storage ping answered, 0 when it failed or timed out.',
+      aggregator: 'min',
       registers,
       async collect() {
         if (self.#storageUp === undefined) await (self.#probe ?? self.#probeStorage());
@@ -376,6 +381,7 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}sync_lag_seconds`,
       help: 'Seconds since the change log was last read successfully (changes made by other instances are at most this old here).',
+      aggregator: 'max',
       registers,
       collect() {
         this.set(Math.max(0, (Date.now() - sources.syncLastSuccess()) / 1000));
@@ -387,6 +393,7 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}signing_keys`,
       help: 'Signing keys loaded, by status: pending (published, not yet signing), active (signing), retired (published until its tokens expire).',
+      aggregator: 'max',
       labelNames: ['status'],
       registers,
       collect() {
@@ -398,6 +405,7 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}signing_key_age_seconds`,
       help: 'Seconds the active signing key has been signing; automatic rotation replaces it after the rotation interval. 0 when no key signs.',
+      aggregator: 'max',
       registers,
       collect() {
         const active = keys.list().find((k) => k.status === 'active');
@@ -407,6 +415,7 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}signing_key_rotation_interval_seconds`,
       help: 'Configured automatic rotation interval (M2M_AUTH_KEY_ROTATION_INTERVAL); 0 when automatic rotation is off.',
+      aggregator: 'max',
       registers,
       collect() {
         this.set(sources.keyRotationIntervalSeconds);
@@ -435,6 +444,7 @@ export class ServerMetrics {
   /** Probes storage now and then every storageProbeIntervalMs (an unref'd timer). */
   start(): void {
     if (this.#probeTimer) return;
+    if (inClusterWorker()) offerWorkerMetrics([this.registry, processMetrics()]);
     void this.#probeStorage();
     this.#probeTimer = setInterval(() => void this.#probeStorage(), this.#probeIntervalMs);
     this.#probeTimer.unref();
@@ -451,8 +461,9 @@ export class ServerMetrics {
     return this.registry.contentType;
   }
 
-  /** The exposition text: this server's metrics, then the process's. */
+  /** The exposition text: this server's metrics, then the process's; in a worker of `serve --workers`, the cluster's. */
   async text(): Promise<string> {
+    if (inClusterWorker()) return clusterMetricsText();
     const [own, proc] = await Promise.all([this.registry.metrics(), processMetrics().metrics()]);
     return own + proc;
   }
@@ -494,8 +505,16 @@ export class ServerMetrics {
  * plugin so that the admin bearer check does not apply.
  */
 export function registerMetricsRoute(app: FastifyInstance, metrics: ServerMetrics): void {
-  app.get('/metrics', async (_request, reply) => {
-    const body = await metrics.text();
+  app.get('/metrics', async (request, reply) => {
+    let body: string;
+    try {
+      body = await metrics.text();
+    } catch (err) {
+      // With --workers: the primary did not answer. A failed scrape shows as up == 0, which is
+      // better than one worker's numbers passed off as the cluster's.
+      request.log.warn({ err }, 'cluster metrics unavailable');
+      return reply.code(503).header('cache-control', 'no-store').type('text/plain; charset=utf-8').send('cluster metrics unavailable\n');
+    }
     return reply.header('cache-control', 'no-store').type(metrics.contentType).send(body);
   });
 }
