@@ -68,17 +68,40 @@ function isForm(contentType: string | undefined): boolean {
 /** The last form body read on each connection, and its parse (read-only from then on). */
 const lastForms = new WeakMap<object, { body: Buffer; params: FormParams }>();
 
+/** Longest body remembered: a token request is a few hundred bytes; a connection holds no more. */
+const MAX_REMEMBERED_BODY = 1024;
+
+/** Parameters that carry a credential or a token: a body with one is not kept beyond its request. */
+const CREDENTIAL_PARAMS = ['client_secret', 'client_assertion', 'token'] as const;
+
 /**
  * The parameters of a form body. A client sends the same body on every request of a keep-alive
- * connection, so the last one of each connection is kept with its parse, and a body equal to it
- * (compared in constant time: it may carry a client_secret) gets the same, unmodified params.
+ * connection, so the last one of each connection is kept with its parse (when it is short and
+ * carries no credential or token), and a body equal to it gets the same, unmodified params. The
+ * comparison takes constant time (a new body may carry a secret).
  */
 function formParams(connection: object, body: Buffer): FormParams {
   const last = lastForms.get(connection);
   if (last !== undefined && last.body.length === body.length && timingSafeEqual(last.body, body)) return last.params;
   const params = parseForm(body);
-  lastForms.set(connection, { body: Buffer.from(body), params });
+  if (body.length <= MAX_REMEMBERED_BODY && !CREDENTIAL_PARAMS.some((name) => params.has(name))) {
+    // A copy of its own: a slice of a pooled buffer would keep the whole pool slab alive.
+    const copy = Buffer.allocUnsafeSlow(body.length);
+    body.copy(copy);
+    lastForms.set(connection, { body: copy, params });
+  } else if (last !== undefined) {
+    lastForms.delete(connection);
+  }
   return params;
+}
+
+/**
+ * One object per client connection: the socket for HTTP/1.1, the session for HTTP/2 (whose
+ * request.raw.socket is a new proxy for every stream).
+ */
+function connectionOf(request: FastifyRequest): object | undefined {
+  const raw = request.raw as { stream?: { session?: object }; socket?: object };
+  return raw.stream?.session ?? raw.socket ?? undefined;
 }
 
 function toOAuthRequest(request: FastifyRequest): OAuthRequest {
@@ -86,8 +109,7 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
     throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded (UTF-8).');
   }
   const body = request.body;
-  // The socket (HTTP/1.1), or the session's (HTTP/2): one object per client connection.
-  const connection: object | undefined = request.raw.socket ?? undefined;
+  const connection = connectionOf(request);
   return {
     params: !Buffer.isBuffer(body) ? parseForm('') : connection === undefined ? parseForm(body) : formParams(connection, body),
     authorization: request.headers.authorization,

@@ -7,6 +7,9 @@
 import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { basic, formBody, startTestServer, type TestServer } from '../helpers/server.js';
+import { ClientAuthenticator } from '../../src/oauth/client-auth/authenticate.js';
+import { secretDigest } from '../../src/clients/secrets.js';
+import type { ClientRecord } from '../../src/storage/types.js';
 
 let t: TestServer;
 let url: URL;
@@ -186,5 +189,65 @@ describe('the same form body on a keep-alive connection', () => {
     expect((await post('/oauth2/token', form)).status).toBe(200);
     await t.server.clients.rotateSecret(a.clientId, 0);
     expect((await post('/oauth2/token', form)).status).toBe(401);
+  });
+});
+
+describe('the Basic memo of ClientAuthenticator (unit level)', () => {
+  const secret = 'm2m_cs_' + 'a'.repeat(43);
+  const clientId = 'cl_AAAAAAAAAAAAAAAA';
+  function record(digest: string): ClientRecord {
+    return {
+      clientId, clientName: 'memo', scope: ['a'], defaultScope: null, audience: ['https://api.example.com'], defaultAudience: null,
+      tokenEndpointAuthMethod: 'client_secret_basic', grantTypes: ['client_credentials'], resourceUris: [], jwks: null,
+      accessTokenTtl: null, rateLimit: null, tokenReuse: false, disabled: false,
+      secrets: [{ digest, createdAt: 0, expiresAt: null }], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
+    };
+  }
+
+  function setup() {
+    // Not frozen, unlike the registry's records: changing the secret under the same record object
+    // (which the registry never does) shows whether a request took the memo path.
+    const state = { current: record(secretDigest(secret)) };
+    let lookups = 0;
+    const authenticator = new ClientAuthenticator({
+      clients: { get: async (id) => (lookups++, id === clientId ? state.current : undefined) },
+      replay: { consumeOnce: async () => true },
+      issuer: 'http://localhost:8080', tokenEndpoint: 'http://localhost:8080/oauth2/token',
+    });
+    const request = (connection: object, form: Record<string, string> = {}) =>
+      authenticator.authenticate({ params: new Map(Object.entries(form).map(([k, v]) => [k, [v]])), authorization: basic(clientId, secret), ip: '127.0.0.1', connection });
+    return { state, request, lookups: () => lookups };
+  }
+
+  it('a repeated header on the same connection skips the secret check; another connection does not', async () => {
+    const { state, request } = setup();
+    const connection = {};
+    const { current } = state;
+    expect((await request(connection)).client).toBe(current);
+    current.secrets = [{ digest: secretDigest('m2m_cs_other'), createdAt: 0, expiresAt: null }];
+    expect((await request(connection)).client).toBe(current);
+    await expect(request({})).rejects.toMatchObject({ error: 'invalid_client' });
+  });
+
+  it('a body client_id that disagrees with the header is invalid_request on the memo path too', async () => {
+    const { request } = setup();
+    const connection = {};
+    await request(connection);
+    await expect(request(connection, { client_id: 'cl_BBBBBBBBBBBBBBBB' })).rejects.toMatchObject({ error: 'invalid_request' });
+    await expect(request(connection, { client_id: clientId })).resolves.toMatchObject({ method: 'client_secret_basic' });
+  });
+
+  it('looks the client up once per request: memo, full path, or a memo whose record was replaced', async () => {
+    const { state, request, lookups } = setup();
+    const connection = {};
+    await request(connection);
+    await request(connection);
+    state.current = record(secretDigest(secret));
+    expect((await request(connection)).client).toBe(state.current);
+    await request(connection);
+    expect(lookups()).toBe(4);
+    state.current = record(secretDigest('m2m_cs_other'));
+    await expect(request(connection)).rejects.toMatchObject({ error: 'invalid_client' });
+    expect(lookups()).toBe(5);
   });
 });

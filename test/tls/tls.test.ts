@@ -132,6 +132,31 @@ describe.skipIf(missing !== undefined)('TLS and HTTP/2 on the public listener', 
     }
   });
 
+  it('HTTP/2: a secret rotated with no grace period stops working at once on a session that used it', async () => {
+    const r = await fetch(`${p.adminUrl}/admin/clients`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ client_name: 'h2 rotation', scope: 'orders:read', audience: [AUDIENCE] }),
+    });
+    const c = (await r.json()) as { client_id: string; client_secret: string };
+    const headers = { authorization: 'Basic ' + Buffer.from(`${c.client_id}:${c.client_secret}`).toString('base64'), 'content-type': 'application/x-www-form-urlencoded' };
+    const session = await openH2(`https://localhost:${p.port}`, ca.ca);
+    try {
+      for (let i = 0; i < 3; i++) expect((await h2Request(session, '/oauth2/token', { method: 'POST', headers, body: FORM }).response).status).toBe(200);
+      const rotated = await fetch(`${p.adminUrl}/admin/clients/${c.client_id}/secret`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ grace_period: 0 }),
+      });
+      expect(rotated.status).toBe(200);
+      const refused = await h2Request(session, '/oauth2/token', { method: 'POST', headers, body: FORM }).response;
+      expect(refused.status).toBe(401);
+      expect(JSON.parse(refused.body).error).toBe('invalid_client');
+    } finally {
+      session.close();
+    }
+  });
+
   it('SIGHUP: new connections get the new certificate; open HTTP/1.1 and HTTP/2 connections keep working', async () => {
     expect(await presentedSerial(p.port, ca.ca)).toBe(first.serial);
     const agent = httpsAgent(ca.ca);

@@ -89,10 +89,26 @@ interface BasicMemo {
   expiresAt: number | null;
 }
 
+/** Longest Authorization header remembered; ours are about 100 characters. */
+const MAX_REMEMBERED_HEADER = 512;
+
 /** True when `header` is the remembered one, compared in constant time (the length is not secret). */
 function sameHeader(memo: BasicMemo, header: string): boolean {
+  if (header.length > MAX_REMEMBERED_HEADER) return false;
   const bytes = Buffer.from(header, 'utf8');
   return bytes.length === memo.header.length && timingSafeEqual(bytes, memo.header);
+}
+
+/** A copy in memory of its own: a small Buffer.from() shares an 8 KiB pool slab that it would keep alive. */
+function unpooledUtf8(value: string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(value, 'utf8'));
+  bytes.write(value, 'utf8');
+  return bytes;
+}
+
+interface CheckedSecret {
+  client: ClientRecord;
+  secret: ClientSecretRecord;
 }
 
 export class ClientAuthenticator {
@@ -153,13 +169,18 @@ export class ClientAuthenticator {
     if (basicTried) {
       const memo = connection === undefined ? undefined : this.#basicMemos.get(connection);
       if (memo !== undefined && (bodyId === undefined || bodyId === memo.client.clientId) && sameHeader(memo, authorization)) {
-        const wait = this.#throttled(memo.client.clientId, ip);
+        const clientId = memo.client.clientId;
+        const wait = this.#throttled(clientId, ip);
         if (wait) await wait;
-        const client = await this.#clients.get(memo.client.clientId);
+        const client = await this.#clients.get(clientId);
         if (client === memo.client && (memo.expiresAt === null || memo.expiresAt > this.#now())) {
           return { client, method: 'client_secret_basic' };
         }
+        // The record changed or the secret expired: check the same credentials against what the
+        // registry holds now (the throttle and the lookup above were for this very client_id).
         this.#basicMemos.delete(connection!);
+        const creds = parseBasicAuthorization(authorization);
+        return this.#rememberBasic(connection, authorization, this.#checkSecret(client, clientId, creds.clientSecret, 'client_secret_basic', true));
       }
       if (!isBasic(authorization)) throw invalidClient('unsupported Authorization scheme', true);
       const creds = parseBasicAuthorization(authorization);
@@ -169,11 +190,7 @@ export class ClientAuthenticator {
       }
       const wait = this.#throttled(creds.clientId, ip);
       if (wait) await wait;
-      const { client, secret } = await this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
-      if (connection !== undefined) {
-        this.#basicMemos.set(connection, { header: Buffer.from(authorization, 'utf8'), client, expiresAt: secret.expiresAt });
-      }
-      return { client, method: 'client_secret_basic' };
+      return this.#rememberBasic(connection, authorization, await this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true));
     }
     if (bodySecret !== undefined) {
       if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with client_secret.');
@@ -189,11 +206,21 @@ export class ClientAuthenticator {
     return this.#assertion(assertion!, bodyId, ip);
   }
 
+  /** Remembers what `connection` proved with this Basic header (a short one: a longer header is checked every time). */
+  #rememberBasic(connection: object | undefined, authorization: string, checked: CheckedSecret): AuthenticatedClient {
+    if (connection !== undefined && authorization.length <= MAX_REMEMBERED_HEADER) {
+      this.#basicMemos.set(connection, { header: unpooledUtf8(authorization), client: checked.client, expiresAt: checked.secret.expiresAt });
+    }
+    return { client: checked.client, method: 'client_secret_basic' };
+  }
+
   /** The client whose secret `secret` is, and that secret's record; throws invalid_client. */
-  async #secret(
-    clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean,
-  ): Promise<{ client: ClientRecord; secret: ClientSecretRecord }> {
+  async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<CheckedSecret> {
     const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
+    return this.#checkSecret(client, clientId, secret, method, basic);
+  }
+
+  #checkSecret(client: ClientRecord | undefined, clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): CheckedSecret {
     // Always run the constant-time comparison, even for an unknown client.
     const matched = matchClientSecret(client, secret, this.#now());
     if (!client) throw invalidClient('unknown client', basic, clientId);
