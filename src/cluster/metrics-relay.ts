@@ -1,27 +1,32 @@
-// Metrics of `serve --workers N`: one scrape answers for the whole cluster. The workers share the
-// admin port, so a scrape reaches whichever worker accepted the connection; that worker asks the
-// primary, which collects every worker's metrics over the cluster IPC channel and combines them
-// with prom-client's AggregatorRegistry (counters and histograms summed, each gauge by its own
-// `aggregator`), and hands the text back.
+// Metrics of `serve --workers N`: one scrape answers for every worker of the instance. The workers
+// share the admin port, so a scrape reaches whichever worker accepted the connection; that worker
+// asks the primary, which collects every worker's metrics over the cluster IPC channel and renders
+// them together, each series labelled with its worker (`worker="<cluster worker id>"`). Series are
+// not summed: a restarted worker's counters start again from zero in series of their own, which
+// rate() and increase() read correctly, and per-process alerts (memory, signing keys) keep their
+// meaning; `sum by (job)` gives the instance's totals.
 
-import cluster from 'node:cluster';
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 
-const REQUEST = 'm2m-auth:cluster-metrics-request';
-const ANSWER = 'm2m-auth:cluster-metrics-answer';
+const ASK = 'm2m-auth:metrics-ask';
+const ANSWER = 'm2m-auth:metrics-answer';
+const COLLECT = 'm2m-auth:metrics-collect';
+const COLLECTED = 'm2m-auth:metrics-collected';
+const READY = 'm2m-auth:metrics-ready';
 
-/** How long a worker waits for the primary's answer (the primary waits 5 s for each worker). */
-const ANSWER_TIMEOUT_MS = 6_000;
+/** How long the primary waits for each worker; one that does not answer is left out of the scrape. */
+const WORKER_TIMEOUT_MS = 2_000;
+/** How long a worker waits for the primary's answer. */
+const PRIMARY_TIMEOUT_MS = 5_000;
 
-interface Request {
-  type: typeof REQUEST;
-  id: number;
-}
+type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[][];
 
-interface Answer {
-  type: typeof ANSWER;
-  id: number;
+interface Message {
+  type?: string;
+  id?: number;
   text?: string;
+  metrics?: WorkerMetrics;
   error?: string;
 }
 
@@ -30,33 +35,102 @@ export function inClusterWorker(): boolean {
   return cluster.isWorker && typeof process.send === 'function';
 }
 
+/** Sends to a worker that may have exited meanwhile (a failed send is an 'error' event otherwise). */
+function sendTo(worker: Worker, message: Message): void {
+  if (worker.isConnected()) worker.send(message, () => undefined);
+}
+
 /** Primary: answers the workers' requests for the cluster's metrics. */
 export function serveClusterMetrics(): void {
-  const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, message: Partial<Request> | null) => {
-    if (message?.type !== REQUEST || typeof message.id !== 'number') return;
-    const id = message.id;
-    aggregator.clusterMetrics().then(
-      (text) => worker.send({ type: ANSWER, id, text } satisfies Answer),
-      (err: unknown) => worker.send({ type: ANSWER, id, error: (err as Error).message } satisfies Answer),
-    );
+  const ready = new Set<Worker>();
+  const pending = new Map<number, (metrics: WorkerMetrics | undefined) => void>();
+  let nextId = 0;
+
+  const collectFrom = (worker: Worker): Promise<WorkerMetrics | undefined> => {
+    const id = nextId++;
+    return new Promise((resolve) => {
+      const done = (metrics: WorkerMetrics | undefined): void => {
+        clearTimeout(timer);
+        worker.off('exit', gone);
+        pending.delete(id);
+        resolve(metrics);
+      };
+      const gone = (): void => done(undefined);
+      const timer = setTimeout(gone, WORKER_TIMEOUT_MS);
+      worker.once('exit', gone);
+      pending.set(id, done);
+      sendTo(worker, { type: COLLECT, id });
+    });
+  };
+
+  const render = async (): Promise<string> => {
+    const workers = [...ready].filter((w) => w.isConnected());
+    const answers = await Promise.all(workers.map(collectFrom));
+    const labelled: WorkerMetrics = [];
+    answers.forEach((metrics, i) => {
+      if (metrics !== undefined) labelled.push(...withWorkerLabel(metrics, String(workers[i]!.id)));
+    });
+    const own = new Registry();
+    new Gauge({ name: 'm2m_auth_cluster_workers', help: 'Worker processes running (serve --workers).', registers: [own] })
+      .set(Object.keys(cluster.workers ?? {}).length);
+    new Gauge({ name: 'm2m_auth_cluster_workers_answered', help: 'Workers whose metrics are in this scrape (the others did not answer within 2 s).', registers: [own] })
+      .set(answers.filter((a) => a !== undefined).length);
+    return (await AggregatorRegistry.aggregate(labelled).metrics()) + (await own.metrics());
+  };
+
+  cluster.on('exit', (worker) => ready.delete(worker));
+  cluster.on('message', (worker: Worker, message: Message | null) => {
+    if (message?.type === READY) ready.add(worker);
+    else if (message?.type === COLLECTED && typeof message.id === 'number') pending.get(message.id)?.(message.metrics);
+    else if (message?.type === ASK && typeof message.id === 'number') {
+      const id = message.id;
+      render().then(
+        (text) => sendTo(worker, { type: ANSWER, id, text }),
+        (err: unknown) => sendTo(worker, { type: ANSWER, id, error: (err as Error).message }),
+      );
+    }
   });
 }
 
-/** Worker: the registries the primary collects from this process. */
-export function offerWorkerMetrics(registries: Registry[]): void {
-  AggregatorRegistry.setRegistries(registries);
-  // The constructor installs prom-client's handler of the primary's collection requests.
-  new AggregatorRegistry();
+/** Every series of one worker with its `worker` label; nothing is combined across workers. */
+function withWorkerLabel(metrics: WorkerMetrics, worker: string): WorkerMetrics {
+  return metrics.map((registry) =>
+    registry.map((metric) => ({
+      ...metric,
+      // Series of different workers never share labels, so this sums nothing; it only keeps
+      // prom-client from dropping ('omit') or merging ('first', 'average') them.
+      aggregator: 'sum' as const,
+      values: metric.values.map((v) => ({ ...v, labels: { ...v.labels, worker } })),
+    })),
+  );
 }
 
-let nextId = 0;
+/**
+ * Worker: answers the primary's collection requests with these registries, and says it is ready.
+ * Returns the function that stops answering: call it when the server closes, since a 'message'
+ * listener keeps the worker's IPC channel, and so the worker, alive.
+ */
+export function offerWorkerMetrics(registries: Registry[]): () => void {
+  const onMessage = (message: Message | null): void => {
+    if (message?.type !== COLLECT || typeof message.id !== 'number') return;
+    const id = message.id;
+    Promise.all(registries.map((r) => r.getMetricsAsJSON())).then(
+      (metrics) => process.send?.({ type: COLLECTED, id, metrics } satisfies Message),
+      () => process.send?.({ type: COLLECTED, id } satisfies Message),
+    );
+  };
+  process.on('message', onMessage);
+  process.send?.({ type: READY } satisfies Message);
+  return () => process.off('message', onMessage);
+}
+
+let nextAsk = 0;
 
 /** Worker: the cluster's metrics, from the primary; rejects when it does not answer in time. */
 export function clusterMetricsText(): Promise<string> {
-  const id = nextId++;
+  const id = nextAsk++;
   return new Promise<string>((resolve, reject) => {
-    const onMessage = (message: Partial<Answer> | null): void => {
+    const onMessage = (message: Message | null): void => {
       if (message?.type !== ANSWER || message.id !== id) return;
       done();
       if (typeof message.text === 'string') resolve(message.text);
@@ -64,13 +138,13 @@ export function clusterMetricsText(): Promise<string> {
     };
     const timer = setTimeout(() => {
       done();
-      reject(new Error(`the primary did not answer within ${ANSWER_TIMEOUT_MS} ms`));
-    }, ANSWER_TIMEOUT_MS);
+      reject(new Error(`the primary did not answer within ${PRIMARY_TIMEOUT_MS} ms`));
+    }, PRIMARY_TIMEOUT_MS);
     const done = (): void => {
       clearTimeout(timer);
       process.off('message', onMessage);
     };
     process.on('message', onMessage);
-    process.send!({ type: REQUEST, id } satisfies Request);
+    process.send!({ type: ASK, id } satisfies Message);
   });
 }

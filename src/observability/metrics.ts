@@ -345,12 +345,9 @@ export class ServerMetrics {
         this.inc(clients.cacheStats.misses);
       },
     });
-    // Each gauge's `aggregator` says how `serve --workers` combines the workers' values into the
-    // cluster's (src/cluster/metrics-relay.ts); counters and histograms are summed.
     new Gauge({
       name: `${p}client_cache_entries`,
       help: 'Clients held in the in-memory cache.',
-      aggregator: 'sum',
       registers,
       collect() {
         this.set(clients.cacheSize);
@@ -371,7 +368,6 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}storage_up`,
       help: '1 when the last storage ping answered, 0 when it failed or timed out.',
-      aggregator: 'min',
       registers,
       async collect() {
         if (self.#storageUp === undefined) await (self.#probe ?? self.#probeStorage());
@@ -381,7 +377,6 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}sync_lag_seconds`,
       help: 'Seconds since the change log was last read successfully (changes made by other instances are at most this old here).',
-      aggregator: 'max',
       registers,
       collect() {
         this.set(Math.max(0, (Date.now() - sources.syncLastSuccess()) / 1000));
@@ -393,7 +388,6 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}signing_keys`,
       help: 'Signing keys loaded, by status: pending (published, not yet signing), active (signing), retired (published until its tokens expire).',
-      aggregator: 'max',
       labelNames: ['status'],
       registers,
       collect() {
@@ -405,7 +399,6 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}signing_key_age_seconds`,
       help: 'Seconds the active signing key has been signing; automatic rotation replaces it after the rotation interval. 0 when no key signs.',
-      aggregator: 'max',
       registers,
       collect() {
         const active = keys.list().find((k) => k.status === 'active');
@@ -415,7 +408,6 @@ export class ServerMetrics {
     new Gauge({
       name: `${p}signing_key_rotation_interval_seconds`,
       help: 'Configured automatic rotation interval (M2M_AUTH_KEY_ROTATION_INTERVAL); 0 when automatic rotation is off.',
-      aggregator: 'max',
       registers,
       collect() {
         this.set(sources.keyRotationIntervalSeconds);
@@ -444,7 +436,7 @@ export class ServerMetrics {
   /** Probes storage now and then every storageProbeIntervalMs (an unref'd timer). */
   start(): void {
     if (this.#probeTimer) return;
-    if (inClusterWorker()) offerWorkerMetrics([this.registry, processMetrics()]);
+    if (inClusterWorker()) this.#unsubscribe.push(offerWorkerMetrics([this.registry, processMetrics()]));
     void this.#probeStorage();
     this.#probeTimer = setInterval(() => void this.#probeStorage(), this.#probeIntervalMs);
     this.#probeTimer.unref();

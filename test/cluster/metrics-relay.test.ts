@@ -1,5 +1,5 @@
 // src/cluster/metrics-relay.ts with real node:cluster processes: whichever worker is asked, the
-// answer is the cluster's, combined as each metric says (counters summed, gauges by aggregator).
+// answer has every worker's series, each labelled with its worker, and none combined.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,40 +13,51 @@ import { ensureBuilt } from '../helpers/process.js';
 const relay = pathToFileURL(join(process.cwd(), 'dist/cluster/metrics-relay.js')).href;
 const promClient = pathToFileURL(createRequire(join(process.cwd(), 'package.json')).resolve('prom-client')).href;
 
-// The primary forks three workers; worker n counts n requests and reports a gauge of n. Each
-// worker then asks for the cluster's metrics and sends the text to the primary, which prints them.
+// The primary forks three workers; worker n counts n requests, reports a gauge of n and a
+// histogram observation of n. Each worker asks for the cluster's metrics and sends the text to the
+// primary, which prints them. A worker that never offers its metrics must not hold a scrape up, and one that asks and exits must not bring the primary down.
 const script = `
 import cluster from 'node:cluster';
-const { Counter, Gauge, Registry } = (await import(${JSON.stringify(promClient)})).default;
+const { Counter, Gauge, Histogram, Registry } = (await import(${JSON.stringify(promClient)})).default;
 const { serveClusterMetrics, offerWorkerMetrics, clusterMetricsText, inClusterWorker } = await import(${JSON.stringify(relay)});
 if (cluster.isPrimary) {
   serveClusterMetrics();
   const texts = [];
+  cluster.fork({ N: '0' });
+  cluster.fork({ N: '-1' });
   for (let i = 1; i <= 3; i++) {
     const w = cluster.fork({ N: String(i) });
     w.on('message', (m) => {
       if (m?.type !== 'text') return;
-      texts.push(m.text);
+      texts.push({ from: w.id, text: m.text, inWorker: m.inWorker });
       if (texts.length === 3) {
-        console.log(JSON.stringify({ inPrimary: inClusterWorker(), texts }));
+        console.log(JSON.stringify({ inPrimary: inClusterWorker(), texts, ids: Object.values(cluster.workers).map((x) => x.id) }));
         for (const x of Object.values(cluster.workers)) x.kill();
       }
     });
   }
 } else {
   const n = Number(process.env.N);
-  const registry = new Registry();
-  new Counter({ name: 'requests_total', help: 'h', registers: [registry] }).inc(n);
-  new Gauge({ name: 'storage_up', help: 'h', aggregator: 'min', registers: [registry] }).set(n === 2 ? 0 : 1);
-  new Gauge({ name: 'lag_seconds', help: 'h', aggregator: 'max', registers: [registry] }).set(n * 10);
-  offerWorkerMetrics([registry]);
-  // Ask once every worker has offered its registries.
-  setTimeout(async () => process.send({ type: 'text', inWorker: inClusterWorker(), text: await clusterMetricsText() }), 500);
+  if (n > 0) {
+    const registry = new Registry();
+    new Counter({ name: 'requests_total', help: 'h', registers: [registry] }).inc(n);
+    new Gauge({ name: 'storage_up', help: 'h', aggregator: 'min', registers: [registry] }).set(n === 2 ? 0 : 1);
+    new Gauge({ name: 'started_seconds', help: 'h', aggregator: 'omit', registers: [registry] }).set(n);
+    new Histogram({ name: 'took_seconds', help: 'h', buckets: [1, 2], registers: [registry] }).observe(n);
+    offerWorkerMetrics([registry]);
+    // Ask once every worker has offered its registries.
+    setTimeout(async () => process.send({ type: 'text', inWorker: inClusterWorker(), text: await clusterMetricsText() }), 500);
+  } else if (n === 0) {
+    setInterval(() => undefined, 1000); // running, but silent
+  } else {
+    // Asks, and is gone before the answer: the primary must not fall over sending it.
+    process.send({ type: 'm2m-auth:metrics-ask', id: 0 }, () => process.exit(0));
+  }
 }
 `;
 
 describe('cluster metrics relay', () => {
-  it('answers every worker with the whole cluster: counters summed, gauges by their aggregator', () => {
+  it('answers every worker with every worker\'s series, labelled worker="<id>", none combined or dropped', () => {
     ensureBuilt();
     // A file, not -e: cluster.fork() runs the primary's script again in each worker.
     const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-relay-'));
@@ -55,13 +66,24 @@ describe('cluster metrics relay', () => {
     const run = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 });
     rmSync(dir, { recursive: true, force: true });
     expect(run.status, run.stderr).toBe(0);
-    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { inPrimary: boolean; texts: string[] };
+    const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { inPrimary: boolean; texts: { from: number; text: string; inWorker: boolean }[]; ids: number[] };
     expect(out.inPrimary).toBe(false);
     expect(out.texts).toHaveLength(3);
-    for (const text of out.texts) {
-      expect(text).toMatch(/^requests_total 6$/m);
-      expect(text).toMatch(/^storage_up 0$/m);
-      expect(text).toMatch(/^lag_seconds 30$/m);
+    // Workers 3, 4 and 5 (cluster ids) have N = 1, 2, 3; worker 1 never offered its metrics and
+    // worker 2 asked and exited.
+    for (const { text, inWorker } of out.texts) {
+      expect(inWorker).toBe(true);
+      for (const [id, n] of [[3, 1], [4, 2], [5, 3]] as const) {
+        expect(text).toContain(`requests_total{worker="${id}"} ${n}\n`);
+        expect(text).toContain(`storage_up{worker="${id}"} ${n === 2 ? 0 : 1}\n`);
+        expect(text).toContain(`started_seconds{worker="${id}"} ${n}\n`);
+        expect(text).toContain(`took_seconds_count{worker="${id}"} 1\n`);
+        expect(text).toContain(`took_seconds_bucket{le="2",worker="${id}"} ${n <= 2 ? 1 : 0}\n`);
+      }
+      expect(text).not.toContain('worker="1"');
+      expect(text).not.toContain('worker="2"');
+      expect(text).toMatch(/^m2m_auth_cluster_workers 4$/m);
+      expect(text).toMatch(/^m2m_auth_cluster_workers_answered 3$/m);
     }
   });
 });

@@ -52,14 +52,16 @@ describe('serve --workers 2', () => {
     // The primary created the first key before forking: the workers did not each make one.
     expect(jwks.keys).toHaveLength(1);
 
-    // Every scrape, whichever worker takes it, counts the cluster's tokens; gauges are not summed.
+    // Every scrape, whichever worker takes it, has both workers' series, labelled by worker.
     for (let i = 0; i < 6; i++) {
       const scrape = await fetch(`${s.adminUrl}/metrics`, { headers: { connection: 'close' } });
       expect(scrape.status).toBe(200);
       const text = await scrape.text();
-      expect(text).toContain(`m2m_auth_tokens_issued_total{client_id="${client_id}"} 20\n`);
-      expect(text).toMatch(/^m2m_auth_signing_keys\{status="active"\} 1$/m);
-      expect(text).toMatch(/^m2m_auth_storage_up 1$/m);
+      const issued = [...text.matchAll(new RegExp(`^m2m_auth_tokens_issued_total\\{client_id="${client_id}",worker="(\\d+)"\\} (\\d+)$`, 'gm'))];
+      expect(issued.reduce((n, m) => n + Number(m[2]), 0)).toBe(20);
+      expect([...text.matchAll(/^m2m_auth_signing_keys\{status="active",worker="\d+"\} 1$/gm)]).toHaveLength(2);
+      expect([...text.matchAll(/^m2m_auth_storage_up\{worker="\d+"\} 1$/gm)]).toHaveLength(2);
+      expect(text).toMatch(/^m2m_auth_cluster_workers_answered 2$/m);
     }
 
     const code = await s.stop('SIGTERM');
