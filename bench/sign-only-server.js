@@ -13,7 +13,7 @@
 import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
-import { afterReads, beforeWrites } from '../dist/http/batch.js';
+import { afterReads, beforeWrites, connectionAccepted } from '../dist/http/batch.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } } });
 
@@ -33,6 +33,9 @@ const HEADERS = Object.freeze({ 'cache-control': 'no-store', pragma: 'no-cache',
 const app = Fastify({ logger: false });
 app.removeAllContentTypeParsers();
 app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+// As m2m-auth's listener does: smaller batches in turns that accept a connection.
+app.server.on('connection', connectionAccepted);
 
 let issuer = '';
 

@@ -22,6 +22,7 @@ import {
   type AuthServer,
   type StubServer,
 } from './helpers.js';
+import { retryAfterMs } from '../../src/sdk/client/retry.js';
 
 const TOKEN_PATH = '/oauth2/token';
 const FAST_RETRY = { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 };
@@ -192,6 +193,20 @@ describe('refresh ahead of expiry (one clock for the server and the provider)', 
   });
 });
 
+describe('Retry-After (RFC 9110 §10.2.3)', () => {
+  const now = Date.parse('Sun, 06 Nov 1994 08:49:37 GMT');
+  it('reads delay-seconds and an IMF-fixdate, and nothing else', () => {
+    expect(retryAfterMs('120', now)).toBe(120_000);
+    expect(retryAfterMs(' 0 ', now)).toBe(0);
+    expect(retryAfterMs('Sun, 06 Nov 1994 08:50:07 GMT', now)).toBe(30_000);
+    expect(retryAfterMs('Sun, 06 Nov 1994 08:00:00 GMT', now)).toBe(0);
+    for (const garbage of ['1.5', '-1', 'soon 1', '', 'Sunday, 06-Nov-94 08:49:37 GMT', '1994-11-06T08:50:07Z', '99999999999']) {
+      expect(retryAfterMs(garbage, now), garbage).toBeUndefined();
+    }
+    expect(retryAfterMs(null, now)).toBeUndefined();
+  });
+});
+
 describe('retries', () => {
   let s: AuthServer;
   let billing: { clientId: string; clientSecret: string };
@@ -278,6 +293,15 @@ describe('retries', () => {
     const err = await expectRejection(provider.getToken(), TokenRequestError);
     expect([err.status, err.error, err.transient, err.retryAfterMs]).toEqual([429, 'temporarily_unavailable', true, 60_000]);
     expect(tokenAttempts(from)).toBe(1);
+  });
+
+  it('retries a 429 without Retry-After with its usual backoff', async () => {
+    const from = s.proxy!.seen.length;
+    let limited = 0;
+    s.proxy!.behave = ({ url }) => (url === TOKEN_PATH && limited++ < 2 ? { status: 429, body: { error: 'temporarily_unavailable' } } : 'forward');
+    const provider = createTokenProvider({ issuer: s.issuer, ...billing, retry: FAST_RETRY });
+    expect(decodePart(await provider.getToken(), 1).client_id).toBe(billing.clientId);
+    expect(tokenAttempts(from)).toBe(3);
   });
 
   it('rides out the server\'s own per-client rate limit', async () => {

@@ -52,11 +52,18 @@ export async function withRetry<T>(
   }
 }
 
-/** RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date, as milliseconds from `now`; undefined when absent or unreadable. */
+/** RFC 9110 §5.6.7 IMF-fixdate, the HTTP-date a server sends: `Sun, 06 Nov 1994 08:49:37 GMT`. */
+const IMF_FIXDATE = /^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
+/**
+ * RFC 9110 §10.2.3 Retry-After: delay-seconds or an HTTP-date, as milliseconds from `now`;
+ * undefined when absent or not one of the two (a server that sends something else asked nothing).
+ */
 export function retryAfterMs(header: string | null, now: number): number | undefined {
   if (header === null) return undefined;
   const value = header.trim();
-  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  if (/^\d{1,9}$/.test(value)) return Number(value) * 1000;
+  if (!IMF_FIXDATE.test(value)) return undefined;
   const at = Date.parse(value);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

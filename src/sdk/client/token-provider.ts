@@ -200,7 +200,7 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
       throw new TokenRequestError(typeof error === 'string' && error !== '' ? error : res.status >= 500 ? 'server_error' : 'invalid_response', {
         status: res.status,
         error_description: typeof description === 'string' ? description : undefined,
-        retryAfterMs: retryAfterMs(res.headers.get('retry-after'), Date.now()),
+        retryAfterMs: retryAfterMs(res.headers.get('retry-after'), now()),
       });
     }
     const accessToken = member(json, 'access_token');
