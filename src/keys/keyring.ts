@@ -405,9 +405,9 @@ export class KeyRing {
 
     const expired = records.filter((r) => r.expiresAt !== null && r.expiresAt <= now);
     // The storage sweep leaves keys alone, so every deletion is announced here; of several
-    // instances racing to delete the same keys, the one whose delete removed them announces them.
-    if (expired.length > 0 && (await this.#store.deleteExpiredKeys(now)) > 0) {
-      for (const r of expired) this.#events.emit('key.deleted', { kid: r.kid });
+    // instances racing to delete the same keys, each announces the ones its own delete removed.
+    if (expired.length > 0) {
+      for (const kid of await this.#store.deleteExpiredKeys(now)) this.#events.emit('key.deleted', { kid });
     }
 
     // Load every new key first, so that a key that fails to decrypt leaves the ring as it was.

@@ -125,8 +125,8 @@ export interface KeyStore {
   insertKeyIfNoneSince(key: SigningKeyRecord, since: number): Promise<boolean>;
   /** Marks a key retired; false when the key does not exist. */
   retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean>;
-  /** Deletes keys whose expiresAt is at or before `now`; returns how many. */
-  deleteExpiredKeys(now: number): Promise<number>;
+  /** Deletes keys whose expiresAt is at or before `now`; returns the kids this call deleted. */
+  deleteExpiredKeys(now: number): Promise<string[]>;
 }
 
 export interface RevocationRecord {

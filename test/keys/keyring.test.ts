@@ -47,15 +47,15 @@ class MemoryKeyStore implements KeyStore {
     row.expiresAt = expiresAt;
     return true;
   }
-  async deleteExpiredKeys(now: number): Promise<number> {
-    let n = 0;
+  async deleteExpiredKeys(now: number): Promise<string[]> {
+    const deleted: string[] = [];
     for (const [kid, row] of this.rows) {
       if (row.expiresAt !== null && row.expiresAt <= now) {
         this.rows.delete(kid);
-        n++;
+        deleted.push(kid);
       }
     }
-    return n;
+    return deleted;
   }
 }
 
@@ -431,6 +431,41 @@ describe('deleting expired keys', () => {
     await ringA.refresh();
     expect(a.seen).toEqual([]);
     expect(ringA.list().map((k) => k.kid)).toEqual([created.kid]);
+  });
+});
+
+describe('deleting expired keys, with clocks apart', () => {
+  it('each ring announces exactly the keys its own delete removed', async () => {
+    const a = harness();
+    const b = harness({ kek: a.opts.kek }, a.store);
+    let heldList: Awaited<ReturnType<MemoryKeyStore['listKeys']>> | undefined;
+    const viewOfA = Object.create(a.store) as MemoryKeyStore;
+    viewOfA.listKeys = async () => heldList ?? a.store.listKeys();
+    const ringA = await KeyRing.open(viewOfA, a.opts);
+    const k0 = ringA.sign(claims(T0)).kid;
+    // Two rotations: k0 retires when k1 activates, k1 when k2 does; k0 expires first.
+    const k1 = await ringA.rotate();
+    a.clock.now = k1.activatesAt;
+    await ringA.refresh();
+    const k2 = await ringA.rotate();
+    a.clock.now = k2.activatesAt;
+    await ringA.refresh();
+    const k0Expires = k1.activatesAt + MAX_TTL + CLOCK_SKEW_MS;
+    const k1Expires = k2.activatesAt + MAX_TTL + CLOCK_SKEW_MS;
+    b.clock.now = a.clock.now;
+    const ringB = await KeyRing.open(b.store, b.opts);
+
+    // A lists both as expired; B, whose clock is behind, deletes only k0 before A deletes.
+    a.clock.now = k1Expires;
+    b.clock.now = k0Expires;
+    heldList = await a.store.listKeys();
+    a.seen.length = 0;
+    b.seen.length = 0;
+    await ringB.refresh();
+    await ringA.refresh();
+    expect(b.seen).toEqual([{ name: 'key.deleted', payload: { kid: k0 } }]);
+    expect(a.seen).toEqual([{ name: 'key.deleted', payload: { kid: k1.kid } }]);
+    expect([...a.store.rows.keys()]).toEqual([k2.kid]);
   });
 });
 

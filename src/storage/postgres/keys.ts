@@ -54,7 +54,7 @@ function insertParams(key: SigningKeyRecord): unknown[] {
   ];
 }
 // A null expires_at never compares <= now, so unretired keys stay.
-const DELETE_EXPIRED_KEYS = 'DELETE FROM signing_keys WHERE expires_at <= $1';
+const DELETE_EXPIRED_KEYS = 'DELETE FROM signing_keys WHERE expires_at <= $1 RETURNING kid';
 
 export class PostgresKeyStore implements KeyStore {
   constructor(private readonly db: pg.Pool) {}
@@ -82,7 +82,7 @@ export class PostgresKeyStore implements KeyStore {
     return (await this.db.query(RETIRE, [kid, retiredAt, expiresAt])).rowCount === 1;
   }
 
-  async deleteExpiredKeys(now: number): Promise<number> {
-    return (await this.db.query(DELETE_EXPIRED_KEYS, [now])).rowCount ?? 0;
+  async deleteExpiredKeys(now: number): Promise<string[]> {
+    return (await this.db.query<{ kid: string }>(DELETE_EXPIRED_KEYS, [now])).rows.map((r) => r.kid);
   }
 }

@@ -38,7 +38,7 @@ function prepareStatements(db: Database) {
     retire: db.prepare<[number, number, string]>(
       'UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE kid = ?',
     ),
-    deleteExpired: db.prepare<[number]>('DELETE FROM signing_keys WHERE expires_at <= ?'),
+    deleteExpired: db.prepare<[number], { kid: string }>('DELETE FROM signing_keys WHERE expires_at <= ? RETURNING kid'),
     newerThan: db.prepare<[number], { found: number }>('SELECT 1 AS found FROM signing_keys WHERE created_at > ? LIMIT 1'),
   };
 }
@@ -94,7 +94,7 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   /** A null expires_at never compares <= now, so unretired keys stay. */
-  async deleteExpiredKeys(now: number): Promise<number> {
-    return this.statements().deleteExpired.run(now).changes;
+  async deleteExpiredKeys(now: number): Promise<string[]> {
+    return this.statements().deleteExpired.all(now).map((r) => r.kid);
   }
 }
