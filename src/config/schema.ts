@@ -137,7 +137,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   }),
   k({
     key: 'bodyLimit', env: 'M2M_AUTH_BODY_LIMIT', flag: '--body-limit', kind: 'int', min: 1024, max: 1048576, default: 65536,
-    description: 'Largest request body in bytes; larger bodies get 413.',
+    description: 'Largest request body in bytes; larger bodies get 413. Below about 17,000, introspection and revocation of the longest tokens (16,384 characters) get 413 too.',
   }),
   k({
     key: 'tokenRateLimit', env: 'M2M_AUTH_TOKEN_RATE_LIMIT', flag: '--token-rate-limit', kind: 'int', min: 0, max: 1_000_000, default: 100,
