@@ -400,15 +400,22 @@ describe('KeyRing life cycle', () => {
 });
 
 describe('deleting expired keys', () => {
-  it('of two key rings on one store, the one whose refresh deletes an expired key announces it, once', async () => {
+  /**
+   * Two key rings on one store. Ring A reads the keys through a view that can be held at an
+   * earlier list (`view.held`), as an instance does that listed just before the other deleted.
+   */
+  async function twoRings() {
     const a = harness();
     const b = harness({ kek: a.opts.kek }, a.store);
-    // Ring A reads the keys through a view that can be held at an earlier list: it lists the
-    // expired key, as an instance does that listed just before the other one deleted it.
-    let heldList: Awaited<ReturnType<MemoryKeyStore['listKeys']>> | undefined;
+    const view: { held?: Awaited<ReturnType<MemoryKeyStore['listKeys']>> } = {};
     const viewOfA = Object.create(a.store) as MemoryKeyStore;
-    viewOfA.listKeys = async () => heldList ?? a.store.listKeys();
+    viewOfA.listKeys = async () => view.held ?? a.store.listKeys();
     const ringA = await KeyRing.open(viewOfA, a.opts);
+    return { a, b, ringA, view };
+  }
+
+  it('of two key rings on one store, the one whose refresh deletes an expired key announces it, once', async () => {
+    const { a, b, ringA, view } = await twoRings();
     const oldKid = ringA.sign(claims(T0)).kid;
     const created = await ringA.rotate();
     a.clock.now = created.activatesAt;
@@ -421,27 +428,20 @@ describe('deleting expired keys', () => {
     a.clock.now = b.clock.now = expiresAt;
     a.seen.length = 0;
     b.seen.length = 0;
-    heldList = await a.store.listKeys();
+    view.held = await a.store.listKeys();
     await ringB.refresh();
     await ringA.refresh();
     expect(a.store.rows.has(oldKid)).toBe(false);
     expect(b.seen).toEqual([{ name: 'key.deleted', payload: { kid: oldKid } }]);
     expect(a.seen).toEqual([]);
-    heldList = undefined;
+    delete view.held;
     await ringA.refresh();
     expect(a.seen).toEqual([]);
     expect(ringA.list().map((k) => k.kid)).toEqual([created.kid]);
   });
-});
 
-describe('deleting expired keys, with clocks apart', () => {
-  it('each ring announces exactly the keys its own delete removed', async () => {
-    const a = harness();
-    const b = harness({ kek: a.opts.kek }, a.store);
-    let heldList: Awaited<ReturnType<MemoryKeyStore['listKeys']>> | undefined;
-    const viewOfA = Object.create(a.store) as MemoryKeyStore;
-    viewOfA.listKeys = async () => heldList ?? a.store.listKeys();
-    const ringA = await KeyRing.open(viewOfA, a.opts);
+  it('with clocks apart, each ring announces exactly the keys its own delete removed', async () => {
+    const { a, b, ringA, view } = await twoRings();
     const k0 = ringA.sign(claims(T0)).kid;
     // Two rotations: k0 retires when k1 activates, k1 when k2 does; k0 expires first.
     const k1 = await ringA.rotate();
@@ -458,7 +458,7 @@ describe('deleting expired keys, with clocks apart', () => {
     // A lists both as expired; B, whose clock is behind, deletes only k0 before A deletes.
     a.clock.now = k1Expires;
     b.clock.now = k0Expires;
-    heldList = await a.store.listKeys();
+    view.held = await a.store.listKeys();
     a.seen.length = 0;
     b.seen.length = 0;
     await ringB.refresh();
