@@ -35,6 +35,35 @@ export function inClusterWorker(): boolean {
   return cluster.isWorker && typeof process.send === 'function';
 }
 
+function isMessage(message: Message | null, type: string): message is Message & { id: number } {
+  return message?.type === type && typeof message.id === 'number';
+}
+
+/** Where answers come from: a worker (seen from the primary), or the primary (`process`, seen from a worker). */
+interface MessageSource {
+  on(event: 'message' | 'exit', listener: (message: Message | null) => void): unknown;
+  off(event: 'message' | 'exit', listener: (message: Message | null) => void): unknown;
+}
+
+/** The message of `type` and `id` that `source` delivers next; undefined when it exits first or `timeoutMs` passes. */
+function answerOf(source: MessageSource, type: string, id: number, timeoutMs: number): Promise<Message | undefined> {
+  return new Promise((resolve) => {
+    const onMessage = (message: Message | null): void => {
+      if (isMessage(message, type) && message.id === id) done(message);
+    };
+    const onEnd = (): void => done(undefined);
+    const done = (message: Message | undefined): void => {
+      clearTimeout(timer);
+      source.off('message', onMessage);
+      source.off('exit', onEnd);
+      resolve(message);
+    };
+    const timer = setTimeout(onEnd, timeoutMs);
+    source.on('message', onMessage);
+    source.on('exit', onEnd);
+  });
+}
+
 /** Sends to a worker that may have exited meanwhile (a failed send is an 'error' event otherwise). */
 function sendTo(worker: Worker, message: Message): void {
   if (worker.isConnected()) worker.send(message, () => undefined);
@@ -43,24 +72,13 @@ function sendTo(worker: Worker, message: Message): void {
 /** Primary: answers the workers' requests for the cluster's metrics. */
 export function serveClusterMetrics(): void {
   const ready = new Set<Worker>();
-  const pending = new Map<number, (metrics: WorkerMetrics | undefined) => void>();
   let nextId = 0;
 
-  const collectFrom = (worker: Worker): Promise<WorkerMetrics | undefined> => {
+  const collectFrom = async (worker: Worker): Promise<WorkerMetrics | undefined> => {
     const id = nextId++;
-    return new Promise((resolve) => {
-      const done = (metrics: WorkerMetrics | undefined): void => {
-        clearTimeout(timer);
-        worker.off('exit', gone);
-        pending.delete(id);
-        resolve(metrics);
-      };
-      const gone = (): void => done(undefined);
-      const timer = setTimeout(gone, WORKER_TIMEOUT_MS);
-      worker.once('exit', gone);
-      pending.set(id, done);
-      sendTo(worker, { type: COLLECT, id });
-    });
+    const answer = answerOf(worker, COLLECTED, id, WORKER_TIMEOUT_MS);
+    sendTo(worker, { type: COLLECT, id });
+    return (await answer)?.metrics;
   };
 
   const render = async (): Promise<string> => {
@@ -70,19 +88,22 @@ export function serveClusterMetrics(): void {
     answers.forEach((metrics, i) => {
       if (metrics !== undefined) labelled.push(...withWorkerLabel(metrics, String(workers[i]!.id)));
     });
+    // Made per scrape, so that two scrapes at once cannot report each other's counts.
     const own = new Registry();
     new Gauge({ name: 'm2m_auth_cluster_workers', help: 'Worker processes running (serve --workers).', registers: [own] })
       .set(Object.keys(cluster.workers ?? {}).length);
-    new Gauge({ name: 'm2m_auth_cluster_workers_answered', help: 'Workers whose metrics are in this scrape (the others did not answer within 2 s).', registers: [own] })
-      .set(answers.filter((a) => a !== undefined).length);
+    new Gauge({
+      name: 'm2m_auth_cluster_workers_answered',
+      help: `Workers whose metrics are in this scrape (the others did not answer within ${WORKER_TIMEOUT_MS / 1000} s).`,
+      registers: [own],
+    }).set(answers.filter((a) => a !== undefined).length);
     return (await AggregatorRegistry.aggregate(labelled).metrics()) + (await own.metrics());
   };
 
   cluster.on('exit', (worker) => ready.delete(worker));
   cluster.on('message', (worker: Worker, message: Message | null) => {
     if (message?.type === READY) ready.add(worker);
-    else if (message?.type === COLLECTED && typeof message.id === 'number') pending.get(message.id)?.(message.metrics);
-    else if (message?.type === ASK && typeof message.id === 'number') {
+    else if (isMessage(message, ASK)) {
       const id = message.id;
       render().then(
         (text) => sendTo(worker, { type: ANSWER, id, text }),
@@ -112,7 +133,7 @@ function withWorkerLabel(metrics: WorkerMetrics, worker: string): WorkerMetrics 
  */
 export function offerWorkerMetrics(registries: Registry[]): () => void {
   const onMessage = (message: Message | null): void => {
-    if (message?.type !== COLLECT || typeof message.id !== 'number') return;
+    if (!isMessage(message, COLLECT)) return;
     const id = message.id;
     Promise.all(registries.map((r) => r.getMetricsAsJSON())).then(
       (metrics) => process.send?.({ type: COLLECTED, id, metrics } satisfies Message),
@@ -127,24 +148,12 @@ export function offerWorkerMetrics(registries: Registry[]): () => void {
 let nextAsk = 0;
 
 /** Worker: the cluster's metrics, from the primary; rejects when it does not answer in time. */
-export function clusterMetricsText(): Promise<string> {
+export async function clusterMetricsText(): Promise<string> {
   const id = nextAsk++;
-  return new Promise<string>((resolve, reject) => {
-    const onMessage = (message: Message | null): void => {
-      if (message?.type !== ANSWER || message.id !== id) return;
-      done();
-      if (typeof message.text === 'string') resolve(message.text);
-      else reject(new Error(`the primary could not collect the workers' metrics: ${message.error ?? 'no answer'}`));
-    };
-    const timer = setTimeout(() => {
-      done();
-      reject(new Error(`the primary did not answer within ${PRIMARY_TIMEOUT_MS} ms`));
-    }, PRIMARY_TIMEOUT_MS);
-    const done = (): void => {
-      clearTimeout(timer);
-      process.off('message', onMessage);
-    };
-    process.on('message', onMessage);
-    process.send!({ type: ASK, id } satisfies Message);
-  });
+  const answer = answerOf(process as MessageSource, ANSWER, id, PRIMARY_TIMEOUT_MS);
+  process.send!({ type: ASK, id } satisfies Message);
+  const message = await answer;
+  if (message === undefined) throw new Error(`the primary did not answer within ${PRIMARY_TIMEOUT_MS} ms`);
+  if (typeof message.text !== 'string') throw new Error(`the primary could not collect the workers' metrics: ${message.error ?? 'no answer'}`);
+  return message.text;
 }
