@@ -43,6 +43,22 @@ export function sha256(value: string): Buffer {
   return oneShot ? oneShot('sha256', value, 'buffer') : createHash('sha256').update(value, 'utf8').digest();
 }
 
+/** True when `a` and `b` hold the same bytes, compared in constant time (only a length mismatch answers early). */
+export function sameBytes(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * `value`'s bytes (UTF-8 for a string) in memory of their own, for keeping: a small Buffer.from()
+ * or a slice of a socket read shares an 8 KiB pool slab, which it would keep alive.
+ */
+export function ownCopy(value: Buffer | string): Buffer {
+  const bytes = Buffer.allocUnsafeSlow(typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length);
+  if (typeof value === 'string') bytes.write(value, 'utf8');
+  else value.copy(bytes);
+  return bytes;
+}
+
 const DUMMY_DIGEST = Buffer.alloc(32);
 
 /** Stored digests decoded once per secret record (the registry replaces records on every change). */
@@ -72,7 +88,7 @@ export function matchClientSecret(client: ClientRecord | undefined, presented: s
   for (const s of client.secrets) {
     const stored = storedDigest(s);
     const live = s.expiresAt === null || s.expiresAt > now;
-    if (stored.length === presentedDigest.length && timingSafeEqual(presentedDigest, stored) && live) matched = s;
+    if (sameBytes(presentedDigest, stored) && live) matched = s;
   }
   return matched;
 }

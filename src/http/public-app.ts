@@ -2,13 +2,13 @@
 // protocol lives in src/oauth; this file turns HTTP requests into OAuthRequests and back, in
 // batches per event-loop turn (src/http/batch.ts), and writes the request log line.
 
-import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, OAuthError } from '../oauth/errors.js';
 import { parseForm, type FormParams } from '../oauth/request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../oauth/request/context.js';
 import { errorClientId } from '../oauth/client-auth/authenticate.js';
+import { ownCopy, sameBytes } from '../clients/secrets.js';
 import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
 import { asUnavailable } from '../cluster/availability.js';
 import type { EventBus } from '../observability/events.js';
@@ -78,17 +78,15 @@ const CREDENTIAL_PARAMS = ['client_secret', 'client_assertion', 'token'] as cons
  * The parameters of a form body. A client sends the same body on every request of a keep-alive
  * connection, so the last one of each connection is kept with its parse (when it is short and
  * carries no credential or token), and a body equal to it gets the same, unmodified params. The
- * comparison takes constant time (a new body may carry a secret).
+ * comparison takes constant time (a new body may carry a secret). Without a connection, just the parse.
  */
-function formParams(connection: object, body: Buffer): FormParams {
+function formParams(connection: object | undefined, body: Buffer): FormParams {
+  if (connection === undefined) return parseForm(body);
   const last = lastForms.get(connection);
-  if (last !== undefined && last.body.length === body.length && timingSafeEqual(last.body, body)) return last.params;
+  if (last !== undefined && sameBytes(last.body, body)) return last.params;
   const params = parseForm(body);
   if (body.length <= MAX_REMEMBERED_BODY && !CREDENTIAL_PARAMS.some((name) => params.has(name))) {
-    // A copy of its own: a slice of a pooled buffer would keep the whole pool slab alive.
-    const copy = Buffer.allocUnsafeSlow(body.length);
-    body.copy(copy);
-    lastForms.set(connection, { body: copy, params });
+    lastForms.set(connection, { body: ownCopy(body), params });
   } else if (last !== undefined) {
     lastForms.delete(connection);
   }
@@ -111,7 +109,7 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
   const body = request.body;
   const connection = connectionOf(request);
   return {
-    params: !Buffer.isBuffer(body) ? parseForm('') : connection === undefined ? parseForm(body) : formParams(connection, body),
+    params: Buffer.isBuffer(body) ? formParams(connection, body) : parseForm(''),
     authorization: request.headers.authorization,
     ip: request.ip,
     requestId: request.id,

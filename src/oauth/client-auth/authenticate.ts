@@ -2,12 +2,11 @@
 // RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
 
 import { OAuthError } from '../errors.js';
-import { timingSafeEqual } from 'node:crypto';
 import { param } from '../request/form.js';
 import type { OAuthRequest } from '../request/context.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, CLIENT_ASSERTION_TYPE, verifyClientAssertion } from './private-key-jwt.js';
-import { hasIssuedClientIdShape, matchClientSecret } from '../../clients/secrets.js';
+import { hasIssuedClientIdShape, matchClientSecret, ownCopy, sameBytes } from '../../clients/secrets.js';
 import type { ClientRecord, ClientSecretRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
 
 /** Where clients come from: the registry's cache in production, anything with get() in tests. */
@@ -94,16 +93,7 @@ const MAX_REMEMBERED_HEADER = 512;
 
 /** True when `header` is the remembered one, compared in constant time (the length is not secret). */
 function sameHeader(memo: BasicMemo, header: string): boolean {
-  if (header.length > MAX_REMEMBERED_HEADER) return false;
-  const bytes = Buffer.from(header, 'utf8');
-  return bytes.length === memo.header.length && timingSafeEqual(bytes, memo.header);
-}
-
-/** A copy in memory of its own: a small Buffer.from() shares an 8 KiB pool slab that it would keep alive. */
-function unpooledUtf8(value: string): Buffer {
-  const bytes = Buffer.allocUnsafeSlow(Buffer.byteLength(value, 'utf8'));
-  bytes.write(value, 'utf8');
-  return bytes;
+  return header.length <= MAX_REMEMBERED_HEADER && sameBytes(Buffer.from(header, 'utf8'), memo.header);
 }
 
 interface CheckedSecret {
@@ -209,7 +199,7 @@ export class ClientAuthenticator {
   /** Remembers what `connection` proved with this Basic header (a short one: a longer header is checked every time). */
   #rememberBasic(connection: object | undefined, authorization: string, checked: CheckedSecret): AuthenticatedClient {
     if (connection !== undefined && authorization.length <= MAX_REMEMBERED_HEADER) {
-      this.#basicMemos.set(connection, { header: unpooledUtf8(authorization), client: checked.client, expiresAt: checked.secret.expiresAt });
+      this.#basicMemos.set(connection, { header: ownCopy(authorization), client: checked.client, expiresAt: checked.secret.expiresAt });
     }
     return { client: checked.client, method: 'client_secret_basic' };
   }

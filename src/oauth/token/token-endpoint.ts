@@ -69,14 +69,13 @@ export interface TokenOutcome {
   clientId?: string;
 }
 
-
 export class TokenEndpoint {
   readonly #o: TokenEndpointOptions;
   readonly #now: () => number;
   /** JSON [clientId, scope, audience] -> token; insertion order is recency order (LRU). */
   readonly #reusable = new Map<string, ReusableToken>();
   /** The last grant answer per params object (see #grant). */
-  readonly #granted = new WeakMap<FormParams, { client: ClientRecord; grant: Grant; result: GrantResult }>();
+  readonly #granted = new WeakMap<FormParams, { client: ClientRecord; result: GrantResult }>();
 
   constructor(options: TokenEndpointOptions) {
     this.#o = options;
@@ -109,14 +108,15 @@ export class TokenEndpoint {
    */
   #grant(grant: Grant, client: ClientRecord, params: FormParams): GrantResult {
     const last = this.#granted.get(params);
-    if (last !== undefined && last.client === client && last.grant === grant) return last.result;
+    // The same params object means the same grant_type, so the same grant.
+    if (last !== undefined && last.client === client) return last.result;
     let result: GrantResult;
     try {
       result = grant({ client, params });
     } catch (err) {
       throw withClientId(err, client.clientId);
     }
-    this.#granted.set(params, { client, grant, result });
+    this.#granted.set(params, { client, result });
     return result;
   }
 
