@@ -14,6 +14,7 @@ import { generateKeyPairSync, randomBytes, randomUUID, sign } from 'node:crypto'
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import { afterReads, beforeWrites, connectionAccepted } from '../dist/http/batch.js';
+import { JSON_NO_STORE } from '../dist/oauth/request/context.js';
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }, host: { type: 'string', default: '127.0.0.1' } } });
 
@@ -27,8 +28,6 @@ const kid = randomBytes(16).toString('base64url');
 const signOptions = { key: privateKey, dsaEncoding: 'ieee-p1363' };
 const header = Buffer.from(JSON.stringify({ alg: 'ES256', typ: 'at+jwt', kid })).toString('base64url');
 const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid, alg: 'ES256', use: 'sig' }] });
-
-const HEADERS = Object.freeze({ 'cache-control': 'no-store', pragma: 'no-cache', 'content-type': 'application/json; charset=utf-8' });
 
 const app = Fastify({ logger: false });
 app.removeAllContentTypeParsers();
@@ -48,7 +47,7 @@ app.post('/token', async (_request, reply) => {
   const body = `{"access_token":"${token}","token_type":"Bearer","expires_in":${TTL},"scope":"${SCOPE}"}`;
   const writes = beforeWrites();
   if (writes) await writes;
-  return reply.headers(HEADERS).send(body);
+  return reply.headers(JSON_NO_STORE).send(body);
 });
 app.get('/.well-known/openid-configuration', async () => ({ issuer, jwks_uri: `${issuer}/jwks`, token_endpoint: `${issuer}/token` }));
 app.get('/jwks', async (_request, reply) => reply.header('content-type', 'application/json').send(jwks));

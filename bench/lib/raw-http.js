@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 const HEADER_END = Buffer.from('\r\n\r\n');
 
 /** The bytes of one POST with a form body; sent as is for every request. */
-export function formPost(target, { close = false } = {}) {
+export function formPost(target) {
   const url = new URL(target.url);
   const body = Buffer.from(target.body, 'utf8');
   const head = [
@@ -19,7 +19,6 @@ export function formPost(target, { close = false } = {}) {
     'Content-Type: application/x-www-form-urlencoded',
     `Content-Length: ${body.length}`,
     ...(target.authorization ? [`Authorization: ${target.authorization}`] : []),
-    ...(close ? ['Connection: close'] : []),
     '',
     '',
   ].join('\r\n');

@@ -1,11 +1,10 @@
 // The benchmark scripts run and print what BENCHMARKS.md promises. No timing assertions:
 // benchmarks are not timed tests, and these run on busy CI machines.
 
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +12,8 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { checkTarget, floorRate, formatBytes, formatDuration, formatRate, table } from '../../bench/lib/report.js';
 import { parseWrkDuration, parseWrkOutput } from '../../bench/lib/wrk.js';
 import { ensureBuilt } from '../helpers/process.js';
+// @ts-expect-error plain JavaScript without types
+import { firstJsonLine, startNode, stop } from '../../bench/lib/processes.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -181,10 +182,9 @@ describe('load generators against a local server', () => {
 describe('bench/sign-only-server.js', () => {
   it('answers every POST with an RFC 9068 ES256 access token that its JWKS verifies', async () => {
     ensureBuilt();
-    const proc = spawn(process.execPath, ['bench/sign-only-server.js'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const proc = startNode([join(ROOT, 'bench/sign-only-server.js')], { cwd: ROOT });
     try {
-      const [line] = (await once(createInterface({ input: proc.stdout! }), 'line')) as [string];
-      const { url, issuer } = JSON.parse(line) as { url: string; issuer: string };
+      const { url, issuer } = (await firstJsonLine(proc)) as { url: string; issuer: string };
       const res = await fetch(`${url}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials' });
       expect(res.status).toBe(200);
       expect(res.headers.get('cache-control')).toBe('no-store');
@@ -194,8 +194,7 @@ describe('bench/sign-only-server.js', () => {
       const { payload } = await jwtVerify(body.access_token, jwks, { issuer, audience: 'https://orders.example.com', typ: 'at+jwt', algorithms: ['ES256'] });
       expect(Object.keys(payload).sort()).toEqual(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'scope', 'sub']);
     } finally {
-      proc.kill('SIGTERM');
-      await once(proc, 'exit');
+      await stop(proc);
     }
   }, 30_000);
 });
