@@ -16,9 +16,9 @@ const COLLECTED = 'm2m-auth:metrics-collected';
 const READY = 'm2m-auth:metrics-ready';
 
 /** How long the primary waits for each worker; one that does not answer is left out of the scrape. */
-const WORKER_TIMEOUT_MS = 2_000;
-/** How long a worker waits for the primary's answer. */
-const PRIMARY_TIMEOUT_MS = 5_000;
+const WORKER_TIMEOUT_MS = 4_000;
+/** How long a worker waits for the primary's answer: within Prometheus's default scrape timeout of 10 s. */
+const PRIMARY_TIMEOUT_MS = 8_000;
 
 type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[][];
 
