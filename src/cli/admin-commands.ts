@@ -7,7 +7,7 @@ import type { KeyWire } from '../admin/key-wire.js';
 import type { ClientWire, ClientWireWithSecret } from '../clients/wire.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS } from '../storage/types.js';
 import { adminRequest, CliError, resolveAdminTarget, type AdminConnectionOptions } from './admin-client.js';
-import { clientDetails, clientsTable, isoTime, keysTable, SECRET_WARNING, table, type Output } from './output.js';
+import { clientDetails, clientsTable, isoTime, keysTable, keyValueLines, SECRET_WARNING, type Output } from './output.js';
 
 interface CommonFlags extends AdminConnectionOptions {
   json?: boolean;
@@ -221,7 +221,7 @@ export function clientsCommand(io: Output): Command {
       const body = res.body as ClientWireWithSecret & { previous_secret_expires_at: number | null };
       if (flags.json) printJson(io, body);
       else {
-        io.out(table(['FIELD', 'VALUE'], [['client_id', body.client_id], ['client_secret', body.client_secret]]).slice(1).join('\n'));
+        io.out(keyValueLines([['client_id', body.client_id], ['client_secret', body.client_secret]]).join('\n'));
         io.out(body.previous_secret_expires_at === null
           ? 'There was no previous secret.'
           : `The previous secret works until ${isoTime(body.previous_secret_expires_at)}.`);

@@ -61,6 +61,11 @@ export function clientDetails(c: ClientWire & { client_secret?: string }): strin
     ['updated_at', isoTime(c.updated_at)],
   ];
   if (c.client_secret !== undefined) rows.splice(1, 0, ['client_secret', c.client_secret]);
+  return keyValueLines(rows);
+}
+
+/** Key/value pairs as aligned lines, without a header row. */
+export function keyValueLines(rows: Array<[string, string]>): string[] {
   return table(['FIELD', 'VALUE'], rows).slice(1);
 }
 

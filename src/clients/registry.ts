@@ -212,6 +212,11 @@ function parseRateLimit(v: unknown): number {
   return v;
 }
 
+function parseBoolean(field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') invalid(field, `${field} must be true or false, got ${describe(v)}`);
+  return v;
+}
+
 function parseMethod(v: unknown): TokenEndpointAuthMethod {
   if (typeof v !== 'string' || !(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(v)) {
     invalid('token_endpoint_auth_method', `token_endpoint_auth_method must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(', ')}`);
@@ -544,14 +549,8 @@ export class ClientRegistry {
     if (has('jwks')) out.jwks = input.jwks === null ? null : parseJwks(input.jwks);
     if (has('access_token_ttl')) out.accessTokenTtl = input.access_token_ttl === null ? null : this.#parseTtl(input.access_token_ttl);
     if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
-    if (has('token_reuse')) {
-      if (typeof input.token_reuse !== 'boolean') invalid('token_reuse', `token_reuse must be true or false, got ${describe(input.token_reuse)}`);
-      out.tokenReuse = input.token_reuse;
-    }
-    if (has('disabled')) {
-      if (typeof input.disabled !== 'boolean') invalid('disabled', `disabled must be true or false, got ${describe(input.disabled)}`);
-      out.disabled = input.disabled;
-    }
+    if (has('token_reuse')) out.tokenReuse = parseBoolean('token_reuse', input.token_reuse);
+    if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
     return out;
   }
 

@@ -38,7 +38,7 @@ export async function withRetry<T>(
   policy: RetryPolicy,
   isTransient: (err: unknown) => boolean,
   fn: () => Promise<T>,
-  askedWait: (err: unknown) => number | undefined = () => undefined,
+  askedWait: (err: unknown) => number | undefined,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
