@@ -35,7 +35,7 @@ interface TokenProviderCommonOptions {
   clockSkew?: number;
   /** Timeout of one HTTP request (default 10000 ms). */
   timeoutMs?: number;
-  /** Retries on network errors and 5xx answers; never on a 4xx. */
+  /** Retries on network errors, 5xx answers and 429 (after its Retry-After); never on another 4xx. */
   retry?: RetryOptions;
   /** Clock in epoch ms (default Date.now). */
   now?: () => number;
