@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { KeyWire } from '../admin/key-wire.js';
 import type { ClientWire, ClientWireWithSecret } from '../clients/wire.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS } from '../storage/types.js';
+import { perSecond, trueOrFalse, wholeSeconds } from './flags.js';
 import { adminRequest, CliError, resolveAdminTarget, type AdminConnectionOptions } from './admin-client.js';
 import { clientDetails, clientsTable, isoTime, keysTable, keyValueLines, SECRET_WARNING, type Output } from './output.js';
 
@@ -35,24 +36,6 @@ interface MetadataFlags extends CommonFlags {
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
-}
-
-function trueOrFalse(value: string): boolean {
-  const v = value.trim().toLowerCase();
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw new InvalidArgumentError('Expected true or false.');
-}
-
-function perSecond(value: string): number {
-  const v = value.trim();
-  if (!/^\d+(\.\d+)?$/.test(v)) throw new InvalidArgumentError('Expected a number of requests a second, 0 for no limit.');
-  return Number(v);
-}
-
-function wholeSeconds(value: string): number {
-  if (!/^\d{1,9}$/.test(value.trim())) throw new InvalidArgumentError('Expected a whole number of seconds.');
-  return Number(value.trim());
 }
 
 function withConnection(cmd: Command): Command {

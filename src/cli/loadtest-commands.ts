@@ -1,10 +1,11 @@
 // `m2m-auth loadtest` (concurrent clients against a server, every answer checked) and
 // `m2m-auth profile` (the load test against an in-process server, with a report folder).
 
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../storage/types.js';
 import { CliError, resolveAdminTarget } from './admin-client.js';
 import type { Output } from './output.js';
+import { wholeNumber } from './flags.js';
 
 interface LoadFlags {
   clients: number;
@@ -31,15 +32,6 @@ interface LoadtestFlags extends LoadFlags {
 interface ProfileFlags extends LoadFlags {
   out?: string;
   cpuInterval: number;
-}
-
-function wholeNumber(min: number, max: number): (value: string) => number {
-  return (value) => {
-    if (!/^\d{1,9}$/.test(value.trim())) throw new InvalidArgumentError(`Expected a whole number from ${min} to ${max}.`);
-    const n = Number(value.trim());
-    if (n < min || n > max) throw new InvalidArgumentError(`Expected a whole number from ${min} to ${max}.`);
-    return n;
-  };
 }
 
 function withLoadOptions(cmd: Command): Command {
