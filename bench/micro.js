@@ -20,6 +20,8 @@ import { verifyClientSecret } from '../dist/clients/secrets.js';
 import { ClientRegistry } from '../dist/clients/registry.js';
 import { openStorage } from '../dist/storage/open.js';
 import { EventBus } from '../dist/observability/events.js';
+import { Limits } from '../dist/ratelimit/limits.js';
+import pino from 'pino';
 import { ALGS, rawCrypto } from './lib/crypto-floor.js';
 import { measureAsync, measureSync, measureSyncInterleaved } from './lib/measure.js';
 import { formatDuration, formatRate, formatRatio, table } from './lib/report.js';
@@ -119,6 +121,13 @@ async function main() {
       { of: rawSign, label: 'raw sign', share: true },
     );
     add('parseForm (token request body)', measureSync(() => parseForm(body), opts), { of: rawSign, label: 'raw sign', share: true });
+    // The per-process rate limit of a client already tracked (the token endpoint's check), at a rate
+    // no loop reaches, so that every check is allowed: a clock read, a Map lookup and a few flops.
+    const limits = new Limits(
+      { tokenRateLimit: 1e9, introspectionRateLimit: 0, rateLimitBurst: 1, authFailuresPerAddress: 0, authFailuresPerClient: 0, authFailureWindow: 60, redisUrl: undefined, redisKeyPrefix: '' },
+      { logger: pino({ level: 'silent' }) },
+    );
+    add('rate limit check (Limits.tokenRequest)', measureSync(() => limits.tokenRequest(client), opts), { of: rawSign, label: 'raw sign', share: true });
     // For scale: the SHA-256 inside verifyClientSecret alone.
     add('sha256 of a client secret (for scale)', measureSync(() => createHash('sha256').update(clientSecret).digest(), opts), {
       of: rawSign, label: 'raw sign', share: true,

@@ -1,7 +1,6 @@
-// The per-process limiters: GCRA arithmetic, fixed failure windows, bounded memory, and the cost
-// of the token endpoint's check (no allocation for a tracked client, well under a microsecond).
+// The per-process limiters: GCRA arithmetic, fixed failure windows and bounded memory. The cost of
+// the token endpoint's check is a benchmark line (npm run bench), not a timed test.
 
-import { PerformanceObserver, constants } from 'node:perf_hooks';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { LocalFailureCounter, LocalRateLimiter } from '../../src/ratelimit/local.js';
@@ -134,37 +133,5 @@ describe('Limits', () => {
     expect(limits.sweep()).toBe(0);
     now += 60_000;
     expect(limits.sweep()).toBe(4);
-  });
-
-  it('checks a tracked client in well under a microsecond, allocating nothing', async () => {
-    const limits = new Limits(CONFIG, { logger: pino({ level: 'silent' }), now: () => T0 });
-    const c = client('cl_hotpath0123456789');
-    const custom = client('cl_hotpath_custom', 500_000);
-    const check = (n: number, who: ClientRecord): number => {
-      const start = process.hrtime.bigint();
-      for (let i = 0; i < n; i++) limits.tokenRequest(who);
-      return Number(process.hrtime.bigint() - start) / n;
-    };
-    let minor = 0;
-    const observer = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) minor++;
-    });
-    observer.observe({ entryTypes: ['gc'] });
-    // Rounds of 2 M checks each: the best round shows the optimised code (under load the JIT may
-    // be late for the first ones). Boxing one number per check would be 32 MB a round, so several
-    // scavenges in every round; the optimised check allocates nothing at all.
-    const rounds: Array<{ ns: number; nsCustom: number; scavenges: number }> = [];
-    for (let r = 0; r < 6; r++) {
-      const before = minor;
-      const ns = check(2_000_000, c);
-      const nsCustom = check(2_000_000, custom);
-      for (let i = 0; i < 1_000_000; i++) limits.authThrottle.check('cl_hotpath0123456789', '192.0.2.77');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      rounds.push({ ns, nsCustom, scavenges: minor - before });
-    }
-    observer.disconnect();
-    expect(Math.min(...rounds.map((r) => r.ns))).toBeLessThan(1000);
-    expect(Math.min(...rounds.map((r) => r.nsCustom))).toBeLessThan(1000);
-    expect(Math.min(...rounds.map((r) => r.scavenges)), JSON.stringify(rounds)).toBe(0);
   });
 });
