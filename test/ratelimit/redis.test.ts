@@ -158,10 +158,11 @@ describe('Redis unreachable', () => {
     expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
     const first = performance.now() - started;
     expect(first).toBeLessThan(1000);
-    // Cooling down: no more waiting on Redis.
+    // Cooling down: no more waiting on Redis. Five waits of the 100-ms command timeout would take
+    // 500 ms at least; the margin below that is for a loaded machine.
     started = performance.now();
     for (let i = 0; i < 5; i++) await t.token(c.clientId, c.clientSecret);
-    expect(performance.now() - started).toBeLessThan(250);
+    expect(performance.now() - started).toBeLessThan(450);
     expect(logLines(t.logs, 'rate limit store (Redis) unreachable')).toHaveLength(1);
     redis.resume();
   });
