@@ -32,15 +32,25 @@ export function ensureBuilt(): void {
   if (r.status !== 0 && !existsSync(CLI)) throw new Error('build failed');
 }
 
+/** Ports handed out by this process: the kernel may offer a closed port again at once. */
+const handedOut = new Set<number>();
+
+/** A port that was free a moment ago, never one this process has handed out before. */
 export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
+  for (;;) {
+    const port = await new Promise<number>((res, rej) => {
+      const srv = createServer();
+      srv.once('error', rej);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => res(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export interface ServerProcess {
