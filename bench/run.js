@@ -24,7 +24,7 @@
 //          tokens (bench/oidc-provider-server.js);
 //        - m2m-auth with --log-level warn, to show what the request log costs (no target);
 //   3. m2m-auth latency and robustness: an open loop at half the token rate (p50/p99); one
-//      request at a time on the idle server (p50); 1000 connections x 100 requests (failures,
+//      request at a time on the idle server (p50); both again on hello-world, for reference; 1000 connections x 100 requests (failures,
 //      max latency, RSS after; the project's own generator from dist/loadtest when built, else
 //      wrk -c1000); 1000 sockets opened at once while wrk loads the server;
 //   4. `serve --workers 1` and `--workers 2` (on a shared SQLite file), when the CLI has it.
@@ -403,7 +403,7 @@ async function main() {
       ...(onPg ? [{ key: 'm2mTokenPg', label: 'm2m-auth token, PostgreSQL', target: onPg.token }] : []),
     ];
     Object.assign(r, await runner.rates(entries));
-    await Promise.all([stop(hello.proc), stop(signOnly.proc), stop(quiet.proc), oidc && stop(oidc.proc), onPg && stop(onPg.proc)]);
+    await Promise.all([stop(signOnly.proc), stop(quiet.proc), oidc && stop(oidc.proc), onPg && stop(onPg.proc)]);
     if (onPg) {
       const c = new pg.Client({ connectionString: pgUrl });
       await c.connect();
@@ -415,19 +415,30 @@ async function main() {
     const openRate = Math.max(1, Math.floor(r.m2mToken.okRate / 2));
     log(`  open loop at ${openRate}/s (half the token rate) for ${plan.openLoopS} s`);
     const tokenEnv = cleanEnv({ BENCH_BODY: m2m.token.body, BENCH_AUTHORIZATION: m2m.token.authorization });
-    r.openLoop = await runNodeJson(
-      [BENCH('open-loop.js'), '--mode', 'open', '--url', m2m.token.url, '--rate', String(openRate), '--duration', String(plan.openLoopS), '--connections', String(CONNECTIONS), '--json'],
-      { cpu: runner.cpu(LOAD_CPU), env: tokenEnv, timeoutMs: (plan.openLoopS + 60) * 1000 },
+    // Each latency is measured on the hello-world server too, right after, with the same generator:
+    // a reference, not a target, showing how much of a tail is the machine's own (a VM whose
+    // neighbours take the core for tens of ms gives hello-world the same tail).
+    const openLoop = (target) => runNodeJson(
+      [BENCH('open-loop.js'), '--mode', 'open', '--url', target.url, '--rate', String(openRate), '--duration', String(plan.openLoopS), '--connections', String(CONNECTIONS), '--json'],
+      { cpu: runner.cpu(LOAD_CPU), env: cleanEnv({ BENCH_BODY: target.body, BENCH_AUTHORIZATION: target.authorization }), timeoutMs: (plan.openLoopS + 60) * 1000 },
     );
+    const oneAtATime = async (target) => {
+      await sleep(500);
+      return runNodeJson(
+        [BENCH('open-loop.js'), '--mode', 'sequential', '--url', target.url, '--requests', String(plan.sequential), '--json'],
+        { cpu: runner.cpu(LOAD_CPU), env: cleanEnv({ BENCH_BODY: target.body, BENCH_AUTHORIZATION: target.authorization }) },
+      );
+    };
+    r.openLoop = await openLoop(m2m.token);
     log(`  open loop: p50 ${r.openLoop.latency.p50.toFixed(3)} ms, p99 ${r.openLoop.latency.p99.toFixed(3)} ms`);
+    r.openLoopHello = await openLoop(hello.target);
+    log(`  hello-world at the same rate: p50 ${r.openLoopHello.latency.p50.toFixed(3)} ms, p99 ${r.openLoopHello.latency.p99.toFixed(3)} ms`);
 
-    await sleep(500);
-    log(`  one request at a time on the idle server (${plan.sequential} requests)`);
-    r.sequential = await runNodeJson(
-      [BENCH('open-loop.js'), '--mode', 'sequential', '--url', m2m.token.url, '--requests', String(plan.sequential), '--json'],
-      { cpu: runner.cpu(LOAD_CPU), env: tokenEnv },
-    );
-    log(`  idle: p50 ${r.sequential.latency.p50.toFixed(3)} ms`);
+    log(`  one request at a time on the idle server (${plan.sequential} requests), then on hello-world`);
+    r.sequential = await oneAtATime(m2m.token);
+    r.sequentialHello = await oneAtATime(hello.target);
+    await stop(hello.proc);
+    log(`  idle: p50 ${r.sequential.latency.p50.toFixed(3)} ms (hello-world ${r.sequentialHello.latency.p50.toFixed(3)} ms)`);
 
     const total = 1000 * plan.perConnection;
     // Room for the whole run at a third of the measured token rate, within the plan's bound: the
@@ -538,8 +549,12 @@ function report(r) {
   console.log(`open loop at ${o.rate}/s for ${o.scheduled} requests (achieved ${formatRate(o.achievedRate)}; ${o.non2xx} non-2xx, ${o.errors} errors): `
     + `p50 ${ms(o.latency.p50)}, p90 ${ms(o.latency.p90)}, p99 ${ms(o.latency.p99)}, max ${ms(o.latency.max)}; `
     + `generator lateness p99 ${ms(o.sendLag.p99)}`);
+  const oh = r.openLoopHello;
+  console.log(`  hello-world at the same rate, for reference: p50 ${ms(oh.latency.p50)}, p90 ${ms(oh.latency.p90)}, p99 ${ms(oh.latency.p99)}, `
+    + `max ${ms(oh.latency.max)}; generator lateness p99 ${ms(oh.sendLag.p99)}`);
   const s = r.sequential;
-  console.log(`idle, one at a time (${s.requests} requests): p50 ${ms(s.latency.p50)}, p99 ${ms(s.latency.p99)}`);
+  console.log(`idle, one at a time (${s.requests} requests): p50 ${ms(s.latency.p50)}, p99 ${ms(s.latency.p99)}; `
+    + `hello-world for reference: p50 ${ms(r.sequentialHello.latency.p50)}, p99 ${ms(r.sequentialHello.latency.p99)}`);
   const m = r.many;
   const manyFailures = m.failuresByCause ? `${m.non2xx} failed ${JSON.stringify(m.failuresByCause)}, ${m.notSent} not sent in time`
     : `${m.non2xx} non-2xx, ${m.errors} socket errors${m.socketErrors ? ` ${JSON.stringify(m.socketErrors)}` : ''}`;
