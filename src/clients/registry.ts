@@ -88,6 +88,15 @@ const MAX_AUDIENCES = 100;
 const MAX_URI_LENGTH = 2000;
 const MAX_KEYS = 20;
 const MIN_RSA_BITS = 2048;
+/**
+ * Most characters of JSON that the scope and audience of a client's default token (a request
+ * that names no scope and no resource) may take. The token endpoint never issues a token longer
+ * than 16,384 characters (MAX_TOKEN_LENGTH); base64url makes these 10,000 about 13,400, which
+ * leaves room for the header, an RSA-4096 signature and the other claims with an issuer of up to
+ * about 1,000 characters. Without this check such a client would be registered, then refused
+ * invalid_scope on every request that asks for its defaults.
+ */
+const MAX_DEFAULT_GRANT_JSON = 10_000;
 
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
@@ -578,6 +587,17 @@ export class ClientRegistry {
     }
     if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
       invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
+    }
+    if (c.grantTypes.includes('client_credentials')) {
+      const scope = c.defaultScope ?? c.scope;
+      const audience = c.defaultAudience ?? c.audience;
+      const size = JSON.stringify(scope.join(' ')).length + JSON.stringify(audience).length;
+      if (size > MAX_DEFAULT_GRANT_JSON) {
+        invalid(c.defaultAudience === null ? 'audience' : 'default_audience',
+          `a token request that names no scope and no resource gets ${c.defaultScope === null ? 'every scope' : 'default_scope'} and `
+          + `${c.defaultAudience === null ? 'every audience' : 'default_audience'}, and these take ${size} characters, more than the ${MAX_DEFAULT_GRANT_JSON} `
+          + 'that fit in an access token; set default_audience (and default_scope) to fewer values');
+      }
     }
   }
 

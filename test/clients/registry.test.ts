@@ -215,6 +215,20 @@ describe('validation', () => {
     await invalid(registry.create({ ...base, default_scope: 7 as unknown as string }), /default_scope must be a space-delimited string/);
   });
 
+  it('refuses a client whose default token would be too long, and accepts it with smaller defaults', async () => {
+    // 9 audiences of about 1,930 characters: any one fits in a token, all of them do not.
+    const audience = Array.from({ length: 9 }, (_, i) => `https://api${i}.example.com/${'p'.repeat(1900)}`);
+    await invalid(registry.create({ ...base, audience }), /names no scope and no resource gets every scope and every audience, and these take \d+ characters, more than the 10000/);
+    await invalid(registry.create({ ...base, audience, default_audience: audience.slice(0, 6) }), /gets every scope and default_audience/);
+    const { client } = await createBasic({ audience, default_audience: audience.slice(0, 1) });
+    expect(client.audience).toHaveLength(9);
+    // An update that takes the default away is refused too; the client is left as it was.
+    await invalid(registry.update(client.clientId, { default_audience: null }), /every audience/);
+    expect((await registry.get(client.clientId))?.defaultAudience).toEqual(audience.slice(0, 1));
+    // A client that only introspects gets no tokens: its audiences are not its tokens'.
+    await createBasic({ audience, grant_types: [] });
+  });
+
   it('checks grant_types and resource_uris', async () => {
     await invalid(registry.create({ ...base, grant_types: ['authorization_code'] }), /grant_types may only contain "client_credentials"/);
     await invalid(registry.create({ ...base, grant_types: 'client_credentials' as unknown as string[] }), /grant_types must be an array/);

@@ -243,11 +243,13 @@ describe('other errors', () => {
 });
 
 describe('the size of a token', () => {
-  // The registry allows 100 audiences of 2000 characters: more than any token may carry.
+  // The registry allows 100 audiences of 2000 characters: more than any token may carry. It
+  // refuses a client whose default token would be too long, so this one has a default audience.
   const audiences = Array.from({ length: 10 }, (_, i) => `https://api${i}.example.com/${'p'.repeat(1900)}`);
+  const manyAudiences = { audience: audiences, default_audience: audiences.slice(0, 1) };
 
   it('a token longer than 16384 characters is never issued: invalid_scope, and no token.issued event', async () => {
-    const c = await t.client({ audience: audiences });
+    const c = await t.client(manyAudiences);
     const issued: unknown[] = [];
     const off = t.server.events.on('token.issued', (e) => issued.push(e));
     try {
@@ -261,7 +263,7 @@ describe('the size of a token', () => {
   });
 
   it('a token of more than 8192 characters, the largest size allowed, introspects as active and can be revoked', async () => {
-    const c = await t.client({ audience: audiences });
+    const c = await t.client(manyAudiences);
     const res = await t.token(c.clientId, c.clientSecret, { resource: audiences.slice(0, 6) });
     expect(res.statusCode).toBe(200);
     const token = res.json().access_token as string;
