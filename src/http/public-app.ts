@@ -17,6 +17,7 @@ import { forwardedForWarning, type FastifyTrustProxy } from '../ratelimit/trust-
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
+import { infoLineWriter } from '../observability/logger.js';
 
 export interface OAuthHandler {
   handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
@@ -115,6 +116,29 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
     requestId: request.id,
     ...(connection !== undefined && { connection }),
   };
+}
+
+/** The members of a request line (README, "Production notes": Logs). */
+interface RequestLine {
+  reqId: string;
+  method: string;
+  path: string;
+  status: number;
+  client_id: string | undefined;
+  outcome: string | undefined;
+  ms: number;
+  ip: string;
+}
+
+const REQUEST_LINE_KEYS: readonly (keyof RequestLine)[] = ['reqId', 'method', 'path', 'status', 'client_id', 'outcome', 'ms', 'ip'];
+
+/** The JSON members of a request line, in the order pino would write them (see infoLineWriter). */
+export function requestLineMembers(l: RequestLine): string {
+  return `,"reqId":${JSON.stringify(l.reqId)},"method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status}`
+    + (l.client_id === undefined ? '' : `,"client_id":${JSON.stringify(l.client_id)}`)
+    + (l.outcome === undefined ? '' : `,"outcome":${JSON.stringify(l.outcome)}`)
+    // pino writes null for a number that is not finite.
+    + `,"ms":${Number.isFinite(l.ms) ? l.ms : null},"ip":${JSON.stringify(l.ip)}`;
 }
 
 function send(reply: FastifyReply, r: OAuthResponse): FastifyReply {
@@ -235,9 +259,10 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
 
   // One request line per request; a callback hook, so no promise per request. The line is
   // written after the rest of the batch's answers (src/http/batch.ts), with the values of now.
+  const writeRequestLine = infoLineWriter(log, 'request', REQUEST_LINE_KEYS);
   app.addHook('onResponse', (request, reply, done) => {
     if (log.isLevelEnabled('info')) {
-      const line = {
+      const line: RequestLine = {
         reqId: request.id,
         method: request.method,
         path: request.routeOptions.url ?? 'unmatched',
@@ -247,7 +272,8 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
         ms: Math.round(reply.elapsedTime * 1000) / 1000,
         ip: request.ip,
       };
-      afterWrites(() => log.info(line, 'request'));
+      if (writeRequestLine) afterWrites(() => writeRequestLine(requestLineMembers(line)));
+      else afterWrites(() => log.info(line, 'request'));
     }
     done();
   });
