@@ -13,7 +13,11 @@ const { values } = parseArgs({ options: { port: { type: 'string', default: '0' }
 
 const app = Fastify({ logger: false });
 app.removeAllContentTypeParsers();
-app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+// As m2m-auth's listener: the form type by name (Fastify remembers its parser by header), every
+// other type through the catch-all.
+const asBuffer = (_req, body, done) => done(null, body);
+app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, asBuffer);
+app.addContentTypeParser('*', { parseAs: 'buffer' }, asBuffer);
 
 const BODY = '{"hello":"world"}';
 app.post('/hello', async (request, reply) => {

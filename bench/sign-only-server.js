@@ -31,7 +31,11 @@ const jwks = JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), k
 
 const app = Fastify({ logger: false });
 app.removeAllContentTypeParsers();
-app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+// As m2m-auth's listener: the form type by name (Fastify remembers its parser by header), every
+// other type through the catch-all.
+const asBuffer = (_req, body, done) => done(null, body);
+app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer' }, asBuffer);
+app.addContentTypeParser('*', { parseAs: 'buffer' }, asBuffer);
 
 // As m2m-auth's listener does: smaller batches in turns that accept a connection.
 app.server.on('connection', connectionAccepted);
