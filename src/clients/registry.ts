@@ -302,6 +302,8 @@ export class ClientRegistry {
   readonly #now: () => number;
   /** Insertion order is recency order: a hit moves the entry to the end, eviction takes the first. */
   readonly #cache = new Map<string, ClientRecord>();
+  /** The key last put at the end of #cache: hits on it need not move it (a busy client's run of hits moves nothing). */
+  #newest: string | undefined;
   /** Bumped by every write and invalidation so that a read racing a write never caches the old record. */
   #generation = 0;
   readonly #locks = new Map<string, Promise<void>>();
@@ -329,8 +331,11 @@ export class ClientRegistry {
     const hit = this.#cache.get(clientId);
     if (hit) {
       this.#hits++;
-      this.#cache.delete(clientId);
-      this.#cache.set(clientId, hit);
+      if (clientId !== this.#newest) {
+        this.#cache.delete(clientId);
+        this.#cache.set(clientId, hit);
+        this.#newest = clientId;
+      }
       return hit;
     }
     this.#misses++;
@@ -624,12 +629,14 @@ export class ClientRegistry {
 
   #written(record: ClientRecord): void {
     this.#generation++;
-    this.#cache.delete(record.clientId);
     this.#remember(deepFreeze(record));
   }
 
   #remember(record: ClientRecord): void {
+    // Deleted first so that a record already cached moves to the end too (Map.set keeps its place).
+    this.#cache.delete(record.clientId);
     this.#cache.set(record.clientId, record);
+    this.#newest = record.clientId;
     if (this.#cache.size > this.#opts.cacheSize) {
       const oldest = this.#cache.keys().next();
       if (!oldest.done) this.#cache.delete(oldest.value);

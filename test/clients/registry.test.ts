@@ -501,6 +501,17 @@ describe('cache', () => {
     expect(store.calls.get).toBe(reads);
     await registry.get(ids[1]!);
     expect(store.calls.get).toBe(reads + 1);
+
+    // A run of hits on one client leaves it the most recent; a hit after another client's keeps
+    // the order exact.
+    registry.clear();
+    for (const i of [0, 0, 0, 1, 2, 0, 0]) await registry.get(ids[i]!); // recency: 1, 2, 0
+    await registry.get(ids[3]!); // evicts 1
+    const before = store.calls.get;
+    for (const i of [0, 2, 3]) await registry.get(ids[i]!);
+    expect(store.calls.get).toBe(before);
+    await registry.get(ids[1]!);
+    expect(store.calls.get).toBe(before + 1);
   });
 
   it('every write through the registry takes effect on the next lookup', async () => {
