@@ -132,8 +132,13 @@ export class StalenessGuard implements ClientLookup {
     }
   }
 
-  async get(clientId: string): Promise<ClientRecord | undefined> {
-    this.check();
+  /** The registry's lookup, or a rejection when cached state is past the bound (not an async function: one promise a lookup, not two). */
+  get(clientId: string): Promise<ClientRecord | undefined> {
+    try {
+      this.check();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.#o.clients.get(clientId);
   }
 }

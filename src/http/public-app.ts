@@ -132,13 +132,21 @@ interface RequestLine {
 
 const REQUEST_LINE_KEYS: readonly (keyof RequestLine)[] = ['reqId', 'method', 'path', 'status', 'client_id', 'outcome', 'ms', 'ip'];
 
+/** Printable ASCII but `"` and `\`: a string of these is its own JSON, between quotes. */
+const NEEDS_NO_ESCAPE = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `s` as a JSON string; JSON.stringify only for the rare one that needs escaping. */
+function jsonString(s: string): string {
+  return NEEDS_NO_ESCAPE.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
 /** The JSON members of a request line, in the order pino would write them (see infoLineWriter). */
 export function requestLineMembers(l: RequestLine): string {
-  return `,"reqId":${JSON.stringify(l.reqId)},"method":${JSON.stringify(l.method)},"path":${JSON.stringify(l.path)},"status":${l.status}`
-    + (l.client_id === undefined ? '' : `,"client_id":${JSON.stringify(l.client_id)}`)
-    + (l.outcome === undefined ? '' : `,"outcome":${JSON.stringify(l.outcome)}`)
+  return `,"reqId":${jsonString(l.reqId)},"method":${jsonString(l.method)},"path":${jsonString(l.path)},"status":${l.status}`
+    + (l.client_id === undefined ? '' : `,"client_id":${jsonString(l.client_id)}`)
+    + (l.outcome === undefined ? '' : `,"outcome":${jsonString(l.outcome)}`)
     // pino writes null for a number that is not finite.
-    + `,"ms":${Number.isFinite(l.ms) ? l.ms : null},"ip":${JSON.stringify(l.ip)}`;
+    + `,"ms":${Number.isFinite(l.ms) ? l.ms : null},"ip":${jsonString(l.ip)}`;
 }
 
 function send(reply: FastifyReply, r: OAuthResponse): FastifyReply {

@@ -14,20 +14,24 @@ export const MAX_TOKEN_LENGTH = 16 * 1024;
 export type JwtHeader = { alg: SigningAlgorithm; typ: typeof ACCESS_TOKEN_TYP; kid: string } & Record<string, unknown>;
 export type JwtPayload = Record<string, unknown>;
 
-/** Mints compact JWS strings with one key: one JSON.stringify, one base64url and one signature per token. */
-export type JwtSigner = (claims: object) => string;
+/**
+ * Mints compact JWS strings with one key: one base64url and one signature per token. `claims` is
+ * the claims set, or its JSON already written (the token endpoint writes the members all tokens
+ * of a grant share once, src/oauth/token/token-endpoint.ts).
+ */
+export type JwtSigner = (claims: object | string) => string;
 
 export function createJwtSigner(alg: SigningAlgorithm, kid: string, privateKey: KeyObject): JwtSigner {
   const signRaw = createRawSigner(alg, privateKey);
-  const prefix = base64urlJson({ alg, typ: ACCESS_TOKEN_TYP, kid }) + '.';
+  const prefix = base64url(JSON.stringify({ alg, typ: ACCESS_TOKEN_TYP, kid })) + '.';
   return (claims) => {
-    const signingInput = prefix + base64urlJson(claims);
+    const signingInput = prefix + base64url(typeof claims === 'string' ? claims : JSON.stringify(claims));
     return signingInput + '.' + signRaw(signingInput).toString('base64url');
   };
 }
 
-function base64urlJson(value: object): string {
-  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+function base64url(json: string): string {
+  return Buffer.from(json, 'utf8').toString('base64url');
 }
 
 /** What verifyJwt needs of a key: its kid, its one algorithm and a verifier built once. */

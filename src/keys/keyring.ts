@@ -142,8 +142,8 @@ export class KeyRing {
     return this.#current !== undefined;
   }
 
-  /** Signs `claims` with the active key. Throws only when no key is loaded (isReady() false). */
-  sign(claims: object): { token: string; kid: string } {
+  /** Signs `claims` (or their JSON) with the active key. Throws only when no key is loaded (isReady() false). */
+  sign(claims: object | string): { token: string; kid: string } {
     const now = this.#now();
     if (now >= this.#nextTransitionAt) this.#advance(now);
     const key = this.#current;

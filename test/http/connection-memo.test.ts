@@ -169,6 +169,34 @@ describe('the same form body on a keep-alive connection', () => {
     expect(claims(list.body.access_token).scope).toBe('orders:list');
   });
 
+  it('repeated requests get tokens with the same leading claims and their own exp, iat and jti; a changed client gets its new claims', async () => {
+    oneConnection();
+    const a = await t.client({ scope: 'orders:read orders:write', audience: ['https://orders.example.com', 'https://b.example.com/\u00e9t\u00e9'] });
+    const auth = basic(a.clientId, a.clientSecret);
+    const form = { grant_type: 'client_credentials' };
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      answers.push(await post('/oauth2/token', form, auth));
+      t.clock.advance(1500);
+    }
+    expect(new Set(answers.map((x) => x.localPort)).size).toBe(1);
+    const tokens = answers.map((x) => claims(x.body.access_token));
+    for (const [i, c] of tokens.entries()) {
+      expect(Object.keys(c).sort()).toEqual(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'scope', 'sub']);
+      expect(c).toMatchObject({
+        iss: t.config.issuer, sub: a.clientId, client_id: a.clientId, scope: 'orders:read orders:write',
+        aud: ['https://orders.example.com', 'https://b.example.com/\u00e9t\u00e9'],
+      });
+      expect(c.exp).toBe((c.iat as number) + 3600);
+      expect(c.iat).toBe(Math.floor((tokens[0]!.iat as number) + (i * 1500) / 1000));
+    }
+    expect(new Set(tokens.map((c) => c.jti)).size).toBe(3);
+    await t.server.clients.update(a.clientId, { scope: 'orders:read', access_token_ttl: 600 });
+    const changed = claims((await post('/oauth2/token', form, auth)).body.access_token);
+    expect(changed.scope).toBe('orders:read');
+    expect(changed.exp).toBe((changed.iat as number) + 600);
+  });
+
   it('a scope taken from the client is refused on the next identical request', async () => {
     oneConnection();
     const a = await t.client({ scope: 'orders:read orders:write' });

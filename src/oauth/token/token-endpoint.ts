@@ -61,6 +61,13 @@ interface ReusableToken {
   scope: string;
 }
 
+/** The scope string and the leading claims' JSON (no closing brace) shared by the tokens of one grant answer. */
+interface GrantClaims {
+  client: ClientRecord;
+  scope: string;
+  json: string;
+}
+
 /** Most (client, scope, audience) tokens remembered for clients with token reuse on. */
 const REUSE_CACHE_SIZE = 10_000;
 
@@ -76,6 +83,8 @@ export class TokenEndpoint {
   readonly #reusable = new Map<string, ReusableToken>();
   /** The last grant answer per params object (see #grant). */
   readonly #granted = new WeakMap<FormParams, { client: ClientRecord; result: GrantResult }>();
+  /** What every token of a grant answer shares (see #claimsOf). */
+  readonly #grantClaims = new WeakMap<GrantResult, GrantClaims>();
 
   constructor(options: TokenEndpointOptions) {
     this.#o = options;
@@ -153,22 +162,37 @@ export class TokenEndpoint {
     }
   }
 
+  /**
+   * The scope string and the leading claims (RFC 9068 §2.2: iss, sub, aud, client_id, scope) of
+   * every token of a grant answer, as JSON without the closing brace. The grant answer is the same
+   * object for the requests of a connection that repeat their body (see #grant), so the JSON is
+   * written once per connection rather than per token.
+   */
+  #claimsOf(client: ClientRecord, granted: GrantResult): GrantClaims {
+    const known = this.#grantClaims.get(granted);
+    if (known !== undefined && known.client === client) return known;
+    const scope = granted.scope.join(' ');
+    const leading: Omit<AccessTokenClaims, 'exp' | 'iat' | 'jti'> = {
+      iss: this.#o.issuer,
+      sub: client.clientId,
+      aud: granted.audience.length === 1 ? granted.audience[0]! : granted.audience,
+      client_id: client.clientId,
+    };
+    if (scope.length > 0) leading.scope = scope;
+    const claims: GrantClaims = { client, scope, json: JSON.stringify(leading).slice(0, -1) };
+    this.#grantClaims.set(granted, claims);
+    return claims;
+  }
+
   #issue(client: ClientRecord, granted: GrantResult, req: OAuthRequest, reuseKey?: string): OAuthResponse {
     const nowMs = this.#now();
     const iat = Math.floor(nowMs / 1000);
     const ttl = Math.min(this.#o.tokenTtlMax, Math.max(this.#o.tokenTtlMin, client.accessTokenTtl ?? this.#o.tokenTtl));
-    const scope = granted.scope.join(' ');
-    const claims: AccessTokenClaims = {
-      iss: this.#o.issuer,
-      sub: client.clientId,
-      aud: granted.audience.length === 1 ? granted.audience[0]! : granted.audience,
-      exp: iat + ttl,
-      iat,
-      jti: newJti(nowMs),
-      client_id: client.clientId,
-    };
-    if (scope.length > 0) claims.scope = scope;
-    const { token, kid } = this.#o.signer.sign(claims);
+    const { scope, json } = this.#claimsOf(client, granted);
+    const exp = iat + ttl;
+    const jti = newJti(nowMs);
+    // exp and iat are whole numbers and jti is base64url: nothing in them needs escaping.
+    const { token, kid } = this.#o.signer.sign(`${json},"exp":${exp},"iat":${iat},"jti":"${jti}"}`);
     // Introspection, revocation and the SDK refuse longer tokens unread: never hand one out.
     if (token.length > MAX_TOKEN_LENGTH) {
       throw withClientId(new OAuthError('invalid_scope', `The requested scope and audiences make an access token longer than ${MAX_TOKEN_LENGTH} characters; request fewer.`, {
@@ -176,12 +200,12 @@ export class TokenEndpoint {
       }), client.clientId);
     }
     this.#o.events.emit('token.issued', {
-      clientId: client.clientId, jti: claims.jti, scope, aud: granted.audience, exp: claims.exp, kid,
+      clientId: client.clientId, jti, scope, aud: granted.audience, exp, kid,
       ip: req.ip, requestId: req.requestId,
     });
     if (reuseKey !== undefined) {
       this.#remember(reuseKey, {
-        client, token, jti: claims.jti, issuedAtMs: nowMs, expMs: claims.exp * 1000, ttl, scope,
+        client, token, jti, issuedAtMs: nowMs, expMs: exp * 1000, ttl, scope,
       });
     }
     return tokenResponse(token, ttl, scope);
