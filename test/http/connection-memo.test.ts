@@ -175,7 +175,9 @@ describe('the same form body on a keep-alive connection', () => {
     const auth = basic(a.clientId, a.clientSecret);
     const form = { grant_type: 'client_credentials' };
     const answers = [];
+    const issuedAt: number[] = [];
     for (let i = 0; i < 3; i++) {
+      issuedAt.push(Math.floor(t.clock.now() / 1000));
       answers.push(await post('/oauth2/token', form, auth));
       t.clock.advance(1500);
     }
@@ -188,7 +190,7 @@ describe('the same form body on a keep-alive connection', () => {
         aud: ['https://orders.example.com', 'https://b.example.com/\u00e9t\u00e9'],
       });
       expect(c.exp).toBe((c.iat as number) + 3600);
-      expect(c.iat).toBe(Math.floor((tokens[0]!.iat as number) + (i * 1500) / 1000));
+      expect(c.iat).toBe(issuedAt[i]);
     }
     expect(new Set(tokens.map((c) => c.jti)).size).toBe(3);
     await t.server.clients.update(a.clientId, { scope: 'orders:read', access_token_ttl: 600 });
