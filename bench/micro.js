@@ -81,7 +81,15 @@ async function main() {
     const clientId = client.clientId;
 
     const claims = realisticClaims(clientId);
-    const { token } = keys.sign(claims);
+    // As the token endpoint mints (src/oauth/token/token-endpoint.ts): the claims all tokens of a
+    // grant share, as JSON written once, and exp, iat and jti appended for each token.
+    const { exp, iat, jti, ...leading } = claims;
+    const leadingJson = JSON.stringify(leading).slice(0, -1);
+    const mint = () => {
+      const now = Math.floor(Date.now() / 1000);
+      return keys.sign(`${leadingJson},"exp":${now + (exp - iat)},"iat":${now},"jti":"${jti}"}`);
+    };
+    const { token } = mint();
     if (keys.verify(token) === null) throw new Error('KeyRing.verify rejected a token KeyRing.sign just minted');
     const signingInput = Buffer.from(token.slice(0, token.lastIndexOf('.')), 'utf8');
 
@@ -102,7 +110,7 @@ async function main() {
     const add = (name, m, compare) => results.push({ name, ...m, compare });
 
     // Each pair runs interleaved, so that load from other processes hits both sides of the ratio.
-    const [rawSign, ringSign] = measureSyncInterleaved([() => raw.sign(signingInput), () => keys.sign(claims)], opts);
+    const [rawSign, ringSign] = measureSyncInterleaved([() => raw.sign(signingInput), mint], opts);
     add(`raw node:crypto sign (${alg})`, rawSign, { label: 'floor' });
     add('KeyRing.sign (mint a token)', ringSign, { of: rawSign, label: 'raw sign' });
 
