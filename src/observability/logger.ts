@@ -138,8 +138,8 @@ type PinoState = Record<symbol, unknown>;
  * written with JSON.stringify; undefined members left out, as pino does.
  *
  * Undefined when the logger does anything this would skip: a mixin, a log formatter, a nested
- * key, a message prefix, a stream-write hook, a serializer or a redaction of one of `keys`, or a
- * stream that wants metadata. The caller logs through pino then. Both ways are compared, line
+ * key, a message prefix, a log-method or stream-write hook, a serializer or a redaction of one of
+ * `keys`, or a stream that wants metadata. The caller logs through pino then. Both ways are compared, line
  * for line, in test/observability/line-writer.test.ts.
  */
 export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]): ((members: string) => void) | undefined {
@@ -147,7 +147,7 @@ export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]
   const state = log as unknown as PinoState;
   const stream = state[s.streamSym] as (DestinationStream & Record<symbol, unknown>) | undefined;
   const formatters = state[s.formattersSym] as { log?: unknown } | undefined;
-  const hooks = state[s.hooksSym] as { streamWrite?: unknown } | undefined;
+  const hooks = state[s.hooksSym] as { streamWrite?: unknown; logMethod?: unknown } | undefined;
   const serializers = (state[s.serializersSym] ?? {}) as Record<string, unknown>;
   const stringifiers = (state[s.stringifiersSym] ?? {}) as Record<string | symbol, unknown>;
   const levelPrefix = (state[s.lsCacheSym] as Record<number, string> | undefined)?.[log.levels.values.info!];
@@ -155,7 +155,7 @@ export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]
   const end = state[s.endSym] as string | undefined;
   if (
     stream === undefined || typeof stream.write !== 'function' || stream[s.needsMetadataGsym] === true
-    || state[s.mixinSym] || formatters?.log || state[s.nestedKeySym] || state[(s as unknown as Record<string, symbol>).msgPrefixSym!] || hooks?.streamWrite
+    || state[s.mixinSym] || formatters?.log || state[s.nestedKeySym] || state[(s as unknown as Record<string, symbol>).msgPrefixSym!] || hooks?.streamWrite || hooks?.logMethod
     || stringifiers[s.wildcardFirstSym] || keys.some((k) => serializers[k] || stringifiers[k])
     || serializers[state[s.messageKeySym] as string] || typeof levelPrefix !== 'string' || typeof time !== 'function'
     || typeof end !== 'string'

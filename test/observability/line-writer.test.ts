@@ -59,6 +59,7 @@ describe('infoLineWriter', () => {
       ['nested key', pino({ nestedKey: 'payload' }, d)],
       ['message prefix', pino({ msgPrefix: '[x] ' }, d)],
       ['stream-write hook', pino({ hooks: { streamWrite: (s) => s } }, d)],
+      ['log-method hook', pino({ hooks: { logMethod(args, method) { method.apply(this, args); } } }, d)],
       ['a serializer of one of the keys', pino({ serializers: { ip: () => 'hidden' } }, d)],
       ['redaction of one of the keys', pino({ redact: ['ip'] }, d)],
       ['wildcard redaction', pino({ redact: ['*.secret'] }, d)],
