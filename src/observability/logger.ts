@@ -135,12 +135,12 @@ type PinoState = Record<symbol, unknown>;
  * the logger's own (pino's cached strings and its time function); what is skipped is pino's work
  * on the object, key by key, which made the request line cost 5% of the token endpoint's
  * throughput (BENCHMARKS.md, "Known ways"). `members` is `,"key":value` for each member, values
- * written with JSON.stringify; undefined members left out, as pino does.
+ * written as JSON; undefined members left out, as pino does.
  *
  * Undefined when the logger does anything this would skip: a mixin, a log formatter, a nested
  * key, a message prefix, a log-method or stream-write hook, a serializer or a redaction of one of
- * `keys`, or a stream that wants metadata. The caller logs through pino then. Both ways are compared, line
- * for line, in test/observability/line-writer.test.ts.
+ * `keys`, or a stream that wants metadata. The caller logs through pino then. Both ways are
+ * compared, line for line, in test/observability/line-writer.test.ts.
  */
 export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]): ((members: string) => void) | undefined {
   const s = pino.symbols;
