@@ -29,9 +29,8 @@ import { Limits } from './ratelimit/limits.js';
 import { fastifyTrustProxy, parseTrustProxy } from './ratelimit/trust-proxy.js';
 import { ClusterSync, type Notifier } from './cluster/sync.js';
 import { StalenessGuard } from './cluster/availability.js';
-import { RedisNotifier } from './cluster/redis-notifier.js';
 import { PostgresNotifier } from './cluster/postgres-notifier.js';
-import { PostgresStorage } from './storage/postgres/index.js';
+import type { PostgresStorage } from './storage/postgres/index.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
@@ -205,9 +204,10 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     await registerDebugRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
     // Changes made by other instances (or worker processes) on the same database.
+    // ioredis is loaded only when Redis is configured (as pg is by openStorage).
     const notifier: Notifier | undefined = config.redisUrl
-      ? new RedisNotifier(config.redisUrl, logger)
-      : storage instanceof PostgresStorage ? new PostgresNotifier(storage, logger) : undefined;
+      ? new (await import('./cluster/redis-notifier.js')).RedisNotifier(config.redisUrl, logger)
+      : isPostgres(storage) ? new PostgresNotifier(storage, logger) : undefined;
     const sync = new ClusterSync({
       changes: traced.changes,
       notifier,
@@ -391,4 +391,9 @@ class MetadataCache {
     const algs = [...new Set(this.keys.jwks().keys.map((k) => String(k.alg)))];
     return JSON.stringify(authorizationServerMetadata({ issuer: this.issuer, scopes: [...scopes].sort(), accessTokenSigningAlgs: algs }));
   }
+}
+
+/** The PostgreSQL backend, told apart without loading it (src/storage/open.ts loads it only for a postgres:// URL). */
+function isPostgres(storage: Storage): storage is PostgresStorage {
+  return typeof (storage as Partial<PostgresStorage>).changeFeed === 'function';
 }

@@ -7,7 +7,6 @@
 // So cached state is trusted for a bounded time after that read (M2M_AUTH_STALENESS_BOUND) and
 // beyond it every request that needs it gets 503 with Retry-After instead of a stale answer.
 
-import pg from 'pg';
 import { OAuthError } from '../oauth/errors.js';
 import type { ClientLookup } from '../oauth/client-auth/authenticate.js';
 import type { ClientRecord } from '../storage/types.js';
@@ -39,10 +38,20 @@ const PG_CONNECTION_MESSAGES = [
 // better-sqlite3 SqliteError codes for a locked, full, unwritable or unreadable database.
 const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL|NOLFS)/;
 
+/**
+ * pg's DatabaseError, made known by the PostgreSQL backend when it is loaded
+ * (src/storage/postgres/sql.ts): an embedded server never loads pg, and no pg error exists then.
+ */
+let PostgresError: (abstract new (...args: never[]) => Error) | undefined;
+
+export function recognisePostgresErrors(databaseError: abstract new (...args: never[]) => Error): void {
+  PostgresError = databaseError;
+}
+
 function unavailableOne(err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false;
   const code = (err as { code?: unknown }).code;
-  if (err instanceof pg.DatabaseError) return typeof code === 'string' && UNAVAILABLE_SQLSTATE.test(code);
+  if (PostgresError !== undefined && err instanceof PostgresError) return typeof code === 'string' && UNAVAILABLE_SQLSTATE.test(code);
   if (typeof code === 'string') {
     if (NETWORK_CODES.has(code)) return true;
     // A Unix socket whose server is down (its socket file gone).

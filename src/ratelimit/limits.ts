@@ -17,7 +17,7 @@ import { withClientId, type AuthThrottle } from '../oauth/client-auth/authentica
 import type { ClientRecord } from '../storage/types.js';
 import type { Config } from '../config/schema.js';
 import { DEFAULT_MAX_KEYS, gcraInterval, gcraTolerance, LocalFailureCounter, LocalRateLimiter } from './local.js';
-import { RedisLimitStore } from './redis-store.js';
+import type { RedisLimitStore } from './redis-store.js';
 import { addressKey } from './trust-proxy.js';
 
 /** The settings the limits read (documented in src/config/schema.ts and the README). */
@@ -51,7 +51,9 @@ export function tooManyRequests(waitMs: number, detail: string, clientId?: strin
 export class Limits {
   readonly #c: LimitsConfig;
   readonly #now: () => number;
-  readonly #store: RedisLimitStore | undefined;
+  readonly #logger: Logger;
+  /** Made by start() when Redis is configured (ioredis is loaded only then). */
+  #store: RedisLimitStore | undefined;
   readonly #token: LocalRateLimiter;
   readonly #introspection: LocalRateLimiter;
   readonly #failedClients: LocalFailureCounter;
@@ -81,13 +83,20 @@ export class Limits {
     this.#windowMs = config.authFailureWindow * 1000;
     const p = config.redisKeyPrefix;
     this.#keys = { token: `${p}rate:token:`, introspection: `${p}rate:introspection:`, client: `${p}authfail:client:`, address: `${p}authfail:address:` };
-    this.#store = config.redisUrl ? new RedisLimitStore({ url: config.redisUrl, logger: options.logger }) : undefined;
+    this.#logger = options.logger;
   }
 
-  /** Connects to Redis when configured (a bounded wait; never fails) and starts the sweeper. */
+  /**
+   * Connects to Redis when configured (a bounded wait; never fails) and starts the sweeper. Until
+   * then the limits are per process.
+   */
   async start(): Promise<void> {
     this.#sweep ??= setInterval(() => this.sweep(), SWEEP_INTERVAL_MS);
     this.#sweep.unref();
+    if (this.#c.redisUrl && this.#store === undefined) {
+      const { RedisLimitStore } = await import('./redis-store.js');
+      this.#store = new RedisLimitStore({ url: this.#c.redisUrl, logger: this.#logger });
+    }
     await this.#store?.start();
   }
 

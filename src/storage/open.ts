@@ -3,7 +3,7 @@
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../oauth/errors.js';
-import { openPostgresStorage, type PostgresStorageOptions } from './postgres/storage.js';
+import type { PostgresStorageOptions } from './postgres/storage.js';
 import { MEMORY, openSqliteStorage } from './sqlite/storage.js';
 import type { Storage } from './types.js';
 
@@ -61,6 +61,8 @@ export async function openStorage(databaseUrl: string, options: OpenStorageOptio
   const target = storageTarget(databaseUrl);
   let storage: Storage;
   if (target.kind === 'postgres') {
+    // Loaded only here: pg and its modules cost an embedded (SQLite) server some 8 MB for nothing.
+    const { openPostgresStorage } = await import('./postgres/storage.js');
     storage = await openPostgresStorage(target.url, options.postgres);
   } else {
     if (target.filename !== MEMORY) await prepareDatabaseFile(target.filename);

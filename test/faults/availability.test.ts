@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isStorageUnavailable, RETRY_AFTER_SECONDS, StalenessGuard, asUnavailable } from '../../src/cluster/availability.js';
+// As in the server: the PostgreSQL backend, once loaded, makes pg's errors known to the classifier.
+import '../../src/storage/postgres/sql.js';
 import { OAuthError } from '../../src/oauth/errors.js';
 import { StorageConflictError, type ClientRecord } from '../../src/storage/types.js';
 import { ensureBuilt, startServerProcess, type ServerProcess } from '../helpers/process.js';

@@ -2,6 +2,11 @@
 
 import pg from 'pg';
 import { StorageConflictError } from '../types.js';
+import { recognisePostgresErrors } from '../../cluster/availability.js';
+
+// Every PostgreSQL store imports this module: from the moment pg is loaded, its errors can be
+// told "database unavailable" (503) from bugs (500).
+recognisePostgresErrors(pg.DatabaseError);
 
 /** A pool or a checked-out client: anything that runs a parameterised query. */
 export type Queryable = Pick<pg.Pool, 'query'>;
