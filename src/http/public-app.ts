@@ -5,7 +5,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, OAuthError } from '../oauth/errors.js';
-import { parseForm, type FormParams } from '../oauth/request/form.js';
+import { param, parseForm, type FormParams } from '../oauth/request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../oauth/request/context.js';
 import { errorClientId } from '../oauth/client-auth/authenticate.js';
 import { ownCopy, sameBytes } from '../clients/secrets.js';
@@ -100,7 +100,7 @@ function formParams(connection: object | undefined, body: Buffer): FormParams {
  */
 function connectionOf(request: FastifyRequest): object | undefined {
   const raw = request.raw as { stream?: { session?: object }; socket?: object };
-  return raw.stream?.session ?? raw.socket ?? undefined;
+  return raw.stream?.session ?? raw.socket;
 }
 
 function toOAuthRequest(request: FastifyRequest): OAuthRequest {
@@ -114,7 +114,7 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
     authorization: request.headers.authorization,
     ip: request.ip,
     requestId: request.id,
-    ...(connection !== undefined && { connection }),
+    connection,
   };
 }
 
@@ -185,7 +185,7 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
       try {
         warnForwarded?.(request.headers);
         const oauthRequest = toOAuthRequest(request);
-        if (kind === 'token') request.oauthGrantType = oauthRequest.params.get('grant_type')?.[0];
+        if (kind === 'token') request.oauthGrantType = param(oauthRequest.params, 'grant_type');
         await afterReads();
         const { response, clientId } = await handler.handle(oauthRequest);
         request.oauthClientId = clientId;

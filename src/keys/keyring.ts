@@ -403,10 +403,9 @@ export class KeyRing {
     const now = this.#now();
     const records = await this.#store.listKeys();
 
-    const expired = records.filter((r) => r.expiresAt !== null && r.expiresAt <= now);
     // The storage sweep leaves keys alone, so every deletion is announced here; of several
     // instances racing to delete the same keys, each announces the ones its own delete removed.
-    if (expired.length > 0) {
+    if (records.some((r) => r.expiresAt !== null && r.expiresAt <= now)) {
       for (const kid of await this.#store.deleteExpiredKeys(now)) this.#events.emit('key.deleted', { kid });
     }
 

@@ -61,11 +61,16 @@ interface ReusableToken {
   scope: string;
 }
 
-/** The scope string and the leading claims' JSON (no closing brace) shared by the tokens of one grant answer. */
-interface GrantClaims {
+/**
+ * A grant's answer for one client record, with what every token of it shares: the scope string
+ * and the leading claims (RFC 9068 §2.2: iss, sub, aud, client_id, scope) as JSON without the
+ * closing brace; each token appends exp, iat and jti.
+ */
+interface Granted {
   client: ClientRecord;
+  result: GrantResult;
   scope: string;
-  json: string;
+  claimsJson: string;
 }
 
 /** Most (client, scope, audience) tokens remembered for clients with token reuse on. */
@@ -82,9 +87,7 @@ export class TokenEndpoint {
   /** JSON [clientId, scope, audience] -> token; insertion order is recency order (LRU). */
   readonly #reusable = new Map<string, ReusableToken>();
   /** The last grant answer per params object (see #grant). */
-  readonly #granted = new WeakMap<FormParams, { client: ClientRecord; result: GrantResult }>();
-  /** What every token of a grant answer shares (see #claimsOf). */
-  readonly #grantClaims = new WeakMap<GrantResult, GrantClaims>();
+  readonly #granted = new WeakMap<FormParams, Granted>();
 
   constructor(options: TokenEndpointOptions) {
     this.#o = options;
@@ -103,7 +106,7 @@ export class TokenEndpoint {
     if (limited) await limited;
     const granted = this.#grant(grant, client, params);
     if (!client.tokenReuse) return { response: this.#issue(client, granted, req), clientId: client.clientId };
-    const key = JSON.stringify([client.clientId, granted.scope, granted.audience]);
+    const key = JSON.stringify([client.clientId, granted.result.scope, granted.result.audience]);
     const reused = this.#reuse(key, client);
     if (reused) return { response: reused, clientId: client.clientId };
     return { response: this.#issue(client, granted, req, key), clientId: client.clientId };
@@ -113,20 +116,30 @@ export class TokenEndpoint {
    * The grant's answer for this client and these params. The HTTP layer hands out the same params
    * object again for a body equal to the connection's last one (src/http/public-app.ts), and a
    * grant's answer depends only on the client record and the params, so it is remembered per
-   * params object for as long as the client record is the same.
+   * params object for as long as the client record is the same, with the claims JSON its tokens
+   * share (written once per connection rather than per token).
    */
-  #grant(grant: Grant, client: ClientRecord, params: FormParams): GrantResult {
+  #grant(grant: Grant, client: ClientRecord, params: FormParams): Granted {
     const last = this.#granted.get(params);
     // The same params object means the same grant_type, so the same grant.
-    if (last !== undefined && last.client === client) return last.result;
+    if (last !== undefined && last.client === client) return last;
     let result: GrantResult;
     try {
       result = grant({ client, params });
     } catch (err) {
       throw withClientId(err, client.clientId);
     }
-    this.#granted.set(params, { client, result });
-    return result;
+    const scope = result.scope.join(' ');
+    const leading: Omit<AccessTokenClaims, 'exp' | 'iat' | 'jti'> = {
+      iss: this.#o.issuer,
+      sub: client.clientId,
+      aud: result.audience.length === 1 ? result.audience[0]! : result.audience,
+      client_id: client.clientId,
+    };
+    if (scope.length > 0) leading.scope = scope;
+    const granted: Granted = { client, result, scope, claimsJson: JSON.stringify(leading).slice(0, -1) };
+    this.#granted.set(params, granted);
+    return granted;
   }
 
   /**
@@ -162,37 +175,15 @@ export class TokenEndpoint {
     }
   }
 
-  /**
-   * The scope string and the leading claims (RFC 9068 §2.2: iss, sub, aud, client_id, scope) of
-   * every token of a grant answer, as JSON without the closing brace. The grant answer is the same
-   * object for the requests of a connection that repeat their body (see #grant), so the JSON is
-   * written once per connection rather than per token.
-   */
-  #claimsOf(client: ClientRecord, granted: GrantResult): GrantClaims {
-    const known = this.#grantClaims.get(granted);
-    if (known !== undefined && known.client === client) return known;
-    const scope = granted.scope.join(' ');
-    const leading: Omit<AccessTokenClaims, 'exp' | 'iat' | 'jti'> = {
-      iss: this.#o.issuer,
-      sub: client.clientId,
-      aud: granted.audience.length === 1 ? granted.audience[0]! : granted.audience,
-      client_id: client.clientId,
-    };
-    if (scope.length > 0) leading.scope = scope;
-    const claims: GrantClaims = { client, scope, json: JSON.stringify(leading).slice(0, -1) };
-    this.#grantClaims.set(granted, claims);
-    return claims;
-  }
-
-  #issue(client: ClientRecord, granted: GrantResult, req: OAuthRequest, reuseKey?: string): OAuthResponse {
+  #issue(client: ClientRecord, granted: Granted, req: OAuthRequest, reuseKey?: string): OAuthResponse {
     const nowMs = this.#now();
     const iat = Math.floor(nowMs / 1000);
     const ttl = Math.min(this.#o.tokenTtlMax, Math.max(this.#o.tokenTtlMin, client.accessTokenTtl ?? this.#o.tokenTtl));
-    const { scope, json } = this.#claimsOf(client, granted);
+    const { scope, claimsJson } = granted;
     const exp = iat + ttl;
     const jti = newJti(nowMs);
     // exp and iat are whole numbers and jti is base64url: nothing in them needs escaping.
-    const { token, kid } = this.#o.signer.sign(`${json},"exp":${exp},"iat":${iat},"jti":"${jti}"}`);
+    const { token, kid } = this.#o.signer.sign(`${claimsJson},"exp":${exp},"iat":${iat},"jti":"${jti}"}`);
     // Introspection, revocation and the SDK refuse longer tokens unread: never hand one out.
     if (token.length > MAX_TOKEN_LENGTH) {
       throw withClientId(new OAuthError('invalid_scope', `The requested scope and audiences make an access token longer than ${MAX_TOKEN_LENGTH} characters; request fewer.`, {
@@ -200,7 +191,7 @@ export class TokenEndpoint {
       }), client.clientId);
     }
     this.#o.events.emit('token.issued', {
-      clientId: client.clientId, jti, scope, aud: granted.audience, exp, kid,
+      clientId: client.clientId, jti, scope, aud: granted.result.audience, exp, kid,
       ip: req.ip, requestId: req.requestId,
     });
     if (reuseKey !== undefined) {
