@@ -30,9 +30,16 @@ interface Message {
   error?: string;
 }
 
+/**
+ * The environment the primary of `serve --workers` forks its workers with. Other cluster
+ * primaries (PM2's, or an application running the server in node:cluster workers of its own) do
+ * not answer for metrics, so their workers keep serving their own.
+ */
+export const RELAY_WORKER_ENV: Readonly<Record<string, string>> = Object.freeze({ M2M_AUTH_METRICS_RELAY: '1' });
+
 /** True in a worker process of `serve --workers`: its metrics are the cluster's. */
 export function inClusterWorker(): boolean {
-  return cluster.isWorker && typeof process.send === 'function';
+  return cluster.isWorker && typeof process.send === 'function' && process.env.M2M_AUTH_METRICS_RELAY === '1';
 }
 
 function isMessage(message: Message | null, type: string): message is Message & { id: number } {

@@ -6,7 +6,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../observability/logger.js';
-import { serveClusterMetrics } from './metrics-relay.js';
+import { RELAY_WORKER_ENV, serveClusterMetrics } from './metrics-relay.js';
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : Number(config.workers);
@@ -28,7 +28,7 @@ export async function runPrimary(config: Config, count: number): Promise<void> {
   serveClusterMetrics();
   let stopping = false;
   const fork = (): void => {
-    cluster.fork();
+    cluster.fork(RELAY_WORKER_ENV);
   };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;

@@ -19,14 +19,14 @@ const promClient = pathToFileURL(createRequire(join(process.cwd(), 'package.json
 const script = `
 import cluster from 'node:cluster';
 const { Counter, Gauge, Histogram, Registry } = (await import(${JSON.stringify(promClient)})).default;
-const { serveClusterMetrics, offerWorkerMetrics, clusterMetricsText, inClusterWorker } = await import(${JSON.stringify(relay)});
+const { serveClusterMetrics, offerWorkerMetrics, clusterMetricsText, inClusterWorker, RELAY_WORKER_ENV } = await import(${JSON.stringify(relay)});
 if (cluster.isPrimary) {
   serveClusterMetrics();
   const texts = [];
-  cluster.fork({ N: '0' });
-  cluster.fork({ N: '-1' });
+  cluster.fork({ ...RELAY_WORKER_ENV, N: '0' });
+  cluster.fork({ ...RELAY_WORKER_ENV, N: '-1' });
   for (let i = 1; i <= 3; i++) {
-    const w = cluster.fork({ N: String(i) });
+    const w = cluster.fork({ ...RELAY_WORKER_ENV, N: String(i) });
     w.on('message', (m) => {
       if (m?.type !== 'text') return;
       texts.push({ from: w.id, text: m.text, inWorker: m.inWorker });
@@ -56,15 +56,38 @@ if (cluster.isPrimary) {
 }
 `;
 
+// A worker of a cluster primary other than \`serve --workers\` (PM2's, an application's own).
+const foreignScript = `
+import cluster from 'node:cluster';
+const { inClusterWorker } = await import(${JSON.stringify(relay)});
+if (cluster.isPrimary) {
+  const w = cluster.fork();
+  w.on('message', (m) => { console.log(JSON.stringify(m)); w.kill(); });
+} else {
+  process.send({ inWorker: inClusterWorker() });
+}
+`;
+
+function runCluster(source: string): { status: number | null; stdout: string; stderr: string } {
+  ensureBuilt();
+  // A file, not -e: cluster.fork() runs the primary's script again in each worker.
+  const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-relay-'));
+  const file = join(dir, 'cluster.mjs');
+  writeFileSync(file, source);
+  const run = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 });
+  rmSync(dir, { recursive: true, force: true });
+  return run;
+}
+
 describe('cluster metrics relay', () => {
+  it('stays off in a worker that another cluster primary forked: that worker serves its own metrics', () => {
+    const run = runCluster(foreignScript);
+    expect(run.status, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout.trim())).toEqual({ inWorker: false });
+  });
+
   it('answers every worker with every worker\'s series, labelled worker="<id>", none combined or dropped', () => {
-    ensureBuilt();
-    // A file, not -e: cluster.fork() runs the primary's script again in each worker.
-    const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-relay-'));
-    const file = join(dir, 'cluster.mjs');
-    writeFileSync(file, script);
-    const run = spawnSync(process.execPath, [file], { encoding: 'utf8', timeout: 30_000 });
-    rmSync(dir, { recursive: true, force: true });
+    const run = runCluster(script);
     expect(run.status, run.stderr).toBe(0);
     const out = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as { inPrimary: boolean; texts: { from: number; text: string; inWorker: boolean }[]; ids: number[] };
     expect(out.inPrimary).toBe(false);
