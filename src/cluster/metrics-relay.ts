@@ -14,6 +14,7 @@ const ANSWER = 'm2m-auth:metrics-answer';
 const COLLECT = 'm2m-auth:metrics-collect';
 const COLLECTED = 'm2m-auth:metrics-collected';
 const READY = 'm2m-auth:metrics-ready';
+const GONE = 'm2m-auth:metrics-gone';
 
 /** How long the primary waits for each worker; one that does not answer is left out of the scrape. */
 const WORKER_TIMEOUT_MS = 4_000;
@@ -48,11 +49,11 @@ function isMessage(message: Message | null, type: string): message is Message & 
 
 /** Where answers come from: a worker (seen from the primary), or the primary (`process`, seen from a worker). */
 interface MessageSource {
-  on(event: 'message' | 'exit', listener: (message: Message | null) => void): unknown;
-  off(event: 'message' | 'exit', listener: (message: Message | null) => void): unknown;
+  on(event: 'message' | 'disconnect', listener: (message: Message | null) => void): unknown;
+  off(event: 'message' | 'disconnect', listener: (message: Message | null) => void): unknown;
 }
 
-/** The message of `type` and `id` that `source` delivers next; undefined when it exits first or `timeoutMs` passes. */
+/** The message of `type` and `id` that `source` delivers next; undefined when the channel closes first or `timeoutMs` passes. */
 function answerOf(source: MessageSource, type: string, id: number, timeoutMs: number): Promise<Message | undefined> {
   return new Promise((resolve) => {
     const onMessage = (message: Message | null): void => {
@@ -62,12 +63,12 @@ function answerOf(source: MessageSource, type: string, id: number, timeoutMs: nu
     const done = (message: Message | undefined): void => {
       clearTimeout(timer);
       source.off('message', onMessage);
-      source.off('exit', onEnd);
+      source.off('disconnect', onEnd);
       resolve(message);
     };
     const timer = setTimeout(onEnd, timeoutMs);
     source.on('message', onMessage);
-    source.on('exit', onEnd);
+    source.on('disconnect', onEnd);
   });
 }
 
@@ -107,9 +108,11 @@ export function serveClusterMetrics(): void {
     return (await AggregatorRegistry.aggregate(labelled).metrics()) + (await own.metrics());
   };
 
-  cluster.on('exit', (worker) => ready.delete(worker));
+  // A worker that stops serving, or whose channel closes, is asked no more (and holds no scrape up).
+  cluster.on('disconnect', (worker) => ready.delete(worker));
   cluster.on('message', (worker: Worker, message: Message | null) => {
     if (message?.type === READY) ready.add(worker);
+    else if (message?.type === GONE) ready.delete(worker);
     else if (isMessage(message, ASK)) {
       const id = message.id;
       render().then(
@@ -149,16 +152,20 @@ export function offerWorkerMetrics(registries: Registry[]): () => void {
   };
   process.on('message', onMessage);
   process.send?.({ type: READY } satisfies Message);
-  return () => process.off('message', onMessage);
+  return () => {
+    process.off('message', onMessage);
+    if (process.connected) process.send?.({ type: GONE } satisfies Message);
+  };
 }
 
 let nextAsk = 0;
 
 /** Worker: the cluster's metrics, from the primary; rejects when it does not answer in time. */
 export async function clusterMetricsText(): Promise<string> {
+  if (!process.connected || process.send === undefined) throw new Error('not connected to the primary');
   const id = nextAsk++;
   const answer = answerOf(process as MessageSource, ANSWER, id, PRIMARY_TIMEOUT_MS);
-  process.send!({ type: ASK, id } satisfies Message);
+  process.send({ type: ASK, id } satisfies Message, () => undefined);
   const message = await answer;
   if (message === undefined) throw new Error(`the primary did not answer within ${PRIMARY_TIMEOUT_MS} ms`);
   if (typeof message.text !== 'string') throw new Error(`the primary could not collect the workers' metrics: ${message.error ?? 'no answer'}`);
