@@ -284,7 +284,7 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
         ms: Math.round(reply.elapsedTime * 1000) / 1000,
         ip: request.ip,
       };
-      if (writeRequestLine) afterWrites(() => writeRequestLine(requestLineMembers(line)));
+      if (writeRequestLine) afterWrites(() => writeRequestLine(requestLineMembers(line), line));
       else afterWrites(() => log.info(line, 'request'));
     }
     done();

@@ -1,6 +1,7 @@
 // Structured JSON logs (pino) with one tested redaction list: secrets, client assertions and
 // tokens never reach a log line, even if a future change passes one to the logger by mistake.
 
+import { tracingChannel } from 'node:diagnostics_channel';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -129,9 +130,12 @@ export type { Logger };
 /** pino's own state of a logger, read through the symbols pino exports for that (`pino.symbols`). */
 type PinoState = Record<symbol, unknown>;
 
+/** The channel pino publishes every line it builds on, for tracing and monitoring tools. */
+const pinoLines = tracingChannel('pino_asJson');
+
 /**
- * A writer of one line shape: the line `log.info(members, msg)` would write, for a caller that
- * passes the members already as JSON. The level prefix, time, bindings, message and line end are
+ * A writer of one line shape: the line `log.info(line, msg)` would write, for a caller that
+ * passes the line's members already as JSON. The level prefix, time, bindings, message and line end are
  * the logger's own (pino's cached strings and its time function); what is skipped is pino's work
  * on the object, key by key, which made the request line cost 5% of the token endpoint's
  * throughput (BENCHMARKS.md, "Known ways"). `members` is `,"key":value` for each member, values
@@ -139,10 +143,12 @@ type PinoState = Record<symbol, unknown>;
  *
  * Undefined when the logger does anything this would skip: a mixin, a log formatter, a nested
  * key, a message prefix, a log-method or stream-write hook, a serializer or a redaction of one of
- * `keys`, or a stream that wants metadata. The caller logs through pino then. Both ways are
- * compared, line for line, in test/observability/line-writer.test.ts.
+ * `keys`, or a stream that wants metadata. The caller logs through pino then. While something
+ * subscribes to pino's `pino_asJson` tracing channel, the writer hands `line` to pino itself, so
+ * that subscribers see every line. Both ways are compared, line for line, in
+ * test/observability/line-writer.test.ts.
  */
-export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]): ((members: string) => void) | undefined {
+export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]): ((members: string, line: object) => void) | undefined {
   const s = pino.symbols;
   const state = log as unknown as PinoState;
   const stream = state[s.streamSym] as (DestinationStream & Record<symbol, unknown>) | undefined;
@@ -164,7 +170,8 @@ export function infoLineWriter(log: Logger, msg: string, keys: readonly string[]
   }
   const message = `,${JSON.stringify(state[s.messageKeySym])}:${JSON.stringify(msg)}${end}`;
   const timeOf = time.bind(log);
-  return (members) => {
-    stream.write(levelPrefix + timeOf() + (state[s.chindingsSym] as string) + members + message);
+  return (members, line) => {
+    if (pinoLines.hasSubscribers) log.info(line, msg);
+    else stream.write(levelPrefix + timeOf() + (state[s.chindingsSym] as string) + members + message);
   };
 }

@@ -2,6 +2,7 @@
 // the line pino writes for the same members, byte for byte but the time; and the writer declines
 // every logger configuration in which pino would write something else.
 
+import { tracingChannel } from 'node:diagnostics_channel';
 import pino, { type Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { createLogger, infoLineWriter } from '../../src/observability/logger.js';
@@ -41,7 +42,7 @@ describe('infoLineWriter', () => {
       expect(write).toBeTypeOf('function');
       for (const line of LINES) {
         log.info(line, 'request');
-        write!(requestLineMembers(line));
+        write!(requestLineMembers(line), line);
         expect(lines).toHaveLength(2);
         const [byPino, byWriter] = lines.splice(0) as [string, string];
         expect(timeless(byWriter)).toBe(timeless(byPino));
@@ -49,6 +50,25 @@ describe('infoLineWriter', () => {
         expect(JSON.parse(byWriter)).toMatchObject({ level: 'info', service: 'm2m-auth', msg: 'request', path: line.path, ip: line.ip });
       }
     }
+  });
+
+  it('hands the line to pino while something subscribes to pino\'s line channel, so that the subscriber sees it', () => {
+    const { log, lines } = capture((d) => createLogger({ destination: d }));
+    const write = infoLineWriter(log, 'request', KEYS)!;
+    const seen: unknown[] = [];
+    const channel = tracingChannel('pino_asJson');
+    const none = (): void => undefined;
+    const subscriber = { start: (message: object) => void seen.push(message), end: none, asyncStart: none, asyncEnd: none, error: none };
+    channel.subscribe(subscriber);
+    try {
+      write(requestLineMembers(LINES[0]!), LINES[0]!);
+    } finally {
+      channel.unsubscribe(subscriber);
+    }
+    expect(seen).toHaveLength(1);
+    write(requestLineMembers(LINES[0]!), LINES[0]!);
+    expect(seen).toHaveLength(1);
+    expect(lines.map(timeless)).toEqual([timeless(lines[1]!), timeless(lines[1]!)]);
   });
 
   it('declines a logger on which pino would write another line, so that the caller logs through pino', () => {
