@@ -379,7 +379,9 @@ export class ServerMetrics {
       help: 'Seconds since the change log was last read successfully (changes made by other instances are at most this old here).',
       registers,
       collect() {
-        this.set(Math.max(0, (Date.now() - sources.syncLastSuccess()) / 1000));
+        // The last read first: read after it, the clock can only be later.
+        const last = sources.syncLastSuccess();
+        this.set(Math.max(0, (Date.now() - last) / 1000));
       },
     });
 
