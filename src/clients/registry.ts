@@ -98,6 +98,9 @@ const MIN_RSA_BITS = 2048;
  */
 const MAX_DEFAULT_GRANT_JSON = 10_000;
 
+/** What a client's default token is made of (see MAX_DEFAULT_GRANT_JSON). */
+const DEFAULT_GRANT_FIELDS = ['scope', 'defaultScope', 'audience', 'defaultAudience', 'grantTypes'] as const;
+
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled',
@@ -446,7 +449,8 @@ export class ClientRegistry {
       } else {
         next.secrets = [];
       }
-      this.#checkRecord(next);
+      // A client stored before the default-token check can still be changed in other ways.
+      this.#checkRecord(next, DEFAULT_GRANT_FIELDS.some((f) => fields[f] !== undefined));
       const changed = changedFields(current, next);
       if (changed.length === 0) return { client: current };
       next.updatedAt = now;
@@ -577,7 +581,8 @@ export class ClientRegistry {
   }
 
   /** Rules between fields, checked on the whole record after create or update. */
-  #checkRecord(c: Omit<ClientRecord, 'clientId'>): void {
+  /** Cross-field rules; the default token's size only when `grantChanged` (a create, or an update of what it is made of). */
+  #checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = true): void {
     // RFC 9068 §2.2: every access token has an aud, so a client that gets tokens needs one.
     if (c.grantTypes.includes('client_credentials') && c.audience.length === 0) {
       invalid('audience', 'audience is required: the resource URIs (absolute, no fragment) this client may get tokens for');
@@ -593,7 +598,7 @@ export class ClientRegistry {
     if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
       invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
     }
-    if (c.grantTypes.includes('client_credentials')) {
+    if (grantChanged && c.grantTypes.includes('client_credentials')) {
       const scope = c.defaultScope ?? c.scope;
       const audience = c.defaultAudience ?? c.audience;
       const size = JSON.stringify(scope.join(' ')).length + JSON.stringify(audience).length;

@@ -227,6 +227,13 @@ describe('validation', () => {
     expect((await registry.get(client.clientId))?.defaultAudience).toEqual(audience.slice(0, 1));
     // A client that only introspects gets no tokens: its audiences are not its tokens'.
     await createBasic({ audience, grant_types: [] });
+
+    // A client stored before this check (no default audience) can still be renamed; a change to
+    // what its default token is made of is checked.
+    store.rows.set(client.clientId, { ...store.rows.get(client.clientId)!, defaultAudience: null });
+    registry.invalidate(client.clientId);
+    expect((await registry.update(client.clientId, { client_name: 'renamed' })).client.clientName).toBe('renamed');
+    await invalid(registry.update(client.clientId, { scope: 'read' }), /every audience/);
   });
 
   it('checks grant_types and resource_uris', async () => {
