@@ -6,7 +6,7 @@
 //
 // The servers under test are pinned to CPU 0 (taskset -c 0), the load generator to CPU 1
 // (taskset -c 1 wrk -t1 ...). Only 127.0.0.1 is ever loaded, and every step is bounded in time:
-// about 3-4 minutes in all, about a minute with --quick. Needs wrk (`apt-get install wrk`);
+// about 4 minutes in all, about a minute with --quick. Needs wrk (`apt-get install wrk`);
 // without it an undici closed-loop generator stands in and says so.
 //
 // What is measured, in order:

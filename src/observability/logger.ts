@@ -54,7 +54,7 @@ const STDOUT_BATCH_CHARS = 64 * 1024;
  * write, at the latest 100 ms after they were logged (a write per line costs a request tens of
  * µs), and synchronously when the process exits. A write costs about the same whatever its size:
  * under token load on a 2-core VM, 8-KiB batches spent 3 µs a request in writes and 64-KiB ones
- * 0.7 µs (2.5% more tokens a second; BENCHMARKS.md, "Known ways"). At 10,000 requests a second a
+ * 0.7 µs (a median 2.6% more tokens a second; BENCHMARKS.md, "Known ways"). At 10,000 requests a second a
  * batch fills in about 25 ms. The lines are kept in an array and joined once per batch:
  * SonicBoom's own batching (`minLength`) measures the whole pending batch again on every line
  * (`Buffer.byteLength` of a growing string: about 3% of a token request's CPU under load). One
