@@ -98,29 +98,28 @@ function grantTypes(value: string): string[] {
   return list.length === 1 && list[0] === 'none' ? [] : list;
 }
 
+/** `--x value` sets `field`; `--reset-x` sets it to null (the server default); both at once is an error. */
+function setOrReset(body: Record<string, unknown>, field: string, value: unknown, reset: boolean | undefined, flag: string): void {
+  if (value !== undefined && reset) throw new CliError(`Use either ${flag} or ${flag.replace('--', '--reset-')}`);
+  if (value !== undefined) body[field] = value;
+  if (reset) body[field] = null;
+}
+
 /** The RFC 7591 metadata a set of flags names. */
 function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (f.name !== undefined) body.client_name = f.name;
   if (f.scope !== undefined) body.scope = f.scope;
   if (f.audience !== undefined) body.audience = f.audience;
-  if (f.defaultScope !== undefined && f.resetDefaultScope) throw new CliError('Use either --default-scope or --reset-default-scope');
-  if (f.defaultScope !== undefined) body.default_scope = f.defaultScope;
-  if (f.resetDefaultScope) body.default_scope = null;
-  if (f.defaultAudience !== undefined && f.resetDefaultAudience) throw new CliError('Use either --default-audience or --reset-default-audience');
-  if (f.defaultAudience !== undefined) body.default_audience = f.defaultAudience;
-  if (f.resetDefaultAudience) body.default_audience = null;
+  setOrReset(body, 'default_scope', f.defaultScope, f.resetDefaultScope, '--default-scope');
+  setOrReset(body, 'default_audience', f.defaultAudience, f.resetDefaultAudience, '--default-audience');
   if (f.authMethod !== undefined) body.token_endpoint_auth_method = f.authMethod;
   if (f.jwks !== undefined) body.jwks = readJwks(f.jwks);
-  if (f.ttl !== undefined && f.resetTtl) throw new CliError('Use either --ttl or --reset-ttl');
-  if (f.ttl !== undefined) body.access_token_ttl = f.ttl;
-  if (f.resetTtl) body.access_token_ttl = null;
+  setOrReset(body, 'access_token_ttl', f.ttl, f.resetTtl, '--ttl');
   if (f.grantTypes !== undefined) body.grant_types = grantTypes(f.grantTypes);
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;
   if (f.tokenReuse !== undefined) body.token_reuse = f.tokenReuse;
-  if (f.rateLimit !== undefined && f.resetRateLimit) throw new CliError('Use either --rate-limit or --reset-rate-limit');
-  if (f.rateLimit !== undefined) body.rate_limit = f.rateLimit;
-  if (f.resetRateLimit) body.rate_limit = null;
+  setOrReset(body, 'rate_limit', f.rateLimit, f.resetRateLimit, '--rate-limit');
   if (f.disabled) body.disabled = true;
   return body;
 }
