@@ -20,7 +20,7 @@ import { verifyClientSecret } from '../dist/clients/secrets.js';
 import { ClientRegistry } from '../dist/clients/registry.js';
 import { openStorage } from '../dist/storage/open.js';
 import { EventBus } from '../dist/observability/events.js';
-import { Limits } from '../dist/ratelimit/limits.js';
+import { Limits } from '../dist/limits/limits.js';
 import pino from 'pino';
 import { ALGS, rawCrypto } from './lib/crypto-floor.js';
 import { measureAsync, measureSync, measureSyncInterleaved } from './lib/measure.js';

@@ -8,11 +8,11 @@ import { parseAddress, type Config } from './config/schema.js';
 import { openStorage } from './storage/open.js';
 import type { Storage } from './storage/types.js';
 import { loadKek } from './keys/kek.js';
-import { DEFAULT_REFRESH_INTERVAL_MS, KeyRing } from './keys/keyring.js';
+import { KeyRing, keyMaintenanceInterval } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { loadAdminToken } from './admin/admin-token.js';
-import { registerDebugRoutes } from './profiling/debug-routes.js';
+import { registerPprofRoutes } from './admin/pprof-routes.js';
 import { EventBus } from './observability/events.js';
 import { createLogger } from './observability/logger.js';
 import { subscribeAuditLog } from './observability/audit.js';
@@ -23,14 +23,15 @@ import { TokenEndpoint } from './oauth/token/token-endpoint.js';
 import { IntrospectionEndpoint } from './oauth/introspection/introspection-endpoint.js';
 import { RevocationEndpoint } from './oauth/revocation/revocation-endpoint.js';
 import { RevocationList } from './oauth/revocation/revocation-list.js';
-import { authorizationServerMetadata, endpointUrl, ENDPOINT_PATHS } from './oauth/discovery/metadata.js';
+import { endpointUrl, ENDPOINT_PATHS } from './oauth/discovery/metadata.js';
+import { MetadataCache } from './oauth/discovery/metadata-cache.js';
 import { buildPublicApp } from './http/public-app.js';
-import { Limits } from './ratelimit/limits.js';
-import { fastifyTrustProxy, parseTrustProxy } from './ratelimit/trust-proxy.js';
-import { ClusterSync, type Notifier } from './cluster/sync.js';
-import { StalenessGuard } from './cluster/availability.js';
-import { PostgresNotifier } from './cluster/postgres-notifier.js';
-import type { PostgresStorage } from './storage/postgres/index.js';
+import { Limits } from './limits/limits.js';
+import { fastifyTrustProxy } from './http/trusted-proxies.js';
+import { parseTrustProxy } from './config/trust-proxy.js';
+import { ClusterSync } from './sync/change-log-sync.js';
+import { openNotifier } from './sync/notifier.js';
+import { StalenessGuard } from './sync/staleness.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
@@ -201,13 +202,10 @@ export async function createServer(config: Config, options: ServerOptions = {}):
 
     const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
     await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
-    await registerDebugRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
+    await registerPprofRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
     // Changes made by other instances (or worker processes) on the same database.
-    // ioredis is loaded only when Redis is configured (as pg is by openStorage).
-    const notifier: Notifier | undefined = config.redisUrl
-      ? new (await import('./cluster/redis-notifier.js')).RedisNotifier(config.redisUrl, logger)
-      : isPostgres(storage) ? new PostgresNotifier(storage, logger) : undefined;
+    const notifier = await openNotifier({ redisUrl: config.redisUrl, storage, logger });
     const sync = new ClusterSync({
       changes: traced.changes,
       notifier,
@@ -325,15 +323,6 @@ export async function createServer(config: Config, options: ServerOptions = {}):
   }
 }
 
-/**
- * How often the KeyRing reloads keys and checks for automatic rotation: every minute, or a quarter
- * of a short rotation interval so that rotation is not late by more than that.
- */
-function keyMaintenanceInterval(rotationIntervalMs: number): number {
-  if (rotationIntervalMs <= 0) return DEFAULT_REFRESH_INTERVAL_MS;
-  return Math.min(DEFAULT_REFRESH_INTERVAL_MS, Math.max(250, Math.floor(rotationIntervalMs / 4)));
-}
-
 export interface RunningServer {
   server: M2MAuthServer;
   publicUrl: string;
@@ -350,50 +339,4 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await server.close();
     throw err;
   }
-}
-
-/** The RFC 8414 document, recomputed only when clients or keys change. */
-class MetadataCache {
-  #json: Promise<string> | undefined;
-  /** The last document built: served while a rebuild fails (the database does not answer). */
-  #last: string | undefined;
-  constructor(
-    private readonly issuer: string,
-    private readonly clients: ClientRegistry,
-    private readonly keys: KeyRing,
-  ) {}
-
-  invalidate(): void {
-    this.#json = undefined;
-  }
-
-  json(): Promise<string> {
-    this.#json ??= this.#build().then(
-      (json) => (this.#last = json),
-      (err: unknown) => {
-        this.#json = undefined;
-        if (this.#last !== undefined) return this.#last;
-        throw err;
-      },
-    );
-    return this.#json;
-  }
-
-  async #build(): Promise<string> {
-    const scopes = new Set<string>();
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.clients.list({ ...(after !== undefined && { after }), limit: 1000 });
-      for (const c of page.clients) for (const s of c.scope) scopes.add(s);
-      if (page.next === null) break;
-      after = page.next;
-    }
-    const algs = [...new Set(this.keys.jwks().keys.map((k) => String(k.alg)))];
-    return JSON.stringify(authorizationServerMetadata({ issuer: this.issuer, scopes: [...scopes].sort(), accessTokenSigningAlgs: algs }));
-  }
-}
-
-/** The PostgreSQL backend, told apart without loading it (src/storage/open.ts loads it only for a postgres:// URL). */
-function isPostgres(storage: Storage): storage is PostgresStorage {
-  return typeof (storage as Partial<PostgresStorage>).changeFeed === 'function';
 }

@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../oauth/errors.js';
+import { ConfigError } from '../ground/errors.js';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 export const MIN_ADMIN_TOKEN_LENGTH = 32;

@@ -3,8 +3,8 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EventBus } from '../observability/events.js';
-import { sha256 } from '../clients/secrets.js';
-import { ConfigError } from '../oauth/errors.js';
+import { sha256 } from '../ground/bytes.js';
+import { ConfigError } from '../ground/errors.js';
 import { MIN_ADMIN_TOKEN_LENGTH } from './admin-token.js';
 
 export type BearerCheck = 'ok' | 'missing_token' | 'wrong_scheme' | 'invalid_token';

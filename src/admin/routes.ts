@@ -6,10 +6,12 @@
 // later); only a fault of the server itself becomes a 500.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ClientNotFoundError, ClientValidationError, MAX_LIST_LIMIT, type ClientRegistry } from '../clients/registry.js';
+import { ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';
+import { ClientValidationError, MAX_LIST_LIMIT } from '../clients/metadata.js';
 import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
-import { isStorageUnavailable, RETRY_AFTER_SECONDS } from '../cluster/availability.js';
+import { isStorageUnavailable } from '../storage/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../ground/errors.js';
 import { adminTokenHook } from './bearer.js';
 import { keyToWire } from './key-wire.js';
 import { AdminRequestError, objectBody, optionalBody, optionalSeconds, queryInt, readQuery } from './request.js';

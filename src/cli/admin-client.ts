@@ -1,7 +1,6 @@
 // The CLI's client of the admin API: where it is, which token to send, and errors as one line.
 
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { adminTokenPath } from '../admin/admin-token.js';
 import { parseAddress } from '../config/schema.js';
 

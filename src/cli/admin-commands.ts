@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { KeyWire } from '../admin/key-wire.js';
 import type { ClientWire, ClientWireWithSecret } from '../clients/wire.js';
-import { TOKEN_ENDPOINT_AUTH_METHODS } from '../storage/types.js';
+import { TOKEN_ENDPOINT_AUTH_METHODS } from '../ground/names.js';
 import { perSecond, trueOrFalse, wholeSeconds } from './flags.js';
 import { adminRequest, CliError, resolveAdminTarget, type AdminConnectionOptions } from './admin-client.js';
 import { clientDetails, clientsTable, isoTime, keysTable, keyValueLines, SECRET_WARNING, type Output } from './output.js';

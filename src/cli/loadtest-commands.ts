@@ -2,7 +2,7 @@
 // `m2m-auth profile` (the load test against an in-process server, with a report folder).
 
 import { Command, Option } from 'commander';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../storage/types.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
 import { CliError, resolveAdminTarget } from './admin-client.js';
 import type { Output } from './output.js';
 import { wholeNumber } from './flags.js';

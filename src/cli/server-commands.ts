@@ -46,7 +46,7 @@ export function serveCommand(): Command {
   const overrides = addConfigOptions(cmd, 'all');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
-    const { isWorker, runPrimary, workerCount } = await import('../cluster/workers.js');
+    const { isWorker, runPrimary, workerCount } = await import('./workers.js');
     const count = workerCount(config);
     if (count > 1 && !isWorker()) {
       await runPrimary(config, count);

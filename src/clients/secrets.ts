@@ -4,12 +4,10 @@
 // Why not bcrypt: these secrets are machine-generated with 256 bits of entropy, so a slow hash
 // adds nothing against guessing and would cap the token endpoint at a few hundred requests a second.
 
-import * as crypto from 'node:crypto';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { ClientRecord, ClientSecretRecord } from '../storage/types.js';
-
-export const SECRET_PREFIX = 'm2m_cs_';
-export const CLIENT_ID_PREFIX = 'cl_';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { sameBytes, sha256 } from '../ground/bytes.js';
+import { CLIENT_ID_PREFIX, SECRET_PREFIX } from '../ground/client-id.js';
+import type { ClientRecord, ClientSecretRecord } from '../ground/records.js';
 
 /** A new client secret: the prefix and 32 random bytes as base64url. */
 export function generateClientSecret(): string {
@@ -21,42 +19,8 @@ export function generateClientId(): string {
   return CLIENT_ID_PREFIX + randomBytes(12).toString('base64url');
 }
 
-const ISSUED_CLIENT_ID = new RegExp(`^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{16}$`);
-
-/**
- * True when `value` has the shape of the client_ids generateClientId() makes. Only such values
- * are logged, labelled or counted per client: anything else may be a secret sent in the wrong
- * field, or garbage a caller could use to mint log lines, metric labels or limiter keys.
- */
-export function hasIssuedClientIdShape(value: string): boolean {
-  return ISSUED_CLIENT_ID.test(value);
-}
-
 export function secretDigest(secret: string): string {
   return sha256(secret).toString('hex');
-}
-
-/** crypto.hash (Node 20.12 and later): a one-shot digest, about half the time of createHash. */
-const oneShot = (crypto as { hash?: (algorithm: string, data: string, outputEncoding: 'buffer') => Buffer }).hash;
-
-export function sha256(value: string): Buffer {
-  return oneShot ? oneShot('sha256', value, 'buffer') : createHash('sha256').update(value, 'utf8').digest();
-}
-
-/** True when `a` and `b` hold the same bytes, compared in constant time (only a length mismatch answers early). */
-export function sameBytes(a: Buffer, b: Buffer): boolean {
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/**
- * `value`'s bytes (UTF-8 for a string) in memory of their own, for keeping: a small Buffer.from()
- * or a slice of a socket read shares an 8 KiB pool slab, which it would keep alive.
- */
-export function ownCopy(value: Buffer | string): Buffer {
-  const bytes = Buffer.allocUnsafeSlow(typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.length);
-  if (typeof value === 'string') bytes.write(value, 'utf8');
-  else value.copy(bytes);
-  return bytes;
 }
 
 const DUMMY_DIGEST = Buffer.alloc(32);

@@ -9,7 +9,8 @@
 // - `client_secret` appears only in the responses that issue one (create, rotate, an update that
 //   switches to a secret method); stored digests never leave the server.
 
-import type { ClientRecord, PublicJwk, TokenEndpointAuthMethod } from '../storage/types.js';
+import type { ClientRecord, PublicJwk } from '../ground/records.js';
+import type { TokenEndpointAuthMethod } from '../ground/names.js';
 
 /** Metadata a caller may send to create or update a client (validated by ClientRegistry). */
 export interface ClientMetadataInput {

@@ -1,9 +1,9 @@
 // The configuration schema: one table that validates, supplies defaults, maps environment
 // variables (prefix M2M_AUTH_) and CLI flags, and generates the README's configuration reference.
 
-import { ConfigError } from '../oauth/errors.js';
-import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../storage/types.js';
-import { parseTrustProxy } from '../ratelimit/trust-proxy.js';
+import { ConfigError } from '../ground/errors.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
+import { parseTrustProxy } from './trust-proxy.js';
 
 export interface Config {
   issuer: string;

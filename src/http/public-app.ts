@@ -4,16 +4,16 @@
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { errorBody, OAuthError } from '../oauth/errors.js';
+import { errorBody, OAuthError } from '../ground/errors.js';
 import { param, parseForm, type FormParams } from '../oauth/request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../oauth/request/context.js';
 import { errorClientId } from '../oauth/client-auth/authenticate.js';
-import { ownCopy, sameBytes } from '../clients/secrets.js';
+import { ownCopy, sameBytes } from '../ground/bytes.js';
 import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
-import { asUnavailable } from '../cluster/availability.js';
+import { asUnavailable } from '../oauth/unavailable.js';
 import type { EventBus } from '../observability/events.js';
 import { fastifyOptions } from './fastify-options.js';
-import { forwardedForWarning, type FastifyTrustProxy } from '../ratelimit/trust-proxy.js';
+import { forwardedForWarning, type FastifyTrustProxy } from './trusted-proxies.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
-import { ConfigError } from '../oauth/errors.js';
+import { ConfigError } from '../ground/errors.js';
 
 export interface TlsFiles {
   certPath: string;

@@ -14,8 +14,9 @@ import {
   type VerifyKeyObjectInput,
 } from 'node:crypto';
 import { promisify } from 'node:util';
-import { ConfigError } from '../oauth/errors.js';
-import { SIGNING_ALGORITHMS, type PublicJwk, type SigningAlgorithm } from '../storage/types.js';
+import { ConfigError } from '../ground/errors.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
+import { type PublicJwk } from '../ground/records.js';
 
 const generateKeyPair = promisify(generateKeyPairCallback);
 

@@ -2,7 +2,7 @@
 // precomputed header, and a strict decode-and-verify that never throws on bad input.
 
 import type { KeyObject } from 'node:crypto';
-import type { SigningAlgorithm } from '../storage/types.js';
+import type { SigningAlgorithm } from '../ground/names.js';
 import { createRawSigner, createRawVerifier, type RawVerifier } from './algorithms.js';
 
 /** RFC 9068 §2.1: the `typ` of every access token. */

@@ -4,7 +4,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError } from '../oauth/errors.js';
+import { ConfigError } from '../ground/errors.js';
 
 export const KEK_BYTES = 32;
 export const KEK_FILE_NAME = 'kek';

@@ -20,9 +20,11 @@
 
 import type { KeyObject } from 'node:crypto';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { ConfigError } from '../oauth/errors.js';
+import { ConfigError } from '../ground/errors.js';
 import type { EventBus } from '../observability/events.js';
-import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../storage/types.js';
+import type { KeyStore } from '../storage/types.js';
+import type { PublicJwk, SigningKeyRecord } from '../ground/records.js';
+import type { SigningAlgorithm } from '../ground/names.js';
 import { generateSigningKeyPair, importPublicJwk, isSigningAlgorithm, publicJwkOf } from './algorithms.js';
 import {
   createJwtSigner,
@@ -38,6 +40,15 @@ import { decryptPrivateKey, encryptPrivateKey, KEK_BYTES } from './kek.js';
 /** Tolerance for clocks of verifiers (and of other instances) running ahead. */
 export const CLOCK_SKEW_MS = 60_000;
 export const DEFAULT_REFRESH_INTERVAL_MS = 60_000;
+
+/**
+ * How often the KeyRing reloads keys and checks for automatic rotation: every minute, or a quarter
+ * of a short rotation interval so that rotation is not late by more than that.
+ */
+export function keyMaintenanceInterval(rotationIntervalMs: number): number {
+  if (rotationIntervalMs <= 0) return DEFAULT_REFRESH_INTERVAL_MS;
+  return Math.min(DEFAULT_REFRESH_INTERVAL_MS, Math.max(250, Math.floor(rotationIntervalMs / 4)));
+}
 /** How recent another instance's first key must be for this one to load it instead of making its own. */
 const FIRST_KEY_RACE_MS = 60_000;
 

@@ -2,8 +2,8 @@
 // still active (RFC 7662 §2.2): signature and issuer, expiry, revocation, client state, kill switch.
 
 import { randomFillSync } from 'node:crypto';
-import type { ClientRecord } from '../storage/types.js';
-import type { ClientLookup } from './client-auth/authenticate.js';
+import type { ClientRecord } from '../ground/records.js';
+import type { ClientLookup } from '../ground/records.js';
 import { MAX_TOKEN_LENGTH } from '../keys/jwt.js';
 
 /** RFC 9068 §2.2 claims. */

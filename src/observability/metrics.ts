@@ -8,9 +8,9 @@
 import { performance } from 'node:perf_hooks';
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { hasIssuedClientIdShape } from '../clients/secrets.js';
+import { hasIssuedClientIdShape } from '../ground/client-id.js';
 import { EVENT_NAMES, type EventBus } from './events.js';
-import { clusterMetricsText, inClusterWorker, offerWorkerMetrics } from '../cluster/metrics-relay.js';
+import { clusterMetricsText, inClusterWorker, offerWorkerMetrics } from './metrics-relay.js';
 
 export const METRIC_PREFIX = 'm2m_auth_';
 

@@ -2,7 +2,8 @@
 // frames on its stack: CPU self time and allocated bytes broken down by component.
 
 import { fileURLToPath } from 'node:url';
-import type { CallFrame, CpuProfile, CpuProfileNode, SamplingHeapProfile, SamplingHeapProfileNode } from './inspector.js';
+import type { CallFrame, CpuProfile, SamplingHeapProfile, SamplingHeapProfileNode } from '../observability/profiles/inspector.js';
+import { cpuStacks, selfTimeByNode } from '../observability/profiles/pprof.js';
 
 export type Component =
   | 'http'
@@ -117,43 +118,6 @@ function shares(totals: Map<Component, number>): ComponentShare[] {
   return COMPONENTS.filter((c) => (totals.get(c) ?? 0) > 0)
     .map((c) => ({ component: c, label: COMPONENT_LABELS[c], value: totals.get(c)!, share: sum > 0 ? totals.get(c)! / sum : 0 }))
     .sort((a, b) => b.value - a.value);
-}
-
-/**
- * Time each sample stands for, in microseconds: the delta to the next sample (the last one gets
- * the mean interval). Returns per-node totals.
- */
-export function selfTimeByNode(profile: CpuProfile): Map<number, number> {
-  const out = new Map<number, number>();
-  const samples = profile.samples ?? [];
-  const deltas = profile.timeDeltas ?? [];
-  const n = samples.length;
-  const mean = n > 0 ? (profile.endTime - profile.startTime) / n : 0;
-  for (let i = 0; i < n; i++) {
-    const next = deltas[i + 1];
-    const us = next !== undefined && next >= 0 ? next : mean;
-    out.set(samples[i]!, (out.get(samples[i]!) ?? 0) + us);
-  }
-  return out;
-}
-
-/** Leaf-first stacks of every node of a CPU profile (the root excluded). */
-export function cpuStacks(profile: CpuProfile): Map<number, CpuProfileNode[]> {
-  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const stacks = new Map<number, CpuProfileNode[]>();
-  const stackOf = (id: number): CpuProfileNode[] => {
-    const known = stacks.get(id);
-    if (known) return known;
-    const node = byId.get(id)!;
-    const up = parent.get(id);
-    const stack = node.callFrame.functionName === '(root)' ? [] : [node, ...(up === undefined ? [] : stackOf(up))];
-    stacks.set(id, stack);
-    return stack;
-  };
-  for (const n of profile.nodes) stackOf(n.id);
-  return stacks;
 }
 
 export interface CpuBreakdown {

@@ -9,10 +9,10 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startInProcessServer } from '../loadtest/in-process.js';
 import { runLoadTest, type LoadTestMode, type LoadTestProgress, type LoadTestResult } from '../loadtest/run.js';
-import type { SigningAlgorithm } from '../storage/types.js';
+import type { SigningAlgorithm } from '../ground/names.js';
 import { cpuBreakdown, heapBreakdown, type ComponentShare, type CpuBreakdown } from './components.js';
-import { startCpuProfile, startHeapSampling, type CpuProfile, type SamplingHeapProfile } from './inspector.js';
-import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './pprof.js';
+import { startCpuProfile, startHeapSampling, type CpuProfile, type SamplingHeapProfile } from '../observability/profiles/inspector.js';
+import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../observability/profiles/pprof.js';
 import { renderHtmlReport } from './report-html.js';
 import { renderMarkdownReport } from './report-md.js';
 import {

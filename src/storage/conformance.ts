@@ -5,13 +5,8 @@
 // The factory returns a fresh, migrated, empty Storage; each test closes the one it got.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import {
-  StorageConflictError,
-  type ClientRecord,
-  type RevocationRecord,
-  type SigningKeyRecord,
-  type Storage,
-} from './types.js';
+import { StorageConflictError, type Storage } from './types.js';
+import { type ClientRecord, type RevocationRecord, type SigningKeyRecord } from '../ground/records.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const HOUR = 3_600_000;

@@ -2,7 +2,7 @@
 
 import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ConfigError } from '../oauth/errors.js';
+import { ConfigError } from '../ground/errors.js';
 import type { PostgresStorageOptions } from './postgres/storage.js';
 import { MEMORY, openSqliteStorage } from './sqlite/storage.js';
 import type { Storage } from './types.js';

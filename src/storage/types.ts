@@ -9,71 +9,7 @@
 // - Methods are async so that network backends fit the same shape; the embedded SQLite backend
 //   answers synchronously underneath.
 
-export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
-
-export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
-  'client_secret_basic',
-  'client_secret_post',
-  'private_key_jwt',
-];
-
-/** One client secret, stored as the hex SHA-256 digest of the secret string. */
-export interface ClientSecretRecord {
-  /** Hex SHA-256 of the secret as the client sends it. */
-  digest: string;
-  createdAt: number;
-  /** When this secret stops working (set on the previous secret when a new one is issued); null = no expiry. */
-  expiresAt: number | null;
-}
-
-/** A public JWK as registered by a private_key_jwt client (RFC 7517). */
-export type PublicJwk = Record<string, unknown> & { kty: string; kid?: string; alg?: string; use?: string };
-
-export interface ClientRecord {
-  clientId: string;
-  clientName: string;
-  /** Scopes the client may request. */
-  scope: string[];
-  /** Scopes granted when the request names none; null = all of `scope`. */
-  defaultScope: string[] | null;
-  /** Audiences (RFC 8707 resources) the client may request tokens for. */
-  audience: string[];
-  /** Audiences a token gets when the request names none; null = all of `audience`. */
-  defaultAudience: string[] | null;
-  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
-  /**
-   * RFC 7591 `grant_types`: ['client_credentials'] for a client that gets tokens; [] for a client
-   * that only introspects or revokes (a resource server). Added by the lead: default ['client_credentials'].
-   */
-  grantTypes: string[];
-  /**
-   * The audience identifiers this client answers to as a resource server: it may introspect tokens
-   * whose `aud` names one of them (RFC 7662 §4). Wire name `resource_uris`; default [].
-   */
-  resourceUris: string[];
-  /** Public keys for private_key_jwt; null for the secret methods. */
-  jwks: { keys: PublicJwk[] } | null;
-  /** Access token lifetime in seconds; null = the server default. */
-  accessTokenTtl: number | null;
-  /**
-   * Token requests per second this client may make (fractions allowed; 0 = no limit); null = the
-   * server default (M2M_AUTH_TOKEN_RATE_LIMIT). Wire name `rate_limit`.
-   */
-  rateLimit: number | null;
-  /**
-   * Answer a repeated request for the same scope and audience with the client's last token while
-   * it has more than half its lifetime left, instead of signing a new one. Wire name `token_reuse`;
-   * default false.
-   */
-  tokenReuse: boolean;
-  disabled: boolean;
-  /** Current secrets (newest first); empty for private_key_jwt. */
-  secrets: ClientSecretRecord[];
-  /** Kill switch: tokens issued to this client before this instant are inactive; null = never used. */
-  tokensRevokedAt: number | null;
-  createdAt: number;
-  updatedAt: number;
-}
+import type { ClientRecord, RevocationRecord, SigningKeyRecord } from '../ground/records.js';
 
 export interface ListClientsOptions {
   /** Return clients whose clientId sorts after this one (keyset pagination). */
@@ -93,26 +29,6 @@ export interface ClientStore {
   deleteClient(clientId: string): Promise<boolean>;
 }
 
-export type SigningAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';
-
-export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'EdDSA', 'PS256', 'RS256'];
-
-export interface SigningKeyRecord {
-  kid: string;
-  alg: SigningAlgorithm;
-  /** The public JWK (with kid, alg, use: "sig"). */
-  publicJwk: PublicJwk;
-  /** PKCS#8 private key encrypted with AES-256-GCM under the key-encryption key (see keys/kek.ts). */
-  privateKeyEncrypted: string;
-  createdAt: number;
-  /** Published from createdAt; signs from activatesAt on. */
-  activatesAt: number;
-  /** When a newer key took over signing; null while this key may still sign. */
-  retiredAt: number | null;
-  /** When the key leaves the JWKS (the last token it signed has expired); null while not retired. */
-  expiresAt: number | null;
-}
-
 export interface KeyStore {
   listKeys(): Promise<SigningKeyRecord[]>;
   /** Rejects with StorageConflictError if the kid exists. */
@@ -127,14 +43,6 @@ export interface KeyStore {
   retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean>;
   /** Deletes keys whose expiresAt is at or before `now`; returns the kids this call deleted. */
   deleteExpiredKeys(now: number): Promise<string[]>;
-}
-
-export interface RevocationRecord {
-  jti: string;
-  clientId: string;
-  /** The token's exp (ms): the revocation is kept until then. */
-  expiresAt: number;
-  revokedAt: number;
 }
 
 export interface RevocationStore {

@@ -1,6 +1,7 @@
 // An in-memory ClientStore for unit tests: copies on the way in and out, as a database would.
 
-import { StorageConflictError, type ClientRecord, type ClientStore, type ListClientsOptions } from '../../src/storage/types.js';
+import { StorageConflictError, type ClientStore, type ListClientsOptions } from '../../src/storage/types.js';
+import { type ClientRecord } from '../../src/ground/records.js';
 
 export class MemoryClientStore implements ClientStore {
   readonly rows = new Map<string, ClientRecord>();

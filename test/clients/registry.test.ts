@@ -1,17 +1,13 @@
 // ClientRegistry: RFC 7591 metadata validation, secrets and rotation, cache write-through.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import {
-  ClientNotFoundError,
-  ClientRegistry,
-  ClientValidationError,
-  MAX_GRACE_PERIOD,
-  type ClientRegistryOptions,
-} from '../../src/clients/registry.js';
-import { SECRET_PREFIX, secretDigest, verifyClientSecret } from '../../src/clients/secrets.js';
+import { ClientNotFoundError, ClientRegistry, type ClientRegistryOptions } from '../../src/clients/registry.js';
+import { ClientValidationError, MAX_GRACE_PERIOD } from '../../src/clients/metadata.js';
+import { SECRET_PREFIX } from '../../src/ground/client-id.js';
+import { secretDigest, verifyClientSecret } from '../../src/clients/secrets.js';
 import type { ClientMetadataInput } from '../../src/clients/wire.js';
 import { EVENT_NAMES, EventBus, type EventMap, type EventName } from '../../src/observability/events.js';
-import type { ClientRecord } from '../../src/storage/types.js';
+import type { ClientRecord } from '../../src/ground/records.js';
 import { keyPair } from './keys.js';
 import { MemoryClientStore } from './memory-client-store.js';
 

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_SCHEMA, configReference, loadConfig } from '../../src/config/schema.js';
-import { ConfigError } from '../../src/oauth/errors.js';
+import { ConfigError } from '../../src/ground/errors.js';
 import { buildProgram } from '../../src/cli/program.js';
 
 describe('loadConfig', () => {

@@ -9,11 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isStorageUnavailable, RETRY_AFTER_SECONDS, StalenessGuard, asUnavailable } from '../../src/cluster/availability.js';
+import { isStorageUnavailable } from '../../src/storage/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../../src/ground/errors.js';
+import { StalenessGuard } from '../../src/sync/staleness.js';
+import { asUnavailable } from '../../src/oauth/unavailable.js';
 // As in the server: the PostgreSQL backend, once loaded, makes pg's errors known to the classifier.
 import '../../src/storage/postgres/sql.js';
-import { OAuthError } from '../../src/oauth/errors.js';
-import { StorageConflictError, type ClientRecord } from '../../src/storage/types.js';
+import { OAuthError } from '../../src/ground/errors.js';
+import { StorageConflictError } from '../../src/storage/types.js';
+import { type ClientRecord } from '../../src/ground/records.js';
 import { ensureBuilt, startServerProcess, type ServerProcess } from '../helpers/process.js';
 import { NO_LIMITS, admin, basic, form, introspect, newClient, token } from './helpers.js';
 

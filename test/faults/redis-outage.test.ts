@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CHANGE_CHANNEL } from '../../src/cluster/redis-notifier.js';
+import { CHANGE_CHANNEL } from '../../src/sync/redis-notifier.js';
 import { ensureBuilt, startServerProcess, within, type ServerProcess } from '../helpers/process.js';
 import { NO_LIMITS, admin, alive, crashLines, get, newClient, privateRedis, redisSubscribers, token, type PrivateRedis } from './helpers.js';
 

@@ -76,7 +76,7 @@ export async function startServerProcess(env: Record<string, string>, adminToken
       M2M_AUTH_ADMIN_TOKEN: adminToken,
       M2M_AUTH_LOG_LEVEL: 'warn',
       M2M_AUTH_REDIS_KEY_PREFIX: REDIS_KEY_PREFIX,
-      // All test traffic comes from 127.0.0.1: failure throttling is tested in test/ratelimit.
+      // All test traffic comes from 127.0.0.1: failure throttling is tested in test/limits.
       M2M_AUTH_AUTH_FAILURES_PER_ADDRESS: '0',
       M2M_AUTH_AUTH_FAILURES_PER_CLIENT: '0',
       ...env,

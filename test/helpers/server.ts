@@ -66,7 +66,7 @@ export async function startTestServer(
     adminListen: '127.0.0.1:0',
     adminToken: 'test-admin-token-0123456789abcdef0123456789',
     // Every injected request comes from 127.0.0.1 and a file shares one server, so the protocol
-    // tests' deliberate bad credentials would add up to a throttled address. test/ratelimit turns
+    // tests' deliberate bad credentials would add up to a throttled address. test/limits turns
     // the throttle on (pass undefined for the defaults).
     authFailuresPerAddress: 0,
     authFailuresPerClient: 0,

@@ -9,7 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { basic, formBody, startTestServer, type TestServer } from '../helpers/server.js';
 import { ClientAuthenticator } from '../../src/oauth/client-auth/authenticate.js';
 import { secretDigest } from '../../src/clients/secrets.js';
-import type { ClientRecord } from '../../src/storage/types.js';
+import type { ClientRecord } from '../../src/ground/records.js';
 
 let t: TestServer;
 let url: URL;

@@ -9,8 +9,8 @@ import {
   jwkThumbprint,
 } from '../../src/keys/algorithms.js';
 import { createJwtSigner, createVerificationKey, verifyJwt } from '../../src/keys/jwt.js';
-import { ConfigError } from '../../src/oauth/errors.js';
-import { SIGNING_ALGORITHMS } from '../../src/storage/types.js';
+import { ConfigError } from '../../src/ground/errors.js';
+import { SIGNING_ALGORITHMS } from '../../src/ground/names.js';
 
 const PUBLIC_MEMBERS = {
   ES256: ['alg', 'crv', 'kid', 'kty', 'use', 'x', 'y'],

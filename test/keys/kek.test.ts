@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decryptPrivateKey, encryptPrivateKey, loadKek, parseKek } from '../../src/keys/kek.js';
-import { ConfigError } from '../../src/oauth/errors.js';
+import { ConfigError } from '../../src/ground/errors.js';
 
 const dirs: string[] = [];
 function tempDir(): string {

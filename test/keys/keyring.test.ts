@@ -2,16 +2,12 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { CLOCK_SKEW_MS, KeyRing, type KeyRingOptions } from '../../src/keys/keyring.js';
-import { ConfigError } from '../../src/oauth/errors.js';
+import { ConfigError } from '../../src/ground/errors.js';
 import { openStorage } from '../../src/storage/open.js';
 import { EventBus, type EventMap, type EventName } from '../../src/observability/events.js';
-import {
-  SIGNING_ALGORITHMS,
-  StorageConflictError,
-  type KeyStore,
-  type SigningAlgorithm,
-  type SigningKeyRecord,
-} from '../../src/storage/types.js';
+import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../../src/ground/names.js';
+import { StorageConflictError, type KeyStore } from '../../src/storage/types.js';
+import { type SigningKeyRecord } from '../../src/ground/records.js';
 
 /** An in-memory KeyStore with the semantics of storage/types.ts; copies records in and out like a database. */
 class MemoryKeyStore implements KeyStore {

@@ -1,6 +1,6 @@
 // The embedded default (SQLite, no Redis) never loads the PostgreSQL or Redis clients: they are
 // imported only when a postgres:// URL or a Redis URL is configured (src/storage/open.ts,
-// src/server.ts, src/ratelimit/limits.ts), so a laptop server does not carry them. With Redis
+// src/server.ts, src/limits/limits.ts), so a laptop server does not carry them. With Redis
 // configured, ioredis is loaded and pg still is not.
 
 import { spawnSync } from 'node:child_process';

@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/schema.js';
-import { ConfigError } from '../../src/oauth/errors.js';
+import { ConfigError } from '../../src/ground/errors.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { EventBus } from '../../src/observability/events.js';
 import { DEFAULT_AUDIT_SAMPLE_RATE, subscribeAuditLog } from '../../src/observability/audit.js';

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cpuBreakdown, frameComponent, heapBreakdown, stackComponent } from '../../src/profiling/components.js';
-import type { CallFrame, CpuProfile, SamplingHeapProfile } from '../../src/profiling/inspector.js';
+import type { CallFrame, CpuProfile, SamplingHeapProfile } from '../../src/observability/profiles/inspector.js';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 

@@ -4,8 +4,8 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { describe, expect, it } from 'vitest';
 import { heapBreakdown } from '../../src/profiling/components.js';
-import { ProfilerBusyError, startCpuProfile, startHeapSampling } from '../../src/profiling/inspector.js';
-import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../../src/profiling/pprof.js';
+import { ProfilerBusyError, startCpuProfile, startHeapSampling } from '../../src/observability/profiles/inspector.js';
+import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../../src/observability/profiles/pprof.js';
 
 function decode(gz: Buffer): Profile {
   expect(gz.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b])); // gzip magic

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/oauth/errors.js';
+import { ConfigError } from '../../src/ground/errors.js';
 import { storageConformance } from '../../src/storage/conformance.js';
 import { openStorage } from '../../src/storage/open.js';
 import {
@@ -18,7 +18,8 @@ import {
   PostgresStorage,
   postgresClientConfig,
 } from '../../src/storage/postgres/index.js';
-import { StorageConflictError, type ClientRecord, type Storage } from '../../src/storage/types.js';
+import { StorageConflictError, type Storage } from '../../src/storage/types.js';
+import { type ClientRecord } from '../../src/ground/records.js';
 
 const databaseUrl = process.env.M2M_AUTH_TEST_DATABASE_URL;
 if (!databaseUrl) console.warn('PostgreSQL tests skipped: set M2M_AUTH_TEST_DATABASE_URL');

@@ -10,11 +10,12 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError } from '../../src/oauth/errors.js';
+import { ConfigError } from '../../src/ground/errors.js';
 import { storageConformance } from '../../src/storage/conformance.js';
 import { openStorage } from '../../src/storage/open.js';
 import { MIGRATIONS, SqliteStorage } from '../../src/storage/sqlite/index.js';
-import type { ClientRecord, SigningKeyRecord, Storage } from '../../src/storage/types.js';
+import type { ClientRecord, SigningKeyRecord } from '../../src/ground/records.js';
+import type { Storage } from '../../src/storage/types.js';
 
 const tempDirs: string[] = [];
 

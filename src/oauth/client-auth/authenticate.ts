@@ -1,18 +1,19 @@
 // Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3,
 // RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
 
-import { OAuthError } from '../errors.js';
+import { OAuthError } from '../../ground/errors.js';
 import { param } from '../request/form.js';
 import type { OAuthRequest } from '../request/context.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
-import { assertionClientId, CLIENT_ASSERTION_TYPE, verifyClientAssertion } from './private-key-jwt.js';
-import { hasIssuedClientIdShape, matchClientSecret, ownCopy, sameBytes } from '../../clients/secrets.js';
-import type { ClientRecord, ClientSecretRecord, ReplayStore, TokenEndpointAuthMethod } from '../../storage/types.js';
-
-/** Where clients come from: the registry's cache in production, anything with get() in tests. */
-export interface ClientLookup {
-  get(clientId: string): Promise<ClientRecord | undefined>;
-}
+import { assertionClientId, verifyClientAssertion } from './private-key-jwt.js';
+import { CLIENT_ASSERTION_TYPE } from '../../ground/names.js';
+import { hasIssuedClientIdShape } from '../../ground/client-id.js';
+import { matchClientSecret } from '../../clients/secrets.js';
+import { ownCopy, sameBytes } from '../../ground/bytes.js';
+import type { ClientLookup, ClientRecord, ClientSecretRecord } from '../../ground/records.js';
+import type { ReplayStore } from '../../storage/types.js';
+import type { TokenEndpointAuthMethod } from '../../ground/names.js';
+import type { AuthThrottle } from '../../limits/limits.js';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
@@ -25,19 +26,8 @@ export interface ClientAuthenticatorOptions {
   issuer: string;
   tokenEndpoint: string;
   now?: () => number;
-  /** Throttling of failed authentication (src/ratelimit); none when absent. */
+  /** Throttling of failed authentication (src/limits); none when absent. */
   throttle?: AuthThrottle;
-}
-
-/**
- * RFC 6749 §2.3.1: the server MUST protect against brute force. `check` runs before any secret or
- * assertion is checked and throws a 429 OAuthError while the client_id or the address has failed
- * too often; `failed` counts every invalid_client answer. The client_id is given only when it has
- * our shape. Both return a promise only when they have to wait for a shared store.
- */
-export interface AuthThrottle {
-  check(clientId: string | undefined, ip: string | undefined): void | Promise<void>;
-  failed(clientId: string | undefined, ip: string | undefined): void | Promise<void>;
 }
 
 const MAX_CLIENT_ID_LENGTH = 256;
@@ -48,22 +38,21 @@ const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="m2m-auth", charset="
  * disabled client and a wrong method, so a caller learns nothing about which it was.
  */
 function invalidClient(detail: string, basicTried: boolean, clientId?: string): OAuthError {
-  const err = new OAuthError('invalid_client', 'Client authentication failed.', {
+  return new OAuthError('invalid_client', 'Client authentication failed.', {
     detail,
     headers: basicTried ? BASIC_CHALLENGE : {},
+    ...(clientId !== undefined && hasIssuedClientIdShape(clientId) && { clientId }),
   });
-  if (clientId !== undefined && hasIssuedClientIdShape(clientId)) (err as OAuthError & { clientId?: string }).clientId = clientId;
-  return err;
 }
 
 /** The client_id an OAuthError was raised for, when known (for logs and audit). */
 export function errorClientId(err: unknown): string | undefined {
-  return (err as { clientId?: string } | null)?.clientId;
+  return err instanceof OAuthError ? err.clientId : undefined;
 }
 
 /** Names the authenticated client on an error raised after authentication (for logs and audit). */
 export function withClientId(err: unknown, clientId: string): unknown {
-  if (err instanceof OAuthError && errorClientId(err) === undefined) (err as OAuthError & { clientId?: string }).clientId = clientId;
+  if (err instanceof OAuthError && err.clientId === undefined) err.clientId = clientId;
   return err;
 }
 

@@ -1,7 +1,7 @@
 // client_secret_basic: RFC 6749 §2.3.1 with RFC 7617 Basic credentials, where the client_id and
 // secret are form-urlencoded before base64 (RFC 6749 Appendix B).
 
-import { OAuthError } from '../errors.js';
+import { OAuthError } from '../../ground/errors.js';
 import { decodeComponent } from '../request/form.js';
 
 export interface BasicCredentials {

@@ -2,15 +2,10 @@
 // registered jwks (RFC 7591 `jwks`), verified with jose.
 
 import { compactVerify, createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet } from 'jose';
-import { OAuthError } from '../errors.js';
-import type { ClientRecord, ReplayStore } from '../../storage/types.js';
-
-export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-
-/** Asymmetric algorithms only: never `none`, never HMAC (a public key is not a shared secret). */
-export const CLIENT_ASSERTION_ALGS = [
-  'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512',
-] as const;
+import { OAuthError } from '../../ground/errors.js';
+import { CLIENT_ASSERTION_ALGS } from '../../ground/names.js';
+import type { ClientRecord } from '../../ground/records.js';
+import type { ReplayStore } from '../../storage/types.js';
 
 /** RFC 7523 §3 rules as the issue sets them. */
 const MAX_LIFETIME_S = 300;

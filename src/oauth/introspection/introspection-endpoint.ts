@@ -1,18 +1,18 @@
 // Token introspection (RFC 7662): an authenticated caller asks whether a token is active.
 
-import { OAuthError } from '../errors.js';
+import { OAuthError } from '../../ground/errors.js';
 import { audiences, type AccessTokenReader, type AccessTokenClaims } from '../access-token.js';
 import { param, rejectRepeatedParams } from '../request/form.js';
 import { JSON_NO_STORE as HEADERS, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
-import type { ClientRecord } from '../../storage/types.js';
+import type { ClientRecord } from '../../ground/records.js';
 import type { EventBus } from '../../observability/events.js';
 
 export interface IntrospectionEndpointOptions {
   authenticator: ClientAuthenticator;
   tokens: AccessTokenReader;
   events: EventBus;
-  /** The caller's request rate (src/ratelimit): throws a 429 OAuthError when it is over. */
+  /** The caller's request rate (src/limits): throws a 429 OAuthError when it is over. */
   rateLimit?: (caller: ClientRecord) => void | Promise<void>;
 }
 

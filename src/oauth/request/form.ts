@@ -1,7 +1,7 @@
 // application/x-www-form-urlencoded request bodies (RFC 6749 §3.2, Appendix B), parsed strictly:
 // bad percent-encoding or invalid UTF-8 is an error, never a silently repaired value.
 
-import { OAuthError } from '../errors.js';
+import { OAuthError } from '../../ground/errors.js';
 
 /** Parameters in request order; a name may carry several values until a step rejects repeats. */
 export type FormParams = Map<string, string[]>;

@@ -1,11 +1,11 @@
 // Token revocation (RFC 7009): an authenticated client says it no longer needs a token.
 
-import { OAuthError } from '../errors.js';
+import { OAuthError } from '../../ground/errors.js';
 import type { AccessTokenReader } from '../access-token.js';
 import { param, rejectRepeatedParams } from '../request/form.js';
 import { NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
-import type { ClientRecord } from '../../storage/types.js';
+import type { ClientRecord } from '../../ground/records.js';
 import type { EventBus } from '../../observability/events.js';
 import type { RevocationList } from './revocation-list.js';
 

@@ -1,7 +1,8 @@
 // The revoked-jti list (RFC 7009 §2): persisted in storage until each token's exp, and held in
 // memory so that introspection answers without a storage round trip.
 
-import type { RevocationRecord, RevocationStore } from '../../storage/types.js';
+import type { RevocationRecord } from '../../ground/records.js';
+import type { RevocationStore } from '../../storage/types.js';
 import type { RevocationCheck } from '../access-token.js';
 
 export class RevocationList implements RevocationCheck {

@@ -1,12 +1,8 @@
 // Scope (RFC 6749 §3.3) and resource/audience (RFC 8707 §2) selection for a token request.
 
-import { OAuthError } from '../errors.js';
-import type { ClientRecord } from '../../storage/types.js';
-
-/** RFC 6749 §3.3: scope-token = 1*NQCHAR, NQCHAR = %x21 / %x23-5B / %x5D-7E. */
-export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
-/** RFC 3986 §3.1 scheme, which makes a URI absolute. */
-export const URI_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*:/;
+import { OAuthError } from '../../ground/errors.js';
+import type { ClientRecord } from '../../ground/records.js';
+import { isResourceUri, SCOPE_TOKEN } from '../../ground/scope.js';
 
 /** RFC 6749 §3.3: the requested scopes, each allowed for the client; absent = the client's defaults. */
 export function grantedScope(client: ClientRecord, requested: string | undefined): string[] {
@@ -25,11 +21,6 @@ export function grantedScope(client: ClientRecord, requested: string | undefined
     if (!out.includes(t)) out.push(t);
   }
   return out;
-}
-
-/** RFC 8707 §2: a resource is an absolute URI without a fragment. */
-function isResourceUri(value: string): boolean {
-  return !value.includes('#') && URI_SCHEME.test(value) && URL.canParse(value);
 }
 
 /**

@@ -1,13 +1,13 @@
 // The token endpoint (RFC 6749 §3.2, §5): parse, reject repeats, check grant_type, authenticate
 // the client, run the grant, mint an RFC 9068 access token, write the response.
 
-import { OAuthError } from '../errors.js';
+import { OAuthError } from '../../ground/errors.js';
 import { MAX_TOKEN_LENGTH } from '../../keys/jwt.js';
 import { newJti, type AccessTokenClaims, type RevocationCheck, type TokenSigner } from '../access-token.js';
 import { param, rejectRepeatedParams, type FormParams } from '../request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
-import type { ClientRecord } from '../../storage/types.js';
+import type { ClientRecord } from '../../ground/records.js';
 import type { EventBus } from '../../observability/events.js';
 import { clientCredentialsGrant } from './grants/client-credentials.js';
 
@@ -43,7 +43,7 @@ export interface TokenEndpointOptions {
   tokenTtlMin: number;
   tokenTtlMax: number;
   now?: () => number;
-  /** The client's request rate (src/ratelimit): throws a 429 OAuthError when it is over. */
+  /** The client's request rate (src/limits): throws a 429 OAuthError when it is over. */
   rateLimit?: (client: ClientRecord) => void | Promise<void>;
   /** Revoked jtis: a revoked token is never handed out again by token reuse. */
   revocations: RevocationCheck;

@@ -1,6 +1,8 @@
 // ClientStore on PostgreSQL: one row per client, list-valued fields as jsonb.
 
-import type { ClientRecord, ClientStore, ListClientsOptions, TokenEndpointAuthMethod } from '../types.js';
+import type { ClientRecord } from '../../ground/records.js';
+import type { ClientStore, ListClientsOptions } from '../types.js';
+import type { TokenEndpointAuthMethod } from '../../ground/names.js';
 import { conflictOnDuplicate, int8FromDb, int8OrNullFromDb, jsonb, jsonbOrNull, type Queryable } from './sql.js';
 
 interface ClientRow {

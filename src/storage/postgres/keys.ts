@@ -1,7 +1,9 @@
 // KeyStore on PostgreSQL: signing keys with their publication and retirement times.
 
 import type pg from 'pg';
-import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../types.js';
+import type { KeyStore } from '../types.js';
+import type { PublicJwk, SigningKeyRecord } from '../../ground/records.js';
+import type { SigningAlgorithm } from '../../ground/names.js';
 import { conflictOnDuplicate, inTransaction, int8FromDb, int8OrNullFromDb, jsonb } from './sql.js';
 
 interface KeyRow {

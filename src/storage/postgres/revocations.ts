@@ -1,6 +1,7 @@
 // RevocationStore on PostgreSQL: revoked jti values kept until the token's own expiry (RFC 7009 §2.2).
 
-import type { RevocationRecord, RevocationStore } from '../types.js';
+import type { RevocationRecord } from '../../ground/records.js';
+import type { RevocationStore } from '../types.js';
 import { int8FromDb, type Queryable } from './sql.js';
 
 interface RevocationRow {

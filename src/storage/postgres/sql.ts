@@ -2,7 +2,7 @@
 
 import pg from 'pg';
 import { StorageConflictError } from '../types.js';
-import { recognisePostgresErrors } from '../../cluster/availability.js';
+import { recognisePostgresErrors } from '../unavailable.js';
 
 // Every PostgreSQL store imports this module: from the moment pg is loaded, its errors can be
 // told "database unavailable" (503) from bugs (500).

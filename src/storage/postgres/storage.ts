@@ -1,7 +1,7 @@
 // The PostgreSQL Storage backend on a pg.Pool: connection settings, migrate, sweep, change feed.
 
 import pg from 'pg';
-import { ConfigError } from '../../oauth/errors.js';
+import { ConfigError } from '../../ground/errors.js';
 import type { Storage } from '../types.js';
 import { PostgresChangeLog } from './changes.js';
 import { PostgresClientStore } from './clients.js';

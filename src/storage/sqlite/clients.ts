@@ -1,7 +1,9 @@
 // ClientStore on SQLite: one row per client, list-valued fields as JSON columns.
 
 import type { Database } from 'better-sqlite3';
-import type { ClientRecord, ClientStore, ListClientsOptions, TokenEndpointAuthMethod } from '../types.js';
+import type { ClientRecord } from '../../ground/records.js';
+import type { ClientStore, ListClientsOptions } from '../types.js';
+import type { TokenEndpointAuthMethod } from '../../ground/names.js';
 import { conflictOnDuplicate, preparedOnce } from './constraint.js';
 
 interface ClientRow {

@@ -1,7 +1,9 @@
 // KeyStore on SQLite: signing keys with their publication and retirement times.
 
 import type { Database } from 'better-sqlite3';
-import type { KeyStore, PublicJwk, SigningAlgorithm, SigningKeyRecord } from '../types.js';
+import type { KeyStore } from '../types.js';
+import type { PublicJwk, SigningKeyRecord } from '../../ground/records.js';
+import type { SigningAlgorithm } from '../../ground/names.js';
 import { conflictOnDuplicate, preparedOnce } from './constraint.js';
 
 interface KeyRow {

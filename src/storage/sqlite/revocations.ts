@@ -1,7 +1,8 @@
 // RevocationStore on SQLite: revoked jti values kept until the token's own expiry (RFC 7009 §2.2).
 
 import type { Database } from 'better-sqlite3';
-import type { RevocationRecord, RevocationStore } from '../types.js';
+import type { RevocationRecord } from '../../ground/records.js';
+import type { RevocationStore } from '../types.js';
 import { preparedOnce } from './constraint.js';
 
 interface RevocationRow {

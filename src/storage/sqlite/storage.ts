@@ -2,7 +2,7 @@
 
 import Database from 'better-sqlite3';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConfigError } from '../../oauth/errors.js';
+import { ConfigError } from '../../ground/errors.js';
 import type { Storage } from '../types.js';
 import { SqliteClientStore } from './clients.js';
 import { SqliteKeyStore } from './keys.js';

@@ -1,6 +1,6 @@
 // The client credentials grant (RFC 6749 §4.4): the authenticated client asks for a token for itself.
 
-import { OAuthError } from '../../errors.js';
+import { OAuthError } from '../../../ground/errors.js';
 import { param } from '../../request/form.js';
 import { grantedAudience, grantedScope } from '../scope.js';
 import type { Grant } from '../token-endpoint.js';

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { PostgresStorage } from '../storage/postgres/index.js';
 import type { ChangeFeed } from '../storage/postgres/notify.js';
-import type { Notifier } from './sync.js';
+import type { Notifier } from './change-log-sync.js';
 
 export const CHANGE_CHANNEL_PG = 'm2m_auth_changes';
 

@@ -1,4 +1,4 @@
-// src/cluster/metrics-relay.ts with real node:cluster processes: whichever worker is asked, the
+// src/observability/metrics-relay.ts with real node:cluster processes: whichever worker is asked, the
 // answer has every worker's series, each labelled with its worker, and none combined.
 
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/process.js';
 
-const relay = pathToFileURL(join(process.cwd(), 'dist/cluster/metrics-relay.js')).href;
+const relay = pathToFileURL(join(process.cwd(), 'dist/observability/metrics-relay.js')).href;
 const promClient = pathToFileURL(createRequire(join(process.cwd(), 'package.json')).resolve('prom-client')).href;
 
 // The primary forks three workers; worker n counts n requests, reports a gauge of n and a

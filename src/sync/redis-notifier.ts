@@ -3,7 +3,7 @@
 
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Notifier } from './sync.js';
+import type { Notifier } from './change-log-sync.js';
 
 export const CHANGE_CHANNEL = 'm2m-auth:changes';
 

@@ -12,13 +12,12 @@
 // throttled address is turned away without a round trip.
 
 import type { Logger } from 'pino';
-import { OAuthError } from '../oauth/errors.js';
-import { withClientId, type AuthThrottle } from '../oauth/client-auth/authenticate.js';
-import type { ClientRecord } from '../storage/types.js';
+import { OAuthError } from '../ground/errors.js';
+import type { ClientRecord } from '../ground/records.js';
 import type { Config } from '../config/schema.js';
 import { DEFAULT_MAX_KEYS, gcraInterval, gcraTolerance, LocalFailureCounter, LocalRateLimiter } from './local.js';
 import type { RedisLimitStore } from './redis-store.js';
-import { addressKey } from './trust-proxy.js';
+import { addressKey } from './address-key.js';
 
 /** The settings the limits read (documented in src/config/schema.ts and the README). */
 export type LimitsConfig = Pick<Config,
@@ -34,18 +33,28 @@ export interface LimitsOptions {
   maxKeys?: number;
 }
 
+/**
+ * RFC 6749 §2.3.1: the server MUST protect against brute force. `check` runs before any secret or
+ * assertion is checked and throws a 429 OAuthError while the client_id or the address has failed
+ * too often; `failed` counts every invalid_client answer. The client_id is given only when it has
+ * our shape. Both return a promise only when they have to wait for a shared store.
+ */
+export interface AuthThrottle {
+  check(clientId: string | undefined, ip: string | undefined): void | Promise<void>;
+  failed(clientId: string | undefined, ip: string | undefined): void | Promise<void>;
+}
+
 const SWEEP_INTERVAL_MS = 60_000;
 const DESCRIPTION = 'Too many requests; retry after the number of seconds in Retry-After.';
 
 /** The 429 answer; `waitMs` becomes Retry-After in whole seconds, at least 1. */
 export function tooManyRequests(waitMs: number, detail: string, clientId?: string): OAuthError {
-  const err = new OAuthError('temporarily_unavailable', DESCRIPTION, {
+  return new OAuthError('temporarily_unavailable', DESCRIPTION, {
     status: 429,
     detail,
     headers: { 'retry-after': String(Math.max(1, Math.ceil(waitMs / 1000))) },
+    ...(clientId !== undefined && { clientId }),
   });
-  if (clientId !== undefined) withClientId(err, clientId);
-  return err;
 }
 
 export class Limits {

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../src/storage/open.js';
 import { applyMigrations as applySqlite, MIGRATIONS as SQLITE_MIGRATIONS } from '../../src/storage/sqlite/index.js';
 import { applyMigrations as applyPostgres, MIGRATIONS as POSTGRES_MIGRATIONS } from '../../src/storage/postgres/index.js';
-import type { ClientRecord } from '../../src/storage/types.js';
+import type { ClientRecord } from '../../src/ground/records.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const PG_URL = process.env.M2M_AUTH_TEST_DATABASE_URL;

@@ -4,8 +4,10 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/schema.js';
-import { ConfigError } from '../../src/oauth/errors.js';
-import { addressKey, fastifyTrustProxy, parseTrustProxy } from '../../src/ratelimit/trust-proxy.js';
+import { ConfigError } from '../../src/ground/errors.js';
+import { addressKey } from '../../src/limits/address-key.js';
+import { fastifyTrustProxy } from '../../src/http/trusted-proxies.js';
+import { parseTrustProxy } from '../../src/config/trust-proxy.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { expectTooMany, logLines, tokenFrom } from './helpers.js';
 

@@ -1,5 +1,5 @@
 // The pprof debug endpoints on an admin listener built as server.ts builds it (the same Fastify
-// options, the admin routes, then registerDebugRoutes), over a real socket.
+// options, the admin routes, then registerPprofRoutes), over a real socket.
 
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -11,7 +11,7 @@ import { registerAdminRoutes } from '../../src/admin/routes.js';
 import { ClientRegistry } from '../../src/clients/registry.js';
 import { fastifyOptions } from '../../src/http/fastify-options.js';
 import { EventBus } from '../../src/observability/events.js';
-import { registerDebugRoutes } from '../../src/profiling/debug-routes.js';
+import { registerPprofRoutes } from '../../src/admin/pprof-routes.js';
 import { openStorage } from '../../src/storage/open.js';
 import type { Storage } from '../../src/storage/types.js';
 
@@ -30,7 +30,7 @@ async function adminListener(enabled: boolean): Promise<AdminListener> {
   const app = Fastify(fastifyOptions(pino({ level: 'silent' }), 65536)) as unknown as FastifyInstance;
   const registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86400, secretGracePeriod: 0, now: Date.now });
   await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: async () => undefined }, adminToken: TOKEN, events });
-  await registerDebugRoutes(app, { adminToken: TOKEN, enabled, events });
+  await registerPprofRoutes(app, { adminToken: TOKEN, enabled, events });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url, events };
 }

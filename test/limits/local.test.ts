@@ -3,10 +3,10 @@
 
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { LocalFailureCounter, LocalRateLimiter } from '../../src/ratelimit/local.js';
-import { Limits, type LimitsConfig } from '../../src/ratelimit/limits.js';
-import { OAuthError } from '../../src/oauth/errors.js';
-import type { ClientRecord } from '../../src/storage/types.js';
+import { LocalFailureCounter, LocalRateLimiter } from '../../src/limits/local.js';
+import { Limits, type LimitsConfig } from '../../src/limits/limits.js';
+import { OAuthError } from '../../src/ground/errors.js';
+import type { ClientRecord } from '../../src/ground/records.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 

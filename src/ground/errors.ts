@@ -1,5 +1,6 @@
-// RFC 6749 §5.2 error responses (plus RFC 8707 §2 invalid_target and RFC 7009 §2.2.1
-// unsupported_token_type): the one OAuthError type and the one function that writes its body.
+// The server's error types, each with a closed set of codes: OAuthError, the RFC 6749 §5.2 error
+// responses (plus RFC 8707 §2 invalid_target and RFC 7009 §2.2.1 unsupported_token_type) and the
+// one function that writes its body; ConfigError, configuration and programmer mistakes.
 
 export type OAuthErrorCode =
   | 'invalid_request'
@@ -29,6 +30,8 @@ const DEFAULT_STATUS: Record<OAuthErrorCode, number> = {
 export interface OAuthErrorOptions {
   /** Private detail: reaches logs, never the response body. */
   detail?: string;
+  /** The client the error was raised for, when known and of our shape (logs, audit, metrics). */
+  clientId?: string;
   cause?: unknown;
   status?: number;
   headers?: Record<string, string>;
@@ -44,6 +47,8 @@ export class OAuthError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
   readonly headers: Record<string, string>;
+  /** The client the error concerns (logs, audit, metrics); set only for client_ids of our shape. */
+  clientId: string | undefined;
 
   constructor(error: OAuthErrorCode, description: string, options: OAuthErrorOptions = {}) {
     // A protocol error is an expected answer, not a bug: skip the stack capture (about 4 µs),
@@ -58,7 +63,21 @@ export class OAuthError extends Error {
     this.status = options.status ?? DEFAULT_STATUS[error];
     this.detail = options.detail;
     this.headers = options.headers ?? {};
+    this.clientId = options.clientId;
   }
+}
+
+/** What a client is told to wait before retrying while storage is unavailable. */
+export const RETRY_AFTER_SECONDS = 5;
+
+/** The 503 an OAuth endpoint answers while it cannot rely on storage (RFC 6749 §5.2). */
+export function temporarilyUnavailable(detail: string, cause?: unknown): OAuthError {
+  return new OAuthError('temporarily_unavailable', 'The authorization server is temporarily unavailable; retry later.', {
+    status: 503,
+    detail,
+    headers: { 'retry-after': String(RETRY_AFTER_SECONDS) },
+    ...(cause !== undefined && { cause }),
+  });
 }
 
 export interface OAuthErrorBody {
@@ -82,10 +101,26 @@ export function errorBody(err: unknown): { status: number; body: OAuthErrorBody;
   };
 }
 
+/** Every ConfigError code, and what it means (one table, as fastify's lib/errors.js keeps its codes). */
+export const CONFIG_ERROR_CODES = Object.freeze({
+  CONFIG_INVALID: 'a configuration value (environment, flag or database URL) is invalid',
+  ADMIN_TOKEN_INVALID: 'the admin token (configured or in its file) is too short',
+  KEK_INVALID: 'the key-encryption key is malformed or its file cannot be used',
+  KEY_DECRYPT_FAILED: 'a stored signing key does not decrypt with the key-encryption key',
+  KEY_INVALID: 'a signing key is malformed or does not fit its algorithm',
+  KEYRING_NOT_READY: 'no signing key is loaded',
+  ROTATE_INVALID: 'a key rotation was asked with an invalid activation time',
+  SIGNING_ALG_INVALID: 'the signing algorithm is not one this server signs with',
+  TLS_FILE_UNREADABLE: 'a TLS certificate or key file cannot be read',
+  TLS_INVALID: 'the TLS certificate or key is not PEM, or they do not belong together',
+});
+
+export type ConfigErrorCode = keyof typeof CONFIG_ERROR_CODES;
+
 /** Configuration and programmer mistakes: stable codes, never sent to OAuth clients. */
 export class ConfigError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
+  readonly code: ConfigErrorCode;
+  constructor(code: ConfigErrorCode, message: string) {
     super(message);
     this.name = 'ConfigError';
     this.code = code;

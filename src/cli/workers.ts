@@ -6,7 +6,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../observability/logger.js';
-import { RELAY_WORKER_ENV, serveClusterMetrics } from './metrics-relay.js';
+import { RELAY_WORKER_ENV, serveClusterMetrics } from '../observability/metrics-relay.js';
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : Number(config.workers);

@@ -3,12 +3,12 @@
 // is on: profiles expose function names, file paths and allocation sites of the running server.
 
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { adminTokenHook } from '../admin/bearer.js';
+import { adminTokenHook } from './bearer.js';
 import type { EventBus } from '../observability/events.js';
-import { ProfilerBusyError, startCpuProfile, startHeapSampling, type HeapSampling } from './inspector.js';
-import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './pprof.js';
+import { ProfilerBusyError, startCpuProfile, startHeapSampling, type HeapSampling } from '../observability/profiles/inspector.js';
+import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../observability/profiles/pprof.js';
 
-export interface DebugRoutesOptions {
+export interface PprofRoutesOptions {
   adminToken: string;
   /** config.pprof; when false nothing is registered and every path answers 404. */
   enabled: boolean;
@@ -53,7 +53,7 @@ function sendPprof(reply: FastifyReply, name: string, body: Buffer): FastifyRepl
  * /debug/pprof/heap (the sampled live heap since the routes were registered) on `app`, when
  * `options.enabled`. Both answer gzipped pprof protobuf.
  */
-export async function registerDebugRoutes(app: FastifyInstance, options: DebugRoutesOptions): Promise<void> {
+export async function registerPprofRoutes(app: FastifyInstance, options: PprofRoutesOptions): Promise<void> {
   if (!options.enabled) return;
   const cpuIntervalUs = options.cpuIntervalUs ?? 1000;
   const heapInterval = options.heapSamplingInterval ?? 512 * 1024;
