@@ -17,7 +17,9 @@ import { EventBus } from './observability/events.js';
 import { createLogger } from './observability/logger.js';
 import { subscribeAuditLog } from './observability/audit.js';
 import { registerMetricsRoute, ServerMetrics } from './observability/metrics.js';
-import { ClientAuthenticator } from './oauth/client-auth/authenticate.js';
+import { ClientAuthentication } from './oauth/client-auth/authenticate.js';
+import { plainSteps } from './oauth/steps.js';
+import { ConnectionMemos } from './oauth/connection-memo.js';
 import { AccessTokenReader, type TokenSigner } from './oauth/access-token.js';
 import { TokenEndpoint } from './oauth/token/token-endpoint.js';
 import { IntrospectionEndpoint } from './oauth/introspection/introspection-endpoint.js';
@@ -159,11 +161,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const tokenEndpoint = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
     // Request rates and failed-authentication throttling; shared through Redis when configured.
     const limits = new Limits(config, { logger, now });
-    const authenticator = new ClientAuthenticator({
+    const authentication = new ClientAuthentication({
       clients: guarded, replay: traced.replay, issuer: config.issuer, tokenEndpoint, now, throttle: limits.authThrottle,
     });
+    // The endpoints' steps, and each connection's own, which remember what it sent last.
+    const steps = plainSteps({ authentication, issuer: config.issuer });
+    const memos = new ConnectionMemos({ steps, authentication, now });
     const signer: TokenSigner = {
-      sign: (claims) => keys.sign(claims),
+      sign: (claimsJson) => keys.sign(claimsJson),
       verifyPayload: (token) => keys.verify(token)?.payload ?? null,
     };
     const tokens = new AccessTokenReader({ issuer: config.issuer, signer, revocations, clients: guarded, now });
@@ -178,14 +183,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       ...(tls && { tls }),
       bodyLimit: config.bodyLimit,
       trustProxy: fastifyTrustProxy(parseTrustProxy(config.trustProxy)),
-      events,
+      stepsFor: (connection) => memos.for(connection),
       token: new TokenEndpoint({
-        issuer: config.issuer, authenticator, signer, events,
+        steps, signer, events,
         tokenTtl: config.tokenTtl, tokenTtlMin: config.tokenTtlMin, tokenTtlMax: config.tokenTtlMax, now,
         rateLimit: limits.tokenRequest, revocations,
       }),
-      introspection: new IntrospectionEndpoint({ authenticator, tokens, events, rateLimit: limits.introspectionRequest }),
-      revocation: new RevocationEndpoint({ authenticator, tokens, revocations, events, now }),
+      introspection: new IntrospectionEndpoint({ steps, tokens, events, rateLimit: limits.introspectionRequest }),
+      revocation: new RevocationEndpoint({ steps, tokens, revocations, events, now }),
       metadataJson: () => metadata.json(),
       jwksJson: () => keys.jwksJson(),
       ready: async () => {

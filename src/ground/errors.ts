@@ -47,8 +47,8 @@ export class OAuthError extends Error {
   readonly status: number;
   readonly detail: string | undefined;
   readonly headers: Record<string, string>;
-  /** The client the error concerns (logs, audit, metrics); set only for client_ids of our shape. */
-  clientId: string | undefined;
+  /** The client the error was raised for, when known (logs, audit, metrics). */
+  readonly clientId: string | undefined;
 
   constructor(error: OAuthErrorCode, description: string, options: OAuthErrorOptions = {}) {
     // A protocol error is an expected answer, not a bug: skip the stack capture (about 4 µs),

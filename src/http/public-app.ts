@@ -1,17 +1,16 @@
 // The public listener: OAuth endpoints, discovery, JWKS and health, wired into Fastify. The
-// protocol lives in src/oauth; this file turns HTTP requests into OAuthRequests and back, in
-// batches per event-loop turn (src/http/batch.ts), and writes the request log line.
+// protocol lives in src/oauth; this file turns HTTP requests into OAuthRequests, hands each to its
+// endpoint's chain with the steps of its connection, writes the answers in batches per event-loop
+// turn (src/http/batch.ts), and writes the request log line.
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, OAuthError } from '../ground/errors.js';
-import { param, parseForm, type FormParams } from '../oauth/request/form.js';
 import { JSON_NO_STORE, type OAuthRequest, type OAuthResponse } from '../oauth/request/context.js';
-import { errorClientId } from '../oauth/client-auth/authenticate.js';
-import { ownCopy, sameBytes } from '../ground/bytes.js';
+import type { EndpointAnswer } from '../oauth/respond.js';
+import type { Steps } from '../oauth/steps.js';
 import { ENDPOINT_PATHS } from '../oauth/discovery/metadata.js';
 import { asUnavailable } from '../oauth/unavailable.js';
-import type { EventBus } from '../observability/events.js';
 import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from './trusted-proxies.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
@@ -19,17 +18,19 @@ import { secureServerOptions, type TlsCredentials } from './tls.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
 import { infoLineWriter } from '../observability/logger.js';
 
-export interface OAuthHandler {
-  handle(req: OAuthRequest): Promise<{ response: OAuthResponse; clientId?: string }>;
+/** An endpoint of the core: a chain of steps that never throws (src/oauth). */
+export interface OAuthEndpoint {
+  handle(req: OAuthRequest, steps: Steps): Promise<EndpointAnswer>;
 }
 
 export interface PublicAppDeps {
   logger: Logger;
   bodyLimit: number;
-  token: OAuthHandler;
-  introspection: OAuthHandler;
-  revocation: OAuthHandler;
-  events: EventBus;
+  token: OAuthEndpoint;
+  introspection: OAuthEndpoint;
+  revocation: OAuthEndpoint;
+  /** The steps of a connection (with what it remembers between its requests), or the plain ones when there is none. */
+  stepsFor: (connection: object | undefined) => Steps;
   /** The metadata document as JSON (recomputed by the caller when clients change). */
   metadataJson: () => Promise<string>;
   jwksJson: () => string;
@@ -55,45 +56,6 @@ declare module 'fastify' {
 const JSON_TYPE = 'application/json; charset=utf-8';
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 
-function isForm(contentType: string | undefined): boolean {
-  if (contentType === FORM_TYPE) return true;
-  if (!contentType) return false;
-  const semi = contentType.indexOf(';');
-  const media = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
-  if (media !== FORM_TYPE) return false;
-  // A charset other than UTF-8 would change what the bytes mean (RFC 6749 Appendix B).
-  const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(contentType)?.[1];
-  return charset === undefined || charset.toLowerCase() === 'utf-8';
-}
-
-/** The last form body read on each connection, and its parse (read-only from then on). */
-const lastForms = new WeakMap<object, { body: Buffer; params: FormParams }>();
-
-/** Longest body remembered: a token request is a few hundred bytes; a connection holds no more. */
-const MAX_REMEMBERED_BODY = 1024;
-
-/** Parameters that carry a credential or a token: a body with one is not kept beyond its request. */
-const CREDENTIAL_PARAMS = ['client_secret', 'client_assertion', 'token'] as const;
-
-/**
- * The parameters of a form body. A client sends the same body on every request of a keep-alive
- * connection, so the last one of each connection is kept with its parse (when it is short and
- * carries no credential or token), and a body equal to it gets the same, unmodified params. The
- * comparison takes constant time (a new body may carry a secret). Without a connection, just the parse.
- */
-function formParams(connection: object | undefined, body: Buffer): FormParams {
-  if (connection === undefined) return parseForm(body);
-  const last = lastForms.get(connection);
-  if (last !== undefined && sameBytes(last.body, body)) return last.params;
-  const params = parseForm(body);
-  if (body.length <= MAX_REMEMBERED_BODY && !CREDENTIAL_PARAMS.some((name) => params.has(name))) {
-    lastForms.set(connection, { body: ownCopy(body), params });
-  } else if (last !== undefined) {
-    lastForms.delete(connection);
-  }
-  return params;
-}
-
 /**
  * One object per client connection: the socket for HTTP/1.1, the session for HTTP/2 (whose
  * request.raw.socket is a new proxy for every stream).
@@ -104,17 +66,13 @@ function connectionOf(request: FastifyRequest): object | undefined {
 }
 
 function toOAuthRequest(request: FastifyRequest): OAuthRequest {
-  if (!isForm(request.headers['content-type'])) {
-    throw new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded (UTF-8).');
-  }
   const body = request.body;
-  const connection = connectionOf(request);
   return {
-    params: Buffer.isBuffer(body) ? formParams(connection, body) : parseForm(''),
+    contentType: request.headers['content-type'],
+    body: Buffer.isBuffer(body) ? body : undefined,
     authorization: request.headers.authorization,
     ip: request.ip,
     requestId: request.id,
-    connection,
   };
 }
 
@@ -179,53 +137,40 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   app.addContentTypeParser(FORM_TYPE, { parseAs: 'buffer' }, asBuffer);
   app.addContentTypeParser('*', { parseAs: 'buffer' }, asBuffer);
 
-  const endpoint = (handler: OAuthHandler, kind: 'token' | 'introspection' | 'revocation') =>
+  /** What went wrong in an answered request, in the log: 503s as warnings, unexpected errors as errors. */
+  const logError = (request: FastifyRequest, err: unknown): void => {
+    if (err instanceof OAuthError) {
+      // 503 only: a 429 (over a rate limit) is the client's doing, and a flood of them is no news.
+      if (err.error === 'temporarily_unavailable' && err.status === 503) log.warn({ reqId: request.id, detail: err.detail }, 'temporarily unavailable');
+      else if (err.detail) log.debug({ reqId: request.id, detail: err.detail }, 'oauth error detail');
+    } else {
+      log.error({ reqId: request.id, err }, 'unexpected error');
+    }
+  };
+
+  const endpoint = (handler: OAuthEndpoint) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
-      let answer: () => FastifyReply;
-      try {
-        warnForwarded?.(request.headers);
-        const oauthRequest = toOAuthRequest(request);
-        if (kind === 'token') request.oauthGrantType = param(oauthRequest.params, 'grant_type');
-        await afterReads();
-        const { response, clientId } = await handler.handle(oauthRequest);
-        request.oauthClientId = clientId;
-        request.oauthOutcome = 'ok';
-        answer = () => send(reply, response);
-      } catch (caught) {
-        // Storage that does not answer is a 503 temporarily_unavailable, not a 500 (and the new
-        // error carries no client_id: the one of `caught`, if any, is the one to log).
-        const err = asUnavailable(caught);
-        const clientId = errorClientId(caught);
-        request.oauthClientId = clientId;
-        if (err instanceof OAuthError) {
-          request.oauthOutcome = err.error;
-          if (kind === 'token') {
-            deps.events.emit('token.denied', {
-              ...(clientId !== undefined && { clientId }), error: err.error,
-              ...(err.detail !== undefined && { reason: err.detail }), ip: request.ip, requestId: request.id,
-            });
-          }
-          // 503 only: a 429 (over a rate limit) is the client's doing, and a flood of them is no news.
-          if (err.error === 'temporarily_unavailable' && err.status === 503) log.warn({ reqId: request.id, detail: err.detail }, 'temporarily unavailable');
-          else if (err.detail) log.debug({ reqId: request.id, detail: err.detail }, 'oauth error detail');
-        } else {
-          request.oauthOutcome = 'server_error';
-          log.error({ reqId: request.id, err }, 'unexpected error');
-        }
-        answer = () => sendError(reply, err);
-      }
+      warnForwarded?.(request.headers);
+      const req = toOAuthRequest(request);
+      const steps = deps.stepsFor(connectionOf(request));
+      await afterReads();
+      const answer = await handler.handle(req, steps);
+      request.oauthClientId = answer.clientId;
+      request.oauthOutcome = answer.outcome;
+      request.oauthGrantType = answer.grantType;
+      if (answer.error !== undefined) logError(request, answer.error);
       const writes = beforeWrites();
       if (writes) await writes;
-      return answer();
+      return send(reply, answer.response);
     };
 
   const methodNotAllowed = async (_req: FastifyRequest, reply: FastifyReply) =>
     sendError(reply.header('allow', 'POST'), new OAuthError('invalid_request', 'Use POST.', { status: 405 }));
   const otherMethods = ['GET', 'PUT', 'DELETE', 'PATCH'] as const;
 
-  app.post(ENDPOINT_PATHS.token, tracing.endpoint('token', ENDPOINT_PATHS.token, endpoint(deps.token, 'token')));
-  app.post(ENDPOINT_PATHS.introspection, tracing.endpoint('introspection', ENDPOINT_PATHS.introspection, endpoint(deps.introspection, 'introspection')));
-  app.post(ENDPOINT_PATHS.revocation, tracing.endpoint('revocation', ENDPOINT_PATHS.revocation, endpoint(deps.revocation, 'revocation')));
+  app.post(ENDPOINT_PATHS.token, tracing.endpoint('token', ENDPOINT_PATHS.token, endpoint(deps.token)));
+  app.post(ENDPOINT_PATHS.introspection, tracing.endpoint('introspection', ENDPOINT_PATHS.introspection, endpoint(deps.introspection)));
+  app.post(ENDPOINT_PATHS.revocation, tracing.endpoint('revocation', ENDPOINT_PATHS.revocation, endpoint(deps.revocation)));
   for (const path of [ENDPOINT_PATHS.token, ENDPOINT_PATHS.introspection, ENDPOINT_PATHS.revocation]) {
     app.route({ method: [...otherMethods], url: path, handler: methodNotAllowed });
   }

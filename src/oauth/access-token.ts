@@ -20,8 +20,8 @@ export interface AccessTokenClaims {
 
 /** What signs and verifies tokens (the KeyRing). */
 export interface TokenSigner {
-  /** `claims` is the claims set, or its JSON already written. */
-  sign(claims: object | string): { token: string; kid: string };
+  /** Signs a claims set written as JSON. */
+  sign(claimsJson: string): { token: string; kid: string };
   /** The payload of a token signed by one of our published keys, or null. Checks the signature only. */
   verifyPayload(token: string): Record<string, unknown> | null;
 }

@@ -1,13 +1,14 @@
-// What a keep-alive connection remembers between its requests (src/http/public-app.ts: the last
-// form body and its parse; src/oauth/client-auth/authenticate.ts: the last client_secret_basic
-// header and the client it proved; src/oauth/token/token-endpoint.ts: the grant's answer per
-// parse): every change that must take effect at once does, on the same connection, over a real
-// socket with a real HTTP client.
+// What a keep-alive connection remembers between its requests (src/oauth/connection-memo.ts: the
+// last form body and its parse, the last client_secret_basic header and the client it proved, the
+// grant's answer per parse): every change that must take effect at once does, on the same
+// connection, over a real socket with a real HTTP client.
 
 import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { basic, formBody, startTestServer, type TestServer } from '../helpers/server.js';
-import { ClientAuthenticator } from '../../src/oauth/client-auth/authenticate.js';
+import { ClientAuthentication } from '../../src/oauth/client-auth/authenticate.js';
+import { ConnectionMemos } from '../../src/oauth/connection-memo.js';
+import { plainSteps } from '../../src/oauth/steps.js';
 import { secretDigest } from '../../src/clients/secrets.js';
 import type { ClientRecord } from '../../src/ground/records.js';
 
@@ -222,7 +223,7 @@ describe('the same form body on a keep-alive connection', () => {
   });
 });
 
-describe('the Basic memo of ClientAuthenticator (unit level)', () => {
+describe('the Basic memo of a connection (unit level)', () => {
   const secret = 'm2m_cs_' + 'a'.repeat(43);
   const clientId = 'cl_AAAAAAAAAAAAAAAA';
   function record(digest: string): ClientRecord {
@@ -239,13 +240,17 @@ describe('the Basic memo of ClientAuthenticator (unit level)', () => {
     // (which the registry never does) shows whether a request took the memo path.
     const state = { current: record(secretDigest(secret)) };
     let lookups = 0;
-    const authenticator = new ClientAuthenticator({
-      clients: { get: async (id) => (lookups++, id === clientId ? state.current : undefined) },
+    const authentication = new ClientAuthentication({
+      clients: { get: async (id: string) => (lookups++, id === clientId ? state.current : undefined) },
       replay: { consumeOnce: async () => true },
       issuer: 'http://localhost:8080', tokenEndpoint: 'http://localhost:8080/oauth2/token',
     });
+    const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: 'http://localhost:8080' }), authentication });
     const request = (connection: object, form: Record<string, string> = {}) =>
-      authenticator.authenticate({ params: new Map(Object.entries(form).map(([k, v]) => [k, [v]])), authorization: basic(clientId, secret), ip: '127.0.0.1', connection });
+      memos.for(connection).authenticate(
+        { contentType: 'application/x-www-form-urlencoded', body: undefined, authorization: basic(clientId, secret), ip: '127.0.0.1', requestId: 'r' },
+        new Map(Object.entries(form).map(([k, v]) => [k, [v]])),
+      );
     return { state, request, lookups: () => lookups };
   }
 

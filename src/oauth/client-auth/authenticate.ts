@@ -1,26 +1,32 @@
 // Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3,
 // RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
+// One chain every endpoint shares: pick the method, ask the throttle, check the credentials, and
+// count the failures. The connection memo (../connection-memo.ts) wraps it with a fast path for a
+// repeated client_secret_basic header, built from the named steps below.
 
 import { OAuthError } from '../../ground/errors.js';
-import { param } from '../request/form.js';
+import { hasIssuedClientIdShape } from '../../ground/client-id.js';
+import { CLIENT_ASSERTION_TYPE, type TokenEndpointAuthMethod } from '../../ground/names.js';
+import type { ClientLookup, ClientRecord, ClientSecretRecord } from '../../ground/records.js';
+import { matchClientSecret } from '../../clients/secrets.js';
+import type { AuthThrottle } from '../../limits/limits.js';
+import type { ReplayStore } from '../../storage/types.js';
+import { param, type FormParams } from '../request/form.js';
 import type { OAuthRequest } from '../request/context.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, verifyClientAssertion } from './private-key-jwt.js';
-import { CLIENT_ASSERTION_TYPE } from '../../ground/names.js';
-import { hasIssuedClientIdShape } from '../../ground/client-id.js';
-import { matchClientSecret } from '../../clients/secrets.js';
-import { ownCopy, sameBytes } from '../../ground/bytes.js';
-import type { ClientLookup, ClientRecord, ClientSecretRecord } from '../../ground/records.js';
-import type { ReplayStore } from '../../storage/types.js';
-import type { TokenEndpointAuthMethod } from '../../ground/names.js';
-import type { AuthThrottle } from '../../limits/limits.js';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
   method: TokenEndpointAuthMethod;
+  /**
+   * The secret that matched (client_secret_basic and client_secret_post); undefined for
+   * private_key_jwt, and when the connection's memo vouched for a repeated Basic header.
+   */
+  secret: ClientSecretRecord | undefined;
 }
 
-export interface ClientAuthenticatorOptions {
+export interface ClientAuthenticationOptions {
   clients: ClientLookup;
   replay: ReplayStore;
   issuer: string;
@@ -45,61 +51,15 @@ function invalidClient(detail: string, basicTried: boolean, clientId?: string): 
   });
 }
 
-/** The client_id an OAuthError was raised for, when known (for logs and audit). */
-export function errorClientId(err: unknown): string | undefined {
-  return err instanceof OAuthError ? err.clientId : undefined;
-}
-
-/** Names the authenticated client on an error raised after authentication (for logs and audit). */
-export function withClientId(err: unknown, clientId: string): unknown {
-  if (err instanceof OAuthError && err.clientId === undefined) err.clientId = clientId;
-  return err;
-}
-
-/** The request parts client authentication reads. */
-export type AuthenticationRequest = Pick<OAuthRequest, 'params' | 'authorization' | 'ip' | 'connection'>;
-
-/**
- * What a connection last proved with client_secret_basic. Clients send the same Authorization
- * header on every request of a keep-alive connection; when the next one does, the header is
- * compared with this one in constant time instead of being decoded and hashed again. It counts
- * only while the registry still hands out the very record the secret was checked against (the
- * registry replaces a record on every change: secret rotation, disabling, deletion, kill switch)
- * and the secret that matched has not expired; the throttle and the staleness bound apply as on
- * the full path. Kept per connection, never in a table looked up by the header: a lookup by
- * secret would not take constant time.
- */
-interface BasicMemo {
-  /** The Authorization header as UTF-8 bytes. */
-  header: Buffer;
-  client: ClientRecord;
-  /** The expiry of the secret that matched; null = none. */
-  expiresAt: number | null;
-}
-
-/** Longest Authorization header remembered; ours are about 100 characters. */
-const MAX_REMEMBERED_HEADER = 512;
-
-/** True when `header` is the remembered one, compared in constant time (the length is not secret). */
-function sameHeader(memo: BasicMemo, header: string): boolean {
-  return header.length <= MAX_REMEMBERED_HEADER && sameBytes(Buffer.from(header, 'utf8'), memo.header);
-}
-
-interface CheckedSecret {
-  client: ClientRecord;
-  secret: ClientSecretRecord;
-}
-
-export class ClientAuthenticator {
+export class ClientAuthentication {
   readonly #clients: ClientLookup;
   readonly #replay: ReplayStore;
   readonly #issuer: string;
   readonly #tokenEndpoint: string;
   readonly #now: () => number;
   readonly #throttle: AuthThrottle | undefined;
-  readonly #basicMemos = new WeakMap<object, BasicMemo>();
 
-  constructor(opts: ClientAuthenticatorOptions) {
+  constructor(opts: ClientAuthenticationOptions) {
     this.#clients = opts.clients;
     this.#replay = opts.replay;
     this.#issuer = opts.issuer;
@@ -108,32 +68,51 @@ export class ClientAuthenticator {
     this.#throttle = opts.throttle;
   }
 
-  /** Call after duplicate parameters were rejected. `req.ip` is the source address, for the throttle. */
-  async authenticate(req: AuthenticationRequest): Promise<AuthenticatedClient> {
-    if (this.#throttle === undefined) return this.#authenticate(req);
+  /**
+   * The chain: the client that `req` authenticates as, by exactly one method; throws OAuthError
+   * (invalid_client, or invalid_request for a malformed attempt). Call after duplicate parameters
+   * were rejected. `req.ip` is the source address, for the throttle.
+   */
+  async authenticate(req: OAuthRequest, params: FormParams): Promise<AuthenticatedClient> {
+    if (this.#throttle === undefined) return this.#verify(req, params);
     try {
-      return await this.#authenticate(req);
+      return await this.#verify(req, params);
     } catch (err) {
-      // Every invalid_client counts the same, whatever the reason, so the throttle tells an
-      // unknown client from a wrong secret no better than the answer does.
-      if (err instanceof OAuthError && err.error === 'invalid_client') {
-        const counted = this.#throttle.failed(errorClientId(err), req.ip);
-        if (counted) await counted;
-      }
+      const counted = this.counted(err, req.ip);
+      if (counted) await counted;
       throw err;
     }
   }
 
+  /**
+   * Counts a failure: every invalid_client counts the same, whatever the reason, so the throttle
+   * tells an unknown client from a wrong secret no better than the answer does.
+   */
+  counted(err: unknown, ip: string | undefined): void | Promise<void> {
+    if (this.#throttle !== undefined && err instanceof OAuthError && err.error === 'invalid_client') return this.#throttle.failed(err.clientId, ip);
+  }
+
   /** Waits for, or throws, the throttle's verdict on a presented client_id and address. */
-  #throttled(clientId: string, ip: string | undefined): void | Promise<void> {
+  throttled(clientId: string, ip: string | undefined): void | Promise<void> {
     return this.#throttle?.check(hasIssuedClientIdShape(clientId) ? clientId : undefined, ip);
   }
 
-  async #authenticate({ params, authorization, ip, connection }: AuthenticationRequest): Promise<AuthenticatedClient> {
+  /** The client as the endpoints see it (the registry's cache behind the staleness bound). */
+  lookup(clientId: string): Promise<ClientRecord | undefined> {
+    return this.#clients.get(clientId);
+  }
+
+  /** client_secret_basic against a client already looked up: the header's secret, checked as on the full path. */
+  basicAgainst(client: ClientRecord | undefined, authorization: string): AuthenticatedClient {
+    const creds = parseBasicAuthorization(authorization);
+    return this.#checkSecret(client, creds.clientId, creds.clientSecret, 'client_secret_basic', true);
+  }
+
+  async #verify(req: OAuthRequest, params: FormParams): Promise<AuthenticatedClient> {
+    const { authorization, ip } = req;
     const bodyId = param(params, 'client_id');
     const bodySecret = param(params, 'client_secret');
     const assertion = param(params, 'client_assertion');
-    const assertionType = param(params, 'client_assertion_type');
     const basicTried = authorization !== undefined && authorization.length > 0;
 
     // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
@@ -146,60 +125,36 @@ export class ClientAuthenticator {
     }
 
     if (basicTried) {
-      const memo = connection === undefined ? undefined : this.#basicMemos.get(connection);
-      if (memo !== undefined && (bodyId === undefined || bodyId === memo.client.clientId) && sameHeader(memo, authorization)) {
-        const clientId = memo.client.clientId;
-        const wait = this.#throttled(clientId, ip);
-        if (wait) await wait;
-        const client = await this.#clients.get(clientId);
-        if (client === memo.client && (memo.expiresAt === null || memo.expiresAt > this.#now())) {
-          return { client, method: 'client_secret_basic' };
-        }
-        // The record changed or the secret expired: check the same credentials against what the
-        // registry holds now (the throttle and the lookup above were for this very client_id).
-        this.#basicMemos.delete(connection!);
-        const creds = parseBasicAuthorization(authorization);
-        return this.#rememberBasic(connection, authorization, this.#checkSecret(client, clientId, creds.clientSecret, 'client_secret_basic', true));
-      }
       if (!isBasic(authorization)) throw invalidClient('unsupported Authorization scheme', true);
       const creds = parseBasicAuthorization(authorization);
       // RFC 6749 §2.3.1 does not forbid client_id in the body with Basic, but it must agree.
       if (bodyId !== undefined && bodyId !== creds.clientId) {
         throw new OAuthError('invalid_request', 'The client_id parameter does not match the Authorization header.');
       }
-      const wait = this.#throttled(creds.clientId, ip);
+      const wait = this.throttled(creds.clientId, ip);
       if (wait) await wait;
-      return this.#rememberBasic(connection, authorization, await this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true));
+      return this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
     }
     if (bodySecret !== undefined) {
       if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with client_secret.');
-      const wait = this.#throttled(bodyId, ip);
+      const wait = this.throttled(bodyId, ip);
       if (wait) await wait;
-      const { client } = await this.#secret(bodyId, bodySecret, 'client_secret_post', false);
-      return { client, method: 'client_secret_post' };
+      return this.#secret(bodyId, bodySecret, 'client_secret_post', false);
     }
     // RFC 7521 §4.2: client_assertion_type names the assertion format.
-    if (assertionType !== CLIENT_ASSERTION_TYPE) {
+    if (param(params, 'client_assertion_type') !== CLIENT_ASSERTION_TYPE) {
       throw new OAuthError('invalid_request', `The client_assertion_type parameter must be ${CLIENT_ASSERTION_TYPE}.`);
     }
     return this.#assertion(assertion!, bodyId, ip);
   }
 
-  /** Remembers what `connection` proved with this Basic header (a short one: a longer header is checked every time). */
-  #rememberBasic(connection: object | undefined, authorization: string, checked: CheckedSecret): AuthenticatedClient {
-    if (connection !== undefined && authorization.length <= MAX_REMEMBERED_HEADER) {
-      this.#basicMemos.set(connection, { header: ownCopy(authorization), client: checked.client, expiresAt: checked.secret.expiresAt });
-    }
-    return { client: checked.client, method: 'client_secret_basic' };
-  }
-
-  /** The client whose secret `secret` is, and that secret's record; throws invalid_client. */
-  async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<CheckedSecret> {
+  /** The client whose secret `secret` is; throws invalid_client. */
+  async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<AuthenticatedClient> {
     const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
     return this.#checkSecret(client, clientId, secret, method, basic);
   }
 
-  #checkSecret(client: ClientRecord | undefined, clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): CheckedSecret {
+  #checkSecret(client: ClientRecord | undefined, clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): AuthenticatedClient {
     // Always run the constant-time comparison, even for an unknown client.
     const matched = matchClientSecret(client, secret, this.#now());
     if (!client) throw invalidClient('unknown client', basic, clientId);
@@ -208,7 +163,7 @@ export class ClientAuthenticator {
       throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used ${method}`, basic, clientId);
     }
     if (client.disabled) throw invalidClient('client is disabled', basic, clientId);
-    return { client, secret: matched };
+    return { client, method, secret: matched };
   }
 
   async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
@@ -216,7 +171,7 @@ export class ClientAuthenticator {
     if (claimed === undefined) throw invalidClient('client assertion is not a JWT with iss/sub', false, bodyId);
     // RFC 7523 §3: when client_id is sent too, it must identify the same client.
     if (bodyId !== undefined && bodyId !== claimed) throw invalidClient('client_id does not match the assertion', false, bodyId);
-    const wait = this.#throttled(claimed, ip);
+    const wait = this.throttled(claimed, ip);
     if (wait) await wait;
     const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
     if (!client) throw invalidClient('unknown client', false, claimed);
@@ -235,6 +190,6 @@ export class ClientAuthenticator {
       if (err instanceof OAuthError) throw invalidClient(err.detail ?? 'client assertion rejected', false, claimed);
       throw err;
     }
-    return { client, method: 'private_key_jwt' };
+    return { client, method: 'private_key_jwt', secret: undefined };
   }
 }

@@ -1,7 +1,7 @@
 // Authorization server metadata (RFC 8414 §2), computed from configuration and the registered clients.
 
 import { CLIENT_ASSERTION_ALGS } from '../../ground/names.js';
-import { SUPPORTED_GRANT_TYPES } from '../token/token-endpoint.js';
+import { SUPPORTED_GRANT_TYPES } from '../token/grants/select.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS } from '../../ground/names.js';
 
 export const ENDPOINT_PATHS = Object.freeze({

@@ -1,15 +1,18 @@
-// Token introspection (RFC 7662): an authenticated caller asks whether a token is active.
+// Token introspection (RFC 7662) as a chain of named steps: parse the form, reject repeated
+// parameters, authenticate the caller, apply its request rate, introspect, respond.
 
 import { OAuthError } from '../../ground/errors.js';
-import { audiences, type AccessTokenReader, type AccessTokenClaims } from '../access-token.js';
-import { param, rejectRepeatedParams } from '../request/form.js';
-import { JSON_NO_STORE as HEADERS, type OAuthRequest, type OAuthResponse } from '../request/context.js';
-import { withClientId, type ClientAuthenticator } from '../client-auth/authenticate.js';
 import type { ClientRecord } from '../../ground/records.js';
 import type { EventBus } from '../../observability/events.js';
+import { audiences, type AccessTokenReader, type AccessTokenClaims } from '../access-token.js';
+import { param, rejectRepeatedParams, type FormParams } from '../request/form.js';
+import { JSON_NO_STORE as HEADERS, type OAuthRequest, type OAuthResponse } from '../request/context.js';
+import { answered, denied, type EndpointAnswer } from '../respond.js';
+import type { Steps } from '../steps.js';
 
 export interface IntrospectionEndpointOptions {
-  authenticator: ClientAuthenticator;
+  /** The plain steps (a connection's own, with its memos, are passed to handle()). */
+  steps: Steps;
   tokens: AccessTokenReader;
   events: EventBus;
   /** The caller's request rate (src/limits): throws a 429 OAuthError when it is over. */
@@ -17,7 +20,7 @@ export interface IntrospectionEndpointOptions {
 }
 
 // RFC 7662 §2.2: for an inactive token, the response contains only "active": false.
-const INACTIVE = '{"active":false}';
+const INACTIVE: OAuthResponse = Object.freeze({ status: 200, headers: HEADERS, body: '{"active":false}' });
 
 /**
  * RFC 7662 §4: the server must decide who may see what. A caller sees a token it was issued, or
@@ -31,11 +34,6 @@ function mayIntrospect(caller: ClientRecord, claims: AccessTokenClaims): boolean
   return false;
 }
 
-export interface IntrospectionOutcome {
-  response: OAuthResponse;
-  clientId: string;
-}
-
 export class IntrospectionEndpoint {
   readonly #o: IntrospectionEndpointOptions;
 
@@ -43,20 +41,23 @@ export class IntrospectionEndpoint {
     this.#o = options;
   }
 
-  async handle(req: OAuthRequest): Promise<IntrospectionOutcome> {
-    rejectRepeatedParams(req.params);
-    const { client: caller } = await this.#o.authenticator.authenticate(req);
-    const limited = this.#o.rateLimit?.(caller);
-    if (limited) await limited;
+  /** The chain; never throws: a failure is answered. */
+  async handle(req: OAuthRequest, steps: Steps = this.#o.steps): Promise<EndpointAnswer> {
+    let caller: ClientRecord | undefined;
     try {
-      return await this.#introspect(caller, req);
+      const params = steps.parse(req);
+      rejectRepeatedParams(params);
+      caller = (await steps.authenticate(req, params)).client;
+      const limited = this.#o.rateLimit?.(caller);
+      if (limited) await limited;
+      return answered(await this.#introspect(caller, params, req), caller.clientId);
     } catch (err) {
-      throw withClientId(err, caller.clientId);
+      return denied(err, caller);
     }
   }
 
-  async #introspect(caller: ClientRecord, req: OAuthRequest): Promise<IntrospectionOutcome> {
-    const token = param(req.params, 'token');
+  async #introspect(caller: ClientRecord, params: FormParams, req: OAuthRequest): Promise<OAuthResponse> {
+    const token = param(params, 'token');
     if (token === undefined) throw new OAuthError('invalid_request', 'The token parameter is required.');
     // token_type_hint is optional and only a hint (§2.1): we have one kind of token.
     const state = await this.#o.tokens.state(token);
@@ -64,7 +65,7 @@ export class IntrospectionEndpoint {
     this.#o.events.emit('token.introspected', {
       callerClientId: caller.clientId, active: visible, ip: req.ip, requestId: req.requestId,
     });
-    if (!state.active || !visible) return { response: { status: 200, headers: HEADERS, body: INACTIVE }, clientId: caller.clientId };
+    if (!state.active || !visible) return INACTIVE;
     const c = state.claims;
     const body: Record<string, unknown> = {
       active: true,
@@ -78,6 +79,6 @@ export class IntrospectionEndpoint {
       jti: c.jti,
       token_type: 'Bearer',
     };
-    return { response: { status: 200, headers: HEADERS, body: JSON.stringify(body) }, clientId: caller.clientId };
+    return { status: 200, headers: HEADERS, body: JSON.stringify(body) };
   }
 }

@@ -1,21 +1,15 @@
 // The typed context every endpoint step receives: what the HTTP layer extracted, nothing else.
 
-import type { FormParams } from './form.js';
-
 export interface OAuthRequest {
-  /** The parsed form body (RFC 6749 §3.2); duplicates not yet rejected. */
-  params: FormParams;
+  /** The Content-Type header, if any. */
+  contentType: string | undefined;
+  /** The request body as read (RFC 6749 §3.2: a form), undefined when there was none. */
+  body: Buffer | undefined;
   /** The raw Authorization header, if any. */
   authorization: string | undefined;
   /** The source address. */
   ip: string;
   requestId: string;
-  /**
-   * Stays the same object for every request of one client connection (the socket), so that a
-   * step may remember what it verified on it (src/oauth/client-auth/authenticate.ts); absent when
-   * the HTTP layer has none to give.
-   */
-  connection?: object;
 }
 
 /** What an endpoint hands back to the HTTP layer. */

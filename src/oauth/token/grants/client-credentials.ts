@@ -3,7 +3,7 @@
 import { OAuthError } from '../../../ground/errors.js';
 import { param } from '../../request/form.js';
 import { grantedAudience, grantedScope } from '../scope.js';
-import type { Grant } from '../token-endpoint.js';
+import type { Grant } from './grant.js';
 
 export const clientCredentialsGrant: Grant = (ctx) => {
   const { client } = ctx;
