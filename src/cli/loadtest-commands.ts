@@ -1,6 +1,9 @@
 // `m2m-auth loadtest` (concurrent clients against a server, every answer checked) and
-// `m2m-auth profile` (the load test against an in-process server, with a report folder).
+// `m2m-auth profile` (the load test against a server of its own, with a report folder). The load
+// generator and the profiler are the tools package, loaded only when one of these runs; when they
+// need a server, they start this command's own `serve` in a child process.
 
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
 import { CliError, resolveAdminTarget } from './admin-client.js';
@@ -42,9 +45,14 @@ function withLoadOptions(cmd: Command): Command {
     .addOption(new Option('--mode <mode>', 'token: client credentials grants; introspect: RFC 7662 introspection; mixed: alternate').choices(['token', 'introspect', 'mixed']).default('token'))
     .option('--timeout <ms>', 'per-request timeout in milliseconds', wholeNumber(1, 3_600_000), 10_000)
     .option('--duration-limit <s>', 'start no request after this many seconds', wholeNumber(1, 86_400), 120)
-    .addOption(new Option('--signing-alg <alg>', 'signing algorithm of the in-process server').choices(SIGNING_ALGORITHMS))
+    .addOption(new Option('--signing-alg <alg>', 'signing algorithm of the server the command starts (no --url)').choices(SIGNING_ALGORITHMS))
     .option('--no-progress', 'no progress on stderr')
     .option('--json', 'print the result as JSON');
+}
+
+/** How the tools start a server: this very command (the compiled CLI's entry, beside this module). */
+function serverCommand(): string[] {
+  return [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
 }
 
 /** The load test's options from the flags both commands share. */
@@ -98,10 +106,10 @@ function interruptSignal(io: Output): { signal: AbortSignal; dispose(): void } {
 
 export function loadtestCommand(io: Output): Command {
   const cmd = new Command('loadtest').description(
-    'run concurrent OAuth clients against a server and check every answer; without --url, against a server started in this process (SQLite in memory)',
+    'run concurrent OAuth clients against a server and check every answer; without --url, against a server it starts (SQLite in memory)',
   );
   cmd
-    .option('--url <issuer>', 'issuer URL of the server under test; the only origin the load goes to (default: an in-process server)')
+    .option('--url <issuer>', 'issuer URL of the server under test; the only origin the load goes to (default: a server it starts)')
     .option('--client-id <id>', 'a registered client (client_secret_basic) to send the load as')
     .option('--client-secret <secret>', 'its secret (or env M2M_AUTH_LOADTEST_CLIENT_SECRET)')
     .option('--admin-url <url>', 'admin API to register --client-count load-test clients on (deleted afterwards)')
@@ -115,25 +123,25 @@ export function loadtestCommand(io: Output): Command {
     if (flags.url === undefined && (flags.clientId !== undefined || flags.adminUrl !== undefined)) {
       throw new CliError('--client-id and --admin-url need --url (without --url the load test starts its own server)');
     }
-    if (flags.url !== undefined && flags.signingAlg !== undefined) throw new CliError('--signing-alg applies only to the in-process server (no --url)');
+    if (flags.url !== undefined && flags.signingAlg !== undefined) throw new CliError('--signing-alg applies only to the server the command starts (no --url)');
     if (flags.clientId !== undefined && secret === undefined) throw new CliError('--client-id needs --client-secret (or M2M_AUTH_LOADTEST_CLIENT_SECRET)');
     if (flags.clientId !== undefined && flags.adminUrl !== undefined) throw new CliError('Use either --client-id or --admin-url, not both');
     if (flags.url !== undefined && flags.clientId === undefined && flags.adminUrl === undefined) {
       throw new CliError('With --url, give --client-id and --client-secret, or --admin-url (and the admin token) to register load-test clients');
     }
 
-    let inProcess: import('../loadtest/in-process.js').InProcessServer | undefined;
+    let own: import('../loadtest/server-process.js').ServerProcess | undefined;
     const interrupt = interruptSignal(io);
     const progress = await progressReporter(flags.progress);
     try {
       let url: string;
       let access: { credentials: Array<{ clientId: string; clientSecret: string }> } | { admin: { url: string; token: string } };
       if (flags.url === undefined) {
-        const { startInProcessServer } = await import('../loadtest/in-process.js');
-        if (flags.progress) io.err('Starting an in-process server (SQLite in memory, ephemeral ports)...');
-        inProcess = await startInProcessServer(flags.signingAlg ? { overrides: { signingAlg: flags.signingAlg } } : {});
-        url = inProcess.issuer;
-        access = { admin: { url: inProcess.adminUrl, token: inProcess.adminToken } };
+        const { startServerProcess } = await import('../loadtest/server-process.js');
+        if (flags.progress) io.err('Starting a server (SQLite in memory, ephemeral ports)...');
+        own = await startServerProcess({ command: serverCommand(), ...(flags.signingAlg && { env: { M2M_AUTH_SIGNING_ALG: flags.signingAlg } }) });
+        url = own.issuer;
+        access = { admin: { url: own.adminUrl, token: own.adminToken } };
       } else if (flags.clientId !== undefined) {
         url = flags.url;
         access = { credentials: [{ clientId: flags.clientId, clientSecret: secret! }] };
@@ -163,11 +171,11 @@ export function loadtestCommand(io: Output): Command {
         progress.done();
       }
       if (flags.json) io.out(JSON.stringify(result, null, 2));
-      else resultLines(result, inProcess ? `${url} (in-process server)` : url).forEach((l) => io.out(l));
+      else resultLines(result, own ? `${url} (own server)` : url).forEach((l) => io.out(l));
       if (result.failures > 0) throw new CliError(`${result.failures} of ${result.totalRequests} requests failed`);
     } finally {
       interrupt.dispose();
-      await inProcess?.close();
+      await own?.close();
     }
   });
   return cmd;
@@ -175,7 +183,7 @@ export function loadtestCommand(io: Output): Command {
 
 export function profileCommand(io: Output): Command {
   const cmd = new Command('profile').description(
-    'profile a server started in this process under the load test; writes report.md, report.html and CPU and heap profiles (pprof, DevTools) to a folder',
+    'profile a server it starts, under the load test (at most 60 s of it); writes report.md, report.html and CPU and heap profiles (pprof, DevTools) to a folder',
   );
   cmd
     .option('--out <dir>', 'report folder (default ./profile-report-<timestamp>)')
@@ -188,6 +196,7 @@ export function profileCommand(io: Output): Command {
     let result;
     try {
       result = await runProfile({
+        command: serverCommand(),
         ...(flags.out !== undefined && { out: flags.out }),
         ...loadOptions(flags),
         cpuIntervalUs: flags.cpuInterval,

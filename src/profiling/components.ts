@@ -1,9 +1,11 @@
 // Which part of the system a profile sample belongs to, decided from the source file of the
-// frames on its stack: CPU self time and allocated bytes broken down by component.
+// frames on its stack (the server's modules by a tested table, its dependencies by package): CPU
+// self time and allocated bytes broken down by component.
 
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CallFrame, CpuProfile, SamplingHeapProfile, SamplingHeapProfileNode } from '../observability/profiles/inspector.js';
-import { cpuStacks, selfTimeByNode } from '../observability/profiles/pprof.js';
+import type { CallFrame, CpuProfile, CpuProfileNode, SamplingHeapProfile, SamplingHeapProfileNode } from './devtools-profile.js';
 
 export type Component =
   | 'http'
@@ -22,27 +24,61 @@ export const COMPONENTS: readonly Component[] = [
 ];
 
 export const COMPONENT_LABELS: Readonly<Record<Component, string>> = {
-  http: 'HTTP and parsing (node:_http*, fastify, light-my-request, find-my-way, src/http, src/oauth/request)',
-  client_auth: 'Client authentication (src/oauth/client-auth, src/clients)',
-  token_signing: 'Token signing (src/keys, node:crypto sign)',
-  oauth: 'OAuth endpoint logic (other src/oauth, src/admin, src/server)',
-  storage: 'Storage (src/storage, better-sqlite3)',
-  logging: 'Logging (pino, sonic-boom, src/observability)',
-  load_generator: 'Load generator and profiler (undici, src/loadtest, src/profiling)',
+  http: 'HTTP and parsing (node:_http*, fastify, light-my-request, find-my-way; the server\'s http/, oauth/request/)',
+  client_auth: 'Client authentication (the server\'s oauth/client-auth/, clients/, ground/bytes)',
+  token_signing: 'Token signing (the server\'s keys/, node:crypto sign)',
+  oauth: 'OAuth endpoint logic (the server\'s other oauth/, limits/, admin/, ground/, config/, cli/, server)',
+  storage: 'Storage (the server\'s storage/ and sync/, better-sqlite3)',
+  logging: 'Logging and metrics (pino, sonic-boom; the server\'s observability/)',
+  load_generator: 'Load generator and profiler (undici, the tools package; the server\'s observability/profiles/, admin/pprof-routes)',
   gc: 'Garbage collection',
   idle: 'Idle (waiting for I/O)',
   other: 'Other: VM, Node internals and native code with no attributable caller',
 };
 
-// This package's code: the folder holding profiling/ (src/ under vitest, dist/ or any other
-// build output when compiled).
-const CODE_ROOT = fileURLToPath(new URL('..', import.meta.url));
-// Shown paths are relative to the package (the folder above the code).
-const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+/**
+ * The server's modules by component: a module path (relative to the server's code folder, without
+ * extension) takes the component of its longest listed prefix. Tested against the server package's
+ * source tree: every module of it is listed, and every entry names modules that exist, so a move
+ * in the server that this table does not follow fails a test instead of changing the reports.
+ */
+export const SERVER_MODULES: Readonly<Record<string, Component>> = Object.freeze({
+  http: 'http',
+  'oauth/request': 'http',
+  'oauth/client-auth': 'client_auth',
+  clients: 'client_auth',
+  'ground/bytes': 'client_auth',
+  keys: 'token_signing',
+  oauth: 'oauth',
+  limits: 'oauth',
+  admin: 'oauth',
+  ground: 'oauth',
+  config: 'oauth',
+  cli: 'oauth',
+  server: 'oauth',
+  index: 'oauth',
+  storage: 'storage',
+  sync: 'storage',
+  observability: 'logging',
+  'observability/profiles': 'load_generator',
+  'admin/pprof-routes': 'load_generator',
+});
 
-function ownPath(path: string): string | undefined {
-  return path.startsWith(CODE_ROOT) ? path.slice(CODE_ROOT.length) : undefined;
+/** The component of a server module path (e.g. `oauth/token/reuse`), by its longest listed prefix. */
+export function serverModuleComponent(modulePath: string): Component | undefined {
+  let key = modulePath;
+  for (;;) {
+    const c = SERVER_MODULES[key];
+    if (c !== undefined && Object.hasOwn(SERVER_MODULES, key)) return c;
+    const slash = key.lastIndexOf('/');
+    if (slash === -1) return undefined;
+    key = key.slice(0, slash);
+  }
 }
+
+// This package's own code (the tools: load generator and profiler): the folder holding profiling/
+// (src/ under vitest, dist/ when compiled).
+const OWN_CODE = fileURLToPath(new URL('..', import.meta.url));
 
 function filePath(url: string): string {
   if (url.startsWith('file://')) {
@@ -55,53 +91,94 @@ function filePath(url: string): string {
   return url;
 }
 
-const HTTP_PACKAGES = /\/node_modules\/(?:fastify|@fastify\/[^/]+|light-my-request|find-my-way|avvio|fast-json-stringify|secure-json-parse|fast-querystring|fast-decode-uri-component|toad-cache|proxy-addr|forwarded|ipaddr\.js|content-type|process-warning|abstract-logging|safe-regex2|ret|rfdc|fastq|reusify|fast-content-type-parse|fast-uri|json-schema-ref-resolver)\//;
-const LOGGING_PACKAGES = /\/node_modules\/(?:pino|sonic-boom|thread-stream|pino-std-serializers|@pinojs\/[^/]+|fast-redact|quick-format-unescaped|fast-safe-stringify|atomic-sleep|on-exit-leak-free|safe-stable-stringify|real-require)\//;
-const LOAD_GENERATOR_PACKAGES = /\/node_modules\/undici\/|^node:internal\/deps\/undici\//;
-const STORAGE_PACKAGES = /\/node_modules\/better-sqlite3\//;
-
-/** The component a single frame names, or undefined for a frame that says nothing by itself. */
-export function frameComponent(frame: Pick<CallFrame, 'url' | 'functionName'>): Component | undefined {
-  const url = frame.url;
-  if (url === '') {
-    if (frame.functionName === '(garbage collector)') return 'gc';
-    if (frame.functionName === '(idle)') return 'idle';
-    return undefined;
-  }
-  const path = filePath(url);
-  const own = ownPath(path);
-  if (own !== undefined) {
-    if (/^(?:loadtest|profiling)\//.test(own)) return 'load_generator';
-    if (/^observability\//.test(own)) return 'logging';
-    if (/^storage\//.test(own)) return 'storage';
-    if (/^(?:oauth\/client-auth|clients)\//.test(own)) return 'client_auth';
-    if (/^keys\//.test(own)) return 'token_signing';
-    if (/^(?:http|oauth\/request)\//.test(own)) return 'http';
-    if (/^(?:oauth|admin)\/|^server\.[jt]s$/.test(own)) return 'oauth';
-    return undefined;
-  }
-  if (LOAD_GENERATOR_PACKAGES.test(path)) return 'load_generator';
-  if (LOGGING_PACKAGES.test(path)) return 'logging';
-  if (STORAGE_PACKAGES.test(path)) return 'storage';
-  if (HTTP_PACKAGES.test(path)) return 'http';
-  if (path === 'node:internal/crypto/sig') return 'token_signing';
-  if (/^node:_http_|^node:internal\/http/.test(path)) return 'http';
-  return undefined;
+/** The folder of a module path below `root`, without extension, or undefined when not below it (or in node_modules). */
+function below(root: string, path: string): string | undefined {
+  if (!path.startsWith(root)) return undefined;
+  const rel = path.slice(root.length);
+  if (rel.startsWith('node_modules/') || rel.includes('/node_modules/')) return undefined;
+  return rel.replace(/\.[cm]?[jt]s$/, '');
 }
 
 /**
- * The component of a stack given leaf first. Requests made by the load generator are its cost
- * wherever they end (a socket write, a signature check); otherwise the frame nearest the leaf that
- * names a component decides, so logging called from a Fastify hook counts as logging.
+ * The server's code folder for its command's entry (e.g. `.../m2m-auth/dist/cli/main.js` gives
+ * `.../m2m-auth/dist/`): the folder right below the package root (the nearest package.json) that
+ * holds the entry.
  */
-export function stackComponent(stack: ReadonlyArray<Pick<CallFrame, 'url' | 'functionName'>>): Component {
-  let nearest: Component | undefined;
-  for (const frame of stack) {
-    const c = frameComponent(frame);
-    if (c === 'load_generator') return c;
-    nearest ??= c;
+export function serverCodeRoot(entry: string): string {
+  let dir = dirname(resolvePath(entry));
+  let child: string | undefined;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) return `${dirname(resolvePath(entry))}${sep}`;
+    child = dir;
+    dir = up;
   }
-  return nearest ?? 'other';
+  return `${child ?? dir}${sep}`;
+}
+
+const HTTP_PACKAGES = /\/node_modules\/(?:fastify|@fastify\/[^/]+|light-my-request|find-my-way|avvio|fast-json-stringify|secure-json-parse|fast-querystring|fast-decode-uri-component|toad-cache|proxy-addr|forwarded|ipaddr\.js|content-type|process-warning|abstract-logging|safe-regex2|ret|rfdc|fastq|reusify|fast-content-type-parse|fast-uri|json-schema-ref-resolver)\//;
+const LOGGING_PACKAGES = /\/node_modules\/(?:pino|sonic-boom|thread-stream|pino-std-serializers|@pinojs\/[^/]+|fast-redact|quick-format-unescaped|fast-safe-stringify|atomic-sleep|on-exit-leak-free|safe-stable-stringify|real-require|prom-client)\//;
+const LOAD_GENERATOR_PACKAGES = /\/node_modules\/undici\/|^node:internal\/deps\/undici\//;
+const STORAGE_PACKAGES = /\/node_modules\/better-sqlite3\//;
+
+/** Which component a frame, or a stack, belongs to: the server's modules by SERVER_MODULES, its dependencies by package. */
+export class Attribution {
+  readonly #server: string | undefined;
+  /** Where shown paths start: the server's package root. */
+  readonly #shownFrom: string | undefined;
+
+  /** `serverCode`: the server's code folder (serverCodeRoot); without it only dependencies and this package are known. */
+  constructor(serverCode?: string) {
+    this.#server = serverCode === undefined ? undefined : serverCode.endsWith(sep) ? serverCode : `${serverCode}${sep}`;
+    this.#shownFrom = this.#server === undefined ? undefined : `${dirname(this.#server)}${sep}`;
+  }
+
+  /** The component a single frame names, or undefined for a frame that says nothing by itself. */
+  frame(frame: Pick<CallFrame, 'url' | 'functionName'>): Component | undefined {
+    const url = frame.url;
+    if (url === '') {
+      if (frame.functionName === '(garbage collector)') return 'gc';
+      if (frame.functionName === '(idle)') return 'idle';
+      return undefined;
+    }
+    const path = filePath(url);
+    const server = this.#server === undefined ? undefined : below(this.#server, path);
+    const listed = server === undefined ? undefined : serverModuleComponent(server);
+    if (listed !== undefined) return listed;
+    if (below(OWN_CODE, path) !== undefined) return 'load_generator';
+    if (LOAD_GENERATOR_PACKAGES.test(path)) return 'load_generator';
+    if (LOGGING_PACKAGES.test(path)) return 'logging';
+    if (STORAGE_PACKAGES.test(path)) return 'storage';
+    if (HTTP_PACKAGES.test(path)) return 'http';
+    if (path === 'node:internal/crypto/sig') return 'token_signing';
+    if (/^node:_http_|^node:internal\/http/.test(path)) return 'http';
+    return undefined;
+  }
+
+  /**
+   * The component of a stack given leaf first. Requests made by the load generator are its cost
+   * wherever they end (a socket write, a signature check); otherwise the frame nearest the leaf that
+   * names a component decides, so logging called from a Fastify hook counts as logging.
+   */
+  stack(stack: ReadonlyArray<Pick<CallFrame, 'url' | 'functionName'>>): Component {
+    let nearest: Component | undefined;
+    for (const frame of stack) {
+      const c = this.frame(frame);
+      if (c === 'load_generator') return c;
+      nearest ??= c;
+    }
+    return nearest ?? 'other';
+  }
+
+  /** A frame's place as shown in the report: a path below the server package, or below node_modules. */
+  location(frame: CallFrame): string {
+    if (frame.url === '') return '(native)';
+    const path = filePath(frame.url);
+    const shown = this.#shownFrom !== undefined && path.startsWith(this.#shownFrom) && !path.includes('/node_modules/')
+      ? path.slice(this.#shownFrom.length)
+      : path.replace(/^.*\/node_modules\//, '');
+    return `${shown}:${frame.lineNumber + 1}`;
+  }
 }
 
 export interface ComponentShare {
@@ -120,6 +197,43 @@ function shares(totals: Map<Component, number>): ComponentShare[] {
     .sort((a, b) => b.value - a.value);
 }
 
+/**
+ * Time each sample stands for, in microseconds: the delta to the next sample (the last one gets
+ * the mean interval). Returns per-node totals.
+ */
+export function selfTimeByNode(profile: CpuProfile): Map<number, number> {
+  const out = new Map<number, number>();
+  const samples = profile.samples ?? [];
+  const deltas = profile.timeDeltas ?? [];
+  const n = samples.length;
+  const mean = n > 0 ? (profile.endTime - profile.startTime) / n : 0;
+  for (let i = 0; i < n; i++) {
+    const next = deltas[i + 1];
+    const us = next !== undefined && next >= 0 ? next : mean;
+    out.set(samples[i]!, (out.get(samples[i]!) ?? 0) + us);
+  }
+  return out;
+}
+
+/** Leaf-first stacks of every node of a CPU profile (the root excluded). */
+export function cpuStacks(profile: CpuProfile): Map<number, CpuProfileNode[]> {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const stacks = new Map<number, CpuProfileNode[]>();
+  const stackOf = (id: number): CpuProfileNode[] => {
+    const known = stacks.get(id);
+    if (known) return known;
+    const node = byId.get(id)!;
+    const up = parent.get(id);
+    const stack = node.callFrame.functionName === '(root)' ? [] : [node, ...(up === undefined ? [] : stackOf(up))];
+    stacks.set(id, stack);
+    return stack;
+  };
+  for (const n of profile.nodes) stackOf(n.id);
+  return stacks;
+}
+
 export interface CpuBreakdown {
   totalUs: number;
   /** Total minus idle. */
@@ -129,16 +243,7 @@ export interface CpuBreakdown {
   topFunctions: Array<{ name: string; location: string; component: Component; selfUs: number; share: number }>;
 }
 
-function location(frame: CallFrame): string {
-  if (frame.url === '') return '(native)';
-  const path = filePath(frame.url);
-  const shown = ownPath(path) !== undefined && path.startsWith(PACKAGE_ROOT)
-    ? path.slice(PACKAGE_ROOT.length)
-    : path.replace(/^.*\/node_modules\//, '');
-  return `${shown}:${frame.lineNumber + 1}`;
-}
-
-export function cpuBreakdown(profile: CpuProfile, top = 15): CpuBreakdown {
+export function cpuBreakdown(profile: CpuProfile, attribution: Attribution, top = 15): CpuBreakdown {
   const time = selfTimeByNode(profile);
   const stacks = cpuStacks(profile);
   const totals = new Map<Component, number>();
@@ -146,13 +251,13 @@ export function cpuBreakdown(profile: CpuProfile, top = 15): CpuBreakdown {
   let total = 0;
   for (const [id, us] of time) {
     const stack = stacks.get(id) ?? [];
-    const component = stackComponent(stack.map((n) => n.callFrame));
+    const component = attribution.stack(stack.map((n) => n.callFrame));
     totals.set(component, (totals.get(component) ?? 0) + us);
     total += us;
     const frame = stack[0]?.callFrame;
     if (frame === undefined) continue;
     const name = frame.functionName || '(anonymous)';
-    const loc = location(frame);
+    const loc = attribution.location(frame);
     const key = `${name}\u0000${loc}\u0000${component}`;
     const entry = functions.get(key) ?? { name, location: loc, component, selfUs: 0 };
     entry.selfUs += us;
@@ -177,13 +282,13 @@ export interface HeapBreakdown {
 }
 
 /** Sampled bytes by component, each node's selfSize attributed through its stack. */
-export function heapBreakdown(profile: SamplingHeapProfile): HeapBreakdown {
+export function heapBreakdown(profile: SamplingHeapProfile, attribution: Attribution): HeapBreakdown {
   const totals = new Map<Component, number>();
   let total = 0;
   const walk = (node: SamplingHeapProfileNode, stack: CallFrame[]): void => {
     const here = node.callFrame.functionName === '(root)' && stack.length === 0 ? stack : [node.callFrame, ...stack];
     if (node.selfSize > 0) {
-      const c = stackComponent(here);
+      const c = attribution.stack(here);
       totals.set(c, (totals.get(c) ?? 0) + node.selfSize);
       total += node.selfSize;
     }

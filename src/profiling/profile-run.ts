@@ -1,5 +1,6 @@
-// `m2m-auth profile`: a real server in this process, the load test against it over HTTP, and the
-// measurements of the origin report taken for real around the load: latency and throughput,
+// `m2m-auth profile`: a real server in a child process, the load test against it over HTTP, and
+// the measurements of the origin report taken for real around the load, by the server itself
+// through the debug endpoints of its admin listener (M2M_AUTH_PPROF): latency and throughput,
 // memory and bytes allocated per request, GC pauses, CPU by component, event-loop delay and
 // utilisation, active handles before/during/after, and the CPU and heap profiles as files.
 
@@ -7,20 +8,21 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { startInProcessServer } from '../loadtest/in-process.js';
+import { startServerProcess } from '../loadtest/server-process.js';
 import { runLoadTest, type LoadTestMode, type LoadTestProgress, type LoadTestResult } from '../loadtest/run.js';
-import type { SigningAlgorithm } from '../ground/names.js';
-import { cpuBreakdown, heapBreakdown, type ComponentShare, type CpuBreakdown } from './components.js';
-import { startCpuProfile, startHeapSampling, type CpuProfile, type SamplingHeapProfile } from '../observability/profiles/inspector.js';
-import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../observability/profiles/pprof.js';
+import { Attribution, cpuBreakdown, heapBreakdown, serverCodeRoot, type ComponentShare, type CpuBreakdown } from './components.js';
+import { DebugEndpoints, type Recording } from './debug-client.js';
+import type { CpuProfile, SamplingHeapProfile } from './devtools-profile.js';
+import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './pprof.js';
 import { renderHtmlReport } from './report-html.js';
 import { renderMarkdownReport } from './report-md.js';
 import {
-  activeResources, GcRecorder, LoopPhase, memorySnapshot, resourcesAbove, RuntimeSampler,
-  type DelaySummary, type GcSummary, type MemorySnapshot, type ResourceCounts,
-} from './runtime.js';
+  resourcesAbove, type DelaySummary, type GcSummary, type MemorySnapshot, type ResourceCounts, type RuntimeWindow,
+} from './runtime-window.js';
 
 export interface ProfileOptions {
+  /** The m2m-auth command to start the server with, e.g. [process.execPath, '/path/to/m2m-auth/dist/cli/main.js']. */
+  command: readonly string[];
   /** Report folder; default ./profile-report-<timestamp>. */
   out?: string;
   clients?: number;
@@ -29,7 +31,7 @@ export interface ProfileOptions {
   mode?: LoadTestMode;
   timeoutMs?: number;
   durationLimitMs?: number;
-  signingAlg?: SigningAlgorithm;
+  signingAlg?: string;
   /** CPU profiler sampling interval. Default 1000 µs. */
   cpuIntervalUs?: number;
   /** Mean bytes between heap samples. Default 32 KiB. */
@@ -173,37 +175,63 @@ function profileFiles(): ProfileFile[] {
   ];
 }
 
-export async function runProfile(options: ProfileOptions = {}): Promise<ProfileResult> {
+const MS_WAIT = 50;
+/** The longest load profiled: the longest profile a server's debug endpoints take (60 s). */
+export const MAX_PROFILED_LOAD_MS = 60_000;
+
+/** The last window's `after` resources, compared with the baseline's, until they are back or `timeoutMs` passed. */
+async function settle(debug: DebugEndpoints, baseline: ResourceCounts, timeoutMs: number): Promise<{ window: RuntimeWindow; settledMs: number }> {
+  const start = performance.now();
+  for (;;) {
+    const recording = debug.record('/debug/runtime');
+    await sleep(250);
+    const window = JSON.parse((await recording.end()).toString('utf8')) as RuntimeWindow;
+    const settledMs = performance.now() - start;
+    if (resourcesAbove(baseline, window.resources.after).length === 0 || settledMs >= timeoutMs) return { window, settledMs };
+    await sleep(MS_WAIT);
+  }
+}
+
+export async function runProfile(options: ProfileOptions): Promise<ProfileResult> {
   const generated = new Date();
   const outDir = resolve(options.out ?? `profile-report-${timestamp(generated)}`);
   const phase = options.onPhase ?? (() => undefined);
   const loadAverageBefore = loadavg();
+  const signingAlg = options.signingAlg ?? 'ES256';
 
-  phase('starting an in-process server (SQLite in memory, ephemeral ports)');
-  const running = await startInProcessServer(options.signingAlg ? { overrides: { signingAlg: options.signingAlg } } : {});
-  const gc = new GcRecorder();
-  const sampler = new RuntimeSampler(250);
-  let cpu: CpuProfile | undefined;
-  let cpuStartedAt = new Date();
-  let heap: SamplingHeapProfile | undefined;
-  let heapStartedAt = new Date();
-  let stopProfilers: (() => Promise<void>) | undefined;
+  phase('starting a server (SQLite in memory, ephemeral ports, the debug endpoints on)');
+  const running = await startServerProcess({
+    command: options.command,
+    env: { M2M_AUTH_PPROF: 'true', M2M_AUTH_SIGNING_ALG: signingAlg },
+  });
+  const debug = new DebugEndpoints(running.adminUrl, running.adminToken);
+  const attribution = new Attribution(serverCodeRoot(options.command[options.command.length - 1]!));
+  let during: { runtime: Recording; cpu: Recording; heap: Recording } | undefined;
   try {
     phase('measuring the idle baseline');
-    gc.start();
-    const beforePhase = new LoopPhase();
+    const baselineRecording = debug.record('/debug/runtime');
     await sleep(options.baselineMs ?? 1000);
-    const eventLoopBefore = beforePhase.end();
-    const resourcesBefore = activeResources();
-    const memoryBefore = memorySnapshot();
+    const baseline = JSON.parse((await baselineRecording.end()).toString('utf8')) as RuntimeWindow;
+    const resourcesBefore = baseline.resources.after;
 
-    sampler.start();
-    let duringPhase: LoopPhase | undefined;
-    let eventLoopDuring: DelaySummary | undefined;
+    let duringWindow: RuntimeWindow | undefined;
+    let cpu: CpuProfile | undefined;
+    let heap: SamplingHeapProfile | undefined;
+    let cpuStartedAt = new Date();
+    let heapStartedAt = new Date();
     let loadStart = 0;
     let loadEnd = 0;
     const cpuIntervalUs = options.cpuIntervalUs ?? 1000;
     const heapInterval = options.heapSamplingInterval ?? 32 * 1024;
+    const endDuring = async (): Promise<void> => {
+      if (during === undefined) return;
+      const { runtime, cpu: c, heap: h } = during;
+      during = undefined;
+      const [r, cp, hp] = await Promise.all([runtime.end(), c.end(), h.end()]);
+      duringWindow = JSON.parse(r.toString('utf8')) as RuntimeWindow;
+      cpu = JSON.parse(cp.toString('utf8')) as CpuProfile;
+      heap = JSON.parse(hp.toString('utf8')) as SamplingHeapProfile;
+    };
 
     phase('running the load');
     const load = await runLoadTest({
@@ -214,57 +242,43 @@ export async function runProfile(options: ProfileOptions = {}): Promise<ProfileR
       ...(options.clientCount !== undefined && { clientCount: options.clientCount }),
       ...(options.mode !== undefined && { mode: options.mode }),
       ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
-      ...(options.durationLimitMs !== undefined && { durationLimitMs: options.durationLimitMs }),
+      // The server's profiles and windows last 60 s at most: no request starts after that.
+      durationLimitMs: Math.min(options.durationLimitMs ?? MAX_PROFILED_LOAD_MS, MAX_PROFILED_LOAD_MS),
       ...(options.onProgress !== undefined && { onProgress: options.onProgress }),
       ...(options.signal !== undefined && { signal: options.signal }),
-      beforeLoad: async () => {
-        const heapSampling = await startHeapSampling({ samplingInterval: heapInterval, includeCollected: true });
-        heapStartedAt = heapSampling.startedAt;
-        const cpuProfiling = await startCpuProfile(cpuIntervalUs);
-        cpuStartedAt = cpuProfiling.startedAt;
-        stopProfilers = async () => {
-          stopProfilers = undefined;
-          const [c, h] = await Promise.allSettled([cpuProfiling.stop(), heapSampling.stop()]);
-          if (c.status === 'fulfilled') cpu = c.value;
-          if (h.status === 'fulfilled') heap = h.value;
+      beforeLoad: () => {
+        heapStartedAt = new Date();
+        cpuStartedAt = new Date();
+        during = {
+          runtime: debug.record('/debug/runtime'),
+          heap: debug.record('/debug/pprof/allocs', { format: 'devtools', interval: String(heapInterval) }),
+          cpu: debug.record('/debug/pprof/profile', { format: 'devtools', interval: String(cpuIntervalUs) }),
         };
-        duringPhase = new LoopPhase();
         loadStart = performance.now();
       },
       afterLoad: async () => {
         loadEnd = performance.now();
-        // The client's connections are still open here: a short load may have ended between two timed samples.
-        sampler.sample();
-        eventLoopDuring = duringPhase?.end();
-        await stopProfilers?.();
+        await endDuring();
       },
     });
+    await endDuring();
 
     phase('waiting for connections and timers to close');
-    const afterPhase = new LoopPhase();
-    const settleStart = performance.now();
-    const settleTimeout = options.settleTimeoutMs ?? 5000;
-    sampler.stop();
-    let resourcesAfter = activeResources();
-    while (resourcesAbove(resourcesBefore, resourcesAfter).length > 0 && performance.now() - settleStart < settleTimeout) {
-      await sleep(50);
-      resourcesAfter = activeResources();
-    }
-    const settledMs = performance.now() - settleStart;
-    await sleep(Math.max(0, 250 - settledMs));
-    const eventLoopAfter = afterPhase.end();
-    const memoryAfter = memorySnapshot();
-    await gc.stop();
+    const { window: afterWindow, settledMs } = await settle(debug, resourcesBefore, options.settleTimeoutMs ?? 5000);
     const loadAverageAfter = loadavg();
 
-    if (cpu === undefined || heap === undefined) throw new Error('The CPU or heap profiler did not return a profile');
+    if (cpu === undefined || heap === undefined || duringWindow === undefined) throw new Error('The server did not return its CPU or heap profile');
+    const cpuProfile: CpuProfile = cpu;
+    const heapProfile: SamplingHeapProfile = heap;
+    const window: RuntimeWindow = duringWindow;
 
     phase('writing the report');
-    const cpuInfo = cpuBreakdown(cpu);
-    const heapInfo = heapBreakdown(heap);
+    const cpuInfo = cpuBreakdown(cpuProfile, attribution);
+    const heapInfo = heapBreakdown(heapProfile, attribution);
     const generatorBytes = heapInfo.components.find((c) => c.component === 'load_generator')?.value ?? 0;
-    const gcDuring = gc.summary(loadStart, loadEnd);
-    const samples = sampler.samples;
+    const memoryBefore = baseline.memory.after;
+    const memoryAfter = afterWindow.memory.after;
+    const samples = window.samples;
     const data: ProfileData = {
       generatedAt: generated.toISOString(),
       outDir,
@@ -278,42 +292,42 @@ export async function runProfile(options: ProfileOptions = {}): Promise<ProfileR
         loadAverageBefore,
         loadAverageAfter,
       },
-      server: { issuer: running.issuer, signingAlg: running.server.config.signingAlg, database: running.server.config.databaseUrl },
+      server: { issuer: running.issuer, signingAlg, database: 'sqlite::memory:' },
       load,
-      kpis: evaluateKpis(load, memoryAfter.rss, gcDuring.maxMs),
+      kpis: evaluateKpis(load, memoryAfter.rss, window.gc.maxMs),
       memory: {
         before: memoryBefore,
         after: memoryAfter,
-        peakRss: Math.max(memoryBefore.rss, memoryAfter.rss, ...samples.map((s) => s.rss)),
-        peakHeapUsed: Math.max(memoryBefore.heapUsed, memoryAfter.heapUsed, ...samples.map((s) => s.heapUsed)),
+        peakRss: Math.max(memoryBefore.rss, memoryAfter.rss, ...samples.map((x) => x.rss)),
+        peakHeapUsed: Math.max(memoryBefore.heapUsed, memoryAfter.heapUsed, ...samples.map((x) => x.heapUsed)),
         allocation: {
-          method: `V8's sampling heap profiler ran during the load with collected objects kept (includeObjectsCollectedByMajorGC/MinorGC), one sample every ${heapInterval} bytes on average; the sum of its scaled sample sizes estimates every byte allocated on the JavaScript heap during the load (server and load generator in this process), divided by the requests finished. Off-heap memory (Buffers' backing stores, native) is not included.`,
+          method: `V8's sampling heap profiler ran in the server during the load with collected objects kept (includeObjectsCollectedByMajorGC/MinorGC), one sample every ${heapInterval} bytes on average; the sum of its scaled sample sizes estimates every byte the server allocated on the JavaScript heap during the load, divided by the requests finished. Off-heap memory (Buffers' backing stores, native) is not included.`,
           totalBytes: heapInfo.totalBytes,
           perRequestBytes: load.totalRequests > 0 ? heapInfo.totalBytes / load.totalRequests : 0,
           serverPerRequestBytes: load.totalRequests > 0 ? (heapInfo.totalBytes - generatorBytes) / load.totalRequests : 0,
           byComponent: heapInfo.components,
         },
       },
-      gc: { ...gcDuring, perThousandRequests: load.totalRequests > 0 ? (gcDuring.count * 1000) / load.totalRequests : 0 },
+      gc: { ...window.gc, perThousandRequests: load.totalRequests > 0 ? (window.gc.count * 1000) / load.totalRequests : 0 },
       cpu: {
         ...cpuInfo,
         samplingIntervalUs: cpuIntervalUs,
-        sampleCount: cpu.samples?.length ?? 0,
-        durationMs: (cpu.endTime - cpu.startTime) / 1000,
+        sampleCount: cpuProfile.samples?.length ?? 0,
+        durationMs: (cpuProfile.endTime - cpuProfile.startTime) / 1000,
       },
-      eventLoop: { before: eventLoopBefore, during: eventLoopDuring ?? eventLoopAfter, after: eventLoopAfter },
+      eventLoop: { before: baseline.eventLoop, during: window.eventLoop, after: afterWindow.eventLoop },
       resources: {
         before: resourcesBefore,
-        duringMax: { ...sampler.maxResources },
-        after: resourcesAfter,
-        leaked: resourcesAbove(resourcesBefore, resourcesAfter),
+        duringMax: { ...window.resources.max },
+        after: afterWindow.resources.after,
+        leaked: resourcesAbove(resourcesBefore, afterWindow.resources.after),
         settledMs,
       },
       timeline: {
         intervalMs: load.timeline.intervalMs,
         throughput: load.timeline.completed.map((n) => n / (load.timeline.intervalMs / 1000)),
         failed: load.timeline.failed,
-        memory: samples.filter((s) => s.at >= loadStart).map((s) => ({ t: (s.at - loadStart) / 1000, heapUsed: s.heapUsed, rss: s.rss })),
+        memory: samples.map((x) => ({ t: x.t / 1000, heapUsed: x.heapUsed, rss: x.rss })),
         loadEndS: (loadEnd - loadStart) / 1000,
       },
       files: profileFiles(),
@@ -321,18 +335,20 @@ export async function runProfile(options: ProfileOptions = {}): Promise<ProfileR
 
     mkdirSync(outDir, { recursive: true });
     const comments = [`m2m-auth profile ${generated.toISOString()}`, `${load.mode} load: ${load.config.clients} clients x ${load.config.requests} requests`];
-    writeFileSync(join(outDir, 'cpu.pb.gz'), encodePprof(cpuProfileToPprof(cpu, { startedAt: cpuStartedAt, comments })));
-    writeFileSync(join(outDir, 'heap.pb.gz'), encodePprof(heapProfileToPprof(heap, 'alloc', { startedAt: heapStartedAt, samplingInterval: heapInterval, comments })));
-    writeFileSync(join(outDir, 'cpu.cpuprofile'), JSON.stringify(cpu));
-    writeFileSync(join(outDir, 'heap.heapprofile'), JSON.stringify(heap));
+    writeFileSync(join(outDir, 'cpu.pb.gz'), encodePprof(cpuProfileToPprof(cpuProfile, { startedAt: cpuStartedAt, comments })));
+    writeFileSync(join(outDir, 'heap.pb.gz'), encodePprof(heapProfileToPprof(heapProfile, 'alloc', { startedAt: heapStartedAt, samplingInterval: heapInterval, comments })));
+    writeFileSync(join(outDir, 'cpu.cpuprofile'), JSON.stringify(cpuProfile));
+    writeFileSync(join(outDir, 'heap.heapprofile'), JSON.stringify(heapProfile));
     writeFileSync(join(outDir, 'results.json'), JSON.stringify(data, null, 2));
     writeFileSync(join(outDir, 'report.md'), renderMarkdownReport(data));
     writeFileSync(join(outDir, 'report.html'), renderHtmlReport(data));
     return { outDir, data };
   } finally {
-    await stopProfilers?.();
-    sampler.stop();
-    await gc.stop();
+    if (during !== undefined) {
+      const pending = during;
+      await Promise.allSettled([pending.runtime.end(), pending.cpu.end(), pending.heap.end()]);
+    }
+    await debug.close();
     await running.close();
   }
 }

@@ -4,7 +4,7 @@
 
 import { formatBytes, formatInt, formatMs, formatPercent } from '../loadtest/format.js';
 import type { ProfileData } from './profile-run.js';
-import { totalResources, type DelaySummary, type ResourceCounts } from './runtime.js';
+import { totalResources, type DelaySummary, type ResourceCounts } from './runtime-window.js';
 
 /** Inline text: `code` and **bold** are the only markup, in both renderings. */
 export type Block =
@@ -76,14 +76,14 @@ export function buildReport(d: ProfileData): ReportDocument {
     id: 'summary',
     title: SECTION_TITLES[0],
     blocks: [
-      { kind: 'p', text: `A ${l.mode} load of **${formatInt(l.config.clients)} concurrent clients × ${formatInt(l.config.requests)} requests** against a real m2m-auth server in this process (HTTP over loopback, ${d.server.signingAlg} signatures, ${d.server.database}), with every answer checked: a token counts as a success only when its signature verifies against the published JWKS and its \`typ\`, \`iss\`, \`aud\`, \`exp\` and \`client_id\` are right.` },
+      { kind: 'p', text: `A ${l.mode} load of **${formatInt(l.config.clients)} concurrent clients × ${formatInt(l.config.requests)} requests** against a real m2m-auth server in a child process (HTTP over loopback, ${d.server.signingAlg} signatures, ${d.server.database}), with every answer checked: a token counts as a success only when its signature verifies against the published JWKS and its \`typ\`, \`iss\`, \`aud\`, \`exp\` and \`client_id\` are right.` },
       {
         kind: 'list',
         items: [
           `**${formatInt(l.requestsPerSecond)} requests/second** (${formatInt(l.totalRequests)} requests in ${seconds.toFixed(2)} s)`,
           `Latency p50 **${formatMs(l.latencyUs.p50)}**, p95 ${formatMs(l.latencyUs.p95)}, p99 ${formatMs(l.latencyUs.p99)}, max ${formatMs(l.latencyUs.max)}`,
           `**${formatInt(l.successes)} successes, ${formatInt(l.failures)} failures** (error rate ${formatPercent(errorRate, 3)})${l.notSent > 0 ? `; ${formatInt(l.notSent)} planned requests not sent (${l.stoppedBy.replace('_', ' ')})` : ''}`,
-          `Memory: RSS ${formatBytes(d.memory.before.rss)} before, ${formatBytes(d.memory.after.rss)} after; about **${formatBytes(alloc.perRequestBytes)} allocated per request** (${formatBytes(alloc.serverPerRequestBytes)} without the load generator)`,
+          `Memory: RSS ${formatBytes(d.memory.before.rss)} before, ${formatBytes(d.memory.after.rss)} after; about **${formatBytes(alloc.perRequestBytes)} allocated per request** by the server`,
           `Garbage collection: ${formatInt(d.gc.count)} pauses, ${ms(d.gc.totalMs)} in total, longest ${ms(d.gc.maxMs)}`,
           leaked.length === 0
             ? `Active handles: ${totalResources(d.resources.before)} before, up to ${totalResources(d.resources.duringMax)} during, **${totalResources(d.resources.after)} after: back to the baseline**`
@@ -91,7 +91,7 @@ export function buildReport(d: ProfileData): ReportDocument {
           `KPIs: **${kpisMet} of ${d.kpis.length} met**${kpisMet < d.kpis.length ? ` (not met: ${d.kpis.filter((k) => !k.met).map((k) => k.name).join(', ')})` : ''}`,
         ],
       },
-      { kind: 'p', text: 'Figures are from one run on the machine named in section 9, with the load generator sharing the process (and its CPU) with the server. Compare runs on the same machine, not against other machines.' },
+      { kind: 'p', text: 'Figures are from one run on the machine named in section 9, with the load generator in another process on the same machine (sharing its CPUs with the server). Compare runs on the same machine, not against other machines.' },
     ],
   };
 
@@ -146,7 +146,7 @@ export function buildReport(d: ProfileData): ReportDocument {
       { kind: 'p', text: `Latency is the request time only (request sent to body read) for every finished request, successes and failures; checking the token happens outside that window, on libuv's thread pool. Each virtual client waits for its answer before sending the next request (a closed loop), so with ${formatInt(l.config.clients)} requests always in flight the average latency is about clients ÷ throughput (Little's law): ${formatInt(l.config.clients)} ÷ ${formatInt(l.requestsPerSecond)}/s ≈ ${littleMs.toFixed(0)} ms here (measured average: ${formatMs(l.latencyUs.avg)}). Latency at this concurrency measures queueing in front of one event loop as much as the work of a request.` },
       { kind: 'chart', chart: { type: 'latency-histogram' } },
       { kind: 'chart', chart: { type: 'throughput' } },
-      { kind: 'p', text: 'The server and the load generator share one event loop: one turn of the loop can read and answer hundreds of requests before the load generator reads any answer, so completions arrive in bursts and some 250 ms slots see none.' },
+      { kind: 'p', text: 'The server answers the requests read in one turn of its event loop together, and the load generator (another process on the same machine) reads them in turns of its own, so completions arrive in bursts and some 250 ms slots may see none.' },
     ],
   };
 
@@ -181,8 +181,8 @@ export function buildReport(d: ProfileData): ReportDocument {
         kind: 'table', head: ['Allocation', 'Value'], align: ['l', 'r'],
         rows: [
           ['Allocated on the JS heap during the load', formatBytes(alloc.totalBytes)],
-          ['Per request (whole process)', formatBytes(alloc.perRequestBytes)],
-          ['Per request (server only, load generator excluded)', formatBytes(alloc.serverPerRequestBytes)],
+          ['Per request (the server process)', formatBytes(alloc.perRequestBytes)],
+          ['Per request (server code only, its profiler excluded)', formatBytes(alloc.serverPerRequestBytes)],
         ],
       },
       { kind: 'p', text: `Method: ${alloc.method}` },
@@ -214,7 +214,7 @@ export function buildReport(d: ProfileData): ReportDocument {
           kind: 'table', head: ['Kind', 'Count', 'Total', 'Longest'], align: ['l', 'r', 'r', 'r'],
           rows: Object.entries(d.gc.byKind).map(([kind, k]) => [kind, formatInt(k.count), ms(k.totalMs), ms(k.maxMs)]),
         },
-      { kind: 'p', text: 'Measured with a PerformanceObserver on `gc` entries between the first and the last request of the load.' },
+      { kind: 'p', text: 'Measured in the server with a PerformanceObserver on `gc` entries between the first and the last request of the load (its runtime window, GET /debug/runtime).' },
     ],
   };
 
@@ -223,7 +223,7 @@ export function buildReport(d: ProfileData): ReportDocument {
     id: 'cpu',
     title: SECTION_TITLES[5],
     blocks: [
-      { kind: 'p', text: `V8's CPU profiler (node:inspector, Profiler.start/stop) sampled the main thread every ${cpu.samplingIntervalUs} µs during the load: ${formatInt(cpu.sampleCount)} samples over ${(cpu.durationMs / 1000).toFixed(2)} s, of which ${formatPercent(cpu.totalUs > 0 ? cpu.busyUs / cpu.totalUs : 0)} busy. Self time is attributed to a component by the source file of the frames on each sample's stack (the frame nearest the leaf that names one; any load-generator frame makes it the load generator's).` },
+      { kind: 'p', text: `V8's CPU profiler (node:inspector, Profiler.start/stop) sampled the server's main thread every ${cpu.samplingIntervalUs} µs during the load (GET /debug/pprof/profile): ${formatInt(cpu.sampleCount)} samples over ${(cpu.durationMs / 1000).toFixed(2)} s, of which ${formatPercent(cpu.totalUs > 0 ? cpu.busyUs / cpu.totalUs : 0)} busy. Self time is attributed to a component by the source file of the frames on each sample's stack (the frame nearest the leaf that names one; any profiler frame makes it the profiler's), the server's modules by a table the tools package tests against the server's source tree.` },
       {
         kind: 'table', head: ['Component', 'Self time', 'Share of profile', 'Share of busy time'], align: ['l', 'r', 'r', 'r'],
         rows: cpu.components.map((c) => [c.label, ms(c.value / 1000), formatPercent(c.share), c.component === 'idle' ? '—' : formatPercent(cpu.busyUs > 0 ? c.value / cpu.busyUs : 0)]),
@@ -233,7 +233,7 @@ export function buildReport(d: ProfileData): ReportDocument {
         kind: 'table', head: ['Function (self time)', 'Location', 'Component', 'Self time', 'Share of busy'], align: ['l', 'l', 'l', 'r', 'r'],
         rows: cpu.topFunctions.map((f) => [`\`${f.name}\``, `\`${f.location}\``, f.component, ms(f.selfUs / 1000), formatPercent(f.share)]),
       },
-      { kind: 'p', text: `Per request: ${l.totalRequests > 0 ? `${((cpu.busyUs / l.totalRequests)).toFixed(1)} µs` : 'n/a'} of main-thread CPU (server and load generator). Signature checks of the load generator run on libuv's thread pool and are not in this profile.` },
+      { kind: 'p', text: `Per request: ${l.totalRequests > 0 ? `${((cpu.busyUs / l.totalRequests)).toFixed(1)} µs` : 'n/a'} of the server's main-thread CPU. The load generator runs in another process and is not in this profile.` },
     ],
   };
 
@@ -242,7 +242,7 @@ export function buildReport(d: ProfileData): ReportDocument {
     id: 'event-loop',
     title: SECTION_TITLES[6],
     blocks: [
-      { kind: 'p', text: 'Node runs the server on one event loop: contention shows up as event-loop delay (how late timers fire; monitorEventLoopDelay) and utilisation (the share of time the loop was busy; performance.eventLoopUtilization), which take the place of the origin report\'s lock-contention profile. The delay is how much later than asked a 10 ms timer fired.' },
+      { kind: 'p', text: 'Node runs the server on one event loop (measured in the server process): contention shows up as event-loop delay (how late timers fire; monitorEventLoopDelay) and utilisation (the share of time the loop was busy; performance.eventLoopUtilization), which take the place of the origin report\'s lock-contention profile. The delay is how much later than asked a 10 ms timer fired.' },
       { kind: 'table', head: ['Phase', 'Delay mean', 'p50', 'p99', 'max', 'Utilisation', 'Duration'], align: ['l', 'r', 'r', 'r', 'r', 'r', 'r'], rows: [delayRow('Before (idle baseline)', el.before), delayRow('During the load', el.during), delayRow('After the load', el.after)] },
     ],
   };
@@ -251,7 +251,7 @@ export function buildReport(d: ProfileData): ReportDocument {
     id: 'resources',
     title: SECTION_TITLES[7],
     blocks: [
-      { kind: 'p', text: 'Active handles and requests that keep the event loop alive (process.getActiveResourcesInfo(), counted by type): the counterpart of the origin report\'s goroutine counts. "During" is the largest count of each type seen in the samples taken every 250 ms.' },
+      { kind: 'p', text: 'Active handles and requests that keep the server\'s event loop alive (process.getActiveResourcesInfo() in the server, counted by type): the counterpart of the origin report\'s goroutine counts. "During" is the largest count of each type seen in the samples taken every 250 ms. The profiler\'s own requests to the debug endpoints hold up to two connections at each count.' },
       { kind: 'table', head: ['Type', 'Before', 'During (max)', 'After'], align: ['l', 'r', 'r', 'r'], rows: [...resourceRows(d.resources.before, d.resources.duringMax, d.resources.after), ['**Total**', String(totalResources(d.resources.before)), String(totalResources(d.resources.duringMax)), String(totalResources(d.resources.after))]] },
       leaked.length === 0
         ? { kind: 'p', text: `**No leak:** every type is back to its baseline count ${(d.resources.settledMs / 1000).toFixed(2)} s after the last response (the load generator's connections are closed, the server's sockets with them).` }
@@ -285,13 +285,13 @@ export function buildReport(d: ProfileData): ReportDocument {
           ['CPUs', `${env.cpuCount} × ${env.cpuModel}`],
           ['Memory', formatBytes(env.totalMemory)],
           ['Load average before / after', `${env.loadAverageBefore.map((x) => x.toFixed(2)).join(' ')} / ${env.loadAverageAfter.map((x) => x.toFixed(2)).join(' ')}`],
-          ['Server', `${d.server.issuer}, ${d.server.signingAlg}, ${d.server.database}, JSON logs at info level to the null device`],
+          ['Server', `${d.server.issuer}, ${d.server.signingAlg}, ${d.server.database}, JSON logs at info level to a pipe the profiler drains`],
         ],
       },
       {
         kind: 'list',
         items: [
-          'The server is the real one (`createServer`) on the embedded default, on loopback ports, in this process; the load generator is undici with one keep-alive connection per virtual client, opened before the clock starts (at most 64 connection attempts at a time).',
+          'The server is the real one (`m2m-auth serve`) on the embedded default, on loopback ports, in a child process with `M2M_AUTH_PPROF=true`: it takes its own profiles and runtime measurements (the debug endpoints of its admin listener). The load generator is undici with one keep-alive connection per virtual client, opened before the clock starts (at most 64 connection attempts at a time).',
           'Clients are registered through the admin API and authenticate with `client_secret_basic`; each virtual client uses one of them.',
           'A failure is anything but a 200 with a verifiable token (or an active introspection answer for the right client): it is counted once, under its cause (`http_<status>`, `oauth_<error>`, `network_<code>`, `timeout`, `bad_json`, `bad_token_<reason>`, `introspection_inactive`).',
           'The CPU profiler and the sampling heap profiler run during the measured load, so their overhead is part of these figures; `m2m-auth loadtest` runs the same load without them.',

@@ -1,5 +1,5 @@
-// The pprof debug endpoints on an admin listener built as server.ts builds it (the same Fastify
-// options, the admin routes, then registerPprofRoutes), over a real socket.
+// The pprof debug endpoints and the runtime window on an admin listener built as server.ts builds it
+// (the same Fastify options, the admin routes, then registerPprofRoutes), over a real socket.
 
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -66,7 +66,7 @@ describe('when M2M_AUTH_PPROF is off', () => {
   });
 
   it('the debug paths do not exist, with or without the token', async () => {
-    for (const path of ['/debug/pprof/profile?seconds=1', '/debug/pprof/heap']) {
+    for (const path of ['/debug/pprof/profile?seconds=1', '/debug/pprof/heap', '/debug/pprof/allocs?seconds=1', '/debug/runtime?seconds=1']) {
       expect((await get(`${admin.url}${path}`)).status).toBe(404);
       expect((await get(`${admin.url}${path}`, null)).status).toBe(404);
     }
@@ -134,6 +134,113 @@ describe('when M2M_AUTH_PPROF is on', () => {
     expect(sampleTypes(p)).toEqual(['inuse_samples/count', 'inuse_space/bytes']);
     expect(p.stringTable.strings[Number(p.defaultSampleType)]).toBe('inuse_space');
     expect(Number(p.period)).toBe(512 * 1024);
+  });
+});
+
+/** DELETE until the server says it ended the recording (the GET may not have reached it yet). */
+async function end(url: string): Promise<void> {
+  for (let i = 0; i < 250; i++) {
+    const res = await fetch(url, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    if (res.status === 204) return;
+    expect(res.status).toBe(404);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`DELETE ${url} never ended a recording`);
+}
+
+describe('allocation profiles, runtime windows, DevTools JSON and ending early', () => {
+  let admin: AdminListener;
+  beforeAll(async () => {
+    admin = await adminListener(true);
+  });
+  afterAll(async () => {
+    await admin?.app.close();
+  });
+
+  it('a CPU profile as DevTools JSON', async () => {
+    const res = await get(`${admin.url}/debug/pprof/profile?seconds=1&format=devtools&interval=500`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="profile.cpuprofile"');
+    const p = (await res.json()) as { nodes: unknown[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
+    expect(p.nodes.length).toBeGreaterThan(0);
+    expect(p.timeDeltas).toHaveLength(p.samples.length);
+    expect(p.endTime).toBeGreaterThan(p.startTime);
+  });
+
+  it('a profile asked for 60 s ends, and answers, when DELETE names it; DELETE with none running is 404', async () => {
+    const started = Date.now();
+    const pending = get(`${admin.url}/debug/pprof/profile?seconds=60`);
+    await end(`${admin.url}/debug/pprof/profile`);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(30_000);
+    expect(sampleTypes(decodePprof(await res.arrayBuffer()))).toEqual(['samples/count', 'cpu/nanoseconds']);
+    const none = await fetch(`${admin.url}/debug/pprof/profile`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(none.status).toBe(404);
+    expect(await none.json()).toMatchObject({ error: 'not_found' });
+  });
+
+  it('an allocation profile has every allocation sampled; /heap still answers after it', async () => {
+    const pending = get(`${admin.url}/debug/pprof/allocs?seconds=60&interval=4096`);
+    for (let i = 0; i < 20; i++) await get(`${admin.url}/admin/clients`);
+    await end(`${admin.url}/debug/pprof/allocs`);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-disposition')).toBe('attachment; filename="allocs.pb.gz"');
+    const p = decodePprof(await res.arrayBuffer());
+    expect(sampleTypes(p)).toEqual(['alloc_samples/count', 'alloc_space/bytes']);
+    expect(Number(p.period)).toBe(4096);
+    expect(p.sample.length).toBeGreaterThan(0);
+    const devtools = await get(`${admin.url}/debug/pprof/allocs?seconds=1&format=devtools`);
+    expect(((await devtools.json()) as { head: { callFrame: { functionName: string } } }).head.callFrame.functionName).toBe('(root)');
+    expect((await get(`${admin.url}/debug/pprof/heap`)).status).toBe(200);
+  });
+
+  it('a runtime window: memory, active handles, event loop, GC and samples; one at a time', async () => {
+    // Ended early by DELETE, as the profiler ends its windows.
+    const pending = get(`${admin.url}/debug/runtime?seconds=60`);
+    await end(`${admin.url}/debug/runtime`);
+    expect((await pending).status).toBe(200);
+    const first = get(`${admin.url}/debug/runtime?seconds=2`);
+    // A second window while one runs: refused (or, if the first has not arrived yet, the first is).
+    const second = await get(`${admin.url}/debug/runtime?seconds=2`);
+    const statuses = [second.status, (await first).status].sort();
+    expect(statuses).toEqual([200, 409]);
+    const w = (await (second.status === 200 ? second : await first).json()) as {
+      durationMs: number; memory: { before: { rss: number }; after: { rss: number } };
+      resources: { before: Record<string, number>; max: Record<string, number>; after: Record<string, number> };
+      eventLoop: { utilization: number; p99: number }; gc: { count: number; byKind: object }; samples: Array<{ t: number; rss: number }>;
+    };
+    expect(w.durationMs).toBeGreaterThanOrEqual(1900);
+    expect(w.memory.after.rss).toBeGreaterThan(0);
+    // The listener itself and the request being answered.
+    expect(w.resources.after.TCPServerWrap).toBeGreaterThanOrEqual(1);
+    expect(w.resources.max.TCPSocketWrap).toBeGreaterThanOrEqual(1);
+    expect(w.eventLoop.utilization).toBeGreaterThanOrEqual(0);
+    expect(w.eventLoop.utilization).toBeLessThanOrEqual(1);
+    expect(w.gc.count).toBeGreaterThanOrEqual(0);
+    expect(w.samples.length).toBeGreaterThanOrEqual(2);
+    expect(w.samples[0]!.rss).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['/debug/pprof/profile?seconds=1&format=xml'],
+    ['/debug/pprof/profile?seconds=1&interval=10'],
+    ['/debug/pprof/allocs?seconds=61'],
+    ['/debug/pprof/allocs?seconds=1&interval=abc'],
+    ['/debug/runtime?seconds=0'],
+  ])('answers 400 to %s', async (path) => {
+    const res = await get(`${admin.url}${path}`);
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request' });
+  });
+
+  it('answers 401 without the admin token on every new path and method', async () => {
+    for (const path of ['/debug/pprof/allocs?seconds=1', '/debug/runtime?seconds=1']) expect((await get(`${admin.url}${path}`, null)).status).toBe(401);
+    for (const path of ['/debug/pprof/profile', '/debug/pprof/allocs', '/debug/runtime']) {
+      expect((await fetch(`${admin.url}${path}`, { method: 'DELETE' })).status).toBe(401);
+    }
   });
 });
 

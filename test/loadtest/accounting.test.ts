@@ -1,6 +1,6 @@
 // The load test's accounting: every request is counted once, as a success only when the answer is a
 // verifiable token (or a correct introspection answer), otherwise under the cause of its failure.
-// Against the real server (in process, over HTTP), and against a small HTTP server written here
+// Against the real server (a child process, over HTTP), and against a small HTTP server written here
 // that answers each client with one kind of wrong answer. Tokens of the fake server are signed
 // with jose, so the load test's own verification is checked against someone else's JWTs.
 
@@ -9,7 +9,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { exportJWK, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startInProcessServer, type InProcessServer } from '../../src/loadtest/in-process.js';
+import type { ServerProcess } from '../../src/loadtest/server-process.js';
+import { countClients, createClient, startServer } from './server.js';
 import { runLoadTest, type LoadTestResult } from '../../src/loadtest/run.js';
 
 function expectConsistent(r: LoadTestResult): void {
@@ -22,10 +23,10 @@ function expectConsistent(r: LoadTestResult): void {
   expect(r.histogram.reduce((a, b) => a + b.count, 0)).toBe(r.totalRequests);
 }
 
-describe('against the real server in this process', () => {
-  let s: InProcessServer;
+describe('against the real server in a child process', () => {
+  let s: ServerProcess;
   beforeAll(async () => {
-    s = await startInProcessServer();
+    s = await startServer();
   });
   afterAll(async () => {
     await s?.close();
@@ -44,19 +45,19 @@ describe('against the real server in this process', () => {
   });
 
   it('deletes the clients it registered', async () => {
-    const before = (await s.server.clients.list({ limit: 1000 })).clients.length;
+    const before = await countClients(s);
     await runLoadTest({ url: s.issuer, admin: { url: s.adminUrl, token: s.adminToken }, clients: 3, requests: 1, clientCount: 3 });
-    expect((await s.server.clients.list({ limit: 1000 })).clients.length).toBe(before);
+    expect(await countClients(s)).toBe(before);
   });
 
   it('a wrong secret stops the test before the load, naming the cause', async () => {
-    const { client } = await s.server.clients.create({ client_name: 'lt', scope: 'a', audience: ['https://a.example.com'] } as never);
+    const client = await createClient(s, { client_name: 'lt', scope: 'a', audience: ['https://a.example.com'] });
     await expect(runLoadTest({ url: s.issuer, credentials: [{ clientId: client.clientId, clientSecret: 'wrong' }], clients: 2, requests: 1 }))
       .rejects.toThrow(/oauth_invalid_client/);
   });
 
   it('counts oauth_invalid_client for every request when the preflight is off', async () => {
-    const { client } = await s.server.clients.create({ client_name: 'lt', scope: 'a', audience: ['https://a.example.com'] } as never);
+    const client = await createClient(s, { client_name: 'lt', scope: 'a', audience: ['https://a.example.com'] });
     const r = await runLoadTest({ url: s.issuer, credentials: [{ clientId: client.clientId, clientSecret: 'wrong' }], clients: 4, requests: 3, preflight: false });
     expectConsistent(r);
     expect(r).toMatchObject({ totalRequests: 12, successes: 0, failures: 12, failuresByCause: { oauth_invalid_client: 12 } });

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startInProcessServer, type InProcessServer } from '../../src/loadtest/in-process.js';
+import type { ServerProcess } from '../../src/loadtest/server-process.js';
+import { createClient, startServer } from './server.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 // Inside the repository so that the compiled modules resolve node_modules.
@@ -20,7 +21,7 @@ interface Run {
 }
 
 let work: string;
-let target: InProcessServer;
+let target: ServerProcess;
 
 function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((done) => {
@@ -42,7 +43,7 @@ beforeAll(async () => {
   // Type errors elsewhere in a shared checkout do not stop the emit; a missing CLI does.
   if (!existsSync(MAIN)) throw new Error(`CLI build failed:\n${tsc.stdout}${tsc.stderr}`);
   work = mkdtempSync(join(tmpdir(), 'm2m-loadtest-cli-'));
-  target = await startInProcessServer();
+  target = await startServer();
 }, 180_000);
 
 afterAll(async () => {
@@ -65,7 +66,7 @@ describe('m2m-auth loadtest', () => {
   it('prints a readable summary', async () => {
     const r = await cli(['loadtest', '--clients', '4', '--requests', '2', '--client-count', '1', '--mode', 'mixed', '--no-progress']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^Load test: mixed against http:\/\/127\.0\.0\.1:\d+ \(in-process server\)$/m);
+    expect(r.stdout).toMatch(/^Load test: mixed against http:\/\/127\.0\.0\.1:\d+ \(own server\)$/m);
     expect(r.stdout).toMatch(/^Total requests\s+8 of 8 \(every planned request was sent\)$/m);
     expect(r.stdout).toMatch(/^Latency\s+avg .* p50 .* p95 .* p99 .* max /m);
     expect(r.stdout).toMatch(/^Successes\s+8$/m);
@@ -81,7 +82,8 @@ describe('m2m-auth loadtest', () => {
   });
 
   it('sends the load as a given client', async () => {
-    const { client, clientSecret } = await target.server.clients.create({ client_name: 'cli', scope: 's', audience: ['https://api.example.com'] } as never);
+    const { clientId, clientSecret } = await createClient(target, { client_name: 'cli', scope: 's', audience: ['https://api.example.com'] });
+    const client = { clientId };
     const ok = await cli(['loadtest', '--url', target.issuer, '--client-id', client.clientId, '--audience', 'https://api.example.com', '--clients', '3', '--requests', '2', '--json'],
       { M2M_AUTH_LOADTEST_CLIENT_SECRET: clientSecret! });
     expect(ok.code, ok.stderr).toBe(0);

@@ -1,11 +1,19 @@
-// Attribution of profile samples to components by the source files on their stacks.
+// Attribution of profile samples to components by the source files on their stacks: the server's
+// modules by SERVER_MODULES, checked here against the server's source tree, its dependencies by package.
 
+import { readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { cpuBreakdown, frameComponent, heapBreakdown, stackComponent } from '../../src/profiling/components.js';
-import type { CallFrame, CpuProfile, SamplingHeapProfile } from '../../src/observability/profiles/inspector.js';
+import { Attribution, cpuBreakdown, heapBreakdown, SERVER_MODULES, serverCodeRoot, serverModuleComponent } from '../../src/profiling/components.js';
+import type { CallFrame, CpuProfile, SamplingHeapProfile } from '../../src/profiling/devtools-profile.js';
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
+/** The folders of SRC that are not the server: the tools (load generator and profiler) and the SDK. */
+const TOOLS = ['loadtest', 'profiling', 'sdk'];
+const attribution = new Attribution(SRC);
+const frameComponent = (f: CallFrame) => attribution.frame(f);
+const stackComponent = (stack: CallFrame[]) => attribution.stack(stack);
 
 function frame(functionName: string, url: string): CallFrame {
   return { functionName, url, scriptId: '0', lineNumber: 0, columnNumber: 0 };
@@ -86,7 +94,7 @@ describe('breakdowns', () => {
   };
 
   it('splits CPU self time by component, idle apart', () => {
-    const b = cpuBreakdown(profile);
+    const b = cpuBreakdown(profile, attribution);
     const by = Object.fromEntries(b.components.map((c) => [c.component, c.value]));
     expect(by).toEqual({ token_signing: 1000 + 2000, http: 3000, idle: 1000, gc: 2000 });
     expect(b.totalUs).toBe(9000);
@@ -107,8 +115,44 @@ describe('breakdowns', () => {
         ],
       },
     };
-    const b = heapBreakdown(heap);
+    const b = heapBreakdown(heap, attribution);
     expect(b.totalBytes).toBe(175);
     expect(Object.fromEntries(b.components.map((c) => [c.component, c.value]))).toEqual({ http: 100, logging: 50, load_generator: 25 });
+  });
+});
+
+describe('SERVER_MODULES, the table of the server\'s modules', () => {
+  /** Module paths of the server's source tree, without extension. */
+  function serverModules(dir = SRC): string[] {
+    return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+      const path = join(dir, e.name);
+      const rel = relative(SRC, path);
+      if (e.isDirectory()) return TOOLS.includes(rel) ? [] : serverModules(path);
+      return e.name.endsWith('.ts') && !e.name.endsWith('.d.ts') ? [rel.replace(/\.ts$/, '')] : [];
+    });
+  }
+
+  it('gives every module of the server a component', () => {
+    const modules = serverModules();
+    expect(modules.length).toBeGreaterThan(50);
+    expect(modules.filter((m) => serverModuleComponent(m) === undefined)).toEqual([]);
+  });
+
+  it('names only modules that exist', () => {
+    const modules = serverModules();
+    const unused = Object.keys(SERVER_MODULES).filter((key) => !modules.some((m) => m === key || m.startsWith(`${key}/`)));
+    expect(unused).toEqual([]);
+  });
+
+  it('takes the longest listed prefix', () => {
+    expect(serverModuleComponent('observability/logger')).toBe('logging');
+    expect(serverModuleComponent('observability/profiles/pprof')).toBe('load_generator');
+    expect(serverModuleComponent('oauth/request/form')).toBe('http');
+    expect(serverModuleComponent('oauth/token/reuse')).toBe('oauth');
+    expect(serverModuleComponent('nowhere/x')).toBeUndefined();
+  });
+
+  it('finds the server\'s code folder from its command\'s entry', () => {
+    expect(serverCodeRoot(join(SRC, 'cli', 'main.ts'))).toBe(SRC);
   });
 });

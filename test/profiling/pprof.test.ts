@@ -1,107 +1,73 @@
-// Real V8 profiles of this process, converted to pprof and read back with pprof-format's decoder.
+// The profiler's pprof files from DevTools profiles (src/profiling/pprof.ts), read back with
+// pprof-format's decoder.
 
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { describe, expect, it } from 'vitest';
-import { heapBreakdown } from '../../src/profiling/components.js';
-import { ProfilerBusyError, startCpuProfile, startHeapSampling } from '../../src/observability/profiles/inspector.js';
-import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../../src/observability/profiles/pprof.js';
+import type { CallFrame, CpuProfile, SamplingHeapProfile } from '../../src/profiling/devtools-profile.js';
+import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../../src/profiling/pprof.js';
+
+function frame(functionName: string, url: string, lineNumber = 0): CallFrame {
+  return { functionName, url, scriptId: '0', lineNumber, columnNumber: 0 };
+}
 
 function decode(gz: Buffer): Profile {
   expect(gz.subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b])); // gzip magic
   return Profile.decode(gunzipSync(gz));
 }
 
-function str(p: Profile, i: number | bigint): string {
-  return p.stringTable.strings[Number(i)]!;
-}
+const str = (p: Profile, i: number | bigint): string => p.stringTable.strings[Number(i)]!;
+const types = (p: Profile): string[] => p.sampleType.map((t) => `${str(p, t.type)}/${str(p, t.unit)}`);
 
-/** Every sample's locations exist and every location's function exists. */
-function expectWellFormed(p: Profile): void {
-  const locations = new Map(p.location.map((l) => [Number(l.id), l]));
-  const functions = new Set(p.function.map((f) => Number(f.id)));
-  for (const s of p.sample) {
-    expect(s.locationId.length).toBeGreaterThan(0);
-    expect(s.value).toHaveLength(p.sampleType.length);
-    for (const id of s.locationId) {
-      const loc = locations.get(Number(id));
-      expect(loc).toBeDefined();
-      for (const line of loc!.line) expect(functions.has(Number(line.functionId))).toBe(true);
-    }
-  }
-}
+describe('cpuProfileToPprof', () => {
+  // (root) -> handler -> sign; (root) -> (idle)
+  const profile: CpuProfile = {
+    startTime: 0,
+    endTime: 4_000,
+    nodes: [
+      { id: 1, callFrame: frame('(root)', ''), children: [2, 4] },
+      { id: 2, callFrame: frame('handler', 'file:///app/http.js', 9), children: [3] },
+      { id: 3, callFrame: frame('sign', 'file:///app/keys.js', 19), children: [] },
+      { id: 4, callFrame: frame('(idle)', ''), children: [] },
+    ],
+    samples: [3, 3, 2, 4],
+    timeDeltas: [0, 1000, 1000, 1000],
+  };
 
-function burnCpu(ms: number): number {
-  const end = Date.now() + ms;
-  let x = 0;
-  while (Date.now() < end) for (let i = 0; i < 1e4; i++) x += Math.sqrt(i * x + 1);
-  return x;
-}
-
-describe('CPU profile to pprof', () => {
-  it('has samples/count and cpu/nanoseconds, samples, functions and the function that burnt the CPU', async () => {
-    const profiling = await startCpuProfile(500);
-    burnCpu(300);
-    const profile = await profiling.stop();
-    const p = decode(encodePprof(cpuProfileToPprof(profile, { startedAt: profiling.startedAt, comments: ['test'] })));
-
-    expect(p.sampleType.map((t) => `${str(p, t.type)}/${str(p, t.unit)}`)).toEqual(['samples/count', 'cpu/nanoseconds']);
-    expect(`${str(p, p.periodType!.type)}/${str(p, p.periodType!.unit)}`).toBe('cpu/nanoseconds');
+  it('has samples/count and cpu/nanoseconds, the stacks leaf first, and no idle samples', () => {
+    const p = decode(encodePprof(cpuProfileToPprof(profile, { startedAt: new Date(0), comments: ['test'] })));
+    expect(types(p)).toEqual(['samples/count', 'cpu/nanoseconds']);
     expect(str(p, p.defaultSampleType)).toBe('cpu');
-    expect(p.sample.length).toBeGreaterThan(0);
-    expect(p.function.length).toBeGreaterThan(0);
-    expectWellFormed(p);
-    const names = p.function.map((f) => str(p, f.name));
-    expect(names).toContain('burnCpu');
-    expect(names).not.toContain('(idle)');
-    const cpuNs = p.sample.reduce((a, s) => a + Number(s.value[1]), 0);
-    // At least most of the 300 ms burnt is in the profile (the machine may be busy with other work).
-    expect(cpuNs).toBeGreaterThan(150e6);
-    expect(Number(p.timeNanos)).toBeGreaterThan(1.6e18);
+    const byLeaf = new Map(p.sample.map((s) => {
+      const loc = p.location.find((l) => Number(l.id) === Number(s.locationId[0]))!;
+      const fn = p.function.find((f) => Number(f.id) === Number(loc.line[0]!.functionId))!;
+      return [str(p, fn.name), s.value.map(Number)] as const;
+    }));
+    expect([...byLeaf.keys()].sort()).toEqual(['handler', 'sign']);
+    expect(byLeaf.get('sign')).toEqual([2, 2_000_000]);
+    expect(byLeaf.get('handler')).toEqual([1, 1_000_000]);
     expect(p.comment.map((c) => str(p, c))).toEqual(['test']);
-  });
-
-  it('refuses a second CPU profile while one runs', async () => {
-    const first = await startCpuProfile();
-    try {
-      await expect(startCpuProfile()).rejects.toBeInstanceOf(ProfilerBusyError);
-    } finally {
-      await first.stop();
-    }
-    const again = await startCpuProfile();
-    await again.stop();
   });
 });
 
-describe('heap profile to pprof', () => {
-  it('an allocation profile (collected objects kept) has alloc_samples/count and alloc_space/bytes matching the V8 profile', async () => {
-    const sampling = await startHeapSampling({ samplingInterval: 4096, includeCollected: true });
-    const kept: string[][] = [];
-    for (let i = 0; i < 2000; i++) kept.push(Array.from({ length: 20 }, (_, j) => `value ${i} ${j}`));
-    kept.length = 0;
-    const profile = await sampling.stop();
-    const p = decode(encodePprof(heapProfileToPprof(profile, 'alloc', { startedAt: sampling.startedAt, samplingInterval: 4096 })));
+describe('heapProfileToPprof', () => {
+  const heap: SamplingHeapProfile = {
+    head: {
+      id: 1, callFrame: frame('(root)', ''), selfSize: 0, children: [
+        { id: 2, callFrame: frame('handler', 'file:///app/http.js'), selfSize: 100, children: [
+          { id: 3, callFrame: frame('info', 'file:///app/log.js'), selfSize: 50, children: [] },
+        ] },
+      ],
+    },
+    samples: [{ size: 100, nodeId: 2, ordinal: 1 }, { size: 50, nodeId: 3, ordinal: 2 }],
+  };
 
-    expect(p.sampleType.map((t) => `${str(p, t.type)}/${str(p, t.unit)}`)).toEqual(['alloc_samples/count', 'alloc_space/bytes']);
+  it('an allocation profile has alloc_samples/count and alloc_space/bytes with every byte of the tree', () => {
+    const p = decode(encodePprof(heapProfileToPprof(heap, 'alloc', { startedAt: new Date(0), samplingInterval: 4096 })));
+    expect(types(p)).toEqual(['alloc_samples/count', 'alloc_space/bytes']);
     expect(str(p, p.defaultSampleType)).toBe('alloc_space');
     expect(Number(p.period)).toBe(4096);
-    expect(p.sample.length).toBeGreaterThan(0);
-    expect(p.function.length).toBeGreaterThan(0);
-    expectWellFormed(p);
-    const bytes = p.sample.reduce((a, s) => a + Number(s.value[1]), 0);
-    expect(bytes).toBe(heapBreakdown(profile).totalBytes);
-    // 40 000 strings of ~20 characters and their arrays: well over a megabyte, all collected since.
-    expect(bytes).toBeGreaterThan(1_000_000);
-  });
-
-  it('refuses a second heap sampler while one runs', async () => {
-    const first = await startHeapSampling();
-    try {
-      await expect(startHeapSampling()).rejects.toBeInstanceOf(ProfilerBusyError);
-      const snapshot = await first.snapshot();
-      expect(snapshot.head.callFrame.functionName).toBe('(root)');
-    } finally {
-      await first.stop();
-    }
+    expect(p.sample.reduce((a, s) => a + Number(s.value[1]), 0)).toBe(150);
+    expect(p.sample.map((s) => s.locationId.length).sort()).toEqual([1, 2]);
   });
 });

@@ -1,5 +1,6 @@
-// `runProfile` end to end with a small load: the report folder, its profile files read back by their
-// own formats' readers, the report's sections, and the HTML report opened in a headless browser.
+// `runProfile` end to end with a small load against the built server in a child process: the report
+// folder, its profile files read back by their own formats' readers, the report's sections, and
+// the HTML report opened in a headless browser.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -9,6 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluateKpis, runProfile, type ProfileData, type ProfileResult } from '../../src/profiling/profile-run.js';
+import { CLI, ensureBuilt } from '../helpers/process.js';
 import { renderHtmlReport } from '../../src/profiling/report-html.js';
 import { renderMarkdownReport } from '../../src/profiling/report-md.js';
 
@@ -34,7 +36,8 @@ let out: string;
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'm2m-profile-test-'));
   out = join(work, 'report');
-  result = await runProfile({ out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192 });
+  ensureBuilt();
+  result = await runProfile({ command: [process.execPath, CLI], out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192 });
 }, 120_000);
 
 afterAll(() => {

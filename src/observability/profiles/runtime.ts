@@ -1,4 +1,4 @@
-// Runtime measurements of this process around a load: memory, garbage collection pauses
+// Runtime measurements of this process over a window (GET /debug/runtime): memory, garbage collection pauses
 // (PerformanceObserver 'gc'), event-loop delay (monitorEventLoopDelay) and utilisation, and the
 // active handles and requests that keep the event loop alive (process.getActiveResourcesInfo).
 
@@ -184,5 +184,56 @@ export class RuntimeSampler {
     clearInterval(this.#timer);
     this.#timer = undefined;
     this.sample();
+  }
+}
+
+/** Everything measured over one window (GET /debug/runtime), as JSON. */
+export interface RuntimeWindowResult {
+  startedAt: string;
+  durationMs: number;
+  memory: { before: MemorySnapshot; after: MemorySnapshot };
+  /** Active handles and requests by type: at the start, the most seen in a sample, at the end. */
+  resources: { before: ResourceCounts; max: ResourceCounts; after: ResourceCounts };
+  eventLoop: DelaySummary;
+  gc: GcSummary;
+  /** Taken every sampling interval; `t` is milliseconds since the window started. */
+  samples: Array<Omit<RuntimeSample, 'at'> & { t: number }>;
+}
+
+/**
+ * Memory, garbage collection, event-loop delay and utilisation, and active resources of this
+ * process over a window that ends when stop() is called.
+ */
+export class RuntimeWindow {
+  readonly #startedAt = new Date();
+  readonly #start = performance.now();
+  readonly #memory = memorySnapshot();
+  readonly #resources = activeResources();
+  readonly #gc = new GcRecorder();
+  readonly #loop = new LoopPhase();
+  readonly #sampler: RuntimeSampler;
+
+  constructor(sampleIntervalMs = 250) {
+    this.#gc.start();
+    this.#sampler = new RuntimeSampler(sampleIntervalMs);
+    this.#sampler.start();
+  }
+
+  async stop(): Promise<RuntimeWindowResult> {
+    this.#sampler.stop();
+    const eventLoop = this.#loop.end();
+    await this.#gc.stop();
+    const after = activeResources();
+    const max = { ...this.#sampler.maxResources };
+    for (const [type, n] of Object.entries(after)) max[type] = Math.max(max[type] ?? 0, n);
+    return {
+      startedAt: this.#startedAt.toISOString(),
+      durationMs: performance.now() - this.#start,
+      memory: { before: this.#memory, after: memorySnapshot() },
+      resources: { before: this.#resources, max, after },
+      eventLoop,
+      gc: this.#gc.summary(),
+      samples: this.#sampler.samples.map(({ at, ...rest }) => ({ t: at - this.#start, ...rest })),
+    };
   }
 }
