@@ -201,7 +201,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   }),
   k({
     key: 'pprof', env: 'M2M_AUTH_PPROF', flag: '--pprof', kind: 'bool', default: false,
-    description: 'Serve CPU and heap profiles (pprof) at `/debug/pprof/profile?seconds=N` and `/debug/pprof/heap` on the admin listener, behind the admin token. Off by default: profiles expose function names, file paths and allocation sites.',
+    description: 'Serve CPU and heap profiles (pprof) at `/debug/pprof/profile?seconds=N`, `/debug/pprof/heap` and `/debug/pprof/allocs?seconds=N`, and runtime measurements at `/debug/runtime?seconds=N`, on the admin listener, behind the admin token (`m2m-auth profile` reads them). Off by default: profiles expose function names, file paths and allocation sites.',
   }),
   k({
     key: 'otelEnabled', env: 'M2M_AUTH_OTEL_ENABLED', flag: '--otel-enabled', kind: 'bool', default: false,
