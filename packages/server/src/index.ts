@@ -6,5 +6,5 @@ export { loadConfig, configReference, CONFIG_SCHEMA, type Config } from './confi
 export { openStorage } from './storage/open.js';
 export { StorageConflictError, type Storage, type ClientStore, type KeyStore, type RevocationStore, type ReplayStore } from './storage/types.js';
 export { type ClientRecord, type SigningKeyRecord, type RevocationRecord } from './ground/records.js';
-export { OAuthError, ConfigError, type OAuthErrorCode } from './ground/errors.js';
+export { OAuthError, ConfigError, type OAuthErrorCode, type ConfigErrorCode } from './ground/errors.js';
 export { EventBus, type EventMap, type EventName } from './observability/events.js';
