@@ -1,5 +1,6 @@
 // `m2m-auth serve` and `m2m-auth migrate`: flags generated from the configuration schema.
 
+import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import { CONFIG_SCHEMA, loadConfig, type Config, type ConfigKey } from '../config/schema.js';
 import { CliError } from './admin-client.js';
@@ -41,25 +42,51 @@ function databaseLabel(url: string): string {
   return scheme ? `the ${scheme} database` : 'the database';
 }
 
+/**
+ * Until the server's own handlers are in place, SIGTERM and SIGINT end the start at once, as their
+ * default action would. Node run as PID 1 (a container without an init process) gets no default
+ * action: without this, a stop during the start (migrations, a database that does not answer yet)
+ * would be ignored until the runtime's SIGKILL. Returns the function that removes these handlers.
+ */
+function exitOnSignalDuringStart(): () => void {
+  const exit = (signal: NodeJS.Signals): void => {
+    process.stderr.write(`m2m-auth: ${signal} during the start: exiting\n`);
+    process.exit(128 + (constants.signals[signal] ?? 0));
+  };
+  process.on('SIGINT', exit);
+  process.on('SIGTERM', exit);
+  return () => {
+    process.off('SIGINT', exit);
+    process.off('SIGTERM', exit);
+  };
+}
+
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('run the authorization server: the public OAuth listener and the admin listener');
   const overrides = addConfigOptions(cmd, 'all');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
+    const started = exitOnSignalDuringStart();
     const { isWorker, runPrimary, workerCount } = await import('../cluster/workers.js');
     const count = workerCount(config);
     if (count > 1 && !isWorker()) {
-      await runPrimary(config, count);
+      await runPrimary(config, count, { beforeSignalHandlers: started });
       return;
     }
     const { startServer } = await import('../server.js');
     const running = await startServer(config);
+    const log = running.server.logger;
+    started();
     await new Promise<void>((resolve, reject) => {
       let stopping = false;
-      const stop = (): void => {
+      const stop = (signal: NodeJS.Signals): void => {
         // A second signal while closing gives up waiting for in-flight requests.
-        if (stopping) process.exit(1);
+        if (stopping) {
+          log.warn({ signal }, `${signal} while shutting down: exiting at once`);
+          process.exit(1);
+        }
         stopping = true;
+        log.info({ signal }, `${signal} received: shutting down gracefully`);
         running.close().then(resolve, (err: unknown) => reject(new CliError(`Shutdown failed: ${(err as Error).message}`)));
       };
       process.on('SIGINT', stop);

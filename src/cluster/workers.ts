@@ -16,8 +16,8 @@ export function workerCount(config: Config): number {
  * Runs the primary: prepares, forks `count` workers, restarts a worker that dies unexpectedly,
  * and on SIGTERM/SIGINT stops every worker gracefully and resolves.
  */
-export async function runPrimary(config: Config, count: number): Promise<void> {
-  const logger = createLogger({ level: config.logLevel });
+export async function runPrimary(config: Config, count: number, options: { beforeSignalHandlers?: () => void } = {}): Promise<void> {
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const { prepareServer } = await import('../server.js');
   // Create the schema, data files and first key before any worker races to do it.
   await prepareServer(config, { logger });
@@ -39,10 +39,14 @@ export async function runPrimary(config: Config, count: number): Promise<void> {
   logger.info({ workers: count }, 'm2m-auth primary started workers');
 
   await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      if (stopping) process.exit(1);
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        logger.warn({ signal }, `${signal} while the workers shut down: exiting at once`);
+        process.exit(1);
+      }
       stopping = true;
       const workers = Object.values(cluster.workers ?? {});
+      logger.info({ signal, workers: workers.length }, `${signal} received: stopping the workers gracefully`);
       let left = workers.length;
       if (left === 0) resolve();
       for (const w of workers) {
@@ -52,6 +56,7 @@ export async function runPrimary(config: Config, count: number): Promise<void> {
         w?.process.kill('SIGTERM');
       }
     };
+    options.beforeSignalHandlers?.();
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     // Each worker reloads its own TLS listener (and SIGHUP must not end the primary).
@@ -59,6 +64,7 @@ export async function runPrimary(config: Config, count: number): Promise<void> {
       for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
     });
   });
+  logger.info('every worker has stopped; the primary exits');
   logger.flush?.();
 }
 
