@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { CONFIG_SCHEMA, loadConfig, type Config, type ConfigKey } from '../config/schema.js';
 import { CliError } from './admin-client.js';
 import type { Output } from './output.js';
+import type { SignalHandlers } from '../cluster/workers.js';
 
 function placeholder(spec: ConfigKey): string {
   switch (spec.kind) {
@@ -43,21 +44,33 @@ function databaseLabel(url: string): string {
 }
 
 /**
- * Until the server's own handlers are in place, SIGTERM and SIGINT end the start at once, as their
- * default action would. Node run as PID 1 (a container without an init process) gets no default
- * action: without this, a stop during the start (migrations, a database that does not answer yet)
- * would be ignored until the runtime's SIGKILL. Returns the function that removes these handlers.
+ * SIGTERM, SIGINT and SIGHUP each get one listener for the life of the process, pointed first at
+ * the start's handling, then at the running server's (`route`). Listeners are never removed and
+ * added again: a signal that arrives between the two can be lost.
+ *
+ * During the start, SIGTERM and SIGINT end it at once, as their default action would: Node run as
+ * PID 1 (a container without an init process) gets no default action, and would ignore a stop
+ * during the start (migrations, a database that does not answer yet) until the runtime's SIGKILL.
+ * SIGHUP (reload TLS) must not end a start, as its default action would (`systemctl reload` right
+ * after a start): it is noted, and handed to the running server's handler once there is one.
  */
-function exitOnSignalDuringStart(): () => void {
-  const exit = (signal: NodeJS.Signals): void => {
-    process.stderr.write(`m2m-auth: ${signal} during the start: exiting\n`);
-    process.exit(128 + (constants.signals[signal] ?? 0));
+function routeSignals(): (handlers: SignalHandlers) => void {
+  let reloadAsked = false;
+  let current: SignalHandlers = {
+    stop(signal) {
+      process.stderr.write(`m2m-auth: ${signal} during the start: exiting\n`);
+      process.exit(128 + (constants.signals[signal] ?? 0));
+    },
+    reload() {
+      reloadAsked = true;
+    },
   };
-  process.on('SIGINT', exit);
-  process.on('SIGTERM', exit);
-  return () => {
-    process.off('SIGINT', exit);
-    process.off('SIGTERM', exit);
+  process.on('SIGINT', (signal) => current.stop(signal));
+  process.on('SIGTERM', (signal) => current.stop(signal));
+  process.on('SIGHUP', () => current.reload());
+  return (handlers) => {
+    current = handlers;
+    if (reloadAsked) handlers.reload();
   };
 }
 
@@ -66,33 +79,32 @@ export function serveCommand(): Command {
   const overrides = addConfigOptions(cmd, 'all');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
-    const started = exitOnSignalDuringStart();
+    const route = routeSignals();
     const { isWorker, runPrimary, workerCount } = await import('../cluster/workers.js');
     const count = workerCount(config);
     if (count > 1 && !isWorker()) {
-      await runPrimary(config, count, { beforeSignalHandlers: started });
+      await runPrimary(config, count, route);
       return;
     }
     const { startServer } = await import('../server.js');
     const running = await startServer(config);
     const log = running.server.logger;
-    started();
     await new Promise<void>((resolve, reject) => {
       let stopping = false;
-      const stop = (signal: NodeJS.Signals): void => {
-        // A second signal while closing gives up waiting for in-flight requests.
-        if (stopping) {
-          log.warn({ signal }, `${signal} while shutting down: exiting at once`);
-          process.exit(1);
-        }
-        stopping = true;
-        log.info({ signal }, `${signal} received: shutting down gracefully`);
-        running.close().then(resolve, (err: unknown) => reject(new CliError(`Shutdown failed: ${(err as Error).message}`)));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      // New TLS certificate and key files: new connections get them, open ones keep theirs.
-      process.on('SIGHUP', () => running.server.reloadTls());
+      route({
+        stop(signal) {
+          // A second signal while closing gives up waiting for in-flight requests.
+          if (stopping) {
+            log.warn({ signal }, `${signal} while shutting down: exiting at once`);
+            process.exit(1);
+          }
+          stopping = true;
+          log.info({ signal }, `${signal} received: shutting down gracefully`);
+          running.close().then(resolve, (err: unknown) => reject(new CliError(`Shutdown failed: ${(err as Error).message}`)));
+        },
+        // New TLS certificate and key files: new connections get them, open ones keep theirs.
+        reload: () => void running.server.reloadTls(),
+      });
     });
     // A cluster worker's IPC channel would keep it alive after a clean close.
     if (isWorker()) process.disconnect?.();

@@ -115,3 +115,41 @@ describe.skipIf(!UNSHARE)('serve as PID 1 (skipped without unshare --pid)', () =
     }
   }, 60_000);
 });
+
+describe('SIGHUP during the start (systemctl reload right after a start)', () => {
+  it('does not end the start, as its default action would', async () => {
+    ensureBuilt();
+    const sockets: Socket[] = [];
+    let connected = false;
+    const silent: Server = createServer((s) => {
+      connected = true;
+      sockets.push(s);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const dataDir = mkdtempSync(join(tmpdir(), 'm2m-auth-hup-'));
+    dirs.push(dataDir);
+    const child = spawn(process.execPath, [CLI, 'serve'], {
+      cwd: REPO,
+      env: {
+        PATH: process.env.PATH ?? '', M2M_AUTH_DATA_DIR: dataDir, M2M_AUTH_LISTEN: '127.0.0.1:0', M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0',
+        M2M_AUTH_DATABASE_URL: `postgres://m2m@127.0.0.1:${(silent.address() as { port: number }).port}/m2m`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (code, signal) => resolve([code, signal])));
+    try {
+      const server = { child, output: () => out, exited: exited.then(([code]) => code), pid: child.pid! };
+      await until('connected to the database', () => connected, server);
+      child.kill('SIGHUP');
+      // Still starting: a SIGTERM now ends it through the start's handler (143), not SIGHUP's default action.
+      child.kill('SIGTERM');
+      expect(await exited).toEqual([143, null]);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
+    }
+  }, 60_000);
+});
