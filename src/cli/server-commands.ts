@@ -57,10 +57,7 @@ function databaseLabel(url: string): string {
 function routeSignals(): (handlers: SignalHandlers) => void {
   let reloadAsked = false;
   let current: SignalHandlers = {
-    stop(signal) {
-      process.stderr.write(`m2m-auth: ${signal} during the start: exiting\n`);
-      process.exit(128 + (constants.signals[signal] ?? 0));
-    },
+    stop: (signal) => exitOnSignal(signal, 'during the start'),
     reload() {
       reloadAsked = true;
     },
@@ -72,6 +69,12 @@ function routeSignals(): (handlers: SignalHandlers) => void {
     current = handlers;
     if (reloadAsked) handlers.reload();
   };
+}
+
+/** Exits as the signal's default action would (128 + its number), saying so. */
+function exitOnSignal(signal: NodeJS.Signals, when: string): never {
+  process.stderr.write(`m2m-auth: ${signal} ${when}: exiting\n`);
+  process.exit(128 + (constants.signals[signal] ?? 0));
 }
 
 export function serveCommand(): Command {
@@ -117,6 +120,9 @@ export function migrateCommand(io: Output): Command {
   const overrides = addConfigOptions(cmd, ['databaseUrl', 'dataDir']);
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
+    // As PID 1 (a Kubernetes init container) SIGTERM has no default action: a stop would wait for
+    // SIGKILL. A migration interrupted here is rolled back by the database.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => exitOnSignal(signal, 'during the migration'));
     const { openStorage } = await import('../storage/open.js');
     const storage = await openStorage(config.databaseUrl, { migrate: false });
     try {

@@ -2,7 +2,8 @@
 // PID 1 no default action for SIGTERM, so only handlers of our own stop it. Run in a new PID
 // namespace (`unshare --pid --fork`, which needs root; skipped with a message otherwise): SIGTERM
 // after the start drains and exits 0, and SIGTERM during the start (a database that accepts the
-// connection and never answers) exits 143 at once instead of waiting for a SIGKILL.
+// connection and never answers) exits 143 at once instead of waiting for a SIGKILL, as does
+// `migrate` (a Kubernetes init container) during its migration.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -29,11 +30,11 @@ interface Pid1Server {
 }
 
 /** Starts `serve` as PID 1 of a new PID namespace; `unshare` waits for it and passes on its exit code. */
-function startAsPid1(env: Record<string, string>): Pid1Server {
+function startAsPid1(env: Record<string, string>, command = 'serve'): Pid1Server {
   ensureBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), 'm2m-auth-pid1-'));
   dirs.push(dataDir);
-  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', process.execPath, CLI, 'serve'], {
+  const child = spawn('unshare', ['--pid', '--fork', '--kill-child', process.execPath, CLI, command], {
     cwd: REPO,
     env: {
       PATH: process.env.PATH ?? '', M2M_AUTH_DATA_DIR: dataDir, M2M_AUTH_LISTEN: '127.0.0.1:0', M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0',
@@ -92,28 +93,30 @@ describe.skipIf(!UNSHARE)('serve as PID 1 (skipped without unshare --pid)', () =
     expect(server.output()).toContain('"msg":"shutdown complete"');
   }, 60_000);
 
-  it('exits 143 on SIGTERM during the start, while the database does not answer', async () => {
-    // A "database" that accepts the connection and never answers: the start waits on it.
-    const sockets: Socket[] = [];
-    let connected = false;
-    const silent: Server = createServer((s) => {
-      connected = true;
-      sockets.push(s);
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const port = (silent.address() as { port: number }).port;
-    try {
-      const server = startAsPid1({ M2M_AUTH_DATABASE_URL: `postgres://m2m@127.0.0.1:${port}/m2m` });
-      await until('connected to the database', () => connected, server);
-      process.kill(server.pid, 'SIGTERM');
-      expect(await exitOf(server)).toBe(143);
-      expect(server.output()).toContain('m2m-auth: SIGTERM during the start: exiting');
-      expect(server.output()).not.toContain('m2m-auth listening');
-    } finally {
-      for (const s of sockets) s.destroy();
-      silent.close();
-    }
-  }, 60_000);
+  for (const [command, said] of [['serve', 'during the start'], ['migrate', 'during the migration']] as const) {
+    it(`${command} exits 143 on SIGTERM ${said}, while the database does not answer`, async () => {
+      // A "database" that accepts the connection and never answers: the start waits on it.
+      const sockets: Socket[] = [];
+      let connected = false;
+      const silent: Server = createServer((s) => {
+        connected = true;
+        sockets.push(s);
+      });
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      const port = (silent.address() as { port: number }).port;
+      try {
+        const server = startAsPid1({ M2M_AUTH_DATABASE_URL: `postgres://m2m@127.0.0.1:${port}/m2m` }, command);
+        await until('connected to the database', () => connected, server);
+        process.kill(server.pid, 'SIGTERM');
+        expect(await exitOf(server)).toBe(143);
+        expect(server.output()).toContain(`m2m-auth: SIGTERM ${said}: exiting`);
+        expect(server.output()).not.toContain('m2m-auth listening');
+      } finally {
+        for (const s of sockets) s.destroy();
+        silent.close();
+      }
+    }, 60_000);
+  }
 });
 
 describe('SIGHUP during the start (systemctl reload right after a start)', () => {
