@@ -112,7 +112,7 @@ function prepareFiles(config: Config): ReturnType<typeof tlsFiles> {
  * so that workers do not race to create them.
  */
 export async function prepareServer(config: Config, options: { logger?: Logger } = {}): Promise<void> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const tlsFileNames = prepareFiles(config);
   if (tlsFileNames) loadTlsCredentials(tlsFileNames);
   const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
@@ -127,7 +127,7 @@ export async function prepareServer(config: Config, options: { logger?: Logger }
 }
 
 export async function createServer(config: Config, options: ServerOptions = {}): Promise<M2MAuthServer> {
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const now = options.now ?? Date.now;
   const tlsFileNames = prepareFiles(config);
   const tls = tlsFileNames && loadTlsCredentials(tlsFileNames);
@@ -282,6 +282,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           // Readiness is false from here on, and clients are told to go elsewhere.
           closing = true;
           for (const d of drains) d.begin();
+          logger.info({ delaySeconds: config.shutdownDelay, timeoutSeconds: config.shutdownTimeout }, 'shutting down: /readyz answers 503 and connections are asked to close');
           if (listening && config.shutdownDelay > 0) {
             logger.info({ seconds: config.shutdownDelay }, 'draining: serving with readiness false before closing the listeners');
             await new Promise((resolve) => setTimeout(resolve, config.shutdownDelay * 1000));
@@ -295,12 +296,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           // In-flight requests finish with storage, keys and the change log still live.
           await Promise.allSettled([publicApp.close(), adminApp.close()]);
           clearTimeout(force);
+          logger.info('listeners closed and requests in flight finished; closing storage');
           await metrics.stop();
           await sync.stop();
           await keys.stop();
           await limits.close();
           await storage.close();
           if (ownTracing) await tracing.shutdown().catch((err: unknown) => logger.warn({ err }, 'trace export at shutdown failed'));
+          logger.info('shutdown complete');
           logger.flush?.();
         })();
         return closed;

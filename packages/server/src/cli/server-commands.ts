@@ -1,9 +1,11 @@
 // `m2m-auth serve` and `m2m-auth migrate`: flags generated from the configuration schema.
 
+import { constants } from 'node:os';
 import { Command, Option } from 'commander';
 import { CONFIG_SCHEMA, loadConfig, type Config, type ConfigKey } from '../config/schema.js';
 import { CliError } from './admin-client.js';
 import type { Output } from './output.js';
+import type { SignalHandlers } from './workers.js';
 
 function placeholder(spec: ConfigKey): string {
   switch (spec.kind) {
@@ -41,31 +43,71 @@ function databaseLabel(url: string): string {
   return scheme ? `the ${scheme} database` : 'the database';
 }
 
+/**
+ * SIGTERM, SIGINT and SIGHUP each get one listener for the life of the process, pointed first at
+ * the start's handling, then at the running server's (`route`). Listeners are never removed and
+ * added again: a signal that arrives between the two can be lost.
+ *
+ * During the start, SIGTERM and SIGINT end it at once, as their default action would: Node run as
+ * PID 1 (a container without an init process) gets no default action, and would ignore a stop
+ * during the start (migrations, a database that does not answer yet) until the runtime's SIGKILL.
+ * SIGHUP (reload TLS) must not end a start, as its default action would (`systemctl reload` right
+ * after a start): it is noted, and handed to the running server's handler once there is one.
+ */
+function routeSignals(): (handlers: SignalHandlers) => void {
+  let reloadAsked = false;
+  let current: SignalHandlers = {
+    stop: (signal) => exitOnSignal(signal, 'during the start'),
+    reload() {
+      reloadAsked = true;
+    },
+  };
+  process.on('SIGINT', (signal) => current.stop(signal));
+  process.on('SIGTERM', (signal) => current.stop(signal));
+  process.on('SIGHUP', () => current.reload());
+  return (handlers) => {
+    current = handlers;
+    if (reloadAsked) handlers.reload();
+  };
+}
+
+/** Exits as the signal's default action would (128 + its number), saying so. */
+function exitOnSignal(signal: NodeJS.Signals, when: string): never {
+  process.stderr.write(`m2m-auth: ${signal} ${when}: exiting\n`);
+  process.exit(128 + (constants.signals[signal] ?? 0));
+}
+
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('run the authorization server: the public OAuth listener and the admin listener');
   const overrides = addConfigOptions(cmd, 'all');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
+    const route = routeSignals();
     const { isWorker, runPrimary, workerCount } = await import('./workers.js');
     const count = workerCount(config);
     if (count > 1 && !isWorker()) {
-      await runPrimary(config, count);
+      await runPrimary(config, count, route);
       return;
     }
     const { startServer } = await import('../server.js');
     const running = await startServer(config);
+    const log = running.server.logger;
     await new Promise<void>((resolve, reject) => {
       let stopping = false;
-      const stop = (): void => {
-        // A second signal while closing gives up waiting for in-flight requests.
-        if (stopping) process.exit(1);
-        stopping = true;
-        running.close().then(resolve, (err: unknown) => reject(new CliError(`Shutdown failed: ${(err as Error).message}`)));
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      // New TLS certificate and key files: new connections get them, open ones keep theirs.
-      process.on('SIGHUP', () => running.server.reloadTls());
+      route({
+        stop(signal) {
+          // A second signal while closing gives up waiting for in-flight requests.
+          if (stopping) {
+            log.warn({ signal }, `${signal} while shutting down: exiting at once`);
+            process.exit(1);
+          }
+          stopping = true;
+          log.info({ signal }, `${signal} received: shutting down gracefully`);
+          running.close().then(resolve, (err: unknown) => reject(new CliError(`Shutdown failed: ${(err as Error).message}`)));
+        },
+        // New TLS certificate and key files: new connections get them, open ones keep theirs.
+        reload: () => void running.server.reloadTls(),
+      });
     });
     // A cluster worker's IPC channel would keep it alive after a clean close.
     if (isWorker()) process.disconnect?.();
@@ -78,6 +120,9 @@ export function migrateCommand(io: Output): Command {
   const overrides = addConfigOptions(cmd, ['databaseUrl', 'dataDir']);
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
+    // As PID 1 (a Kubernetes init container) SIGTERM has no default action: a stop would wait for
+    // SIGKILL. A migration interrupted here is rolled back by the database.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => exitOnSignal(signal, 'during the migration'));
     const { openStorage } = await import('../storage/open.js');
     const storage = await openStorage(config.databaseUrl, { migrate: false });
     try {

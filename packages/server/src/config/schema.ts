@@ -32,6 +32,7 @@ export interface Config {
   trustProxy: string;
   autoMigrate: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  logFormat: 'json' | 'pretty' | undefined;
   auditSampleRate: number;
   redisUrl: string | undefined;
   redisKeyPrefix: string;
@@ -210,7 +211,12 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'logLevel', env: 'M2M_AUTH_LOG_LEVEL', flag: '--log-level', kind: 'enum',
     values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info',
-    description: 'Log level of the JSON logs on stdout.',
+    description: 'Log level of the logs on stdout.',
+  }),
+  k({
+    key: 'logFormat', env: 'M2M_AUTH_LOG_FORMAT', flag: '--log-format', kind: 'enum', values: ['json', 'pretty'],
+    default: undefined, defaultText: 'pretty on a terminal, else json',
+    description: 'Format of the log lines on stdout: `json`, one JSON object a line for log collectors, or `pretty`, readable lines for a person (pino-pretty; colours unless `NO_COLOR` is set). Unset, it is `pretty` when stdout is a terminal and `json` otherwise (a pipe, a file, a container\'s log).',
   }),
   k({
     key: 'auditSampleRate', env: 'M2M_AUTH_AUDIT_SAMPLE_RATE', flag: '--audit-sample-rate', kind: 'number', min: 0, max: 1,

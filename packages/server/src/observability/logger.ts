@@ -1,7 +1,9 @@
-// Structured JSON logs (pino) with one tested redaction list: secrets, client assertions and
-// tokens never reach a log line, even if a future change passes one to the logger by mistake.
+// Structured logs (pino): JSON lines for machines, readable lines (pino-pretty) for a person at a
+// terminal, with one tested redaction list: secrets, client assertions and tokens never reach a
+// log line, even if a future change passes one to the logger by mistake.
 
 import { tracingChannel } from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
 /**
@@ -27,14 +29,28 @@ export const REDACT_PATHS: readonly string[] = [
   'req.headers.authorization', 'req.headers.cookie', 'request.headers.authorization', 'request.headers.cookie',
 ];
 
+/** `json`: one JSON object a line (log collectors); `pretty`: readable lines (a person at a terminal). */
+export type LogFormat = 'json' | 'pretty';
+
 export interface LoggerOptions {
   level?: string;
   /** Where lines go; defaults to an asynchronous stdout writer so logging never blocks a request. */
   destination?: DestinationStream;
+  /** Defaults to `pretty` when the lines go to stdout and stdout is a terminal, else `json`. */
+  format?: LogFormat;
+}
+
+/** The format of stdout's lines when none is configured: readable on a terminal, JSON anywhere else. */
+export function defaultLogFormat(stdout: { isTTY?: boolean } = process.stdout): LogFormat {
+  return stdout.isTTY === true ? 'pretty' : 'json';
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const destination = options.destination ?? bufferedStdout();
+  const format = options.format ?? (options.destination === undefined ? defaultLogFormat() : 'json');
+  const lines = options.destination ?? bufferedStdout();
+  // Pretty lines are made from the JSON line pino wrote (redaction has happened by then), so that
+  // both formats carry the same fields and the request line's fast writer serves both.
+  const destination = format === 'pretty' ? prettyLines(lines, options.destination === undefined && colorTerminal()) : lines;
   return pino(
     {
       level: options.level ?? 'info',
@@ -44,6 +60,34 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     },
     destination,
   );
+}
+
+function colorTerminal(): boolean {
+  // https://no-color.org: any non-empty NO_COLOR turns colours off.
+  return process.stdout.isTTY === true && !process.env.NO_COLOR;
+}
+
+/**
+ * A destination that turns each JSON line into a readable one (pino-pretty's formatter, run
+ * synchronously in this thread) and hands it on to `sink`, batching and exit flush included.
+ * pino-pretty is loaded here, on first use: a server logging JSON never loads it.
+ */
+function prettyLines(sink: DestinationStream, colorize: boolean): DestinationStream {
+  const { prettyFactory } = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  const pretty = prettyFactory({
+    colorize,
+    // One line per entry: the fields follow the message as compact JSON.
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    // Every line has service "m2m-auth"; a terminal shows one server.
+    ignore: 'service',
+  });
+  const flushable = sink as Partial<Sink>;
+  return {
+    write: (line: string) => sink.write(pretty(line)),
+    flush: (cb?: (err?: Error) => void) => (flushable.flush ? flushable.flush(cb) : cb?.()),
+    flushSync: () => flushable.flushSync?.(),
+  } as DestinationStream;
 }
 
 /** Characters of log lines held before they are written (bytes, for ASCII lines). */

@@ -16,7 +16,7 @@ export interface ServerProcessOptions {
   command: readonly string[];
   /**
    * Settings as M2M_AUTH_* environment variables, over this process's environment; the listeners,
-   * the database, the data folder and the admin token are always the ones chosen here.
+   * the database, the data folder, the admin token and JSON logs are always the ones chosen here.
    */
   env?: Record<string, string>;
   /** Where the server's JSON log lines go; default nowhere (they are still formatted and written to a pipe). */
@@ -86,6 +86,8 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
           M2M_AUTH_ADMIN_TOKEN: adminToken,
           M2M_AUTH_WORKERS: '1',
           M2M_AUTH_SHUTDOWN_DELAY: '0',
+          // The 'listening' line is read as JSON.
+          M2M_AUTH_LOG_FORMAT: 'json',
         }, { issuer, adminToken, dataDir, logFile: options.logFile });
       } catch (err) {
         if (!(err instanceof StartFailed && err.addressInUse) || attempt >= 5) throw err;
