@@ -33,6 +33,7 @@ import { PostgresNotifier } from './cluster/postgres-notifier.js';
 import type { PostgresStorage } from './storage/postgres/index.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
+import { connectionLimits, limitListener, openFileLimit } from './http/connections.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 
@@ -171,8 +172,11 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     for (const e of ['client.created', 'client.updated', 'client.deleted'] as const) events.on(e, () => metadata.invalidate());
     for (const e of ['key.created', 'key.activated', 'key.deleted'] as const) events.on(e, () => metadata.invalidate());
 
+    const fileLimit = openFileLimit();
+    const connections = connectionLimits(config, fileLimit);
     const publicApp = buildPublicApp({
       logger,
+      connections,
       tracing,
       ...(tls && { tls }),
       bodyLimit: config.bodyLimit,
@@ -200,6 +204,10 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     });
 
     const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
+    limitListener(adminApp, connections, {
+      logger, name: 'admin',
+      timeoutBody: JSON.stringify({ error: 'invalid_request', message: 'The request did not arrive within the request timeout.' }),
+    });
     await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
     await registerDebugRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
@@ -270,7 +278,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, backlog: LISTEN_BACKLOG });
         const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
         listening = true;
-        logger.info({ publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }) }, 'm2m-auth listening');
+        logger.info({
+          publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }),
+          maxConnections: connections.maxConnections, openFileLimit: fileLimit ?? null,
+        }, 'm2m-auth listening');
+        if (fileLimit !== undefined && 2 * connections.maxConnections > fileLimit) {
+          logger.warn({ maxConnections: connections.maxConnections, openFileLimit: fileLimit },
+            'M2M_AUTH_MAX_CONNECTIONS on both listeners exceeds the open-file limit: raise the limit (ulimit -n) or lower the cap');
+        }
         if (tls && !config.issuer.startsWith('https:')) logger.warn({ issuer: config.issuer }, 'TLS is on but the issuer is not an https URL');
         return { publicUrl, adminUrl };
       },
