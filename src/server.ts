@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAddress, type Config } from './config/schema.js';
 import { openStorage } from './storage/open.js';
-import type { Storage } from './storage/types.js';
+import type { KeyStore, Storage } from './storage/types.js';
 import { loadKek } from './keys/kek.js';
 import { DEFAULT_REFRESH_INTERVAL_MS, KeyRing } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
@@ -30,6 +30,9 @@ import { fastifyTrustProxy, parseTrustProxy } from './ratelimit/trust-proxy.js';
 import { ClusterSync, type Notifier } from './cluster/sync.js';
 import { StalenessGuard } from './cluster/availability.js';
 import { PostgresNotifier } from './cluster/postgres-notifier.js';
+import { WorkerNotifier } from './cluster/ipc-notifier.js';
+import { propagatingWrites } from './cluster/propagate.js';
+import { inClusterWorker } from './cluster/metrics-relay.js';
 import type { PostgresStorage } from './storage/postgres/index.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
@@ -77,8 +80,8 @@ function needsDataDir(config: Config): boolean {
 }
 
 /** The signing keys in storage, the first one created when there is none. */
-function openKeyRing(config: Config, storage: Storage, events: EventBus, now: () => number): Promise<KeyRing> {
-  return KeyRing.open(storage.keys, {
+function openKeyRing(config: Config, keyStore: KeyStore, events: EventBus, now: () => number): Promise<KeyRing> {
+  return KeyRing.open(keyStore, {
     kek: loadKek({ kek: config.kek, dataDir: config.dataDir }),
     alg: config.signingAlg,
     prepublishMs: config.keyPrepublish * 1000,
@@ -117,7 +120,7 @@ export async function prepareServer(config: Config, options: { logger?: Logger }
   try {
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
-    await openKeyRing(config, storage, events, Date.now);
+    await openKeyRing(config, storage.keys, events, Date.now);
     loadAdmin(config, logger);
   } finally {
     await storage.close();
@@ -136,11 +139,17 @@ export async function createServer(config: Config, options: ServerOptions = {}):
   try {
     if (ownTracing) tracing = await startTracing();
     // Spans around the storage calls a request makes (the same objects when tracing is off).
-    const traced = tracing.storage(storage, databaseSystem(config.databaseUrl));
+    // With `serve --workers`, a write is acknowledged once the other workers have applied it
+    // (src/cluster/ipc-notifier.ts); `sync` below does the waiting once it runs.
+    const workers = inClusterWorker() ? new WorkerNotifier() : undefined;
+    let propagate = (): Promise<void> => Promise.resolve();
+    const tracedStores = tracing.storage(storage, databaseSystem(config.databaseUrl));
+    const traced = workers ? propagatingWrites(tracedStores, () => propagate()) : tracedStores;
+    const keyStore = workers ? propagatingWrites(storage, () => propagate()).keys : storage.keys;
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
 
-    const keys = await openKeyRing(config, storage, events, now);
+    const keys = await openKeyRing(config, keyStore, events, now);
     const clients = new ClientRegistry(traced.clients, events, {
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
@@ -219,6 +228,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const sync = new ClusterSync({
       changes: traced.changes,
       notifier,
+      workers,
       logger,
       pollIntervalMs: config.syncInterval,
       targets: {
@@ -240,6 +250,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       },
     });
     await sync.start();
+    propagate = () => sync.propagate();
     for (const e of [
       'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
       'client.secret_rotated', 'client.tokens_revoked', 'token.revoked', 'key.created', 'key.activated', 'key.retired',
