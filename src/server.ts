@@ -2,16 +2,19 @@
 // admin listeners. `createServer` builds without listening; `startServer` also listens.
 
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAddress, type Config } from './config/schema.js';
-import { openStorage } from './storage/open.js';
+import { openStorage, sqliteDatabaseFile } from './storage/open.js';
+import { checkFreshDatabase } from './storage/sqlite/fresh-start.js';
+import { ConfigError } from './oauth/errors.js';
 import type { KeyStore, Storage } from './storage/types.js';
-import { loadKek } from './keys/kek.js';
+import { KEK_FILE_NAME, loadKek } from './keys/kek.js';
 import { DEFAULT_REFRESH_INTERVAL_MS, KeyRing } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
 import { registerAdminRoutes } from './admin/routes.js';
-import { loadAdminToken } from './admin/admin-token.js';
+import { adminTokenPath, loadAdminToken } from './admin/admin-token.js';
 import { registerDebugRoutes } from './profiling/debug-routes.js';
 import { EventBus } from './observability/events.js';
 import { createLogger } from './observability/logger.js';
@@ -42,6 +45,11 @@ import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './obser
 
 export interface ServerOptions {
   logger?: Logger;
+  /**
+   * Create a new, empty embedded database where files of an earlier start show that one existed
+   * (`m2m-auth serve --init`); refused when the database exists. Without it such a start is refused.
+   */
+  init?: boolean;
   /** Clock in epoch ms (tests). */
   now?: () => number;
   /** Tracing to use instead of the one M2M_AUTH_OTEL_ENABLED starts; the caller shuts it down. */
@@ -100,8 +108,24 @@ function loadAdmin(config: Config, logger: Logger): ReturnType<typeof loadAdminT
   return admin;
 }
 
-/** The data folder and the TLS files checked, before anything is opened. */
-function prepareFiles(config: Config): ReturnType<typeof tlsFiles> {
+/**
+ * Refuses to create a new embedded database silently where one existed (src/storage/sqlite/fresh-start.ts):
+ * the generated key-encryption key or admin token in the data folder is evidence of an earlier start.
+ */
+export function checkDatabaseFile(config: Config, init: boolean): void {
+  const file = sqliteDatabaseFile(config.databaseUrl);
+  if (file === undefined) {
+    if (init && !config.databaseUrl.startsWith('sqlite:')) {
+      throw new ConfigError('CONFIG_INVALID', '--init is for the embedded SQLite database; a PostgreSQL database is created by its administrator and set up with "m2m-auth migrate".');
+    }
+    return;
+  }
+  checkFreshDatabase(file, [join(config.dataDir, KEK_FILE_NAME), adminTokenPath(config.dataDir)], init);
+}
+
+/** The data folder, the database file and the TLS files checked, before anything is opened. */
+function prepareFiles(config: Config, init = false): ReturnType<typeof tlsFiles> {
+  checkDatabaseFile(config, init);
   if (needsDataDir(config)) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // Unusable TLS files stop the start with one clear line.
   return tlsFiles(config);
@@ -112,9 +136,9 @@ function prepareFiles(config: Config): ReturnType<typeof tlsFiles> {
  * signing key and the admin token file. The primary of `serve --workers` runs it before forking,
  * so that workers do not race to create them.
  */
-export async function prepareServer(config: Config, options: { logger?: Logger } = {}): Promise<void> {
+export async function prepareServer(config: Config, options: { logger?: Logger; init?: boolean } = {}): Promise<void> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
-  const tlsFileNames = prepareFiles(config);
+  const tlsFileNames = prepareFiles(config, options.init);
   if (tlsFileNames) loadTlsCredentials(tlsFileNames);
   const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
   try {
@@ -130,10 +154,20 @@ export async function prepareServer(config: Config, options: { logger?: Logger }
 export async function createServer(config: Config, options: ServerOptions = {}): Promise<M2MAuthServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const now = options.now ?? Date.now;
-  const tlsFileNames = prepareFiles(config);
+  const tlsFileNames = prepareFiles(config, options.init);
   const tls = tlsFileNames && loadTlsCredentials(tlsFileNames);
 
-  const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
+  const storage = await openStorage(config.databaseUrl, {
+    migrate: config.autoMigrate,
+    // Served from then on as a database outage (src/cluster/availability.ts); the line says what to do.
+    onDatabaseFileLost: (lost) => logger.error({
+      database: lost.database, file: lost.path, change: lost.change,
+      ...(lost.rescued !== undefined && { rescued: lost.rescued }), ...(lost.rescueError !== undefined && { rescueError: lost.rescueError }),
+    }, `The database file ${lost.path} was ${lost.change} while the server was running: writes now get 503 and nothing more is stored, `
+      + `/readyz answers 503, and tokens and introspection are served from memory for at most M2M_AUTH_STALENESS_BOUND (${config.stalenessBound} s). `
+      + `Stop the server, put the database back at ${lost.database} (${lost.rescued !== undefined ? `the copy saved at ${lost.rescued} holds every acknowledged write` : 'from your backup'}), `
+      + 'and start it again.'),
+  });
   const ownTracing = options.tracing === undefined && config.otelEnabled;
   let tracing: Tracing = options.tracing ?? TRACING_OFF;
   try {

@@ -44,16 +44,19 @@ function databaseLabel(url: string): string {
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('run the authorization server: the public OAuth listener and the admin listener');
   const overrides = addConfigOptions(cmd, 'all');
+  cmd.option('--init', 'create a new, empty embedded database although files of an earlier start (data/kek, data/admin-token) show that one existed; refused when the database exists. Keeps those files. Without it, such a start is refused');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
     const { isWorker, runPrimary, workerCount } = await import('../cluster/workers.js');
     const count = workerCount(config);
+    // Workers run with the same arguments, and find the database their primary created.
+    const init = cmd.opts<{ init?: boolean }>().init === true && !isWorker();
     if (count > 1 && !isWorker()) {
-      await runPrimary(config, count);
+      await runPrimary(config, count, { init });
       return;
     }
     const { startServer } = await import('../server.js');
-    const running = await startServer(config);
+    const running = await startServer(config, { init });
     await new Promise<void>((resolve, reject) => {
       let stopping = false;
       const stop = (): void => {
@@ -79,6 +82,9 @@ export function migrateCommand(io: Output): Command {
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
     const { openStorage } = await import('../storage/open.js');
+    const { checkDatabaseFile } = await import('../server.js');
+    // Not a way around the refusal of `serve`: migrating creates the database file.
+    checkDatabaseFile(config, false);
     const storage = await openStorage(config.databaseUrl, { migrate: false });
     try {
       await storage.migrate();

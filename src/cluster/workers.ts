@@ -18,11 +18,11 @@ export function workerCount(config: Config): number {
  * Runs the primary: prepares, forks `count` workers, restarts a worker that dies unexpectedly,
  * and on SIGTERM/SIGINT stops every worker gracefully and resolves.
  */
-export async function runPrimary(config: Config, count: number): Promise<void> {
+export async function runPrimary(config: Config, count: number, options: { init?: boolean } = {}): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   const { prepareServer } = await import('../server.js');
   // Create the schema, data files and first key before any worker races to do it.
-  await prepareServer(config, { logger });
+  await prepareServer(config, { logger, ...(options.init !== undefined && { init: options.init }) });
 
   // Workers accept connections themselves: the primary does no per-connection work.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
