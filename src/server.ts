@@ -39,7 +39,7 @@ import { inClusterWorker } from './cluster/metrics-relay.js';
 import type { PostgresStorage } from './storage/postgres/index.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
-import { connectionLimits, limitListener, openFileLimit } from './http/connections.js';
+import { connectionLimits, limitListener, openFileLimit, RESERVED_FILES } from './http/connections.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 
@@ -179,7 +179,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     let propagate = (): Promise<void> => Promise.resolve();
     const tracedStores = tracing.storage(storage, databaseSystem(config.databaseUrl));
     const traced = workers ? propagatingWrites(tracedStores, () => propagate()) : tracedStores;
-    const keyStore = workers ? propagatingWrites(storage, () => propagate()).keys : storage.keys;
+    const keyStore = workers
+      ? propagatingWrites({ clients: storage.clients, keys: storage.keys, revocations: storage.revocations }, () => propagate()).keys
+      : storage.keys;
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
 
@@ -327,7 +329,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }),
           maxConnections: connections.maxConnections, openFileLimit: fileLimit ?? null,
         }, 'm2m-auth listening');
-        if (fileLimit !== undefined && 2 * connections.maxConnections > fileLimit) {
+        if (fileLimit !== undefined && 2 * connections.maxConnections + RESERVED_FILES > fileLimit) {
           logger.warn({ maxConnections: connections.maxConnections, openFileLimit: fileLimit },
             'M2M_AUTH_MAX_CONNECTIONS on both listeners exceeds the open-file limit: raise the limit (ulimit -n) or lower the cap');
         }
