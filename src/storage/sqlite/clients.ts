@@ -2,7 +2,7 @@
 
 import type { Database } from 'better-sqlite3';
 import type { ClientRecord, ClientStore, ListClientsOptions, TokenEndpointAuthMethod } from '../types.js';
-import { conflictOnDuplicate, preparedOnce } from './constraint.js';
+import { conflictOnDuplicate, preparedOnce, type Gate } from './constraint.js';
 
 interface ClientRow {
   client_id: string;
@@ -112,8 +112,8 @@ function prepareStatements(db: Database) {
 export class SqliteClientStore implements ClientStore {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
 
-  constructor(db: Database) {
-    this.statements = preparedOnce(() => prepareStatements(db));
+  constructor(db: Database, gate?: Gate) {
+    this.statements = preparedOnce(() => prepareStatements(db), gate);
   }
 
   async createClient(client: ClientRecord): Promise<void> {
