@@ -2,16 +2,19 @@
 // admin listeners. `createServer` builds without listening; `startServer` also listens.
 
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAddress, type Config } from './config/schema.js';
-import { openStorage } from './storage/open.js';
-import type { Storage } from './storage/types.js';
-import { loadKek } from './keys/kek.js';
+import { openStorage, sqliteDatabaseFile } from './storage/open.js';
+import { checkFreshDatabase } from './storage/sqlite/fresh-start.js';
+import { ConfigError } from './ground/errors.js';
+import type { KeyStore, Storage } from './storage/types.js';
+import { KEK_FILE_NAME, loadKek } from './keys/kek.js';
 import { KeyRing, keyMaintenanceInterval } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
 import { registerAdminRoutes } from './admin/routes.js';
-import { loadAdminToken } from './admin/admin-token.js';
+import { adminTokenPath, loadAdminToken } from './admin/admin-token.js';
 import { registerPprofRoutes } from './admin/pprof-routes.js';
 import { EventBus } from './observability/events.js';
 import { createLogger } from './observability/logger.js';
@@ -34,13 +37,22 @@ import { parseTrustProxy } from './config/trust-proxy.js';
 import { ClusterSync } from './sync/change-log-sync.js';
 import { openNotifier } from './sync/notifier.js';
 import { StalenessGuard } from './sync/staleness.js';
+import { WorkerNotifier } from './sync/ipc-notifier.js';
+import { propagatingWrites } from './sync/propagate.js';
+import { inClusterWorker } from './observability/metrics-relay.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
+import { connectionLimits, limitListener, openFileLimit, RESERVED_FILES } from './http/connections.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 
 export interface ServerOptions {
   logger?: Logger;
+  /**
+   * Create a new, empty embedded database where files of an earlier start show that one existed
+   * (`m2m-auth serve --init`); refused when the database exists. Without it such a start is refused.
+   */
+  init?: boolean;
   /** Clock in epoch ms (tests). */
   now?: () => number;
   /** Tracing to use instead of the one M2M_AUTH_OTEL_ENABLED starts; the caller shuts it down. */
@@ -79,8 +91,8 @@ function needsDataDir(config: Config): boolean {
 }
 
 /** The signing keys in storage, the first one created when there is none. */
-function openKeyRing(config: Config, storage: Storage, events: EventBus, now: () => number): Promise<KeyRing> {
-  return KeyRing.open(storage.keys, {
+function openKeyRing(config: Config, keyStore: KeyStore, events: EventBus, now: () => number): Promise<KeyRing> {
+  return KeyRing.open(keyStore, {
     kek: loadKek({ kek: config.kek, dataDir: config.dataDir }),
     alg: config.signingAlg,
     prepublishMs: config.keyPrepublish * 1000,
@@ -99,8 +111,24 @@ function loadAdmin(config: Config, logger: Logger): ReturnType<typeof loadAdminT
   return admin;
 }
 
-/** The data folder and the TLS files checked, before anything is opened. */
-function prepareFiles(config: Config): ReturnType<typeof tlsFiles> {
+/**
+ * Refuses to create a new embedded database silently where one existed (src/storage/sqlite/fresh-start.ts):
+ * the generated key-encryption key or admin token in the data folder is evidence of an earlier start.
+ */
+export function checkDatabaseFile(config: Config, init: boolean): void {
+  const file = sqliteDatabaseFile(config.databaseUrl);
+  if (file === undefined) {
+    if (init && !config.databaseUrl.startsWith('sqlite:')) {
+      throw new ConfigError('CONFIG_INVALID', '--init is for the embedded SQLite database; a PostgreSQL database is created by its administrator and set up with "m2m-auth migrate".');
+    }
+    return;
+  }
+  checkFreshDatabase(file, [join(config.dataDir, KEK_FILE_NAME), adminTokenPath(config.dataDir)], init);
+}
+
+/** The data folder, the database file and the TLS files checked, before anything is opened. */
+function prepareFiles(config: Config, init = false): ReturnType<typeof tlsFiles> {
+  checkDatabaseFile(config, init);
   if (needsDataDir(config)) mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // Unusable TLS files stop the start with one clear line.
   return tlsFiles(config);
@@ -111,15 +139,15 @@ function prepareFiles(config: Config): ReturnType<typeof tlsFiles> {
  * signing key and the admin token file. The primary of `serve --workers` runs it before forking,
  * so that workers do not race to create them.
  */
-export async function prepareServer(config: Config, options: { logger?: Logger } = {}): Promise<void> {
+export async function prepareServer(config: Config, options: { logger?: Logger; init?: boolean } = {}): Promise<void> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
-  const tlsFileNames = prepareFiles(config);
+  const tlsFileNames = prepareFiles(config, options.init);
   if (tlsFileNames) loadTlsCredentials(tlsFileNames);
   const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
   try {
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
-    await openKeyRing(config, storage, events, Date.now);
+    await openKeyRing(config, storage.keys, events, Date.now);
     loadAdmin(config, logger);
   } finally {
     await storage.close();
@@ -129,20 +157,38 @@ export async function prepareServer(config: Config, options: { logger?: Logger }
 export async function createServer(config: Config, options: ServerOptions = {}): Promise<M2MAuthServer> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, format: config.logFormat });
   const now = options.now ?? Date.now;
-  const tlsFileNames = prepareFiles(config);
+  const tlsFileNames = prepareFiles(config, options.init);
   const tls = tlsFileNames && loadTlsCredentials(tlsFileNames);
 
-  const storage = await openStorage(config.databaseUrl, { migrate: config.autoMigrate });
+  const storage = await openStorage(config.databaseUrl, {
+    migrate: config.autoMigrate,
+    // Served from then on as a database outage (src/storage/unavailable.ts); the line says what to do.
+    onDatabaseFileLost: (lost) => logger.error({
+      database: lost.database, file: lost.path, change: lost.change,
+      ...(lost.rescued !== undefined && { rescued: lost.rescued }), ...(lost.rescueError !== undefined && { rescueError: lost.rescueError }),
+    }, `The database file ${lost.path} was ${lost.change} while the server was running: writes now get 503 and nothing more is stored, `
+      + `/readyz answers 503, and tokens and introspection are served from memory for at most M2M_AUTH_STALENESS_BOUND (${config.stalenessBound} s). `
+      + `Stop the server, put the database back at ${lost.database} (${lost.rescued !== undefined ? `the copy saved at ${lost.rescued} holds every acknowledged write` : 'from your backup'}), `
+      + 'and start it again.'),
+  });
   const ownTracing = options.tracing === undefined && config.otelEnabled;
   let tracing: Tracing = options.tracing ?? TRACING_OFF;
   try {
     if (ownTracing) tracing = await startTracing();
     // Spans around the storage calls a request makes (the same objects when tracing is off).
-    const traced = tracing.storage(storage, databaseSystem(config.databaseUrl));
+    // With `serve --workers`, a write is acknowledged once the other workers have applied it
+    // (src/sync/ipc-notifier.ts); `sync` below does the waiting once it runs.
+    const workers = inClusterWorker() ? new WorkerNotifier() : undefined;
+    let propagate = (): Promise<void> => Promise.resolve();
+    const tracedStores = tracing.storage(storage, databaseSystem(config.databaseUrl));
+    const traced = workers ? propagatingWrites(tracedStores, () => propagate()) : tracedStores;
+    const keyStore = workers
+      ? propagatingWrites({ clients: storage.clients, keys: storage.keys, revocations: storage.revocations }, () => propagate()).keys
+      : storage.keys;
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
 
-    const keys = await openKeyRing(config, storage, events, now);
+    const keys = await openKeyRing(config, keyStore, events, now);
     const clients = new ClientRegistry(traced.clients, events, {
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
@@ -177,8 +223,11 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     for (const e of ['client.created', 'client.updated', 'client.deleted'] as const) events.on(e, () => metadata.invalidate());
     for (const e of ['key.created', 'key.activated', 'key.deleted'] as const) events.on(e, () => metadata.invalidate());
 
+    const fileLimit = openFileLimit();
+    const connections = connectionLimits(config, fileLimit);
     const publicApp = buildPublicApp({
       logger,
+      connections,
       tracing,
       ...(tls && { tls }),
       bodyLimit: config.bodyLimit,
@@ -206,6 +255,10 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     });
 
     const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
+    limitListener(adminApp, connections, {
+      logger, name: 'admin',
+      timeoutBody: JSON.stringify({ error: 'invalid_request', message: 'The request did not arrive within the request timeout.' }),
+    });
     await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
     await registerPprofRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
@@ -214,6 +267,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const sync = new ClusterSync({
       changes: traced.changes,
       notifier,
+      workers,
       logger,
       pollIntervalMs: config.syncInterval,
       targets: {
@@ -235,6 +289,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       },
     });
     await sync.start();
+    propagate = () => sync.propagate();
     for (const e of [
       'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
       'client.secret_rotated', 'client.tokens_revoked', 'token.revoked', 'key.created', 'key.activated', 'key.retired',
@@ -273,7 +328,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, backlog: LISTEN_BACKLOG });
         const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
         listening = true;
-        logger.info({ publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }) }, 'm2m-auth listening');
+        logger.info({
+          publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }),
+          maxConnections: connections.maxConnections, openFileLimit: fileLimit ?? null,
+        }, 'm2m-auth listening');
+        if (fileLimit !== undefined && 2 * connections.maxConnections + RESERVED_FILES > fileLimit) {
+          logger.warn({ maxConnections: connections.maxConnections, openFileLimit: fileLimit },
+            'M2M_AUTH_MAX_CONNECTIONS on both listeners exceeds the open-file limit: raise the limit (ulimit -n) or lower the cap');
+        }
         if (tls && !config.issuer.startsWith('https:')) logger.warn({ issuer: config.issuer }, 'TLS is on but the issuer is not an https URL');
         return { publicUrl, adminUrl };
       },

@@ -80,17 +80,20 @@ function exitOnSignal(signal: NodeJS.Signals, when: string): never {
 export function serveCommand(): Command {
   const cmd = new Command('serve').description('run the authorization server: the public OAuth listener and the admin listener');
   const overrides = addConfigOptions(cmd, 'all');
+  cmd.option('--init', 'create a new, empty embedded database although files of an earlier start (data/kek, data/admin-token) show that one existed; refused when the database exists. Keeps those files. Without it, such a start is refused');
   cmd.action(async () => {
     const config = loadConfig(process.env, overrides());
     const route = routeSignals();
     const { isWorker, runPrimary, workerCount } = await import('./workers.js');
     const count = workerCount(config);
+    // Workers run with the same arguments, and find the database their primary created.
+    const init = cmd.opts<{ init?: boolean }>().init === true && !isWorker();
     if (count > 1 && !isWorker()) {
-      await runPrimary(config, count, route);
+      await runPrimary(config, count, route, { init });
       return;
     }
     const { startServer } = await import('../server.js');
-    const running = await startServer(config);
+    const running = await startServer(config, { init });
     const log = running.server.logger;
     await new Promise<void>((resolve, reject) => {
       let stopping = false;
@@ -124,6 +127,9 @@ export function migrateCommand(io: Output): Command {
     // SIGKILL. A migration interrupted here is rolled back by the database.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => exitOnSignal(signal, 'during the migration'));
     const { openStorage } = await import('../storage/open.js');
+    const { checkDatabaseFile } = await import('../server.js');
+    // Not a way around the refusal of `serve`: migrating creates the database file.
+    checkDatabaseFile(config, false);
     const storage = await openStorage(config.databaseUrl, { migrate: false });
     try {
       await storage.migrate();

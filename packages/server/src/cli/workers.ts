@@ -1,12 +1,14 @@
 // `serve --workers N`: node:cluster worker processes sharing the listeners and the database.
 // The primary prepares the database (migrations, data files, first signing key) once, then
-// forks; workers keep their caches coherent through the change log like separate instances.
+// forks; workers keep their caches coherent through the change log like separate instances, and
+// the primary relays every change from one worker to the others at once (src/sync/ipc-notifier.ts).
 
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../observability/logger.js';
 import { RELAY_WORKER_ENV, serveClusterMetrics } from '../observability/metrics-relay.js';
+import { relayWorkerChanges } from '../sync/ipc-notifier.js';
 
 export function workerCount(config: Config): number {
   return config.workers === 'auto' ? availableParallelism() : Number(config.workers);
@@ -29,16 +31,20 @@ function listenForSignals(handlers: SignalHandlers): void {
   process.on('SIGHUP', handlers.reload);
 }
 
-export async function runPrimary(config: Config, count: number, route: (handlers: SignalHandlers) => void = listenForSignals): Promise<void> {
+export async function runPrimary(
+  config: Config, count: number, route: (handlers: SignalHandlers) => void = listenForSignals, options: { init?: boolean } = {},
+): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
   const { prepareServer } = await import('../server.js');
   // Create the schema, data files and first key before any worker races to do it.
-  await prepareServer(config, { logger });
+  await prepareServer(config, { logger, ...(options.init !== undefined && { init: options.init }) });
 
   // Workers accept connections themselves: the primary does no per-connection work.
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   // A scrape of any worker's /metrics answers for all of them.
   serveClusterMetrics();
+  // A write on one worker is acknowledged once the others have applied it.
+  relayWorkerChanges();
   let stopping = false;
   const fork = (): void => {
     cluster.fork(RELAY_WORKER_ENV);

@@ -23,6 +23,9 @@ export interface Config {
   keyPrepublish: number;
   secretGracePeriod: number;
   bodyLimit: number;
+  requestTimeout: number;
+  keepAliveTimeout: number;
+  maxConnections: number | undefined;
   tokenRateLimit: number;
   introspectionRateLimit: number;
   rateLimitBurst: number;
@@ -139,6 +142,19 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'bodyLimit', env: 'M2M_AUTH_BODY_LIMIT', flag: '--body-limit', kind: 'int', min: 1024, max: 1048576, default: 65536,
     description: 'Largest request body in bytes; larger bodies get 413. Below about 17,000, introspection and revocation of the longest tokens (16,384 characters) get 413 too.',
+  }),
+  k({
+    key: 'requestTimeout', env: 'M2M_AUTH_REQUEST_TIMEOUT', flag: '--request-timeout', kind: 'int', min: 1, max: 3600, default: 10,
+    description: 'Seconds a request\'s headers and body may take to arrive, on both listeners (and a TLS handshake, and an HTTP/2 connection its first request); a request still arriving then gets `408` with `Connection: close` (HTTP/2: 408, then its connection goes away), or, before its headers are complete, its connection is closed. Counted from the request\'s first byte, or from the connection\'s opening for its first request.',
+  }),
+  k({
+    key: 'keepAliveTimeout', env: 'M2M_AUTH_KEEP_ALIVE_TIMEOUT', flag: '--keep-alive-timeout', kind: 'int', min: 1, max: 3600, default: 72,
+    description: 'Seconds an idle keep-alive connection (an HTTP/2 connection without an open request) stays open. Keep it above the idle timeout of any load balancer or proxy in front (60 s for AWS ALB and nginx\'s upstream keep-alive; GCP\'s load balancers need 620), so that the balancer, not the server, closes idle connections and never sends a request on one the server is closing.',
+  }),
+  k({
+    key: 'maxConnections', env: 'M2M_AUTH_MAX_CONNECTIONS', flag: '--max-connections', kind: 'int', min: 1, max: 1_000_000, default: undefined,
+    defaultText: '4096, lowered to fit the open-file limit',
+    description: 'Open connections each listener holds (per worker); connections beyond it are closed as soon as they are accepted. The default is lowered where the process\'s open-file limit (`ulimit -n`) could not hold both listeners at 4096 plus 64 files for the database and logs. The value in force is logged at start.',
   }),
   k({
     key: 'tokenRateLimit', env: 'M2M_AUTH_TOKEN_RATE_LIMIT', flag: '--token-rate-limit', kind: 'int', min: 0, max: 1_000_000, default: 100,

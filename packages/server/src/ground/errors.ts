@@ -104,6 +104,8 @@ export function errorBody(err: unknown): { status: number; body: OAuthErrorBody;
 /** Every ConfigError code, and what it means (one table, as fastify's lib/errors.js keeps its codes). */
 export const CONFIG_ERROR_CODES = Object.freeze({
   CONFIG_INVALID: 'a configuration value (environment, flag or database URL) is invalid',
+  DATABASE_EXISTS: '--init would create a new embedded database where one exists',
+  DATABASE_MISSING: 'the embedded database is missing where files of an earlier start show it existed',
   ADMIN_TOKEN_INVALID: 'the admin token (configured or in its file) is too short',
   KEK_INVALID: 'the key-encryption key is malformed or its file cannot be used',
   KEY_DECRYPT_FAILED: 'a stored signing key does not decrypt with the key-encryption key',

@@ -15,6 +15,7 @@ import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from './trusted-proxies.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
+import { limitListener, type ConnectionLimits } from './connections.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
 import { infoLineWriter } from '../observability/logger.js';
 
@@ -41,6 +42,8 @@ export interface PublicAppDeps {
   tracing?: Tracing;
   /** TLS with HTTP/2 and HTTP/1.1 (ALPN); plain HTTP/1.1 when absent. */
   tls?: TlsCredentials;
+  /** Request and keep-alive timeouts and the connection cap (src/http/connections.ts). */
+  connections: ConnectionLimits;
 }
 
 declare module 'fastify' {
@@ -125,7 +128,14 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const warnForwarded = deps.trustProxy ? undefined : forwardedForWarning(deps.logger);
   const plain = () => Fastify(options);
   // With TLS: HTTP/2 and HTTP/1.1 on one port. The routes below are the same for both.
-  const app = deps.tls ? (Fastify({ ...options, ...secureServerOptions(deps.tls) }) as unknown as ReturnType<typeof plain>) : plain();
+  const { requestTimeoutMs, keepAliveTimeoutMs } = deps.connections;
+  const app = deps.tls
+    ? (Fastify({ ...options, ...secureServerOptions(deps.tls, requestTimeoutMs), http2SessionTimeout: keepAliveTimeoutMs }) as unknown as ReturnType<typeof plain>)
+    : plain();
+  limitListener(app as unknown as FastifyInstance, deps.connections, {
+    logger: log, name: 'public', http2: deps.tls !== undefined,
+    timeoutBody: JSON.stringify({ error: 'invalid_request', error_description: 'The request did not arrive within the request timeout.' }),
+  });
   const tracing = deps.tracing ?? TRACING_OFF;
 
   // Only form bodies mean anything here; anything else is read as bytes so the endpoint can

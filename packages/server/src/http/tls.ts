@@ -96,13 +96,24 @@ export function loadTlsCredentials(files: TlsFiles): TlsCredentials {
 }
 
 /**
- * Fastify options for a TLS listener that speaks HTTP/2 and HTTP/1.1 on one port. Without TLS the
- * listener stays plain HTTP/1.1: cleartext HTTP/2 (h2c) is not offered.
+ * Concurrent streams a client may open on one HTTP/2 connection (Node's default is 2^32 - 1):
+ * the smallest value RFC 9113 §6.5.2 recommends, far above what a token client needs.
  */
-export function secureServerOptions(credentials: TlsCredentials) {
+export const MAX_CONCURRENT_STREAMS = 100;
+
+/**
+ * Fastify options for a TLS listener that speaks HTTP/2 and HTTP/1.1 on one port. Without TLS the
+ * listener stays plain HTTP/1.1: cleartext HTTP/2 (h2c) is not offered. A handshake not done
+ * within `handshakeTimeoutMs` closes the connection.
+ */
+export function secureServerOptions(credentials: TlsCredentials, handshakeTimeoutMs: number) {
   return {
     http2: true as const,
-    https: { ...CONTEXT_DEFAULTS, allowHTTP1: true, cert: credentials.cert, key: credentials.key },
+    https: {
+      ...CONTEXT_DEFAULTS, allowHTTP1: true, cert: credentials.cert, key: credentials.key,
+      handshakeTimeout: handshakeTimeoutMs,
+      settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+    },
   };
 }
 

@@ -34,11 +34,12 @@ interface Message {
 /**
  * The environment the primary of `serve --workers` forks its workers with. Other cluster
  * primaries (PM2's, or an application running the server in node:cluster workers of its own) do
- * not answer for metrics, so their workers keep serving their own.
+ * not answer for metrics, so their workers keep serving their own; nor do they relay changes
+ * (src/sync/ipc-notifier.ts), so their workers do not wait for one another.
  */
 export const RELAY_WORKER_ENV: Readonly<Record<string, string>> = Object.freeze({ M2M_AUTH_METRICS_RELAY: '1' });
 
-/** True in a worker process of `serve --workers`: its metrics are the cluster's. */
+/** True in a worker process of `serve --workers`: its metrics are the cluster's, its changes relayed to the other workers. */
 export function inClusterWorker(): boolean {
   return cluster.isWorker && typeof process.send === 'function' && process.env.M2M_AUTH_METRICS_RELAY === '1';
 }

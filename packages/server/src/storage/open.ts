@@ -4,7 +4,7 @@ import { mkdir, open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ConfigError } from '../ground/errors.js';
 import type { PostgresStorageOptions } from './postgres/storage.js';
-import { MEMORY, openSqliteStorage } from './sqlite/storage.js';
+import { MEMORY, openSqliteStorage, type LostDatabase, type SqliteStorage } from './sqlite/storage.js';
 import type { Storage } from './types.js';
 
 export interface OpenStorageOptions {
@@ -12,6 +12,11 @@ export interface OpenStorageOptions {
   migrate?: boolean;
   /** Pool size and timeouts for a postgres:// URL; ignored for SQLite. */
   postgres?: PostgresStorageOptions;
+  /**
+   * For a sqlite: file: watch it, and refuse every call once it (or its -wal or -shm file) is
+   * deleted or replaced, telling this (SqliteStorage.watchFile). Ignored otherwise.
+   */
+  onDatabaseFileLost?: (lost: LostDatabase) => void;
 }
 
 const USAGE =
@@ -31,6 +36,12 @@ function storageTarget(databaseUrl: string): Target {
     throw new ConfigError('CONFIG_INVALID', `Unsupported database URL scheme "${scheme}:"; ${USAGE}.`);
   }
   return { kind: 'sqlite', filename: sqliteFilename(databaseUrl.slice('sqlite:'.length)) };
+}
+
+/** The file of a sqlite: database URL (absolute); undefined for an in-memory or PostgreSQL database. Throws ConfigError for a bad URL. */
+export function sqliteDatabaseFile(databaseUrl: string): string | undefined {
+  const target = storageTarget(databaseUrl);
+  return target.kind === 'sqlite' && target.filename !== MEMORY ? target.filename : undefined;
 }
 
 /** The SQLite filename the part of a sqlite: URL after the scheme names. */
@@ -76,5 +87,6 @@ export async function openStorage(databaseUrl: string, options: OpenStorageOptio
       throw err;
     }
   }
+  if (target.kind === 'sqlite' && options.onDatabaseFileLost) (storage as SqliteStorage).watchFile(options.onDatabaseFileLost);
   return storage;
 }

@@ -119,3 +119,15 @@ export class StorageConflictError extends Error {
     this.name = 'StorageConflictError';
   }
 }
+
+/**
+ * The storage refuses every call for good: its database cannot be trusted any more (the embedded
+ * database's file was deleted or replaced under it). Served as a storage outage: 503, never a 500.
+ */
+export class StorageUnavailableError extends Error {
+  readonly code = 'STORAGE_UNAVAILABLE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageUnavailableError';
+  }
+}

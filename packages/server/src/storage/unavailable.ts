@@ -42,6 +42,8 @@ function unavailableOne(err: unknown): boolean {
   if (PostgresError !== undefined && err instanceof PostgresError) return typeof code === 'string' && UNAVAILABLE_SQLSTATE.test(code);
   if (typeof code === 'string') {
     if (NETWORK_CODES.has(code)) return true;
+    // StorageUnavailableError: a backend that refuses every call (an embedded database whose file vanished).
+    if (code === 'STORAGE_UNAVAILABLE') return true;
     // A Unix socket whose server is down (its socket file gone).
     if (code === 'ENOENT' && (err as { syscall?: unknown }).syscall === 'connect') return true;
     if (SQLITE_UNAVAILABLE.test(code)) return true;

@@ -1,7 +1,8 @@
 // Cache coherence for instances that share a database: every instance reads the change log
 // (written by the database in the same transaction as each write) on a short interval, and
 // sooner when a notification channel (PostgreSQL LISTEN/NOTIFY or Redis pub/sub) wakes it.
-// The interval is the guarantee; notifications only make it faster.
+// The interval is the guarantee; notifications only make it faster. The workers of one server
+// (`serve --workers`) do more: a write waits until the other workers have read it (`propagate`).
 
 import type { Logger } from 'pino';
 import type { ChangeLog, ChangeRecord } from '../storage/types.js';
@@ -9,8 +10,11 @@ import type { ChangeLog, ChangeRecord } from '../storage/types.js';
 /** A wake-up channel between instances. Messages carry nothing: the change log is the truth. */
 export interface Notifier {
   publish(): Promise<void>;
-  /** Calls onWake for every message, and onReconnect after the channel came back (messages may be lost). */
-  subscribe(onWake: () => void, onReconnect: () => void): Promise<void>;
+  /**
+   * Calls onWake for every message, and onReconnect after the channel came back (messages may be
+   * lost). onWake returns the read of the change log it started, for a channel that reports back.
+   */
+  subscribe(onWake: () => unknown, onReconnect: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -28,6 +32,11 @@ export interface ClusterSyncOptions {
   changes: ChangeLog;
   targets: SyncTargets;
   notifier?: Notifier | undefined;
+  /**
+   * The other workers of this server (src/sync/ipc-notifier.ts), whose publish() resolves once
+   * they have read the change log: `propagate` waits for it.
+   */
+  workers?: Notifier | undefined;
   logger: Logger;
   /** Poll interval in ms: changes made elsewhere take effect here within about this long. */
   pollIntervalMs: number;
@@ -62,11 +71,24 @@ export class ClusterSync {
         this.#o.logger.warn({ err }, 'change notifications unavailable; relying on polling');
       }
     }
+    await this.#o.workers?.subscribe(() => this.poll(), () => void this.poll());
   }
 
   /** Wakes the other instances after a local write (best effort). */
   nudge(): void {
     this.#o.notifier?.publish().catch((err: unknown) => this.#o.logger.debug({ err }, 'change notification not sent'));
+  }
+
+  /**
+   * Resolves once the other workers of this server have read the change log, so that a write
+   * awaited with it is seen by whichever worker takes the next request; at once without workers.
+   */
+  async propagate(): Promise<void> {
+    try {
+      await this.#o.workers?.publish();
+    } catch (err) {
+      this.#o.logger.debug({ err }, 'workers not told of a change; they read it at their next poll');
+    }
   }
 
   /** When the change log was last read successfully (ms). */
@@ -135,5 +157,6 @@ export class ClusterSync {
     if (this.#timer) clearInterval(this.#timer);
     await this.#running;
     await this.#o.notifier?.close().catch(() => undefined);
+    await this.#o.workers?.close().catch(() => undefined);
   }
 }

@@ -2,7 +2,7 @@
 
 import type { Database } from 'better-sqlite3';
 import { CHANGE_RETENTION_MS, type ChangeKind, type ChangeLog, type ChangeRecord } from '../types.js';
-import { preparedOnce } from './constraint.js';
+import { preparedOnce, type Gate } from './constraint.js';
 
 interface ChangeRow {
   seq: number;
@@ -29,8 +29,8 @@ function prepareStatements(db: Database) {
 export class SqliteChangeLog implements ChangeLog {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
 
-  constructor(db: Database) {
-    this.statements = preparedOnce(() => prepareStatements(db));
+  constructor(db: Database, gate?: Gate) {
+    this.statements = preparedOnce(() => prepareStatements(db), gate);
   }
 
   async head(): Promise<number> {

@@ -4,7 +4,7 @@ import type { Database } from 'better-sqlite3';
 import type { ClientRecord } from '../../ground/records.js';
 import type { ClientStore, ListClientsOptions } from '../types.js';
 import type { TokenEndpointAuthMethod } from '../../ground/names.js';
-import { conflictOnDuplicate, preparedOnce } from './constraint.js';
+import { conflictOnDuplicate, preparedOnce, type Gate } from './constraint.js';
 
 interface ClientRow {
   client_id: string;
@@ -114,8 +114,8 @@ function prepareStatements(db: Database) {
 export class SqliteClientStore implements ClientStore {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
 
-  constructor(db: Database) {
-    this.statements = preparedOnce(() => prepareStatements(db));
+  constructor(db: Database, gate?: Gate) {
+    this.statements = preparedOnce(() => prepareStatements(db), gate);
   }
 
   async createClient(client: ClientRecord): Promise<void> {

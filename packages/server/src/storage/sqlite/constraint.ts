@@ -17,11 +17,21 @@ export function conflictOnDuplicate<T>(write: () => T, message: string): T {
   }
 }
 
+/** Says whether the database may still be used; throws when it may not (its file vanished). */
+export interface Gate {
+  check(): void;
+}
+
 /**
  * Prepares statements on first use rather than at construction, so a storage opened with
- * `migrate: false` on an empty database can still be constructed and migrated afterwards.
+ * `migrate: false` on an empty database can still be constructed and migrated afterwards. Every
+ * statement a store runs is taken through this, so `gate` is asked before each.
  */
-export function preparedOnce<T>(prepare: () => T): () => T {
+export function preparedOnce<T>(prepare: () => T, gate?: Gate): () => T {
   let prepared: T | undefined;
-  return () => (prepared ??= prepare());
+  if (gate === undefined) return () => (prepared ??= prepare());
+  return () => {
+    gate.check();
+    return (prepared ??= prepare());
+  };
 }

@@ -4,7 +4,7 @@ import type { Database } from 'better-sqlite3';
 import type { KeyStore } from '../types.js';
 import type { PublicJwk, SigningKeyRecord } from '../../ground/records.js';
 import type { SigningAlgorithm } from '../../ground/names.js';
-import { conflictOnDuplicate, preparedOnce } from './constraint.js';
+import { conflictOnDuplicate, preparedOnce, type Gate } from './constraint.js';
 
 interface KeyRow {
   kid: string;
@@ -62,8 +62,8 @@ export class SqliteKeyStore implements KeyStore {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
   private readonly insertIfNoneSince: () => (row: KeyRow, since: number) => boolean;
 
-  constructor(db: Database) {
-    this.statements = preparedOnce(() => prepareStatements(db));
+  constructor(db: Database, gate?: Gate) {
+    this.statements = preparedOnce(() => prepareStatements(db), gate);
     this.insertIfNoneSince = preparedOnce(() => {
       const run = db.transaction((row: KeyRow, since: number): boolean => {
         const s = this.statements();

@@ -2,7 +2,7 @@
 
 import type { Database } from 'better-sqlite3';
 import type { ReplayStore } from '../types.js';
-import { preparedOnce } from './constraint.js';
+import { preparedOnce, type Gate } from './constraint.js';
 
 function prepareStatements(db: Database) {
   return {
@@ -18,8 +18,8 @@ function prepareStatements(db: Database) {
 export class SqliteReplayStore implements ReplayStore {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
 
-  constructor(db: Database) {
-    this.statements = preparedOnce(() => prepareStatements(db));
+  constructor(db: Database, gate?: Gate) {
+    this.statements = preparedOnce(() => prepareStatements(db), gate);
   }
 
   async consumeOnce(key: string, expiresAt: number, now: number): Promise<boolean> {

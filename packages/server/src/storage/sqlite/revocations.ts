@@ -3,7 +3,7 @@
 import type { Database } from 'better-sqlite3';
 import type { RevocationRecord } from '../../ground/records.js';
 import type { RevocationStore } from '../types.js';
-import { preparedOnce } from './constraint.js';
+import { preparedOnce, type Gate } from './constraint.js';
 
 interface RevocationRow {
   jti: string;
@@ -28,8 +28,8 @@ function prepareStatements(db: Database) {
 export class SqliteRevocationStore implements RevocationStore {
   private readonly statements: () => ReturnType<typeof prepareStatements>;
 
-  constructor(db: Database) {
-    this.statements = preparedOnce(() => prepareStatements(db));
+  constructor(db: Database, gate?: Gate) {
+    this.statements = preparedOnce(() => prepareStatements(db), gate);
   }
 
   async revokeToken(record: RevocationRecord): Promise<void> {
