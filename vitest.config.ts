@@ -1,10 +1,14 @@
+// Every package's tests in one run (npm test): each package is a project with its own config, and
+// the repository's own tests (test/: the architecture rules) are one more.
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
-    pool: 'forks',
+    projects: [
+      'packages/sdk',
+      'packages/tools',
+      'packages/server',
+      { test: { name: 'repository', include: ['test/**/*.test.ts'], testTimeout: 60_000, pool: 'forks' } },
+    ],
   },
 });

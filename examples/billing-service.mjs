@@ -8,9 +8,9 @@
 //   ORDERS_AUDIENCE        the resource to ask a token for (default the origin of ORDERS_URL)
 //   INTERVAL_MS            time between two rounds (default 5000)
 //
-// Run `npm run build` first: this file uses the compiled SDK in dist/.
+// Run `npm run build` first: this file uses the compiled SDK (@m2m-auth/sdk, packages/sdk/dist/).
 
-import { createAuthFetch, createTokenProvider, DiscoveryError, TokenRequestError } from '../dist/sdk/client.js';
+import { createAuthFetch, createTokenProvider, DiscoveryError, TokenRequestError } from '@m2m-auth/sdk/client';
 
 const issuer = process.env.M2M_AUTH_ISSUER ?? 'http://localhost:8080';
 const clientId = process.env.BILLING_CLIENT_ID;

@@ -9,10 +9,10 @@
 //                    --resource-uri <audience>); when set, every token is also introspected so
 //                    revoked tokens stop working within two seconds
 //
-// Run `npm run build` first: this file uses the compiled SDK in dist/.
+// Run `npm run build` first: this file uses the compiled SDK (@m2m-auth/sdk, packages/sdk/dist/).
 
 import Fastify from 'fastify';
-import { createVerifier, fastifyBearerAuth, requireScope } from '../dist/sdk/verify.js';
+import { createVerifier, fastifyBearerAuth, requireScope } from '@m2m-auth/sdk/verify';
 
 const issuer = process.env.M2M_AUTH_ISSUER ?? 'http://localhost:8080';
 const listenUrl = new URL(process.env.ORDERS_URL ?? 'http://127.0.0.1:3000');

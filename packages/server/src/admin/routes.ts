@@ -1,0 +1,179 @@
+// The admin API: client registry management (RFC 7591 §2 metadata) and signing key rotation, on
+// its own listener, behind the RFC 6750 bearer admin token.
+//
+// Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/413/415 with
+// { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
+// later); only a fault of the server itself becomes a 500.
+
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';
+import { ClientValidationError, MAX_LIST_LIMIT } from '../clients/metadata.js';
+import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientMetadataInput } from '../clients/wire.js';
+import type { AuditContext, EventBus } from '../observability/events.js';
+import { isStorageUnavailable } from '../storage/unavailable.js';
+import { RETRY_AFTER_SECONDS } from '../ground/errors.js';
+import { adminTokenHook } from './bearer.js';
+import { keyToWire } from './key-wire.js';
+import { AdminRequestError, objectBody, optionalBody, optionalSeconds, queryInt, readQuery } from './request.js';
+
+export interface AdminDeps {
+  registry: ClientRegistry;
+  keys: { list(): unknown[]; rotate(): Promise<unknown> };
+  adminToken: string;
+  events: EventBus;
+}
+
+export const ADMIN_PREFIX = '/admin';
+export const DEFAULT_LIST_LIMIT = 100;
+// Fastify's default maxParamLength; longer path parameters never reach a route (414).
+const MAX_ID_LENGTH = 100;
+
+interface IdParams {
+  id: string;
+}
+
+type AdminErrorCode = 'invalid_request' | 'unauthorized' | 'not_found' | 'server_error' | 'temporarily_unavailable';
+
+function sendError(reply: FastifyReply, status: number, error: AdminErrorCode, message: string): FastifyReply {
+  return reply.code(status).type('application/json; charset=utf-8').send({ error, message });
+}
+
+function audit(req: FastifyRequest): AuditContext {
+  return { ip: req.ip, requestId: String(req.id) };
+}
+
+function clientId(req: FastifyRequest<{ Params: IdParams }>): string {
+  const { id } = req.params;
+  if (id.length === 0 || id.length > MAX_ID_LENGTH) throw new ClientNotFoundError(id);
+  return id;
+}
+
+/** Registers the admin routes under /admin in an encapsulated context of `app`. */
+export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
+  const { registry, keys, events } = deps;
+
+  await app.register(async (admin) => {
+    // Only JSON bodies; an empty body reads as no body, so action routes work without one.
+    admin.removeAllContentTypeParsers();
+    admin.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+      const text = typeof body === 'string' ? body : body.toString('utf8');
+      if (text.trim() === '') {
+        done(null, undefined);
+        return;
+      }
+      try {
+        done(null, JSON.parse(text));
+      } catch {
+        done(new AdminRequestError(400, 'The request body is not valid JSON'), undefined);
+      }
+    });
+
+    // onRequest runs before the body is read: an unauthenticated caller gets nothing parsed.
+    admin.addHook('onRequest', adminTokenHook(deps.adminToken, events, 'The admin API needs the admin token: Authorization: Bearer <token>'));
+
+    admin.addHook('onSend', async (_req, reply, payload) => {
+      reply.header('cache-control', 'no-store');
+      return payload;
+    });
+
+    admin.setNotFoundHandler((req, reply) => {
+      sendError(reply, 404, 'not_found', `No admin endpoint ${req.method} ${req.url.split('?')[0]}`);
+    });
+
+    admin.setErrorHandler((err: FastifyError, req, reply) => {
+      if (err instanceof ClientValidationError) return sendError(reply, 400, 'invalid_request', err.message);
+      if (err instanceof ClientNotFoundError) return sendError(reply, 404, 'not_found', err.message);
+      if (err instanceof AdminRequestError) return sendError(reply, err.status, 'invalid_request', err.message);
+      switch (err.code) {
+        case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+          return sendError(reply, 415, 'invalid_request', 'The request body must be JSON (Content-Type: application/json)');
+        case 'FST_ERR_CTP_BODY_TOO_LARGE':
+          return sendError(reply, 413, 'invalid_request', 'The request body is too large');
+      }
+      if (isStorageUnavailable(err)) {
+        req.log.warn({ err: err.message }, 'admin request failed: storage unavailable');
+        reply.header('retry-after', String(RETRY_AFTER_SECONDS));
+        return sendError(reply, 503, 'temporarily_unavailable',
+          'The database is not answering: the request could not be completed and nothing was acknowledged. Retry later.');
+      }
+      const status = err.statusCode;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        return sendError(reply, status, 'invalid_request', err.message);
+      }
+      req.log.error({ err }, 'admin request failed');
+      return sendError(reply, 500, 'server_error', 'The server encountered an unexpected condition');
+    });
+
+    admin.post('/clients', async (req, reply) => {
+      const body = objectBody(req.body);
+      const { client, clientSecret } = await registry.create(body as ClientMetadataInput, audit(req));
+      reply.code(201).header('location', `${ADMIN_PREFIX}/clients/${encodeURIComponent(client.clientId)}`);
+      return clientSecret === undefined ? clientToWire(client) : clientToWireWithSecret(client, clientSecret);
+    });
+
+    admin.get('/clients', async (req) => {
+      const query = readQuery(req.query, ['limit', 'after']);
+      const limit = queryInt(query.limit, 'limit', 1, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT);
+      if (query.after !== undefined && (query.after === '' || query.after.length > MAX_ID_LENGTH)) {
+        throw new AdminRequestError(400, `after must be a client_id of 1 to ${MAX_ID_LENGTH} characters`);
+      }
+      const page = await registry.list(query.after === undefined ? { limit } : { after: query.after, limit });
+      return { clients: page.clients.map(clientToWire), next: page.next };
+    });
+
+    admin.get<{ Params: IdParams }>('/clients/:id', async (req) => {
+      readQuery(req.query, []);
+      return clientToWire(await registry.read(clientId(req)));
+    });
+
+    admin.patch<{ Params: IdParams }>('/clients/:id', async (req) => {
+      const id = clientId(req);
+      const body = objectBody(req.body);
+      const { client, clientSecret } = await registry.update(id, body as ClientMetadataInput, audit(req));
+      return clientSecret === undefined ? clientToWire(client) : clientToWireWithSecret(client, clientSecret);
+    });
+
+    admin.delete<{ Params: IdParams }>('/clients/:id', async (req, reply) => {
+      const id = clientId(req);
+      optionalBody(req.body, []);
+      await registry.delete(id, audit(req));
+      return reply.code(204).send();
+    });
+
+    admin.post<{ Params: IdParams }>('/clients/:id/secret', async (req) => {
+      const id = clientId(req);
+      const body = optionalBody(req.body, ['grace_period']);
+      const grace = optionalSeconds(body.grace_period, 'grace_period');
+      const rotated = await registry.rotateSecret(id, grace, audit(req));
+      return {
+        ...clientToWireWithSecret(rotated.client, rotated.clientSecret),
+        previous_secret_expires_at: rotated.previousExpiresAt === null ? null : epochSeconds(rotated.previousExpiresAt),
+      };
+    });
+
+    admin.post<{ Params: IdParams }>('/clients/:id/revoke-tokens', async (req) => {
+      const id = clientId(req);
+      optionalBody(req.body, []);
+      return clientToWire(await registry.revokeTokens(id, audit(req)));
+    });
+
+    for (const [action, disabled] of [['disable', true], ['enable', false]] as const) {
+      admin.post<{ Params: IdParams }>(`/clients/:id/${action}`, async (req) => {
+        const id = clientId(req);
+        optionalBody(req.body, []);
+        return clientToWire(await registry.setDisabled(id, disabled, audit(req)));
+      });
+    }
+
+    admin.get('/keys', async (req) => {
+      readQuery(req.query, []);
+      return { keys: keys.list().map(keyToWire) };
+    });
+
+    admin.post('/keys/rotate', async (req) => {
+      optionalBody(req.body, []);
+      const key = await keys.rotate();
+      return { key: keyToWire(key), keys: keys.list().map(keyToWire) };
+    });
+  }, { prefix: ADMIN_PREFIX });
+}

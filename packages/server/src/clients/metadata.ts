@@ -1,0 +1,323 @@
+// RFC 7591 §2 client metadata rules: what a create or an update may send, each field checked on
+// its own (names, scopes, URIs, grant types, methods, JWKs, lifetimes, limits), the rules between
+// fields on the whole record, and which wire fields an update changed. The registry applies them.
+
+import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { CLIENT_ASSERTION_ALGS, GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
+import type { ClientRecord, PublicJwk } from '../ground/records.js';
+import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
+
+/** Bad client metadata or arguments; the message is written for the caller (an HTTP 400). */
+export class ClientValidationError extends Error {
+  readonly code = 'CLIENT_INVALID';
+  /** The metadata field at fault, when there is one. */
+  readonly field: string | undefined;
+  constructor(message: string, field?: string) {
+    super(message);
+    this.name = 'ClientValidationError';
+    this.field = field;
+  }
+}
+
+/** Most clients a page of the list holds. */
+export const MAX_LIST_LIMIT = 1000;
+/** A secret plus the previous ones still in their grace period; beyond this the oldest go at once. */
+export const MAX_SECRETS = 5;
+/** Longest grace period a rotation accepts, in seconds (one year). */
+export const MAX_GRACE_PERIOD = 365 * 24 * 3600;
+
+const MAX_NAME_LENGTH = 200;
+const MAX_SCOPE_TOKENS = 100;
+const MAX_SCOPE_TOKEN_LENGTH = 200;
+const MAX_AUDIENCES = 100;
+const MAX_URI_LENGTH = 2000;
+const MAX_KEYS = 20;
+const MIN_RSA_BITS = 2048;
+/**
+ * Most characters of JSON that the scope and audience of a client's default token (a request
+ * that names no scope and no resource) may take. The token endpoint never issues a token longer
+ * than 16,384 characters (MAX_TOKEN_LENGTH); base64url makes these 10,000 about 13,400, which
+ * leaves room for the header, an RSA-4096 signature and the other claims with an issuer of up to
+ * about 1,000 characters. Without this check such a client would be registered, then refused
+ * invalid_scope on every request that asks for its defaults.
+ */
+const MAX_DEFAULT_GRANT_JSON = 10_000;
+
+/** What a client's default token is made of (see MAX_DEFAULT_GRANT_JSON). */
+export const DEFAULT_GRANT_FIELDS = ['scope', 'defaultScope', 'audience', 'defaultAudience', 'grantTypes'] as const;
+
+const FIELDS = new Set<string>([
+  'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
+  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled',
+]);
+
+/** Fields a caller may see in the wire form but never set; named so the error says why. */
+const REFUSED: Record<string, string> = {
+  client_secret: 'client_secret cannot be chosen: the server generates every secret (rotate the secret to get a new one)',
+  client_id: 'client_id is assigned by the server and cannot be set',
+  client_secret_expires_at: 'client_secret_expires_at is read-only',
+  created_at: 'created_at is read-only',
+  updated_at: 'updated_at is read-only',
+  tokens_revoked_at: 'tokens_revoked_at is read-only (use the revoke-tokens action)',
+  jwks_uri: 'jwks_uri is not supported: register the public keys in jwks',
+};
+
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARS = /[\u0000-\u001F\u007F-\u009F]/;
+
+/** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const SIGNING_CURVES: Record<string, readonly string[]> = {
+  EC: ['P-256', 'P-384', 'P-521'],
+  OKP: ['Ed25519', 'Ed448'],
+};
+const ALG_FAMILY: Record<string, (alg: string, crv: unknown) => boolean> = {
+  EC: (alg, crv) =>
+    (alg === 'ES256' && crv === 'P-256') || (alg === 'ES384' && crv === 'P-384') || (alg === 'ES512' && crv === 'P-521'),
+  RSA: (alg) => /^(RS|PS)(256|384|512)$/.test(alg),
+  OKP: (alg, crv) => alg === 'EdDSA' || (alg === 'Ed25519' && crv === 'Ed25519'),
+};
+
+export function isSecretMethod(method: TokenEndpointAuthMethod): boolean {
+  return method === 'client_secret_basic' || method === 'client_secret_post';
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+export function invalid(field: string, message: string): never {
+  throw new ClientValidationError(message, field);
+}
+
+function parseName(v: unknown): string {
+  if (typeof v !== 'string') invalid('client_name', `client_name must be a string, got ${describe(v)}`);
+  const length = [...v].length;
+  if (v.trim().length === 0) invalid('client_name', 'client_name must not be empty');
+  if (length > MAX_NAME_LENGTH) invalid('client_name', `client_name must be at most ${MAX_NAME_LENGTH} characters`);
+  if (CONTROL_CHARS.test(v)) invalid('client_name', 'client_name must not contain control characters');
+  return v;
+}
+
+/** A space-delimited scope string (RFC 6749 §3.3) as a list; "" is the empty list. */
+function parseScope(field: string, v: unknown): string[] {
+  if (typeof v !== 'string') invalid(field, `${field} must be a space-delimited string, got ${describe(v)}`);
+  if (v === '') return [];
+  const tokens = v.split(' ');
+  if (tokens.some((t) => t === '')) invalid(field, `${field} must separate scope tokens with single spaces`);
+  if (tokens.length > MAX_SCOPE_TOKENS) invalid(field, `${field} must have at most ${MAX_SCOPE_TOKENS} scope tokens`);
+  const seen = new Set<string>();
+  for (const t of tokens) {
+    if (!SCOPE_TOKEN.test(t)) {
+      invalid(field, `${field} token ${JSON.stringify(t)} is not a valid scope token (RFC 6749 §3.3: printable ASCII except space, " and \\)`);
+    }
+    if (t.length > MAX_SCOPE_TOKEN_LENGTH) invalid(field, `${field} tokens must be at most ${MAX_SCOPE_TOKEN_LENGTH} characters`);
+    if (seen.has(t)) invalid(field, `${field} lists ${JSON.stringify(t)} more than once`);
+    seen.add(t);
+  }
+  return tokens;
+}
+
+function parseUris(field: string, v: unknown, allowEmpty: boolean): string[] {
+  if (!Array.isArray(v)) invalid(field, `${field} must be an array of absolute URIs, got ${describe(v)}`);
+  if (v.length === 0 && !allowEmpty) invalid(field, `${field} must name at least one resource URI`);
+  if (v.length > MAX_AUDIENCES) invalid(field, `${field} must have at most ${MAX_AUDIENCES} entries`);
+  const seen = new Set<string>();
+  for (const [i, a] of v.entries()) {
+    if (typeof a !== 'string') invalid(field, `${field}[${i}] must be a string, got ${describe(a)}`);
+    if (a.length > MAX_URI_LENGTH) invalid(field, `${field}[${i}] must be at most ${MAX_URI_LENGTH} characters`);
+    // RFC 8707 §2: a resource is an absolute URI without a fragment.
+    if (!URI_SCHEME.test(a) || /[\s<>"{}|\\^`]/.test(a) || CONTROL_CHARS.test(a) || !URL.canParse(a)) {
+      invalid(field, `${field}[${i}] ${JSON.stringify(a)} is not an absolute URI`);
+    }
+    if (a.includes('#')) invalid(field, `${field}[${i}] ${JSON.stringify(a)} must not have a fragment (RFC 8707 §2)`);
+    if (seen.has(a)) invalid(field, `${field} lists ${JSON.stringify(a)} more than once`);
+    seen.add(a);
+  }
+  return [...v] as string[];
+}
+
+function parseGrantTypes(v: unknown): string[] {
+  if (!Array.isArray(v)) invalid('grant_types', `grant_types must be an array, got ${describe(v)}`);
+  const seen = new Set<string>();
+  for (const g of v) {
+    if (typeof g !== 'string' || !GRANT_TYPES.includes(g)) {
+      invalid('grant_types', `grant_types may only contain ${GRANT_TYPES.map((t) => JSON.stringify(t)).join(', ')} ([] for a client that only introspects or revokes)`);
+    }
+    if (seen.has(g)) invalid('grant_types', `grant_types lists ${JSON.stringify(g)} more than once`);
+    seen.add(g);
+  }
+  return [...seen];
+}
+
+/** Most token requests per second a client's rate_limit may name. */
+export const MAX_RATE_LIMIT = 1_000_000;
+
+function parseRateLimit(v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_RATE_LIMIT) {
+    invalid('rate_limit', `rate_limit must be a number of token requests per second from 0 (no limit) to ${MAX_RATE_LIMIT}, or null for the server default`);
+  }
+  return v;
+}
+
+function parseBoolean(field: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') invalid(field, `${field} must be true or false, got ${describe(v)}`);
+  return v;
+}
+
+function parseMethod(v: unknown): TokenEndpointAuthMethod {
+  if (typeof v !== 'string' || !(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(v)) {
+    invalid('token_endpoint_auth_method', `token_endpoint_auth_method must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(', ')}`);
+  }
+  return v as TokenEndpointAuthMethod;
+}
+
+function parseJwk(key: unknown, i: number): PublicJwk {
+  const where = `jwks.keys[${i}]`;
+  if (!isPlainObject(key)) invalid('jwks', `${where} must be a JSON object, got ${describe(key)}`);
+  const { kty } = key;
+  if (typeof kty !== 'string') invalid('jwks', `${where} has no kty`);
+  if (kty === 'oct') invalid('jwks', `${where} is a symmetric key (kty "oct"); register public keys only`);
+  if (kty !== 'EC' && kty !== 'RSA' && kty !== 'OKP') invalid('jwks', `${where} has an unsupported kty ${JSON.stringify(kty)} (EC, RSA or OKP)`);
+  for (const m of PRIVATE_JWK_MEMBERS) {
+    if (m in key) invalid('jwks', `${where} contains the private key member "${m}"; register the public key only`);
+  }
+  const curves = SIGNING_CURVES[kty];
+  if (curves && !curves.includes(key.crv as string)) {
+    invalid('jwks', `${where} has an unsupported crv ${JSON.stringify(key.crv)} for ${kty} (${curves.join(', ')})`);
+  }
+  if (key.use !== undefined && key.use !== 'sig') invalid('jwks', `${where} use must be "sig"`);
+  if (key.alg !== undefined) {
+    if (typeof key.alg !== 'string' || !(CLIENT_ASSERTION_ALGS as readonly string[]).includes(key.alg)) {
+      invalid('jwks', `${where} alg must be one of ${CLIENT_ASSERTION_ALGS.join(', ')}`);
+    }
+    if (!ALG_FAMILY[kty]?.(key.alg, key.crv)) invalid('jwks', `${where} alg ${key.alg} does not fit a ${kty} key`);
+  }
+  if (key.kid !== undefined && (typeof key.kid !== 'string' || key.kid.length === 0 || key.kid.length > 200)) {
+    invalid('jwks', `${where} kid must be a non-empty string of at most 200 characters`);
+  }
+  let details;
+  try {
+    details = createPublicKey({ key: key as JsonWebKey, format: 'jwk' }).asymmetricKeyDetails;
+  } catch {
+    invalid('jwks', `${where} is not a valid ${kty} public key`);
+  }
+  if (kty === 'RSA' && (details?.modulusLength ?? 0) < MIN_RSA_BITS) {
+    invalid('jwks', `${where} RSA modulus must be at least ${MIN_RSA_BITS} bits`);
+  }
+  return JSON.parse(JSON.stringify(key)) as PublicJwk;
+}
+
+function parseJwks(v: unknown): { keys: PublicJwk[] } {
+  if (!isPlainObject(v)) invalid('jwks', `jwks must be a JSON Web Key Set object, got ${describe(v)}`);
+  const extra = Object.keys(v).find((k) => k !== 'keys');
+  if (extra !== undefined) invalid('jwks', `jwks has an unknown member ${JSON.stringify(extra)}`);
+  if (!Array.isArray(v.keys)) invalid('jwks', 'jwks.keys must be an array');
+  if (v.keys.length === 0) invalid('jwks', 'jwks must contain at least one public key');
+  if (v.keys.length > MAX_KEYS) invalid('jwks', `jwks must contain at most ${MAX_KEYS} keys`);
+  const keys = v.keys.map((k, i) => parseJwk(k, i));
+  const kids = keys.map((k) => k.kid).filter((k) => k !== undefined);
+  if (new Set(kids).size !== kids.length) invalid('jwks', 'jwks key ids (kid) must be unique');
+  return { keys };
+}
+
+/** The fields of a create or update input, checked one by one; cross-field rules come later. */
+export type ParsedMetadata = Partial<Pick<ClientRecord,
+  'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
+  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled'>>;
+
+function parseTtl(v: unknown, { min, max }: { min: number; max: number }): number {
+
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    invalid('access_token_ttl', `access_token_ttl must be a whole number of seconds between ${min} and ${max}, or null for the server default`);
+  }
+  return v;
+}
+
+/**
+ * The fields of a create or update input, each checked on its own (cross-field rules: checkRecord).
+ * `ttl` bounds access_token_ttl (M2M_AUTH_TOKEN_TTL_MIN and _MAX).
+ */
+export function parseMetadata(input: unknown, ttl: { min: number; max: number }): ParsedMetadata {
+  if (!isPlainObject(input)) throw new ClientValidationError(`Client metadata must be a JSON object, got ${describe(input)}`);
+  for (const key of Object.keys(input)) {
+    if (Object.hasOwn(REFUSED, key)) invalid(key, REFUSED[key]!);
+    if (!FIELDS.has(key)) invalid(key, `Unknown field ${JSON.stringify(key)}`);
+  }
+  const out: ParsedMetadata = {};
+  const has = (k: string): boolean => Object.hasOwn(input, k) && input[k] !== undefined;
+  if (has('client_name')) out.clientName = parseName(input.client_name);
+  if (has('scope')) out.scope = parseScope('scope', input.scope);
+  if (has('default_scope')) out.defaultScope = input.default_scope === null ? null : parseScope('default_scope', input.default_scope);
+  if (has('audience')) out.audience = parseUris('audience', input.audience, true);
+  if (has('default_audience')) {
+    out.defaultAudience = input.default_audience === null ? null : parseUris('default_audience', input.default_audience, false);
+  }
+  if (has('grant_types')) out.grantTypes = parseGrantTypes(input.grant_types);
+  if (has('resource_uris')) out.resourceUris = parseUris('resource_uris', input.resource_uris, true);
+  if (has('token_endpoint_auth_method')) out.tokenEndpointAuthMethod = parseMethod(input.token_endpoint_auth_method);
+  if (has('jwks')) out.jwks = input.jwks === null ? null : parseJwks(input.jwks);
+  if (has('access_token_ttl')) out.accessTokenTtl = input.access_token_ttl === null ? null : parseTtl(input.access_token_ttl, ttl);
+  if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
+  if (has('token_reuse')) out.tokenReuse = parseBoolean('token_reuse', input.token_reuse);
+  if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
+  return out;
+}
+
+/** Cross-field rules, checked on the whole record after create or update; the default token's size only when `grantChanged` (a create, or an update of what it is made of). */
+export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = true): void {
+  // RFC 9068 §2.2: every access token has an aud, so a client that gets tokens needs one.
+  if (c.grantTypes.includes('client_credentials') && c.audience.length === 0) {
+    invalid('audience', 'audience is required: the resource URIs (absolute, no fragment) this client may get tokens for');
+  }
+  if (c.defaultScope !== null) {
+    const extra = c.defaultScope.find((s) => !c.scope.includes(s));
+    if (extra !== undefined) invalid('default_scope', `default_scope ${JSON.stringify(extra)} is not in scope`);
+  }
+  if (c.defaultAudience !== null) {
+    const extra = c.defaultAudience.find((a) => !c.audience.includes(a));
+    if (extra !== undefined) invalid('default_audience', `default_audience ${JSON.stringify(extra)} is not in audience`);
+  }
+  if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
+    invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
+  }
+  if (grantChanged && c.grantTypes.includes('client_credentials')) {
+    const scope = c.defaultScope ?? c.scope;
+    const audience = c.defaultAudience ?? c.audience;
+    const size = JSON.stringify(scope.join(' ')).length + JSON.stringify(audience).length;
+    if (size > MAX_DEFAULT_GRANT_JSON) {
+      invalid(c.defaultAudience === null ? 'audience' : 'default_audience',
+        `a token request that names no scope and no resource gets ${c.defaultScope === null ? 'every scope' : 'default_scope'} and `
+        + `${c.defaultAudience === null ? 'every audience' : 'default_audience'}, and these take ${size} characters, more than the ${MAX_DEFAULT_GRANT_JSON} `
+        + 'that fit in an access token; set default_audience (and default_scope) to fewer values');
+    }
+  }
+}
+
+const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
+  ['clientName', 'client_name'],
+  ['scope', 'scope'],
+  ['defaultScope', 'default_scope'],
+  ['audience', 'audience'],
+  ['defaultAudience', 'default_audience'],
+  ['grantTypes', 'grant_types'],
+  ['resourceUris', 'resource_uris'],
+  ['tokenEndpointAuthMethod', 'token_endpoint_auth_method'],
+  ['jwks', 'jwks'],
+  ['accessTokenTtl', 'access_token_ttl'],
+  ['rateLimit', 'rate_limit'],
+  ['tokenReuse', 'token_reuse'],
+  ['disabled', 'disabled'],
+  ['secrets', 'client_secret'],
+];
+
+/** Wire names of the fields that differ. */
+export function changedFields(a: ClientRecord, b: ClientRecord): string[] {
+  return METADATA_FIELDS.filter(([k]) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map(([, name]) => name);
+}

@@ -1,0 +1,376 @@
+// The client registry: clients kept in a ClientStore, their metadata checked by ./metadata.ts, with
+// an in-memory cache in front of it for the token endpoint and write-through on every change.
+//
+// Every write goes through here, so every write replaces or drops the cached record before it
+// returns: a disabled or deleted client, a rotated secret or the kill switch takes effect on the
+// next token request of this instance. Other instances are told through invalidate()/clear().
+
+import type { ClientRecord, ClientSecretRecord } from '../ground/records.js';
+import type { AuditContext, EventBus } from '../observability/events.js';
+import { StorageConflictError, type ClientStore } from '../storage/types.js';
+import {
+  changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT, MAX_SECRETS,
+  parseMetadata, type ParsedMetadata,
+} from './metadata.js';
+import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
+import type { ClientMetadataInput } from './wire.js';
+
+export class ClientNotFoundError extends Error {
+  readonly code = 'CLIENT_NOT_FOUND';
+  readonly clientId: string;
+  constructor(clientId: string) {
+    super(`Client ${JSON.stringify(clientId.length > 100 ? `${clientId.slice(0, 100)}...` : clientId)} not found`);
+    this.name = 'ClientNotFoundError';
+    this.clientId = clientId;
+  }
+}
+
+export interface ClientRegistryOptions {
+  /** Bounds of a client's access_token_ttl, in seconds. */
+  tokenTtlMin: number;
+  tokenTtlMax: number;
+  /** Default seconds a rotated secret keeps working. */
+  secretGracePeriod: number;
+  /** Clock in epoch ms (tests inject one). */
+  now?: () => number;
+  /** Most records kept in memory; default 10,000. */
+  cacheSize?: number;
+}
+
+export interface IssuedClient {
+  client: ClientRecord;
+  /** The new secret, present only when one was issued; shown once, stored as a digest. */
+  clientSecret?: string;
+}
+
+export interface RotatedSecret {
+  client: ClientRecord;
+  clientSecret: string;
+  /** When the previous secret stops working (epoch ms); null when there was none. */
+  previousExpiresAt: number | null;
+}
+
+export interface ClientPage {
+  clients: ClientRecord[];
+  /** Pass as `after` for the next page; null on the last page. */
+  next: string | null;
+}
+
+export const DEFAULT_CACHE_SIZE = 10_000;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+export class ClientRegistry {
+  readonly #store: ClientStore;
+  readonly #events: EventBus;
+  readonly #opts: Required<Omit<ClientRegistryOptions, 'now'>>;
+  readonly #now: () => number;
+  /** Insertion order is recency order: a hit moves the entry to the end, eviction takes the first. */
+  readonly #cache = new Map<string, ClientRecord>();
+  /** The key last put at the end of #cache: hits on it need not move it (a busy client's run of hits moves nothing). */
+  #newest: string | undefined;
+  /** Bumped by every write and invalidation so that a read racing a write never caches the old record. */
+  #generation = 0;
+  readonly #locks = new Map<string, Promise<void>>();
+  #hits = 0;
+  #misses = 0;
+  #onStoreRead: ((seconds: number) => void) | undefined;
+
+  constructor(store: ClientStore, events: EventBus, opts: ClientRegistryOptions) {
+    this.#store = store;
+    this.#events = events;
+    this.#now = opts.now ?? Date.now;
+    this.#opts = {
+      tokenTtlMin: opts.tokenTtlMin,
+      tokenTtlMax: opts.tokenTtlMax,
+      secretGracePeriod: opts.secretGracePeriod,
+      cacheSize: opts.cacheSize ?? DEFAULT_CACHE_SIZE,
+    };
+  }
+
+  /**
+   * The client, from memory when cached. Unknown ids are not remembered, so they cannot fill the
+   * cache. The record is frozen: it is shared by every caller until the next write replaces it.
+   */
+  async get(clientId: string): Promise<ClientRecord | undefined> {
+    const hit = this.#cache.get(clientId);
+    if (hit) {
+      this.#hits++;
+      if (clientId !== this.#newest) {
+        this.#cache.delete(clientId);
+        this.#cache.set(clientId, hit);
+        this.#newest = clientId;
+      }
+      return hit;
+    }
+    this.#misses++;
+    const generation = this.#generation;
+    const started = this.#onStoreRead === undefined ? 0 : performance.now();
+    const record = await this.#store.getClient(clientId);
+    this.#onStoreRead?.((performance.now() - started) / 1000);
+    if (!record) return undefined;
+    deepFreeze(record);
+    if (generation === this.#generation) this.#remember(record);
+    return record;
+  }
+
+  /** The client as stored now, bypassing the cache (admin reads); throws ClientNotFoundError. */
+  async read(clientId: string): Promise<ClientRecord> {
+    return this.#load(clientId);
+  }
+
+  /** Drops one cached record (another instance changed it). */
+  invalidate(clientId: string): void {
+    this.#generation++;
+    this.#cache.delete(clientId);
+  }
+
+  clear(): void {
+    this.#generation++;
+    this.#cache.clear();
+  }
+
+  /** Number of cached records. */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Lookups answered from memory and from the store since start (metrics). */
+  get cacheStats(): { hits: number; misses: number } {
+    return { hits: this.#hits, misses: this.#misses };
+  }
+
+  /** Reports the seconds each store read made on a cache miss took (metrics). */
+  observeStoreReads(observer: (seconds: number) => void): void {
+    this.#onStoreRead = observer;
+  }
+
+  async create(input: ClientMetadataInput, ctx: AuditContext = {}): Promise<IssuedClient> {
+    const fields = this.#fields(input);
+    if (fields.clientName === undefined) invalid('client_name', 'client_name is required');
+    const method = fields.tokenEndpointAuthMethod ?? 'client_secret_basic';
+    const now = this.#now();
+    if (isSecretMethod(method) && fields.jwks != null) {
+      invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
+    }
+    const clientSecret = isSecretMethod(method) ? generateClientSecret() : undefined;
+    const draft: Omit<ClientRecord, 'clientId'> = {
+      clientName: fields.clientName,
+      scope: fields.scope ?? [],
+      defaultScope: fields.defaultScope ?? null,
+      audience: fields.audience ?? [],
+      defaultAudience: fields.defaultAudience ?? null,
+      grantTypes: fields.grantTypes ?? ['client_credentials'],
+      resourceUris: fields.resourceUris ?? [],
+      tokenEndpointAuthMethod: method,
+      jwks: fields.jwks ?? null,
+      accessTokenTtl: fields.accessTokenTtl ?? null,
+      rateLimit: fields.rateLimit ?? null,
+      tokenReuse: fields.tokenReuse ?? false,
+      disabled: fields.disabled ?? false,
+      secrets: clientSecret === undefined ? [] : [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }],
+      tokensRevokedAt: null,
+      createdAt: now,
+      updatedAt: now,
+    };
+    checkRecord(draft);
+    // 96 random bits make a collision unheard of; a retry keeps one from surfacing as an error.
+    for (let attempt = 0; ; attempt++) {
+      const client: ClientRecord = { clientId: generateClientId(), ...draft };
+      try {
+        await this.#store.createClient(client);
+      } catch (err) {
+        if (err instanceof StorageConflictError && attempt < 2) continue;
+        throw err;
+      }
+      this.#written(client);
+      this.#events.emit('client.created', { clientId: client.clientId, ...ctx });
+      return clientSecret === undefined ? { client } : { client, clientSecret };
+    }
+  }
+
+  /**
+   * Applies a partial metadata update. Switching to a secret method from private_key_jwt issues a
+   * secret (returned once) and drops jwks; switching to private_key_jwt needs jwks and drops the
+   * secrets. An update that changes nothing writes nothing.
+   */
+  async update(clientId: string, patch: ClientMetadataInput, ctx: AuditContext = {}): Promise<IssuedClient> {
+    const fields = this.#fields(patch);
+    return this.#exclusive(clientId, async () => {
+      const current = await this.#load(clientId);
+      const now = this.#now();
+      const next: ClientRecord = { ...current, ...fields };
+      let clientSecret: string | undefined;
+      if (isSecretMethod(next.tokenEndpointAuthMethod)) {
+        if (fields.jwks != null) invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
+        next.jwks = null;
+        if (next.secrets.length === 0) {
+          clientSecret = generateClientSecret();
+          next.secrets = [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }];
+        }
+      } else {
+        next.secrets = [];
+      }
+      // A client stored before the default-token check can still be changed in other ways.
+      checkRecord(next, DEFAULT_GRANT_FIELDS.some((f) => fields[f] !== undefined));
+      const changed = changedFields(current, next);
+      if (changed.length === 0) return { client: current };
+      next.updatedAt = now;
+      await this.#replace(next);
+      this.#events.emit('client.updated', { clientId, fields: changed, ...ctx });
+      if (current.disabled !== next.disabled) {
+        this.#events.emit(next.disabled ? 'client.disabled' : 'client.enabled', { clientId, ...ctx });
+      }
+      return clientSecret === undefined ? { client: next } : { client: next, clientSecret };
+    });
+  }
+
+  async setDisabled(clientId: string, disabled: boolean, ctx: AuditContext = {}): Promise<ClientRecord> {
+    if (typeof disabled !== 'boolean') invalid('disabled', 'disabled must be a boolean');
+    return this.#exclusive(clientId, async () => {
+      const current = await this.#load(clientId);
+      if (current.disabled === disabled) return current;
+      const next: ClientRecord = { ...current, disabled, updatedAt: this.#now() };
+      await this.#replace(next);
+      this.#events.emit(disabled ? 'client.disabled' : 'client.enabled', { clientId, ...ctx });
+      return next;
+    });
+  }
+
+  /**
+   * Issues a new secret (newest first). Every earlier secret stops working at now + grace at the
+   * latest (a shorter expiry it already has is kept); expired ones are dropped, so grace 0 ends
+   * the old secret at once.
+   */
+  async rotateSecret(clientId: string, graceSeconds?: number, ctx: AuditContext = {}): Promise<RotatedSecret> {
+    const grace = graceSeconds ?? this.#opts.secretGracePeriod;
+    if (!Number.isSafeInteger(grace) || grace < 0 || grace > MAX_GRACE_PERIOD) {
+      invalid('grace_period', `grace_period must be a whole number of seconds between 0 and ${MAX_GRACE_PERIOD}`);
+    }
+    return this.#exclusive(clientId, async () => {
+      const current = await this.#load(clientId);
+      if (!isSecretMethod(current.tokenEndpointAuthMethod)) {
+        invalid('token_endpoint_auth_method', 'The client authenticates with private_key_jwt and has no secret to rotate');
+      }
+      const now = this.#now();
+      const until = now + grace * 1000;
+      const capped: ClientSecretRecord[] = current.secrets.map((s) => ({
+        ...s,
+        expiresAt: s.expiresAt === null ? until : Math.min(s.expiresAt, until),
+      }));
+      const previousExpiresAt = capped[0]?.expiresAt ?? null;
+      const clientSecret = generateClientSecret();
+      const secrets = [
+        { digest: secretDigest(clientSecret), createdAt: now, expiresAt: null },
+        ...capped.filter((s) => s.expiresAt !== null && s.expiresAt > now),
+      ].slice(0, MAX_SECRETS);
+      const next: ClientRecord = { ...current, secrets, updatedAt: now };
+      await this.#replace(next);
+      this.#events.emit('client.secret_rotated', { clientId, previousExpiresAt, ...ctx });
+      return { client: next, clientSecret, previousExpiresAt };
+    });
+  }
+
+  /** Kill switch: every token issued to the client before now becomes inactive. */
+  async revokeTokens(clientId: string, ctx: AuditContext = {}): Promise<ClientRecord> {
+    return this.#exclusive(clientId, async () => {
+      const current = await this.#load(clientId);
+      const now = this.#now();
+      const next: ClientRecord = { ...current, tokensRevokedAt: now, updatedAt: now };
+      await this.#replace(next);
+      this.#events.emit('client.tokens_revoked', { clientId, before: now, ...ctx });
+      return next;
+    });
+  }
+
+  async delete(clientId: string, ctx: AuditContext = {}): Promise<void> {
+    await this.#exclusive(clientId, async () => {
+      this.invalidate(clientId);
+      const existed = await this.#store.deleteClient(clientId);
+      this.invalidate(clientId);
+      if (!existed) throw new ClientNotFoundError(clientId);
+      this.#events.emit('client.deleted', { clientId, ...ctx });
+    });
+  }
+
+  /** One page of clients in client_id order (keyset pagination). */
+  async list(options: { after?: string; limit: number }): Promise<ClientPage> {
+    const { after, limit } = options;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      invalid('limit', `limit must be a whole number between 1 and ${MAX_LIST_LIMIT}`);
+    }
+    if (after !== undefined && (typeof after !== 'string' || after.length === 0)) {
+      invalid('after', 'after must be a non-empty client_id');
+    }
+    const rows = await this.#store.listClients(after === undefined ? { limit: limit + 1 } : { after, limit: limit + 1 });
+    const clients = rows.slice(0, limit);
+    const next = rows.length > limit ? (clients[clients.length - 1]?.clientId ?? null) : null;
+    return { clients, next };
+  }
+
+  #fields(input: unknown): ParsedMetadata {
+    return parseMetadata(input, { min: this.#opts.tokenTtlMin, max: this.#opts.tokenTtlMax });
+  }
+
+  async #load(clientId: string): Promise<ClientRecord> {
+    const record = await this.#store.getClient(clientId);
+    if (!record) throw new ClientNotFoundError(clientId);
+    return record;
+  }
+
+  async #replace(next: ClientRecord): Promise<void> {
+    let found: boolean;
+    try {
+      found = await this.#store.updateClient(next);
+    } catch (err) {
+      this.invalidate(next.clientId);
+      throw err;
+    }
+    if (!found) {
+      this.invalidate(next.clientId);
+      throw new ClientNotFoundError(next.clientId);
+    }
+    this.#written(next);
+  }
+
+  #written(record: ClientRecord): void {
+    this.#generation++;
+    this.#remember(deepFreeze(record));
+  }
+
+  #remember(record: ClientRecord): void {
+    // Deleted first so that a record already cached moves to the end too (Map.set keeps its place).
+    this.#cache.delete(record.clientId);
+    this.#cache.set(record.clientId, record);
+    this.#newest = record.clientId;
+    if (this.#cache.size > this.#opts.cacheSize) {
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
+    }
+  }
+
+  /** Runs writes to one client one after another, so two rotations cannot lose a secret. */
+  async #exclusive<T>(clientId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(clientId) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const tail = previous.then(() => mine);
+    this.#locks.set(clientId, tail);
+    await previous;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.#locks.get(clientId) === tail) this.#locks.delete(clientId);
+    }
+  }
+}
+

@@ -1,0 +1,97 @@
+// The RFC 7591 §2 client metadata wire form of a ClientRecord, as the admin API reads and writes it.
+//
+// Choices:
+// - Field names are the RFC 7591 metadata names where one exists (client_id, client_name, scope,
+//   token_endpoint_auth_method, jwks, client_secret, client_secret_expires_at); the others follow
+//   the same snake_case style.
+// - Times are epoch seconds (integers), the NumericDate of RFC 7591 §3.2.1 and RFC 7519 §2, so
+//   they compare directly with a token's `iat` and `exp`.
+// - `client_secret` appears only in the responses that issue one (create, rotate, an update that
+//   switches to a secret method); stored digests never leave the server.
+
+import type { ClientRecord, PublicJwk } from '../ground/records.js';
+import type { TokenEndpointAuthMethod } from '../ground/names.js';
+
+/** Metadata a caller may send to create or update a client (validated by ClientRegistry). */
+export interface ClientMetadataInput {
+  client_name?: string;
+  /** Space-delimited scope tokens (RFC 6749 §3.3). */
+  scope?: string;
+  /** Space-delimited subset of `scope`; null = all of `scope`. */
+  default_scope?: string | null;
+  /** Absolute URIs of the resource servers (RFC 8707 resources). */
+  audience?: string[];
+  /** Subset of `audience`; null = all of `audience`. */
+  default_audience?: string[] | null;
+  /** ['client_credentials'] (default) or [] for a client that only introspects or revokes. */
+  grant_types?: string[];
+  /** Audience identifiers this client answers to as a resource server (introspection); default []. */
+  resource_uris?: string[];
+  token_endpoint_auth_method?: TokenEndpointAuthMethod;
+  jwks?: { keys: PublicJwk[] } | null;
+  /** Seconds; null = the server default. */
+  access_token_ttl?: number | null;
+  /** Token requests per second (fractions allowed; 0 = no limit); null = the server default. */
+  rate_limit?: number | null;
+  /** Reuse the last token for a repeated request while it has more than half its lifetime left; default false. */
+  token_reuse?: boolean;
+  disabled?: boolean;
+}
+
+export interface ClientWire {
+  client_id: string;
+  client_name: string;
+  scope: string;
+  default_scope: string | null;
+  audience: string[];
+  default_audience: string[] | null;
+  grant_types: string[];
+  resource_uris: string[];
+  token_endpoint_auth_method: TokenEndpointAuthMethod;
+  jwks: { keys: PublicJwk[] } | null;
+  access_token_ttl: number | null;
+  rate_limit: number | null;
+  token_reuse: boolean;
+  disabled: boolean;
+  /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
+  tokens_revoked_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ClientWireWithSecret extends ClientWire {
+  client_secret: string;
+  /** RFC 7591 §3.2.1: REQUIRED with client_secret; 0 = the secret does not expire. */
+  client_secret_expires_at: 0;
+}
+
+export function epochSeconds(ms: number): number {
+  return Math.floor(ms / 1000);
+}
+
+export function clientToWire(client: ClientRecord): ClientWire {
+  return {
+    client_id: client.clientId,
+    client_name: client.clientName,
+    scope: client.scope.join(' '),
+    default_scope: client.defaultScope === null ? null : client.defaultScope.join(' '),
+    audience: [...client.audience],
+    default_audience: client.defaultAudience === null ? null : [...client.defaultAudience],
+    grant_types: [...client.grantTypes],
+    resource_uris: [...client.resourceUris],
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod,
+    jwks: client.jwks === null ? null : { keys: client.jwks.keys.map((k) => ({ ...k })) },
+    access_token_ttl: client.accessTokenTtl,
+    rate_limit: client.rateLimit,
+    token_reuse: client.tokenReuse,
+    disabled: client.disabled,
+    tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
+    created_at: epochSeconds(client.createdAt),
+    updated_at: epochSeconds(client.updatedAt),
+  };
+}
+
+/** The wire form with a newly issued secret: the only time the secret is ever shown. */
+export function clientToWireWithSecret(client: ClientRecord, clientSecret: string): ClientWireWithSecret {
+  return { ...clientToWire(client), client_secret: clientSecret, client_secret_expires_at: 0 };
+}

@@ -1,0 +1,24 @@
+// Names on the wire this server knows: token endpoint authentication methods (RFC 7591 §2),
+// access token signing algorithms, client assertion algorithms and type (RFC 7523), grant types.
+
+export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+
+export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
+  'client_secret_basic',
+  'client_secret_post',
+  'private_key_jwt',
+];
+
+export type SigningAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';
+
+export const SIGNING_ALGORITHMS: readonly SigningAlgorithm[] = ['ES256', 'EdDSA', 'PS256', 'RS256'];
+
+export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+/** Client assertion algorithms: asymmetric only, never `none`, never HMAC (a public key is not a shared secret). */
+export const CLIENT_ASSERTION_ALGS = [
+  'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512',
+] as const;
+
+/** RFC 7591 §2 grant_types this server implements. */
+export const GRANT_TYPES: readonly string[] = ['client_credentials'];

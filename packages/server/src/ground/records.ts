@@ -1,0 +1,92 @@
+// The records every part of the server speaks of: clients, their secrets, signing keys and
+// revocations, as storage keeps them and the registry, the key ring and the OAuth core read them.
+// All times are epoch milliseconds.
+
+import type { SigningAlgorithm, TokenEndpointAuthMethod } from './names.js';
+
+/** One client secret, stored as the hex SHA-256 digest of the secret string. */
+export interface ClientSecretRecord {
+  /** Hex SHA-256 of the secret as the client sends it. */
+  digest: string;
+  createdAt: number;
+  /** When this secret stops working (set on the previous secret when a new one is issued); null = no expiry. */
+  expiresAt: number | null;
+}
+
+/** A public JWK as registered by a private_key_jwt client (RFC 7517). */
+export type PublicJwk = Record<string, unknown> & { kty: string; kid?: string; alg?: string; use?: string };
+
+export interface ClientRecord {
+  clientId: string;
+  clientName: string;
+  /** Scopes the client may request. */
+  scope: string[];
+  /** Scopes granted when the request names none; null = all of `scope`. */
+  defaultScope: string[] | null;
+  /** Audiences (RFC 8707 resources) the client may request tokens for. */
+  audience: string[];
+  /** Audiences a token gets when the request names none; null = all of `audience`. */
+  defaultAudience: string[] | null;
+  tokenEndpointAuthMethod: TokenEndpointAuthMethod;
+  /**
+   * RFC 7591 `grant_types`: ['client_credentials'] for a client that gets tokens; [] for a client
+   * that only introspects or revokes (a resource server). Added by the lead: default ['client_credentials'].
+   */
+  grantTypes: string[];
+  /**
+   * The audience identifiers this client answers to as a resource server: it may introspect tokens
+   * whose `aud` names one of them (RFC 7662 §4). Wire name `resource_uris`; default [].
+   */
+  resourceUris: string[];
+  /** Public keys for private_key_jwt; null for the secret methods. */
+  jwks: { keys: PublicJwk[] } | null;
+  /** Access token lifetime in seconds; null = the server default. */
+  accessTokenTtl: number | null;
+  /**
+   * Token requests per second this client may make (fractions allowed; 0 = no limit); null = the
+   * server default (M2M_AUTH_TOKEN_RATE_LIMIT). Wire name `rate_limit`.
+   */
+  rateLimit: number | null;
+  /**
+   * Answer a repeated request for the same scope and audience with the client's last token while
+   * it has more than half its lifetime left, instead of signing a new one. Wire name `token_reuse`;
+   * default false.
+   */
+  tokenReuse: boolean;
+  disabled: boolean;
+  /** Current secrets (newest first); empty for private_key_jwt. */
+  secrets: ClientSecretRecord[];
+  /** Kill switch: tokens issued to this client before this instant are inactive; null = never used. */
+  tokensRevokedAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface SigningKeyRecord {
+  kid: string;
+  alg: SigningAlgorithm;
+  /** The public JWK (with kid, alg, use: "sig"). */
+  publicJwk: PublicJwk;
+  /** PKCS#8 private key encrypted with AES-256-GCM under the key-encryption key (see keys/kek.ts). */
+  privateKeyEncrypted: string;
+  createdAt: number;
+  /** Published from createdAt; signs from activatesAt on. */
+  activatesAt: number;
+  /** When a newer key took over signing; null while this key may still sign. */
+  retiredAt: number | null;
+  /** When the key leaves the JWKS (the last token it signed has expired); null while not retired. */
+  expiresAt: number | null;
+}
+
+export interface RevocationRecord {
+  jti: string;
+  clientId: string;
+  /** The token's exp (ms): the revocation is kept until then. */
+  expiresAt: number;
+  revokedAt: number;
+}
+
+/** Where clients come from: the registry's cache in production, anything with get() in tests. */
+export interface ClientLookup {
+  get(clientId: string): Promise<ClientRecord | undefined>;
+}

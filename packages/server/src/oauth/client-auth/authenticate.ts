@@ -1,0 +1,195 @@
+// Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3,
+// RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
+// One chain every endpoint shares: pick the method, ask the throttle, check the credentials, and
+// count the failures. The connection memo (../connection-memo.ts) wraps it with a fast path for a
+// repeated client_secret_basic header, built from the named steps below.
+
+import { OAuthError } from '../../ground/errors.js';
+import { hasIssuedClientIdShape } from '../../ground/client-id.js';
+import { CLIENT_ASSERTION_TYPE, type TokenEndpointAuthMethod } from '../../ground/names.js';
+import type { ClientLookup, ClientRecord, ClientSecretRecord } from '../../ground/records.js';
+import { matchClientSecret } from '../../clients/secrets.js';
+import type { AuthThrottle } from '../../limits/limits.js';
+import type { ReplayStore } from '../../storage/types.js';
+import { param, type FormParams } from '../request/form.js';
+import type { OAuthRequest } from '../request/context.js';
+import { isBasic, parseBasicAuthorization } from './basic.js';
+import { assertionClientId, verifyClientAssertion } from './private-key-jwt.js';
+
+export interface AuthenticatedClient {
+  client: ClientRecord;
+  method: TokenEndpointAuthMethod;
+  /**
+   * The secret that matched (client_secret_basic and client_secret_post); undefined for
+   * private_key_jwt, and when the connection's memo vouched for a repeated Basic header.
+   */
+  secret: ClientSecretRecord | undefined;
+}
+
+export interface ClientAuthenticationOptions {
+  clients: ClientLookup;
+  replay: ReplayStore;
+  issuer: string;
+  tokenEndpoint: string;
+  now?: () => number;
+  /** Throttling of failed authentication (src/limits); none when absent. */
+  throttle?: AuthThrottle;
+}
+
+const MAX_CLIENT_ID_LENGTH = 256;
+const BASIC_CHALLENGE = { 'www-authenticate': 'Basic realm="m2m-auth", charset="UTF-8"' };
+
+/**
+ * The one invalid_client response: the same words for an unknown client, a wrong secret, a
+ * disabled client and a wrong method, so a caller learns nothing about which it was.
+ */
+function invalidClient(detail: string, basicTried: boolean, clientId?: string): OAuthError {
+  return new OAuthError('invalid_client', 'Client authentication failed.', {
+    detail,
+    headers: basicTried ? BASIC_CHALLENGE : {},
+    ...(clientId !== undefined && hasIssuedClientIdShape(clientId) && { clientId }),
+  });
+}
+
+export class ClientAuthentication {
+  readonly #clients: ClientLookup;
+  readonly #replay: ReplayStore;
+  readonly #issuer: string;
+  readonly #tokenEndpoint: string;
+  readonly #now: () => number;
+  readonly #throttle: AuthThrottle | undefined;
+
+  constructor(opts: ClientAuthenticationOptions) {
+    this.#clients = opts.clients;
+    this.#replay = opts.replay;
+    this.#issuer = opts.issuer;
+    this.#tokenEndpoint = opts.tokenEndpoint;
+    this.#now = opts.now ?? Date.now;
+    this.#throttle = opts.throttle;
+  }
+
+  /**
+   * The chain: the client that `req` authenticates as, by exactly one method; throws OAuthError
+   * (invalid_client, or invalid_request for a malformed attempt). Call after duplicate parameters
+   * were rejected. `req.ip` is the source address, for the throttle.
+   */
+  async authenticate(req: OAuthRequest, params: FormParams): Promise<AuthenticatedClient> {
+    if (this.#throttle === undefined) return this.#verify(req, params);
+    try {
+      return await this.#verify(req, params);
+    } catch (err) {
+      const counted = this.counted(err, req.ip);
+      if (counted) await counted;
+      throw err;
+    }
+  }
+
+  /**
+   * Counts a failure: every invalid_client counts the same, whatever the reason, so the throttle
+   * tells an unknown client from a wrong secret no better than the answer does.
+   */
+  counted(err: unknown, ip: string | undefined): void | Promise<void> {
+    if (this.#throttle !== undefined && err instanceof OAuthError && err.error === 'invalid_client') return this.#throttle.failed(err.clientId, ip);
+  }
+
+  /** Waits for, or throws, the throttle's verdict on a presented client_id and address. */
+  throttled(clientId: string, ip: string | undefined): void | Promise<void> {
+    return this.#throttle?.check(hasIssuedClientIdShape(clientId) ? clientId : undefined, ip);
+  }
+
+  /** The client as the endpoints see it (the registry's cache behind the staleness bound). */
+  lookup(clientId: string): Promise<ClientRecord | undefined> {
+    return this.#clients.get(clientId);
+  }
+
+  /** client_secret_basic against a client already looked up: the header's secret, checked as on the full path. */
+  basicAgainst(client: ClientRecord | undefined, authorization: string): AuthenticatedClient {
+    const creds = parseBasicAuthorization(authorization);
+    return this.#checkSecret(client, creds.clientId, creds.clientSecret, 'client_secret_basic', true);
+  }
+
+  async #verify(req: OAuthRequest, params: FormParams): Promise<AuthenticatedClient> {
+    const { authorization, ip } = req;
+    const bodyId = param(params, 'client_id');
+    const bodySecret = param(params, 'client_secret');
+    const assertion = param(params, 'client_assertion');
+    const basicTried = authorization !== undefined && authorization.length > 0;
+
+    // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
+    const methods = (basicTried ? 1 : 0) + (bodySecret !== undefined ? 1 : 0) + (assertion !== undefined ? 1 : 0);
+    if (methods > 1) {
+      throw new OAuthError('invalid_request', 'The request uses more than one client authentication method.');
+    }
+    if (methods === 0) {
+      throw invalidClient('no client authentication', false, bodyId);
+    }
+
+    if (basicTried) {
+      if (!isBasic(authorization)) throw invalidClient('unsupported Authorization scheme', true);
+      const creds = parseBasicAuthorization(authorization);
+      // RFC 6749 §2.3.1 does not forbid client_id in the body with Basic, but it must agree.
+      if (bodyId !== undefined && bodyId !== creds.clientId) {
+        throw new OAuthError('invalid_request', 'The client_id parameter does not match the Authorization header.');
+      }
+      const wait = this.throttled(creds.clientId, ip);
+      if (wait) await wait;
+      return this.#secret(creds.clientId, creds.clientSecret, 'client_secret_basic', true);
+    }
+    if (bodySecret !== undefined) {
+      if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with client_secret.');
+      const wait = this.throttled(bodyId, ip);
+      if (wait) await wait;
+      return this.#secret(bodyId, bodySecret, 'client_secret_post', false);
+    }
+    // RFC 7521 §4.2: client_assertion_type names the assertion format.
+    if (param(params, 'client_assertion_type') !== CLIENT_ASSERTION_TYPE) {
+      throw new OAuthError('invalid_request', `The client_assertion_type parameter must be ${CLIENT_ASSERTION_TYPE}.`);
+    }
+    return this.#assertion(assertion!, bodyId, ip);
+  }
+
+  /** The client whose secret `secret` is; throws invalid_client. */
+  async #secret(clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): Promise<AuthenticatedClient> {
+    const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
+    return this.#checkSecret(client, clientId, secret, method, basic);
+  }
+
+  #checkSecret(client: ClientRecord | undefined, clientId: string, secret: string, method: TokenEndpointAuthMethod, basic: boolean): AuthenticatedClient {
+    // Always run the constant-time comparison, even for an unknown client.
+    const matched = matchClientSecret(client, secret, this.#now());
+    if (!client) throw invalidClient('unknown client', basic, clientId);
+    if (!matched) throw invalidClient('wrong or expired client secret', basic, clientId);
+    if (client.tokenEndpointAuthMethod !== method) {
+      throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used ${method}`, basic, clientId);
+    }
+    if (client.disabled) throw invalidClient('client is disabled', basic, clientId);
+    return { client, method, secret: matched };
+  }
+
+  async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
+    const claimed = assertionClientId(assertion);
+    if (claimed === undefined) throw invalidClient('client assertion is not a JWT with iss/sub', false, bodyId);
+    // RFC 7523 §3: when client_id is sent too, it must identify the same client.
+    if (bodyId !== undefined && bodyId !== claimed) throw invalidClient('client_id does not match the assertion', false, bodyId);
+    const wait = this.throttled(claimed, ip);
+    if (wait) await wait;
+    const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
+    if (!client) throw invalidClient('unknown client', false, claimed);
+    if (client.tokenEndpointAuthMethod !== 'private_key_jwt' || !client.jwks) {
+      throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used private_key_jwt`, false, claimed);
+    }
+    if (client.disabled) throw invalidClient('client is disabled', false, claimed);
+    try {
+      await verifyClientAssertion(client, assertion, {
+        issuer: this.#issuer,
+        tokenEndpoint: this.#tokenEndpoint,
+        replay: this.#replay,
+        now: this.#now(),
+      });
+    } catch (err) {
+      if (err instanceof OAuthError) throw invalidClient(err.detail ?? 'client assertion rejected', false, claimed);
+      throw err;
+    }
+    return { client, method: 'private_key_jwt', secret: undefined };
+  }
+}

@@ -1,0 +1,32 @@
+// The typed context every endpoint step receives: what the HTTP layer extracted, nothing else.
+
+export interface OAuthRequest {
+  /** The Content-Type header, if any. */
+  contentType: string | undefined;
+  /** The request body as read (RFC 6749 §3.2: a form), undefined when there was none. */
+  body: Buffer | undefined;
+  /** The raw Authorization header, if any. */
+  authorization: string | undefined;
+  /** The source address. */
+  ip: string;
+  requestId: string;
+}
+
+/** What an endpoint hands back to the HTTP layer. */
+export interface OAuthResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Already-serialised JSON. */
+  body: string;
+}
+
+export const NO_STORE: Readonly<Record<string, string>> = Object.freeze({
+  'cache-control': 'no-store',
+  pragma: 'no-cache',
+});
+
+/** The headers of every OAuth JSON answer (RFC 6749 §5.1, RFC 7662 §2.2). */
+export const JSON_NO_STORE: Readonly<Record<string, string>> = Object.freeze({
+  ...NO_STORE,
+  'content-type': 'application/json; charset=utf-8',
+});

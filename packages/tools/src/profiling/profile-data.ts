@@ -1,0 +1,70 @@
+// What a profile run measured (results.json), from which report.md and report.html are written.
+
+import type { LoadTestResult } from '../loadtest/run.js';
+import type { ComponentShare, CpuBreakdown } from './components.js';
+import type { DelaySummary, GcSummary, MemorySnapshot, ResourceCounts } from './runtime-window.js';
+
+export interface Kpi {
+  name: string;
+  target: string;
+  value: string;
+  met: boolean;
+}
+
+export interface ProfileFile {
+  name: string;
+  description: string;
+  commands: string[];
+}
+
+export interface ProfileData {
+  generatedAt: string;
+  outDir: string;
+  environment: {
+    node: string;
+    v8: string;
+    platform: string;
+    cpuCount: number;
+    cpuModel: string;
+    totalMemory: number;
+    loadAverageBefore: number[];
+    loadAverageAfter: number[];
+  };
+  server: { issuer: string; signingAlg: string; database: string };
+  load: LoadTestResult;
+  kpis: Kpi[];
+  memory: {
+    before: MemorySnapshot;
+    after: MemorySnapshot;
+    peakRss: number;
+    peakHeapUsed: number;
+    allocation: {
+      method: string;
+      totalBytes: number;
+      perRequestBytes: number;
+      /** Without the load generator's own allocations. */
+      serverPerRequestBytes: number;
+      byComponent: ComponentShare[];
+    };
+  };
+  gc: GcSummary & { perThousandRequests: number };
+  cpu: CpuBreakdown & { samplingIntervalUs: number; sampleCount: number; durationMs: number };
+  eventLoop: { before: DelaySummary; during: DelaySummary; after: DelaySummary };
+  resources: {
+    before: ResourceCounts;
+    duringMax: ResourceCounts;
+    after: ResourceCounts;
+    leaked: Array<{ type: string; before: number; after: number }>;
+    settledMs: number;
+  };
+  timeline: {
+    intervalMs: number;
+    /** Requests finished per second, per slot of the load. */
+    throughput: number[];
+    failed: number[];
+    /** Seconds since the load started. */
+    memory: Array<{ t: number; heapUsed: number; rss: number }>;
+    loadEndS: number;
+  };
+  files: ProfileFile[];
+}

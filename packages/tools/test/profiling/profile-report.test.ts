@@ -1,0 +1,232 @@
+// `runProfile` end to end with a small load against the built server in a child process: the report
+// folder, its profile files read back by their own formats' readers, the report's sections, and
+// the HTML report opened in a headless browser.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Profile } from 'pprof-format';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluateKpis, runProfile, type ProfileData, type ProfileResult } from '../../src/profiling/profile-run.js';
+import { serverCommand } from '../helpers/server.js';
+import { renderHtmlReport } from '../../src/profiling/report-html.js';
+import { renderMarkdownReport } from '../../src/profiling/report-md.js';
+
+const SECTIONS = [
+  'Executive summary',
+  '1. Load test results',
+  '2. KPIs against targets',
+  '3. Memory',
+  '4. Garbage collection',
+  '5. CPU profile',
+  '6. Event loop',
+  '7. Active handles and leak check',
+  '8. Profile files',
+  '9. Environment and method',
+];
+const CHARTS = ['latency-histogram', 'throughput', 'heap', 'cpu-components'];
+const CHROMIUM = '/usr/bin/chromium';
+
+let work: string;
+let result: ProfileResult;
+let out: string;
+
+beforeAll(async () => {
+  work = mkdtempSync(join(tmpdir(), 'm2m-profile-test-'));
+  out = join(work, 'report');
+  result = await runProfile({ command: serverCommand(), out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192 });
+}, 120_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function pprof(name: string): Profile {
+  return Profile.decode(gunzipSync(readFileSync(join(out, name))));
+}
+
+function sampleTypes(p: Profile): string[] {
+  return p.sampleType.map((t) => `${p.stringTable.strings[Number(t.type)]}/${p.stringTable.strings[Number(t.unit)]}`);
+}
+
+describe('the measurements', () => {
+  it('ran the whole load with no failure and came back to the baseline', () => {
+    const d = result.data;
+    expect(result.outDir).toBe(out);
+    expect(d.load).toMatchObject({ totalRequests: 72, successes: 72, failures: 0, stoppedBy: 'completed' });
+    expect(d.resources.leaked).toEqual([]);
+    // Sampled while the load ran: at least one open connection was seen (a short load may end between samples of the peak).
+    expect(d.resources.duringMax.TCPSocketWrap ?? 0).toBeGreaterThan(0);
+    expect(d.cpu.sampleCount).toBeGreaterThan(0);
+    expect(d.cpu.components.length).toBeGreaterThan(0);
+    expect(d.memory.allocation.totalBytes).toBeGreaterThan(0);
+    expect(d.memory.allocation.perRequestBytes).toBeCloseTo(d.memory.allocation.totalBytes / 72, 5);
+    expect(d.kpis.map((k) => k.name)).toEqual(['p50 latency', 'p95 latency', 'p99 latency', 'Error rate', 'RSS after the load', 'Longest GC pause']);
+    expect(d.kpis.find((k) => k.name === 'Error rate')?.met).toBe(true);
+    expect(d.timeline.throughput.reduce((a, b) => a + b, 0) * (d.timeline.intervalMs / 1000)).toBeCloseTo(72, 5);
+  });
+});
+
+describe('the profile files', () => {
+  it('writes every file', () => {
+    for (const f of ['report.md', 'report.html', 'cpu.pb.gz', 'heap.pb.gz', 'cpu.cpuprofile', 'heap.heapprofile', 'results.json']) {
+      expect(existsSync(join(out, f)), f).toBe(true);
+      expect(statSync(join(out, f)).size, f).toBeGreaterThan(0);
+    }
+  });
+
+  it('cpu.pb.gz is a pprof CPU profile with samples and functions', () => {
+    const p = pprof('cpu.pb.gz');
+    expect(sampleTypes(p)).toEqual(['samples/count', 'cpu/nanoseconds']);
+    expect(p.sample.length).toBeGreaterThan(0);
+    expect(p.function.length).toBeGreaterThan(0);
+  });
+
+  it('heap.pb.gz is a pprof allocation profile with samples and functions', () => {
+    const p = pprof('heap.pb.gz');
+    expect(sampleTypes(p)).toEqual(['alloc_samples/count', 'alloc_space/bytes']);
+    expect(p.sample.length).toBeGreaterThan(0);
+    expect(p.function.length).toBeGreaterThan(0);
+  });
+
+  it('cpu.cpuprofile is a DevTools CPU profile (nodes, samples, timeDeltas)', () => {
+    const p = JSON.parse(readFileSync(join(out, 'cpu.cpuprofile'), 'utf8')) as { nodes: unknown[]; samples: number[]; timeDeltas: number[]; startTime: number; endTime: number };
+    expect(p.nodes.length).toBeGreaterThan(1);
+    expect(p.samples.length).toBeGreaterThan(0);
+    expect(p.timeDeltas).toHaveLength(p.samples.length);
+    expect(p.endTime).toBeGreaterThan(p.startTime);
+  });
+
+  it('heap.heapprofile is a DevTools sampling heap profile (head)', () => {
+    const p = JSON.parse(readFileSync(join(out, 'heap.heapprofile'), 'utf8')) as { head: { callFrame: { functionName: string }; children: unknown[] } };
+    expect(p.head.callFrame.functionName).toBe('(root)');
+    expect(p.head.children.length).toBeGreaterThan(0);
+  });
+
+  it('results.json holds the same data', () => {
+    const data = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { load: { totalRequests: number } };
+    expect(data.load.totalRequests).toBe(72);
+  });
+});
+
+describe('report.md', () => {
+  it('has every section heading, in order', () => {
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    const headings = [...md.matchAll(/^## (.+)$/gm)].map((m) => m[1]);
+    expect(headings).toEqual(SECTIONS);
+  });
+
+  it('states KPI status and the commands to open the profiles', () => {
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/\| Error rate \| 0 \| 0\.000 % \(0 of 72\) \| met \|/);
+    expect(md).toContain('go tool pprof -top cpu.pb.gz');
+    expect(md).toContain('heap.heapprofile');
+    expect(md).toMatch(/Failures by cause: \*\*none\*\*/);
+    expect(md).toMatch(/back to the baseline/);
+  });
+});
+
+describe('a run that went wrong', () => {
+  function broken(): ProfileData {
+    const d = structuredClone(result.data);
+    d.load.failures = 5;
+    d.load.successes = d.load.totalRequests - 5;
+    d.load.failuresByCause = { oauth_invalid_client: 3, timeout: 2 };
+    d.load.failureSamples = { oauth_invalid_client: 'HTTP 401: {"error":"invalid_client"}', timeout: 'HeadersTimeoutError: Headers Timeout Error' };
+    d.resources.after = { ...d.resources.after, TCPSocketWrap: (d.resources.after.TCPSocketWrap ?? 0) + 3 };
+    d.resources.leaked = [{ type: 'TCPSocketWrap', before: d.resources.before.TCPSocketWrap ?? 0, after: d.resources.after.TCPSocketWrap! }];
+    d.kpis = evaluateKpis(d.load, d.memory.after.rss, d.gc.maxMs);
+    return d;
+  }
+
+  it('says so: failures by cause, the error-rate KPI not met, and what leaked', () => {
+    const md = renderMarkdownReport(broken());
+    expect(md).toMatch(/\| `oauth_invalid_client` \| 3 \| HTTP 401/);
+    expect(md).toMatch(/\| `timeout` \| 2 \|/);
+    expect(md).toMatch(/\| Error rate \| 0 \| 6\.944 % \(5 of 72\) \| not met \|/);
+    expect(md).toMatch(/\*\*Leak:\*\* after waiting .* `TCPSocketWrap` \d+ → \d+/);
+    expect(md).toMatch(/\*\*not back to the baseline\*\*/);
+    const html = renderHtmlReport(broken());
+    expect(html).toContain('<span class="not-met">not met</span>');
+    expect(html).toContain('&quot;error&quot;:&quot;invalid_client&quot;');
+  });
+});
+
+describe('evaluateKpis', () => {
+  it('meets a target only strictly below it', () => {
+    const load = structuredClone(result.data.load);
+    load.latencyUs = { ...load.latencyUs, p50: 4999, p95: 20_000, p99: 49_999.9 };
+    const k = Object.fromEntries(evaluateKpis(load, 99_999_999, 10).map((x) => [x.name, x.met]));
+    expect(k).toEqual({
+      'p50 latency': true, 'p95 latency': false, 'p99 latency': true, 'Error rate': true, 'RSS after the load': true, 'Longest GC pause': false,
+    });
+    expect(evaluateKpis(load, 100_000_000, 9.99).find((x) => x.name === 'RSS after the load')?.met).toBe(false);
+  });
+});
+
+describe('report.html without a browser', () => {
+  const html = (): string => readFileSync(join(out, 'report.html'), 'utf8');
+
+  it('is one self-contained document: no script, nothing loaded from elsewhere', () => {
+    const h = html();
+    expect(h.startsWith('<!DOCTYPE html>')).toBe(true);
+    expect(h).not.toMatch(/<script/i);
+    expect(h).not.toMatch(/<(link|img|iframe)\b/i);
+    expect(h).not.toMatch(/\b(src|href)\s*=\s*["'](https?:)?\/\//i);
+    expect(h).not.toMatch(/url\(/i);
+    expect(h).toContain("default-src 'none'");
+  });
+
+  it('has every section and the four inline SVG charts with data in them', () => {
+    const h = html();
+    for (const s of SECTIONS) expect(h).toContain(`<h2>${s}</h2>`);
+    for (const id of CHARTS) {
+      const svg = new RegExp(`<svg class="chart" id="${id}"[\\s\\S]*?</svg>`).exec(h)?.[0];
+      expect(svg, id).toBeDefined();
+      expect(svg!).toMatch(/<rect class="bar"|<path class="series"/);
+    }
+    expect((h.match(/<svg\b/g) ?? []).length).toBe((h.match(/<\/svg>/g) ?? []).length);
+    expect((h.match(/<section\b/g) ?? []).length).toBe(SECTIONS.length);
+  });
+});
+
+describe('report.html in a headless browser', () => {
+  const haveChromium = existsSync(CHROMIUM);
+  if (!haveChromium) {
+    it.skip(`skipped: ${CHROMIUM} is not installed (apt-get install chromium to run it); the structural checks above still ran`, () => undefined);
+    return;
+  }
+
+  function chromium(args: string[]): { stdout: string; stderr: string; status: number | null } {
+    const profileDir = mkdtempSync(join(tmpdir(), 'm2m-chromium-'));
+    try {
+      const r = spawnSync(CHROMIUM, [
+        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+        '--disable-sync', '--no-first-run', `--user-data-dir=${profileDir}`, ...args,
+      ], { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+      return { stdout: r.stdout, stderr: r.stderr, status: r.status };
+    } finally {
+      rmSync(profileDir, { recursive: true, force: true });
+    }
+  }
+
+  it('parses into a DOM with every section and chart', () => {
+    const r = chromium(['--dump-dom', `file://${join(out, 'report.html')}`]);
+    expect(r.status, r.stderr).toBe(0);
+    for (const id of CHARTS) expect(r.stdout).toMatch(new RegExp(`<svg class="chart" id="${id}"`));
+    expect((r.stdout.match(/<rect class="bar"/g) ?? []).length).toBeGreaterThan(3);
+    for (const s of SECTIONS) expect(r.stdout).toContain(`<h2>${s}</h2>`);
+  }, 90_000);
+
+  it('renders to a screenshot', () => {
+    const png = join(work, 'report.png');
+    const r = chromium(['--window-size=1000,3000', `--screenshot=${png}`, `file://${join(out, 'report.html')}`]);
+    expect(r.status, r.stderr).toBe(0);
+    const bytes = readFileSync(png);
+    expect(bytes.subarray(1, 4).toString('ascii')).toBe('PNG');
+    expect(bytes.readUInt32BE(16)).toBe(1000); // IHDR width
+    expect(bytes.length).toBeGreaterThan(50_000); // a page with text and charts, not a blank one
+  }, 90_000);
+});
