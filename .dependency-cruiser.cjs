@@ -1,4 +1,4 @@
-// The nevers of the house (README, "Layout"), checked on every `npm test` by dependency-cruiser:
+// The nevers of the house (docs/architecture.md), checked on every `npm test` by dependency-cruiser:
 // one rule per never, no cycles between files or between folders, and no import past a package's
 // exports. `npm run depcruise` prints every violation with the rule that names it.
 

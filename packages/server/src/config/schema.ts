@@ -1,5 +1,5 @@
 // The configuration schema: one table that validates, supplies defaults, maps environment
-// variables (prefix M2M_AUTH_) and CLI flags, and generates the README's configuration reference.
+// variables (prefix M2M_AUTH_) and CLI flags, and generates the configuration reference (docs/configuration.md).
 
 import { ConfigError } from '../ground/errors.js';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
@@ -347,7 +347,7 @@ export function loadConfig(
   return config;
 }
 
-/** The configuration reference as a Markdown table (README; checked by test/config). */
+/** The configuration reference as a Markdown table (docs/configuration.md; checked by test/config). */
 export function configReference(): string {
   const rows = CONFIG_SCHEMA.map((s) => {
     const def = s.defaultText ?? (s.default === undefined ? '' : String(s.default));

@@ -79,7 +79,7 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
   };
 }
 
-/** The members of a request line (README, "Production notes": Logs). */
+/** The members of a request line (docs/operations.md, "Logs"). */
 interface RequestLine {
   reqId: string;
   method: string;

@@ -19,7 +19,7 @@ import { DEFAULT_MAX_KEYS, gcraInterval, gcraTolerance, LocalFailureCounter, Loc
 import type { RedisLimitStore } from './redis-store.js';
 import { addressKey } from './address-key.js';
 
-/** The settings the limits read (documented in src/config/schema.ts and the README). */
+/** The settings the limits read (documented in src/config/schema.ts and docs/endpoints.md, "Limits"). */
 export type LimitsConfig = Pick<Config,
   | 'tokenRateLimit' | 'introspectionRateLimit' | 'rateLimitBurst'
   | 'authFailuresPerAddress' | 'authFailuresPerClient' | 'authFailureWindow'

@@ -115,7 +115,7 @@ interface Window extends Expiring {
 /**
  * Failed authentications per key in fixed windows. A window opens at a key's first failure and
  * lasts `windowMs`; once it holds `limit` failures the key waits for its end. Nothing but the end
- * of the window clears it: a success does not (see README, "Limits").
+ * of the window clears it: a success does not (see docs/endpoints.md, "Limits").
  */
 export class LocalFailureCounter {
   readonly #table: BoundedTable<Window>;

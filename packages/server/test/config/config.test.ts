@@ -1,10 +1,19 @@
-// The configuration schema: defaults, environment parsing, validation, and the README reference.
+// The configuration schema: defaults, environment parsing, validation, and the reference it generates
+// (docs/configuration.md, written by scripts/docs-config.js).
 
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_SCHEMA, configReference, loadConfig } from '../../src/config/schema.js';
 import { ConfigError } from '../../src/ground/errors.js';
 import { buildProgram } from '../../src/cli/program.js';
+import { ensureBuilt } from '../helpers/process.js';
+
+const PAGE = fileURLToPath(new URL('../../../../docs/configuration.md', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../scripts/docs-config.js', import.meta.url));
 
 describe('loadConfig', () => {
   it('has safe defaults', () => {
@@ -50,10 +59,32 @@ describe('loadConfig', () => {
 });
 
 describe('reference', () => {
-  it('the README configuration table is the one the schema generates', () => {
-    const readme = readFileSync(new URL('../../../../README.md', import.meta.url), 'utf8');
-    const block = /<!-- config:start -->\n([\s\S]*?)\n<!-- config:end -->/.exec(readme)?.[1];
+  it('the configuration table of docs/configuration.md is the one the schema generates', () => {
+    const page = readFileSync(PAGE, 'utf8');
+    const block = /<!-- config:start -->\n([\s\S]*?)\n<!-- config:end -->/.exec(page)?.[1];
     expect(block).toBe(configReference());
+  });
+
+  it('npm run docs:config finds the page up to date, and writes a stale table again from the schema', () => {
+    ensureBuilt();
+    expect(spawnSync(process.execPath, [SCRIPT, '--check'], { encoding: 'utf8' }).status).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-docs-config-'));
+    try {
+      const copy = join(dir, 'configuration.md');
+      copyFileSync(PAGE, copy);
+      const page = readFileSync(PAGE, 'utf8');
+      const stale = page.replace('| `M2M_AUTH_ISSUER` |', '| `M2M_AUTH_ISSUER_OLD` |');
+      expect(stale).not.toBe(page);
+      writeFileSync(copy, stale);
+      const check = spawnSync(process.execPath, [SCRIPT, '--check', '--page', copy], { encoding: 'utf8' });
+      expect(check.status).toBe(1);
+      expect(check.stderr).toMatch(/differs from the schema/);
+      expect(readFileSync(copy, 'utf8')).toBe(stale);
+      expect(spawnSync(process.execPath, [SCRIPT, '--page', copy], { encoding: 'utf8' }).status).toBe(0);
+      expect(readFileSync(copy, 'utf8')).toBe(page);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('every key has a serve flag', () => {

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 
 /** The server package (packages/server). */
 export const REPO = resolve(new URL('../..', import.meta.url).pathname);
-/** The repository: its README, examples/ and deploy/. */
+/** The repository: its README, docs/, examples/ and deploy/. */
 export const REPOSITORY = resolve(REPO, '../..');
 export const CLI = join(REPO, 'dist/cli/main.js');
 /** TypeScript's compiler, wherever npm put it. */
