@@ -195,7 +195,7 @@ export function clientsCommand(io: Output): Command {
       printClient(io, flags, res.body as ClientWire);
     });
 
-  withConnection(clients.command('rotate-secret').description('issue a new client secret; the previous one keeps working for the grace period').argument('<client_id>'))
+  withConnection(clients.command('rotate-secret').description('issue a new client secret; the previous one keeps working for the grace period, any older one stops at once').argument('<client_id>'))
     .option('--grace <seconds>', 'seconds the previous secret keeps working (default: the server\'s M2M_AUTH_SECRET_GRACE_PERIOD; 0 = stops at once)', wholeSeconds)
     .action(async (id: string, flags: CommonFlags & { grace?: number }) => {
       const target = resolveAdminTarget(flags);

@@ -102,17 +102,24 @@ describe('client secret rotation', () => {
     expectInvalidClient(await t.token(c.clientId, c.clientSecret));
   });
 
-  it('a second rotation keeps the first grace period and shortens none it should not', async () => {
+  it('keeps at most one previous secret: after two rotations the first secret stops at once', async () => {
     const c = await t.client();
-    const first = await rotateSecret(c.clientId, { grace_period: 600 });
+    const first = await rotateSecret(c.clientId, { grace_period: 3600 });
     t.clock.advance(100_000);
     const second = await rotateSecret(c.clientId, { grace_period: 3600 });
-    // The original secret still ends 600 s after the first rotation, not later.
-    t.clock.advance(499_999);
-    expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
-    t.clock.advance(1);
+    expect(second.previous_secret_expires_at).toBe(Math.floor((t.clock.now() + 3_600_000) / 1000));
+    // The original secret had 3,500 s of grace left; the second rotation ended it.
     expectInvalidClient(await t.token(c.clientId, c.clientSecret));
     expect((await t.token(c.clientId, first.client_secret)).statusCode).toBe(200);
+    expect((await t.token(c.clientId, second.client_secret)).statusCode).toBe(200);
+  });
+
+  it('grace period 0 after a rotation with a grace leaves only the newest secret working', async () => {
+    const c = await t.client();
+    const first = await rotateSecret(c.clientId, { grace_period: 3600 });
+    const second = await rotateSecret(c.clientId, { grace_period: 0 });
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expectInvalidClient(await t.token(c.clientId, first.client_secret));
     expect((await t.token(c.clientId, second.client_secret)).statusCode).toBe(200);
   });
 });
