@@ -216,12 +216,13 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const signer: TokenSigner = {
       sign: (claimsJson) => keys.sign(claimsJson),
       verifyPayload: (token) => keys.verify(token)?.payload ?? null,
+      revocationEpoch: () => keys.revocationEpoch(),
     };
     const tokens = new AccessTokenReader({ issuer: config.issuer, signer, revocations, clients: guarded, now });
 
     const metadata = new MetadataCache(config.issuer, clients, keys);
     for (const e of ['client.created', 'client.updated', 'client.deleted'] as const) events.on(e, () => metadata.invalidate());
-    for (const e of ['key.created', 'key.activated', 'key.deleted'] as const) events.on(e, () => metadata.invalidate());
+    for (const e of ['key.created', 'key.activated', 'key.deleted', 'key.revoked'] as const) events.on(e, () => metadata.invalidate());
 
     const fileLimit = openFileLimit();
     const connections = connectionLimits(config, fileLimit);
@@ -293,6 +294,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     for (const e of [
       'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
       'client.secret_rotated', 'client.tokens_revoked', 'token.revoked', 'key.created', 'key.activated', 'key.retired',
+      'key.revoked',
     ] as const) {
       events.on(e, () => sync.nudge());
     }

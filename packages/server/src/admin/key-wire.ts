@@ -5,12 +5,13 @@ import { epochSeconds } from '../clients/wire.js';
 export interface KeyWire {
   kid: string;
   alg: string;
-  /** pending (published, not signing yet), active or retired. */
+  /** pending (published, not signing yet), active, retired, or revoked (unpublished, its tokens refused). */
   status: string | null;
   created_at: number | null;
   activates_at: number | null;
   retired_at: number | null;
   expires_at: number | null;
+  revoked_at: number | null;
 }
 
 function seconds(v: unknown): number | null {
@@ -35,5 +36,6 @@ export function keyToWire(entry: unknown): KeyWire {
     activates_at: seconds(e.activatesAt),
     retired_at: seconds(e.retiredAt),
     expires_at: seconds(e.expiresAt),
+    revoked_at: seconds(e.revokedAt),
   };
 }

@@ -77,3 +77,10 @@ export function optionalSeconds(v: unknown, name: string): number | undefined {
   }
   return v;
 }
+
+/** true or false, or undefined when absent. */
+export function optionalBoolean(v: unknown, name: string): boolean | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') bad(`${name} must be true or false, got ${typeof v === 'string' ? 'a string' : describe(v)}`);
+  return v;
+}

@@ -1,7 +1,7 @@
-// The admin API: client registry management (RFC 7591 §2 metadata) and signing key rotation, on
-// its own listener, behind the RFC 6750 bearer admin token.
+// The admin API: client registry management (RFC 7591 §2 metadata) and signing key rotation and
+// revocation, on its own listener, behind the RFC 6750 bearer admin token.
 //
-// Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/413/415 with
+// Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/409/413/415 with
 // { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
 // later); only a fault of the server itself becomes a 500.
 
@@ -10,15 +10,25 @@ import { ClientNotFoundError, type ClientRegistry } from '../clients/registry.js
 import { ClientValidationError, MAX_LIST_LIMIT } from '../clients/metadata.js';
 import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
+import { KeyNotFoundError, KeyRevocationRefusedError } from '../keys/keyring.js';
 import { isStorageUnavailable } from '../storage/unavailable.js';
 import { RETRY_AFTER_SECONDS } from '../ground/errors.js';
 import { adminTokenHook } from './bearer.js';
 import { keyToWire } from './key-wire.js';
-import { AdminRequestError, objectBody, optionalBody, optionalSeconds, queryInt, readQuery } from './request.js';
+import { AdminRequestError, objectBody, optionalBody, optionalBoolean, optionalSeconds, queryInt, readQuery } from './request.js';
+
+/** The key ring as the admin API uses it (KeyRing; a fake in unit tests). */
+export interface AdminKeys {
+  list(): unknown[];
+  /** `activateAt` now: the new key signs at once. */
+  rotate(opts?: { activateAt?: number }): Promise<unknown>;
+  /** Throws KeyNotFoundError, or KeyRevocationRefusedError for the signing key without `rotate`. */
+  revoke(kid: string, opts: { rotate: boolean; audit: AuditContext }): Promise<{ revoked: unknown; replacement: unknown }>;
+}
 
 export interface AdminDeps {
   registry: ClientRegistry;
-  keys: { list(): unknown[]; rotate(): Promise<unknown> };
+  keys: AdminKeys;
   adminToken: string;
   events: EventBus;
 }
@@ -32,7 +42,11 @@ interface IdParams {
   id: string;
 }
 
-type AdminErrorCode = 'invalid_request' | 'unauthorized' | 'not_found' | 'server_error' | 'temporarily_unavailable';
+interface KidParams {
+  kid: string;
+}
+
+type AdminErrorCode = 'invalid_request' | 'unauthorized' | 'not_found' | 'conflict' | 'server_error' | 'temporarily_unavailable';
 
 function sendError(reply: FastifyReply, status: number, error: AdminErrorCode, message: string): FastifyReply {
   return reply.code(status).type('application/json; charset=utf-8').send({ error, message });
@@ -83,6 +97,8 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
     admin.setErrorHandler((err: FastifyError, req, reply) => {
       if (err instanceof ClientValidationError) return sendError(reply, 400, 'invalid_request', err.message);
       if (err instanceof ClientNotFoundError) return sendError(reply, 404, 'not_found', err.message);
+      if (err instanceof KeyNotFoundError) return sendError(reply, 404, 'not_found', err.message);
+      if (err instanceof KeyRevocationRefusedError) return sendError(reply, 409, 'conflict', err.message);
       if (err instanceof AdminRequestError) return sendError(reply, err.status, 'invalid_request', err.message);
       switch (err.code) {
         case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -171,9 +187,24 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
     });
 
     admin.post('/keys/rotate', async (req) => {
-      optionalBody(req.body, []);
-      const key = await keys.rotate();
+      const body = optionalBody(req.body, ['now']);
+      // now: the new key signs at once, skipping the pre-publication period (a leaked key).
+      const now = optionalBoolean(body.now, 'now') ?? false;
+      const key = await (now ? keys.rotate({ activateAt: 0 }) : keys.rotate());
       return { key: keyToWire(key), keys: keys.list().map(keyToWire) };
+    });
+
+    admin.post<{ Params: KidParams }>('/keys/:kid/revoke', async (req) => {
+      const { kid } = req.params;
+      if (kid.length === 0 || kid.length > MAX_ID_LENGTH) throw new KeyNotFoundError(kid);
+      const body = optionalBody(req.body, ['rotate']);
+      const rotate = optionalBoolean(body.rotate, 'rotate') ?? false;
+      const { revoked, replacement } = await keys.revoke(kid, { rotate, audit: audit(req) });
+      return {
+        key: keyToWire(revoked),
+        replacement: replacement === undefined ? null : keyToWire(replacement),
+        keys: keys.list().map(keyToWire),
+      };
     });
   }, { prefix: ADMIN_PREFIX });
 }

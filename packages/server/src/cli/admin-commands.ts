@@ -195,7 +195,7 @@ export function clientsCommand(io: Output): Command {
       printClient(io, flags, res.body as ClientWire);
     });
 
-  withConnection(clients.command('rotate-secret').description('issue a new client secret; the previous one keeps working for the grace period').argument('<client_id>'))
+  withConnection(clients.command('rotate-secret').description('issue a new client secret; the previous one keeps working for the grace period, any older one stops at once').argument('<client_id>'))
     .option('--grace <seconds>', 'seconds the previous secret keeps working (default: the server\'s M2M_AUTH_SECRET_GRACE_PERIOD; 0 = stops at once)', wholeSeconds)
     .action(async (id: string, flags: CommonFlags & { grace?: number }) => {
       const target = resolveAdminTarget(flags);
@@ -240,7 +240,7 @@ export function clientsCommand(io: Output): Command {
 export function keysCommand(io: Output): Command {
   const keys = new Command('keys').description('signing keys of access tokens');
 
-  withConnection(keys.command('list').description('list signing keys (pending, active, retired)'))
+  withConnection(keys.command('list').description('list signing keys (pending, active, retired, revoked)'))
     .action(async (flags: CommonFlags) => {
       const res = await adminRequest(resolveAdminTarget(flags), 'GET', '/admin/keys');
       const body = res.body as { keys: KeyWire[] };
@@ -248,15 +248,36 @@ export function keysCommand(io: Output): Command {
       else keysTable(body.keys).forEach((l) => io.out(l));
     });
 
-  withConnection(keys.command('rotate').description('create a new signing key: published now, signing after the prepublish period'))
-    .action(async (flags: CommonFlags) => {
-      const res = await adminRequest(resolveAdminTarget(flags), 'POST', '/admin/keys/rotate');
+  withConnection(keys.command('rotate').description('create a new signing key: published now, signing after the prepublish period (--now: at once)'))
+    .option('--now', 'the new key signs at once and the current one retires (a leaked key); verifiers fetch the new key on its unknown kid')
+    .action(async (flags: CommonFlags & { now?: boolean }) => {
+      const res = await adminRequest(resolveAdminTarget(flags), 'POST', '/admin/keys/rotate', flags.now ? { now: true } : undefined);
       const body = res.body as { key: KeyWire; keys: KeyWire[] };
       if (flags.json) {
         printJson(io, body);
         return;
       }
-      io.out(`New key ${body.key.kid} (${body.key.alg}) is published; it signs from ${isoTime(body.key.activates_at)}.`);
+      io.out(flags.now
+        ? `New key ${body.key.kid} (${body.key.alg}) is published and signs from now (${isoTime(body.key.activates_at)}); the previous key is retired.`
+        : `New key ${body.key.kid} (${body.key.alg}) is published; it signs from ${isoTime(body.key.activates_at)}.`);
+      keysTable(body.keys).forEach((l) => io.out(l));
+    });
+
+  withConnection(keys.command('revoke')
+    .description('revoke a signing key (it leaked): unpublished at once, never signs again, every token it signed inactive')
+    .argument('<kid>'))
+    .option('--rotate', 'first create a new key that signs at once (needed to revoke the key that signs now)')
+    .action(async (kid: string, flags: CommonFlags & { rotate?: boolean }) => {
+      const path = `/admin/keys/${encodeURIComponent(kid)}/revoke`;
+      const res = await adminRequest(resolveAdminTarget(flags), 'POST', path, flags.rotate ? { rotate: true } : undefined);
+      const body = res.body as { key: KeyWire; replacement: KeyWire | null; keys: KeyWire[] };
+      if (flags.json) {
+        printJson(io, body);
+        return;
+      }
+      if (body.replacement !== null) io.out(`New key ${body.replacement.kid} (${body.replacement.alg}) signs from now on.`);
+      io.out(`Key ${body.key.kid} is revoked: it is no longer published, signs nothing more, and every token it signed is inactive at introspection.`);
+      io.out('APIs that verify tokens locally accept its tokens until they refetch the JWKS (the SDK: within its cache age, 10 minutes by default).');
       keysTable(body.keys).forEach((l) => io.out(l));
     });
 

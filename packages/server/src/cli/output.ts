@@ -87,8 +87,12 @@ export function clientsTable(clients: ClientWire[]): string[] {
 export function keysTable(keys: KeyWire[]): string[] {
   if (keys.length === 0) return ['No signing keys.'];
   return table(
-    ['KID', 'ALG', 'STATUS', 'CREATED', 'SIGNS_FROM', 'RETIRED', 'UNPUBLISHED_AT'],
-    keys.map((k) => [k.kid, k.alg, k.status ?? '-', isoTime(k.created_at), isoTime(k.activates_at), isoTime(k.retired_at), isoTime(k.expires_at)]),
+    ['KID', 'ALG', 'STATUS', 'CREATED', 'SIGNS_FROM', 'RETIRED', 'REVOKED', 'UNPUBLISHED_AT'],
+    // A revoked key left the JWKS when it was revoked; its expires_at is only when it leaves this list.
+    keys.map((k) => [
+      k.kid, k.alg, k.status ?? '-', isoTime(k.created_at), isoTime(k.activates_at), isoTime(k.retired_at), isoTime(k.revoked_at),
+      isoTime(k.revoked_at ?? k.expires_at),
+    ]),
   );
 }
 

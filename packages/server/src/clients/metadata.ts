@@ -21,8 +21,6 @@ export class ClientValidationError extends Error {
 
 /** Most clients a page of the list holds. */
 export const MAX_LIST_LIMIT = 1000;
-/** A secret plus the previous ones still in their grace period; beyond this the oldest go at once. */
-export const MAX_SECRETS = 5;
 /** Longest grace period a rotation accepts, in seconds (one year). */
 export const MAX_GRACE_PERIOD = 365 * 24 * 3600;
 

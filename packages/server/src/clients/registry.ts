@@ -9,7 +9,7 @@ import type { ClientRecord, ClientSecretRecord } from '../ground/records.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
 import { StorageConflictError, type ClientStore } from '../storage/types.js';
 import {
-  changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT, MAX_SECRETS,
+  changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT,
   parseMetadata, type ParsedMetadata,
 } from './metadata.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
@@ -244,9 +244,9 @@ export class ClientRegistry {
   }
 
   /**
-   * Issues a new secret (newest first). Every earlier secret stops working at now + grace at the
-   * latest (a shorter expiry it already has is kept); expired ones are dropped, so grace 0 ends
-   * the old secret at once.
+   * Issues a new secret (newest first) and keeps at most one previous secret: the one that was
+   * current stops working at now + grace at the latest (a shorter expiry it already has is kept),
+   * and every older one still in its grace ends at once. Grace 0 ends the previous secret at once.
    */
   async rotateSecret(clientId: string, graceSeconds?: number, ctx: AuditContext = {}): Promise<RotatedSecret> {
     const grace = graceSeconds ?? this.#opts.secretGracePeriod;
@@ -260,16 +260,14 @@ export class ClientRegistry {
       }
       const now = this.#now();
       const until = now + grace * 1000;
-      const capped: ClientSecretRecord[] = current.secrets.map((s) => ({
-        ...s,
-        expiresAt: s.expiresAt === null ? until : Math.min(s.expiresAt, until),
-      }));
-      const previousExpiresAt = capped[0]?.expiresAt ?? null;
+      // secrets[0] is the current one; the rest are earlier secrets whose grace ends with this rotation.
+      const previous = current.secrets[0];
+      const kept: ClientSecretRecord | undefined =
+        previous && { ...previous, expiresAt: previous.expiresAt === null ? until : Math.min(previous.expiresAt, until) };
+      const previousExpiresAt = kept?.expiresAt ?? null;
       const clientSecret = generateClientSecret();
-      const secrets = [
-        { digest: secretDigest(clientSecret), createdAt: now, expiresAt: null },
-        ...capped.filter((s) => s.expiresAt !== null && s.expiresAt > now),
-      ].slice(0, MAX_SECRETS);
+      const secrets: ClientSecretRecord[] = [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }];
+      if (kept && kept.expiresAt !== null && kept.expiresAt > now) secrets.push(kept);
       const next: ClientRecord = { ...current, secrets, updatedAt: now };
       await this.#replace(next);
       this.#events.emit('client.secret_rotated', { clientId, previousExpiresAt, ...ctx });

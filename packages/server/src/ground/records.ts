@@ -76,6 +76,11 @@ export interface SigningKeyRecord {
   retiredAt: number | null;
   /** When the key leaves the JWKS (the last token it signed has expired); null while not retired. */
   expiresAt: number | null;
+  /**
+   * When an operator revoked the key (it leaked): from then on it never signs, is not published,
+   * and every token it signed is refused. Null unless revoked; a revoked key is also retired.
+   */
+  revokedAt: number | null;
 }
 
 export interface RevocationRecord {

@@ -6,10 +6,14 @@
 //   active   the newest key whose activatesAt has passed: every token is signed with it;
 //   retired  a newer key took over at retiredAt; stays published (and verifiable) until
 //            expiresAt = retiredAt + maxTokenTtlMs + CLOCK_SKEW_MS, then refresh() deletes it.
+// and one more when a key leaked:
+//   revoked  revoke() took it out at revokedAt: never signs again, not published, and every
+//            token it signed fails verify(); listed until its expiresAt, then deleted.
 //
 // The newest pending key wins: rotate() while a key is pending retires the pending one at once
 // (it never signs) and the new key takes its place. So the admin's latest rotation is the one
-// that happens, and at most one pending key exists per instance.
+// that happens, and at most one pending key exists per instance. A rotation that activates at
+// once (rotate({ activateAt: now }), `keys rotate --now`) retires every other key at once too.
 //
 // Several instances on one database converge on the same active key: the choice depends only on
 // the stored records and the clock (highest activatesAt, then createdAt, then kid), and refresh()
@@ -21,7 +25,7 @@
 import type { KeyObject } from 'node:crypto';
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { ConfigError } from '../ground/errors.js';
-import type { EventBus } from '../observability/events.js';
+import type { AuditContext, EventBus } from '../observability/events.js';
 import type { KeyStore } from '../storage/types.js';
 import type { PublicJwk, SigningKeyRecord } from '../ground/records.js';
 import type { SigningAlgorithm } from '../ground/names.js';
@@ -52,7 +56,7 @@ export function keyMaintenanceInterval(rotationIntervalMs: number): number {
 /** How recent another instance's first key must be for this one to load it instead of making its own. */
 const FIRST_KEY_RACE_MS = 60_000;
 
-export type KeyStatus = 'pending' | 'active' | 'retired';
+export type KeyStatus = 'pending' | 'active' | 'retired' | 'revoked';
 
 /** A key as the admin API shows it: never private material. */
 export interface KeySummary {
@@ -63,6 +67,30 @@ export interface KeySummary {
   activatesAt: number;
   retiredAt: number | null;
   expiresAt: number | null;
+  revokedAt: number | null;
+}
+
+/** revoke() of a kid the ring does not hold (never existed, or deleted once expired). */
+export class KeyNotFoundError extends Error {
+  constructor(readonly kid: string) {
+    super(`Signing key ${JSON.stringify(kid)} not found`);
+    this.name = 'KeyNotFoundError';
+  }
+}
+
+/** revoke() of the key that signs now, without a replacement: no token could be issued. */
+export class KeyRevocationRefusedError extends Error {
+  constructor(readonly kid: string) {
+    super(`Signing key ${JSON.stringify(kid)} is the key that signs tokens now; revoking it alone would stop every token request. `
+      + 'Revoke it with a replacement that signs at once: {"rotate": true} (m2m-auth keys revoke KID --rotate).');
+    this.name = 'KeyRevocationRefusedError';
+  }
+}
+
+/** What revoke() did: the revoked key, and the key that replaced it when one was asked for. */
+export interface KeyRevocation {
+  revoked: KeySummary;
+  replacement: KeySummary | undefined;
 }
 
 export interface KeyRingOptions {
@@ -86,6 +114,7 @@ interface LoadedKey extends JwtVerificationKey {
   readonly activatesAt: number;
   retiredAt: number | null;
   expiresAt: number | null;
+  revokedAt: number | null;
   /** Public members plus kid, alg and use, rebuilt from the key itself (never copied from storage). */
   readonly publicJwk: PublicJwk;
   /** Present while the key may sign (not retired). */
@@ -109,6 +138,8 @@ export class KeyRing {
   #nextTransitionAt = Infinity;
   #jwksJson: string | undefined;
   #jwksValidUntil = Infinity;
+  /** How many keys this ring saw revoked (revocationEpoch). */
+  #revocations = 0;
   /** rotate(), refresh() and the maintenance run one at a time. */
   #queue: Promise<unknown> = Promise.resolve();
   /** Retirements being written in the background. */
@@ -164,18 +195,27 @@ export class KeyRing {
 
   /**
    * Verifies the signature of a token against the published keys (pending, active, retired and
-   * not expired). Does not check exp, iss, aud or revocation. Null for anything that fails.
+   * not expired; never a revoked key). Does not check exp, iss, aud or token revocation. Null for
+   * anything that fails.
    */
   verify(token: string): { header: JwtHeader; payload: JwtPayload } | null {
     const now = this.#now();
     const result = verifyJwt(token, (kid) => {
       const key = this.#keys.get(kid);
-      return key && (key.expiresAt === null || now < key.expiresAt) ? key : undefined;
+      return key && key.revokedAt === null && (key.expiresAt === null || now < key.expiresAt) ? key : undefined;
     });
     return result.ok ? { header: result.header, payload: result.payload } : null;
   }
 
-  /** The JWK Set: public members, kid, alg and use of every key that has not expired. */
+  /**
+   * A number that grows each time a loaded key becomes revoked, by revoke() or by a refresh that
+   * finds another instance's revocation: whoever remembers verified tokens checks them again.
+   */
+  revocationEpoch(): number {
+    return this.#revocations;
+  }
+
+  /** The JWK Set: public members, kid, alg and use of every key that has not expired or been revoked. */
   jwks(): { keys: PublicJwk[] } {
     return JSON.parse(this.jwksJson()) as { keys: PublicJwk[] };
   }
@@ -187,6 +227,7 @@ export class KeyRing {
       let validUntil = Infinity;
       const keys: PublicJwk[] = [];
       for (const key of this.#sorted()) {
+        if (key.revokedAt !== null) continue;
         if (key.expiresAt !== null) {
           if (key.expiresAt <= now) continue;
           validUntil = Math.min(validUntil, key.expiresAt);
@@ -209,7 +250,8 @@ export class KeyRing {
   /**
    * Creates a key with the configured algorithm, published now and signing from
    * now + prepublishMs (or `activateAt`; a time in the past means now). A key still pending is
-   * retired at once: the newest pending key wins.
+   * retired at once: the newest pending key wins. A key that signs at once (activateAt now or
+   * earlier) also retires the key that signed until then, at once.
    */
   async rotate(opts: { activateAt?: number } = {}): Promise<KeySummary> {
     if (opts.activateAt !== undefined && !Number.isFinite(opts.activateAt)) {
@@ -218,6 +260,44 @@ export class KeyRing {
     return this.#exclusive(async () => {
       const key = await this.#createKey(opts.activateAt);
       return summarize(key, this.#now());
+    });
+  }
+
+  /**
+   * Revokes a key (it leaked): it leaves the JWKS at once, never signs again, and verify() refuses
+   * every token it signed, here at once and on other instances when they read the change. The key
+   * that signs now is revoked only with `rotate`, which first stores a new key that signs at once
+   * (verifiers fetch it on its unknown kid); `rotate` on any other key also asks for one. Revoking
+   * a revoked key again changes nothing. Emits key.revoked with `audit`.
+   */
+  async revoke(kid: string, opts: { rotate?: boolean; audit?: AuditContext } = {}): Promise<KeyRevocation> {
+    return this.#exclusive(async () => {
+      // Another instance may have created, retired or revoked the key moments ago.
+      await this.#reload();
+      const key = this.#keys.get(kid);
+      if (!key) throw new KeyNotFoundError(kid);
+      if (key.revokedAt !== null) return { revoked: summarize(key, this.#now()), replacement: undefined };
+      const now = this.#now();
+      if (now >= this.#nextTransitionAt) this.#advance(now);
+      if (key === this.#current && !opts.rotate) throw new KeyRevocationRefusedError(kid);
+      const replacement = opts.rotate ? await this.#createKey(now) : undefined;
+
+      const revokedAt = this.#now();
+      const expiresAt = Math.min(key.expiresAt ?? Infinity, revokedAt + this.#retentionMs);
+      if (await this.#store.revokeKey(kid, revokedAt, expiresAt)) {
+        key.revokedAt = revokedAt;
+        key.retiredAt ??= revokedAt;
+        key.expiresAt = expiresAt;
+      } else {
+        // Another instance deleted it meanwhile (it had expired): it is gone everywhere.
+        this.#keys.delete(kid);
+      }
+      key.signer = undefined;
+      this.#jwksJson = undefined;
+      // In the same turn as the change above, so that no verification made before it outlives it.
+      this.#revocations += 1;
+      this.#events.emit('key.revoked', { kid, ...opts.audit });
+      return { revoked: summarize(key, revokedAt), replacement: replacement && summarize(replacement, revokedAt) };
     });
   }
 
@@ -386,6 +466,7 @@ export class KeyRing {
       activatesAt,
       retiredAt: null,
       expiresAt: null,
+      revokedAt: null,
     };
     der.fill(0);
     return { record, generated };
@@ -396,7 +477,9 @@ export class KeyRing {
     const now = record.createdAt;
     const activatesAt = record.activatesAt;
     const key = buildKey(record, generated.publicKey, generated.privateKey);
-    const superseded = [...this.#keys.values()].filter((k) => k.retiredAt === null && k.activatesAt > now);
+    // A key that signs at once supersedes every other key now, so that nothing else (say a key of
+    // the same activatesAt and a higher kid) can win the choice of #advance.
+    const superseded = [...this.#keys.values()].filter((k) => k.retiredAt === null && (k.activatesAt > now || activatesAt <= now));
     this.#keys.set(key.kid, key);
     this.#jwksJson = undefined;
     this.#events.emit('key.created', { kid: key.kid, alg: key.alg, activatesAt });
@@ -429,7 +512,9 @@ export class KeyRing {
       const known = this.#keys.get(record.kid);
       if (known) {
         if (record.retiredAt !== null) {
-          if (known.retiredAt === null || known.expiresAt !== record.expiresAt) retiredByStore.push([known, record]);
+          if (known.retiredAt === null || known.expiresAt !== record.expiresAt || known.revokedAt !== record.revokedAt) {
+            retiredByStore.push([known, record]);
+          }
         } else if (known.retiredAt !== null) {
           unpersisted.push(known);
         }
@@ -440,8 +525,10 @@ export class KeyRing {
     }
 
     for (const [known, record] of retiredByStore) {
+      if (known.revokedAt === null && record.revokedAt !== null) this.#revocations += 1;
       known.retiredAt = record.retiredAt;
       known.expiresAt = record.expiresAt;
+      known.revokedAt = record.revokedAt;
       known.signer = undefined;
     }
     this.#keys = next;
@@ -477,11 +564,12 @@ function summarize(key: LoadedKey, now: number): KeySummary {
   return {
     kid: key.kid,
     alg: key.alg,
-    status: key.retiredAt !== null ? 'retired' : key.activatesAt > now ? 'pending' : 'active',
+    status: key.revokedAt !== null ? 'revoked' : key.retiredAt !== null ? 'retired' : key.activatesAt > now ? 'pending' : 'active',
     createdAt: key.createdAt,
     activatesAt: key.activatesAt,
     retiredAt: key.retiredAt,
     expiresAt: key.expiresAt,
+    revokedAt: key.revokedAt,
   };
 }
 
@@ -494,6 +582,7 @@ function buildKey(record: SigningKeyRecord, publicKey: KeyObject, privateKey: Ke
     activatesAt: record.activatesAt,
     retiredAt: record.retiredAt,
     expiresAt: record.expiresAt,
+    revokedAt: record.revokedAt,
     publicJwk,
     signer: privateKey ? createJwtSigner(record.alg, record.kid, privateKey) : undefined,
   };

@@ -24,6 +24,8 @@ export interface TokenSigner {
   sign(claimsJson: string): { token: string; kid: string };
   /** The payload of a token signed by one of our published keys, or null. Checks the signature only. */
   verifyPayload(token: string): Record<string, unknown> | null;
+  /** Grows each time a signing key is revoked (here or learnt from storage): verified tokens must be checked again. */
+  revocationEpoch(): number;
 }
 
 /** What knows about revoked jtis (in memory, backed by storage). */
@@ -107,6 +109,8 @@ export class AccessTokenReader {
   readonly #cacheSize: number;
   /** token -> claims whose signature and issuer were verified. Revocation and expiry are checked on every read. */
   readonly #verified = new Map<string, AccessTokenClaims>();
+  /** The signer's revocationEpoch() when #verified was last emptied. */
+  #epoch = 0;
 
   constructor(opts: AccessTokenReaderOptions) {
     this.#issuer = opts.issuer;
@@ -119,6 +123,12 @@ export class AccessTokenReader {
 
   /** Claims of a token we signed for this issuer, whatever its expiry or revocation; else null. */
   claims(token: string): AccessTokenClaims | null {
+    // A revoked signing key: its tokens must fail the signature check again, so forget every verification.
+    const epoch = this.#signer.revocationEpoch();
+    if (epoch !== this.#epoch) {
+      this.#verified.clear();
+      this.#epoch = epoch;
+    }
     const cached = this.#verified.get(token);
     if (cached) return cached;
     if (token.length > MAX_TOKEN_LENGTH) return null;

@@ -26,6 +26,8 @@ export interface EventMap {
   'key.activated': { kid: string };
   'key.retired': { kid: string; expiresAt: number };
   'key.deleted': { kid: string };
+  /** An operator revoked the key (it leaked): unpublished, never signs again, its tokens refused. */
+  'key.revoked': { kid: string } & AuditContext;
   'key.rotation_failed': { error: string };
   'admin.auth_failed': { reason: string } & AuditContext;
 }
@@ -67,6 +69,6 @@ export const EVENT_NAMES: readonly EventName[] = [
   'token.issued', 'token.denied', 'token.revoked', 'token.introspected',
   'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
   'client.secret_rotated', 'client.tokens_revoked',
-  'key.created', 'key.activated', 'key.retired', 'key.deleted', 'key.rotation_failed',
+  'key.created', 'key.activated', 'key.retired', 'key.deleted', 'key.revoked', 'key.rotation_failed',
   'admin.auth_failed',
 ];

@@ -47,7 +47,7 @@ const UNKNOWN_CLIENT_REASON = 'unknown client';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS']);
 const STATUS_CLASSES = ['1xx', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
-const KEY_STATUSES = ['pending', 'active', 'retired'] as const;
+const KEY_STATUSES = ['pending', 'active', 'retired', 'revoked'] as const;
 
 /** What the gauges read at scrape time; the server's own objects satisfy these. */
 export interface MetricsSources {
@@ -389,11 +389,11 @@ export class ServerMetrics {
     const keys = sources.keys;
     new Gauge({
       name: `${p}signing_keys`,
-      help: 'Signing keys loaded, by status: pending (published, not yet signing), active (signing), retired (published until its tokens expire).',
+      help: 'Signing keys loaded, by status: pending (published, not yet signing), active (signing), retired (published until its tokens expire), revoked (unpublished, its tokens refused).',
       labelNames: ['status'],
       registers,
       collect() {
-        const counts: Record<string, number> = { pending: 0, active: 0, retired: 0 };
+        const counts: Record<string, number> = Object.fromEntries(KEY_STATUSES.map((status) => [status, 0]));
         for (const k of keys.list()) counts[k.status] = (counts[k.status] ?? 0) + 1;
         for (const status of KEY_STATUSES) this.set({ status }, counts[status]!);
       },

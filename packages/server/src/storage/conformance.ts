@@ -98,6 +98,7 @@ function signingKey(kid: string, overrides: Partial<SigningKeyRecord> = {}): Sig
     activatesAt: T0 + HOUR,
     retiredAt: null,
     expiresAt: null,
+    revokedAt: null,
     ...overrides,
   };
 }
@@ -340,6 +341,35 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         expect(await storage.keys.listKeys()).toStrictEqual([signingKey('k-1')]);
       });
 
+      it('revokes a key that signs: revokedAt and retiredAt set, expiresAt given; a retirement afterwards changes nothing', async () => {
+        await storage.keys.insertKey(signingKey('k-1'));
+        await storage.keys.insertKey(signingKey('k-2'));
+        expect(await storage.keys.revokeKey('k-1', T0 + 2 * HOUR, T0 + 26 * HOUR)).toBe(true);
+        const revoked = signingKey('k-1', { revokedAt: T0 + 2 * HOUR, retiredAt: T0 + 2 * HOUR, expiresAt: T0 + 26 * HOUR });
+        expect([...(await storage.keys.listKeys())].sort(byKid)).toStrictEqual([revoked, signingKey('k-2')]);
+        // Another instance that had not heard of the revocation yet retires the key: refused.
+        expect(await storage.keys.retireKey('k-1', T0 + 3 * HOUR, T0 + 27 * HOUR)).toBe(false);
+        expect([...(await storage.keys.listKeys())].sort(byKid)).toStrictEqual([revoked, signingKey('k-2')]);
+      });
+
+      it('revoking a retired key keeps its retiredAt and the earlier expiresAt; revoking again keeps the first revokedAt', async () => {
+        await storage.keys.insertKey(signingKey('k-early', { retiredAt: T0, expiresAt: T0 + HOUR }));
+        await storage.keys.insertKey(signingKey('k-late', { retiredAt: T0, expiresAt: T0 + 30 * HOUR }));
+        expect(await storage.keys.revokeKey('k-early', T0 + 2 * HOUR, T0 + 26 * HOUR)).toBe(true);
+        expect(await storage.keys.revokeKey('k-late', T0 + 2 * HOUR, T0 + 26 * HOUR)).toBe(true);
+        expect(await storage.keys.revokeKey('k-late', T0 + 3 * HOUR, T0 + 27 * HOUR)).toBe(true);
+        expect([...(await storage.keys.listKeys())].sort(byKid)).toStrictEqual([
+          signingKey('k-early', { retiredAt: T0, expiresAt: T0 + HOUR, revokedAt: T0 + 2 * HOUR }),
+          signingKey('k-late', { retiredAt: T0, expiresAt: T0 + 26 * HOUR, revokedAt: T0 + 2 * HOUR }),
+        ]);
+      });
+
+      it('returns false when revoking a missing key', async () => {
+        await storage.keys.insertKey(signingKey('k-1'));
+        expect(await storage.keys.revokeKey('k-missing', T0, T0 + HOUR)).toBe(false);
+        expect(await storage.keys.listKeys()).toStrictEqual([signingKey('k-1')]);
+      });
+
       it('deletes keys expiring at or before now, keeps later and unexpiring ones', async () => {
         const now = T0 + 10 * HOUR;
         await storage.keys.insertKey(signingKey('k-past', { retiredAt: T0, expiresAt: now - 1 }));
@@ -505,6 +535,7 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         await storage.clients.deleteClient('cl_a');
         await storage.keys.insertKey(signingKey('k1'));
         await storage.keys.retireKey('k1', T0, T0 + HOUR);
+        await storage.keys.revokeKey('k1', T0, T0 + HOUR);
         await storage.keys.deleteExpiredKeys(T0 + HOUR);
         // A conditional insert that inserts records its change; one that declines records nothing.
         await storage.keys.insertKeyIfNoneSince(signingKey('k2', { createdAt: T0 }), T0 - HOUR);
@@ -519,6 +550,7 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
           ['client', 'cl_a', null],
           ['client', 'cl_a', null],
           ['client', 'cl_a', null],
+          ['keys', 'k1', null],
           ['keys', 'k1', null],
           ['keys', 'k1', null],
           ['keys', 'k1', null],

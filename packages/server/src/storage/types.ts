@@ -39,8 +39,14 @@ export interface KeyStore {
    * (automatic rotation happens once per cluster). Rejects with StorageConflictError if the kid exists.
    */
   insertKeyIfNoneSince(key: SigningKeyRecord, since: number): Promise<boolean>;
-  /** Marks a key retired; false when the key does not exist. */
+  /** Marks a key retired; false when the key does not exist or was revoked (a revocation stands). */
   retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean>;
+  /**
+   * Marks a key revoked at `revokedAt`: revokedAt is set (an earlier revocation's time is kept),
+   * retiredAt too when the key was not retired yet, and expiresAt becomes the earlier of its own
+   * and `expiresAt`. False when the key does not exist.
+   */
+  revokeKey(kid: string, revokedAt: number, expiresAt: number): Promise<boolean>;
   /** Deletes keys whose expiresAt is at or before `now`; returns the kids this call deleted. */
   deleteExpiredKeys(now: number): Promise<string[]>;
 }

@@ -36,6 +36,7 @@ export function propagatingWrites<T extends WriteStores>(stores: T, propagate: (
       insertKey: (key) => then(keys.insertKey(key), propagate),
       insertKeyIfNoneSince: (key, since) => then(keys.insertKeyIfNoneSince(key, since), propagate, isTrue),
       retireKey: (kid, retiredAt, expiresAt) => then(keys.retireKey(kid, retiredAt, expiresAt), propagate, isTrue),
+      revokeKey: (kid, revokedAt, expiresAt) => then(keys.revokeKey(kid, revokedAt, expiresAt), propagate, isTrue),
       deleteExpiredKeys: (now) => then(keys.deleteExpiredKeys(now), propagate, (kids) => kids.length > 0),
     } satisfies KeyStore,
     revocations: {

@@ -6,7 +6,8 @@ import { bearerChecker } from '../../src/admin/bearer.js';
 import { registerAdminRoutes } from '../../src/admin/routes.js';
 import { ClientRegistry } from '../../src/clients/registry.js';
 import { verifyClientSecret } from '../../src/clients/secrets.js';
-import { EventBus, type EventMap, type EventName } from '../../src/observability/events.js';
+import { KeyNotFoundError, KeyRevocationRefusedError } from '../../src/keys/keyring.js';
+import { EventBus, type AuditContext, type EventMap, type EventName } from '../../src/observability/events.js';
 import { keyPair } from '../clients/keys.js';
 import { MemoryClientStore } from '../clients/memory-client-store.js';
 
@@ -27,14 +28,15 @@ let events: EventBus;
 let seen: Array<{ name: EventName; payload: unknown }>;
 let now: number;
 let keyList: Array<Record<string, unknown>>;
-let rotateImpl: () => Promise<unknown>;
+let rotateImpl: (opts?: { activateAt?: number }) => Promise<unknown>;
+let revokeImpl: (kid: string, opts: { rotate: boolean; audit: AuditContext }) => Promise<{ revoked: unknown; replacement: unknown }>;
 
 async function build(opts: { bodyLimit?: number } = {}): Promise<FastifyInstance> {
   const instance = Fastify({ logger: false, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
   const registry = new ClientRegistry(store, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600, now: () => now });
   await registerAdminRoutes(instance, {
     registry,
-    keys: { list: () => keyList, rotate: () => rotateImpl() },
+    keys: { list: () => keyList, rotate: (opts) => rotateImpl(opts), revoke: (kid, opts) => revokeImpl(kid, opts) },
     adminToken: TOKEN,
     events,
   });
@@ -54,10 +56,24 @@ beforeEach(async () => {
       privateKeyEncrypted: 'SECRET-KEY-MATERIAL', publicJwk: { kty: 'EC', d: 'PRIVATE-D' },
     },
   ];
-  rotateImpl = async () => {
-    const key = { kid: 'k2', alg: 'ES256', status: 'pending', createdAt: now, activatesAt: now + 3_600_000, retiredAt: null, expiresAt: null, privateKeyEncrypted: 'SECRET-KEY-MATERIAL' };
+  rotateImpl = async (opts) => {
+    const activatesAt = opts?.activateAt === undefined ? now + 3_600_000 : Math.max(now, opts.activateAt);
+    const key = {
+      kid: 'k2', alg: 'ES256', status: activatesAt > now ? 'pending' : 'active', createdAt: now, activatesAt, retiredAt: null, expiresAt: null,
+      privateKeyEncrypted: 'SECRET-KEY-MATERIAL',
+    };
     keyList = [key, ...keyList];
     return key;
+  };
+  // The rules of KeyRing.revoke (tested with the real ring in test/keys/keyring.test.ts).
+  revokeImpl = async (kid, opts) => {
+    const key = keyList.find((k) => k.kid === kid);
+    if (!key) throw new KeyNotFoundError(kid);
+    if (key.status === 'active' && !opts.rotate) throw new KeyRevocationRefusedError(kid);
+    const replacement = opts.rotate ? await rotateImpl({ activateAt: now }) : undefined;
+    Object.assign(key, { status: 'revoked', retiredAt: now, revokedAt: now, expiresAt: now + 86_400_000 });
+    events.emit('key.revoked', { kid, ...opts.audit });
+    return { revoked: key, replacement };
   };
   app = await build();
 });
@@ -115,6 +131,7 @@ describe('bearer authentication', () => {
     ['POST', '/admin/clients'], ['GET', '/admin/clients'], ['GET', '/admin/clients/cl_x'], ['PATCH', '/admin/clients/cl_x'],
     ['DELETE', '/admin/clients/cl_x'], ['POST', '/admin/clients/cl_x/secret'], ['POST', '/admin/clients/cl_x/revoke-tokens'],
     ['POST', '/admin/clients/cl_x/disable'], ['POST', '/admin/clients/cl_x/enable'], ['GET', '/admin/keys'], ['POST', '/admin/keys/rotate'],
+    ['POST', '/admin/keys/k1/revoke'],
     ['GET', '/admin/nowhere'],
   ];
 
@@ -406,7 +423,7 @@ describe('keys', () => {
     const res = await call('GET', '/admin/keys');
     expect(res.status).toBe(200);
     expect(res.json).toEqual({
-      keys: [{ kid: 'k1', alg: 'ES256', status: 'active', created_at: Math.floor((T0 - 7_200_500) / 1000), activates_at: (T0 - 3_600_000) / 1000, retired_at: null, expires_at: null }],
+      keys: [{ kid: 'k1', alg: 'ES256', status: 'active', created_at: Math.floor((T0 - 7_200_500) / 1000), activates_at: (T0 - 3_600_000) / 1000, retired_at: null, expires_at: null, revoked_at: null }],
     });
     expect(res.body).not.toContain('SECRET-KEY-MATERIAL');
     expect(res.body).not.toContain('PRIVATE-D');
@@ -416,10 +433,63 @@ describe('keys', () => {
   it('POST /admin/keys/rotate returns the new key and the list', async () => {
     const res = await call('POST', '/admin/keys/rotate');
     expect(res.status).toBe(200);
-    expect(res.json.key).toEqual({ kid: 'k2', alg: 'ES256', status: 'pending', created_at: T0 / 1000, activates_at: T0 / 1000 + 3600, retired_at: null, expires_at: null });
+    expect(res.json.key).toEqual({ kid: 'k2', alg: 'ES256', status: 'pending', created_at: T0 / 1000, activates_at: T0 / 1000 + 3600, retired_at: null, expires_at: null, revoked_at: null });
     expect(res.json.keys.map((k: { kid: string }) => k.kid)).toEqual(['k2', 'k1']);
     expect(res.body).not.toContain('SECRET-KEY-MATERIAL');
-    expectBadRequest(await call('POST', '/admin/keys/rotate', { body: { alg: 'RS256' } }), /takes no body members/);
+    expectBadRequest(await call('POST', '/admin/keys/rotate', { body: { alg: 'RS256' } }), /Unknown field "alg" \(allowed: now\)/);
+  });
+
+  it('POST /admin/keys/rotate with {"now": true} asks for a key that signs at once', async () => {
+    let asked: unknown = 'not called';
+    const original = rotateImpl;
+    rotateImpl = async (opts) => {
+      asked = opts;
+      return original(opts);
+    };
+    const res = await call('POST', '/admin/keys/rotate', { body: { now: true } });
+    expect(res.status).toBe(200);
+    expect(asked).toEqual({ activateAt: 0 });
+    expect(res.json.key).toMatchObject({ kid: 'k2', status: 'active', activates_at: T0 / 1000 });
+    asked = 'not called';
+    expect((await call('POST', '/admin/keys/rotate', { body: { now: false } })).status).toBe(200);
+    expect(asked).toBeUndefined();
+    expectBadRequest(await call('POST', '/admin/keys/rotate', { body: { now: 'yes' } }), /now must be true or false, got a string/);
+    expectBadRequest(await call('POST', '/admin/keys/rotate', { body: { now: 1 } }), /now must be true or false/);
+  });
+
+  it('POST /admin/keys/{kid}/revoke revokes a key that does not sign, with the audit context', async () => {
+    await call('POST', '/admin/keys/rotate');
+    const res = await call('POST', '/admin/keys/k2/revoke');
+    expect(res.status).toBe(200);
+    expect(res.json.key).toEqual({
+      kid: 'k2', alg: 'ES256', status: 'revoked', created_at: T0 / 1000, activates_at: T0 / 1000 + 3600,
+      retired_at: T0 / 1000, expires_at: T0 / 1000 + 86_400, revoked_at: T0 / 1000,
+    });
+    expect(res.json.replacement).toBeNull();
+    expect(res.json.keys.map((k: { kid: string; status: string }) => [k.kid, k.status])).toEqual([['k2', 'revoked'], ['k1', 'active']]);
+    expect(res.body).not.toContain('SECRET-KEY-MATERIAL');
+    expect(named('key.revoked')).toEqual([{ kid: 'k2', ip: '127.0.0.1', requestId: expect.any(String) }]);
+  });
+
+  it('POST /admin/keys/{kid}/revoke of the signing key: 409 without rotate, a replacement with it', async () => {
+    const refused = await call('POST', '/admin/keys/k1/revoke');
+    expect(refused.status).toBe(409);
+    expect(refused.json.error).toBe('conflict');
+    expect(refused.json.message).toMatch(/is the key that signs tokens now.*\{"rotate": true\}.*--rotate/);
+    const res = await call('POST', '/admin/keys/k1/revoke', { body: { rotate: true } });
+    expect(res.status).toBe(200);
+    expect(res.json.key).toMatchObject({ kid: 'k1', status: 'revoked', revoked_at: T0 / 1000 });
+    expect(res.json.replacement).toMatchObject({ kid: 'k2', status: 'active', activates_at: T0 / 1000 });
+  });
+
+  it('POST /admin/keys/{kid}/revoke: 404 for an unknown kid, 400 for a bad body', async () => {
+    const missing = await call('POST', '/admin/keys/k-unknown/revoke');
+    expect(missing.status).toBe(404);
+    expect(missing.json).toEqual({ error: 'not_found', message: 'Signing key "k-unknown" not found' });
+    expect((await call('POST', `/admin/keys/${'k'.repeat(100)}/revoke`)).status).toBe(404);
+    expectBadRequest(await call('POST', '/admin/keys/k1/revoke', { body: { rotate: 'true' } }), /rotate must be true or false/);
+    expectBadRequest(await call('POST', '/admin/keys/k1/revoke', { body: { now: true } }), /Unknown field "now" \(allowed: rotate\)/);
+    expect(named('key.revoked')).toEqual([]);
   });
 
   it('a failure of the server is a 500 that says nothing more', async () => {

@@ -29,7 +29,7 @@ async function adminListener(enabled: boolean): Promise<AdminListener> {
   const events = new EventBus();
   const app = Fastify(fastifyOptions(pino({ level: 'silent' }), 65536)) as unknown as FastifyInstance;
   const registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86400, secretGracePeriod: 0, now: Date.now });
-  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: async () => undefined }, adminToken: TOKEN, events });
+  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: async () => undefined, revoke: async () => ({ revoked: undefined, replacement: undefined }) }, adminToken: TOKEN, events });
   await registerPprofRoutes(app, { adminToken: TOKEN, enabled, events });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { app, url, events };

@@ -304,7 +304,7 @@ describe('keys', () => {
   it('list and rotate', async () => {
     const list = await cli(['keys', 'list']);
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout.split('\n')[0]).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED\s+SIGNS_FROM\s+RETIRED\s+UNPUBLISHED_AT$/);
+    expect(list.stdout.split('\n')[0]).toMatch(/^KID\s+ALG\s+STATUS\s+CREATED\s+SIGNS_FROM\s+RETIRED\s+REVOKED\s+UNPUBLISHED_AT$/);
     const before = JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys as Array<{ kid: string }>;
     const rotate = await cli(['keys', 'rotate']);
     expect(rotate.code, rotate.stderr).toBe(0);
@@ -314,6 +314,37 @@ describe('keys', () => {
     const after = JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys as Array<{ kid: string; status: string }>;
     expect(after.find((k) => k.kid === kid)?.status).toBe('pending');
     expect(JSON.stringify(after)).not.toMatch(/private|"d"/i);
+  });
+
+  it('rotate --now, then revoke: refused for the signing key without --rotate, a replacement with it, 404 for an unknown kid', async () => {
+    const now = await cli(['keys', 'rotate', '--now']);
+    expect(now.code, now.stderr).toBe(0);
+    const signing = /^New key (\S+) \(ES256\) is published and signs from now \(\d{4}-.*\); the previous key is retired\.$/m.exec(now.stdout)?.[1];
+    expect(signing).toBeDefined();
+    const listed = JSON.parse((await cli(['keys', 'list', '--json'])).stdout).keys as Array<{ kid: string; status: string }>;
+    expect(listed.find((k) => k.kid === signing)?.status).toBe('active');
+    const retired = listed.find((k) => k.status === 'retired')!.kid;
+
+    expectOneLineError(await cli(['keys', 'revoke', signing!]), /is the key that signs tokens now; .*--rotate\)\. \(HTTP 409\)$/);
+    expect(keys.sign({ sub: 'x' }).kid).toBe(signing);
+
+    const alone = await cli(['keys', 'revoke', retired]);
+    expect(alone.code, alone.stderr).toBe(0);
+    expect(alone.stdout).toContain(`Key ${retired} is revoked: it is no longer published, signs nothing more, and every token it signed is inactive at introspection.`);
+    expect(alone.stdout).toContain('within its cache age, 10 minutes by default');
+    expect(alone.stdout).not.toContain('New key');
+
+    const replaced = await cli(['keys', 'revoke', signing!, '--rotate', '--json']);
+    expect(replaced.code, replaced.stderr).toBe(0);
+    const body = JSON.parse(replaced.stdout) as { key: { kid: string; status: string }; replacement: { kid: string; status: string } };
+    expect(body.key).toMatchObject({ kid: signing, status: 'revoked' });
+    expect(body.replacement.status).toBe('active');
+    expect(keys.sign({ sub: 'x' }).kid).toBe(body.replacement.kid);
+    expect(keys.jwks().keys.map((k) => k.kid)).not.toContain(signing);
+    const table = (await cli(['keys', 'list'])).stdout.split('\n');
+    expect(table.find((l) => l.startsWith(signing!))).toMatch(/\srevoked\s/);
+
+    expectOneLineError(await cli(['keys', 'revoke', 'no-such-kid']), /^m2m-auth: Signing key "no-such-kid" not found \(HTTP 404\)$/);
   });
 });
 

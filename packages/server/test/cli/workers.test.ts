@@ -156,6 +156,21 @@ describe('serve --workers 2: a change made on one worker', () => {
     const jwks = await Promise.all(Array.from({ length: 8 }, () => send(`${p!.publicUrl}/oauth2/jwks`, 'GET', {})));
     for (const r of jwks) expect((r.json.keys as Array<{ kid: string }>).map((k) => k.kid)).toContain(kid);
 
+    // A leaked signing key revoked with a replacement: no worker says its tokens are active, or
+    // publishes it, or signs with it, right after the answer.
+    expect((await adminCall('POST', `/clients/${client_id}/enable`)).status).toBe(200);
+    const signed = await Promise.all(Array.from({ length: 4 }, () => token()));
+    for (const t of signed) for (const r of await introspectNow(t)) expect(r.json.active).toBe(true);
+    const leaked = JSON.parse(Buffer.from(signed[0]!.split('.')[0]!, 'base64url').toString('utf8')).kid as string;
+    const revoked = await adminCall('POST', `/keys/${leaked}/revoke`, { rotate: true });
+    expect(revoked.status).toBe(200);
+    for (const t of signed) for (const r of await introspectNow(t)) expect(r.json).toStrictEqual({ active: false });
+    const after = await Promise.all(Array.from({ length: 8 }, () => send(`${p!.publicUrl}/oauth2/jwks`, 'GET', {})));
+    for (const r of after) expect((r.json.keys as Array<{ kid: string }>).map((k) => k.kid)).not.toContain(leaked);
+    for (const t of await Promise.all(Array.from({ length: 8 }, () => token()))) {
+      expect(JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString('utf8')).kid).toBe(revoked.json.replacement.kid);
+    }
+
     // Both workers answered some of the introspections after revocations.
     const text = await (await fetch(`${p.adminUrl}/metrics`, { headers: { connection: 'close' } })).text();
     const inactive = [...text.matchAll(/^m2m_auth_introspections_total\{active="false",worker="(\d+)"\} (\d+)$/gm)];

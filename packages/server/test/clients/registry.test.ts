@@ -382,22 +382,35 @@ describe('rotateSecret', () => {
     expect(verifyClientSecret(await registry.get(client.clientId), first, now)).toBe(false);
   });
 
-  it('drops expired secrets and never extends a grace already running', async () => {
+  it('keeps at most one previous secret: a second rotation ends the first one at once', async () => {
     const { client, secret: s1 } = await createBasic();
     now = T0 + 1000;
-    const r2 = await registry.rotateSecret(client.clientId, 100);
+    const r2 = await registry.rotateSecret(client.clientId, 3600);
     now = T0 + 2000;
-    const r3 = await registry.rotateSecret(client.clientId, 1000);
-    let stored = store.rows.get(client.clientId)!;
-    // s1 expires at T0 + 101_000 (kept, not extended), s2 at T0 + 1_002_000.
-    expect(stored.secrets.map((s) => s.expiresAt)).toEqual([null, T0 + 1_002_000, T0 + 101_000]);
-    expect(verifyClientSecret(stored, s1, now)).toBe(true);
+    const r3 = await registry.rotateSecret(client.clientId, 3600);
+    const stored = store.rows.get(client.clientId)!;
+    expect(stored.secrets.map((s) => s.digest)).toEqual([secretDigest(r3.clientSecret), secretDigest(r2.clientSecret)]);
+    expect(stored.secrets.map((s) => s.expiresAt)).toEqual([null, T0 + 2000 + 3_600_000]);
+    expect(r3.previousExpiresAt).toBe(T0 + 2000 + 3_600_000);
+    // Of the three secrets only the two newest work, though s1's grace had most of an hour left.
+    expect(verifyClientSecret(stored, s1, now)).toBe(false);
     expect(verifyClientSecret(stored, r2.clientSecret, now)).toBe(true);
-    now = T0 + 200_000;
-    const r4 = await registry.rotateSecret(client.clientId, 5);
-    stored = store.rows.get(client.clientId)!;
-    expect(stored.secrets.map((s) => s.digest)).toEqual([secretDigest(r4.clientSecret), secretDigest(r3.clientSecret), secretDigest(r2.clientSecret)]);
-    expect(stored.secrets.map((s) => s.expiresAt)).toEqual([null, T0 + 205_000, T0 + 205_000]);
+    expect(verifyClientSecret(stored, r3.clientSecret, now)).toBe(true);
+    expect(verifyClientSecret(await registry.get(client.clientId), s1, now)).toBe(false);
+  });
+
+  it('a rotation with grace 0 after one with a grace leaves only the new secret', async () => {
+    const { client, secret: s1 } = await createBasic();
+    now = T0 + 1000;
+    const r2 = await registry.rotateSecret(client.clientId, 3600);
+    now = T0 + 2000;
+    const r3 = await registry.rotateSecret(client.clientId, 0);
+    const stored = store.rows.get(client.clientId)!;
+    expect(stored.secrets.map((s) => s.digest)).toEqual([secretDigest(r3.clientSecret)]);
+    expect(r3.previousExpiresAt).toBe(T0 + 2000);
+    expect(verifyClientSecret(stored, s1, now)).toBe(false);
+    expect(verifyClientSecret(stored, r2.clientSecret, now)).toBe(false);
+    expect(verifyClientSecret(stored, r3.clientSecret, now)).toBe(true);
   });
 
   it('validates the grace period and refuses private_key_jwt clients', async () => {
@@ -415,7 +428,7 @@ describe('rotateSecret', () => {
     const stored = store.rows.get(client.clientId)!;
     expect(verifyClientSecret(stored, a.clientSecret, now)).toBe(true);
     expect(verifyClientSecret(stored, b.clientSecret, now)).toBe(true);
-    expect(stored.secrets).toHaveLength(3);
+    expect(stored.secrets).toHaveLength(2);
   });
 });
 

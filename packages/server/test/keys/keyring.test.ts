@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { CLOCK_SKEW_MS, KeyRing, type KeyRingOptions } from '../../src/keys/keyring.js';
+import { CLOCK_SKEW_MS, KeyNotFoundError, KeyRevocationRefusedError, KeyRing, type KeyRingOptions } from '../../src/keys/keyring.js';
 import { ConfigError } from '../../src/ground/errors.js';
 import { openStorage } from '../../src/storage/open.js';
 import { EventBus, type EventMap, type EventName } from '../../src/observability/events.js';
@@ -38,9 +38,17 @@ class MemoryKeyStore implements KeyStore {
       throw new Error('connection reset');
     }
     const row = this.rows.get(kid);
-    if (!row) return false;
+    if (!row || row.revokedAt !== null) return false;
     row.retiredAt = retiredAt;
     row.expiresAt = expiresAt;
+    return true;
+  }
+  async revokeKey(kid: string, revokedAt: number, expiresAt: number): Promise<boolean> {
+    const row = this.rows.get(kid);
+    if (!row) return false;
+    row.revokedAt ??= revokedAt;
+    row.retiredAt ??= revokedAt;
+    row.expiresAt = Math.min(row.expiresAt ?? expiresAt, expiresAt);
     return true;
   }
   async deleteExpiredKeys(now: number): Promise<string[]> {
@@ -172,7 +180,7 @@ describe('KeyRing life cycle', () => {
     expect(ring.isReady()).toBe(true);
     const [summary] = ring.list();
     expect(summary).toEqual({
-      kid: expect.any(String), alg: 'ES256', status: 'active', createdAt: T0, activatesAt: T0, retiredAt: null, expiresAt: null,
+      kid: expect.any(String), alg: 'ES256', status: 'active', createdAt: T0, activatesAt: T0, retiredAt: null, expiresAt: null, revokedAt: null,
     });
     expect(names(h)).toEqual(['key.created', 'key.activated']);
     expect(h.seen[0]?.payload).toEqual({ kid: summary?.kid, alg: 'ES256', activatesAt: T0 });
@@ -324,7 +332,7 @@ describe('KeyRing life cycle', () => {
       }
       for (const member of PRIVATE_MEMBERS) expect(ring.jwksJson()).not.toContain(`"${member}"`);
       for (const summary of ring.list()) {
-        expect(Object.keys(summary).sort()).toEqual(['activatesAt', 'alg', 'createdAt', 'expiresAt', 'kid', 'retiredAt', 'status']);
+        expect(Object.keys(summary).sort()).toEqual(['activatesAt', 'alg', 'createdAt', 'expiresAt', 'kid', 'retiredAt', 'revokedAt', 'status']);
       }
     }
   });
@@ -392,6 +400,130 @@ describe('KeyRing life cycle', () => {
     await expect(KeyRing.open(h.store, { ...h.opts, alg: 'HS256' as SigningAlgorithm })).rejects.toMatchObject({ code: 'SIGNING_ALG_INVALID' });
     await expect(KeyRing.open(h.store, { ...h.opts, prepublishMs: -1 })).rejects.toBeInstanceOf(ConfigError);
     await expect(KeyRing.open(h.store, { ...h.opts, maxTokenTtlMs: Number.NaN })).rejects.toBeInstanceOf(ConfigError);
+  });
+});
+
+describe('a leaked key: rotate at once, revoke', () => {
+  function kids(ring: KeyRing): string[] {
+    return ring.jwks().keys.map((k) => k.kid as string);
+  }
+
+  it('rotate({ activateAt: now }) in the very millisecond the current key activated: the new key signs, the old one retires', async () => {
+    // Same activatesAt and createdAt: only the kid would tell them apart without the explicit retirement.
+    for (let i = 0; i < 8; i++) {
+      const h = harness();
+      const ring = await KeyRing.open(h.store, h.opts);
+      const old = ring.sign(claims(T0)).kid;
+      h.seen.length = 0;
+      const next = await ring.rotate({ activateAt: 0 });
+      expect(next).toMatchObject({ status: 'active', createdAt: T0, activatesAt: T0 });
+      expect(ring.sign(claims(T0)).kid).toBe(next.kid);
+      expect(h.store.rows.get(old)).toMatchObject({ retiredAt: T0, expiresAt: T0 + MAX_TTL + CLOCK_SKEW_MS });
+      expect(names(h)).toEqual(['key.created', 'key.retired', 'key.activated']);
+      // Another instance on the same store converges on the same key.
+      expect((await KeyRing.open(h.store, h.opts)).sign(claims(T0)).kid).toBe(next.kid);
+    }
+  });
+
+  it('revoking a retired key unpublishes it and fails every token it signed, at once', async () => {
+    const h = harness();
+    const ring = await KeyRing.open(h.store, h.opts);
+    const old = ring.sign(claims(T0));
+    h.clock.now = T0 + 1000;
+    const next = await ring.rotate({ activateAt: 0 });
+    expect(ring.verify(old.token)).not.toBeNull();
+    expect(kids(ring)).toContain(old.kid);
+
+    h.clock.now = T0 + 2000;
+    h.seen.length = 0;
+    const { revoked, replacement } = await ring.revoke(old.kid, { audit: { ip: '10.0.0.1', requestId: 'r1' } });
+    expect(replacement).toBeUndefined();
+    expect(revoked).toMatchObject({ kid: old.kid, status: 'revoked', retiredAt: T0 + 1000, revokedAt: T0 + 2000 });
+    expect(ring.verify(old.token)).toBeNull();
+    expect(kids(ring)).toEqual([next.kid]);
+    expect(ring.sign(claims(h.clock.now)).kid).toBe(next.kid);
+    expect(h.store.rows.get(old.kid)).toMatchObject({ revokedAt: T0 + 2000, retiredAt: T0 + 1000, expiresAt: T0 + 1000 + MAX_TTL + CLOCK_SKEW_MS });
+    expect(h.seen).toEqual([{ name: 'key.revoked', payload: { kid: old.kid, ip: '10.0.0.1', requestId: 'r1' } }]);
+    expect(ring.list().map((k) => [k.kid, k.status])).toEqual([[next.kid, 'active'], [old.kid, 'revoked']]);
+
+    // Again: nothing changes, nothing is announced.
+    h.seen.length = 0;
+    h.clock.now = T0 + 3000;
+    expect((await ring.revoke(old.kid)).revoked).toMatchObject({ status: 'revoked', revokedAt: T0 + 2000 });
+    expect(h.seen).toEqual([]);
+
+    // Listed until its expiresAt, then deleted like any expired key.
+    h.clock.now = T0 + 1000 + MAX_TTL + CLOCK_SKEW_MS;
+    await ring.refresh();
+    expect(ring.list().map((k) => k.kid)).toEqual([next.kid]);
+    expect(h.seen.map((e) => e.name)).toEqual(['key.deleted']);
+  });
+
+  it('revoking a pending key: it never signs', async () => {
+    const h = harness();
+    const ring = await KeyRing.open(h.store, h.opts);
+    const current = ring.sign(claims(T0)).kid;
+    const pending = await ring.rotate();
+    await ring.revoke(pending.kid);
+    expect(kids(ring)).toEqual([current]);
+    h.clock.now = pending.activatesAt + 1;
+    expect(ring.sign(claims(h.clock.now)).kid).toBe(current);
+    expect(h.store.rows.get(pending.kid)).toMatchObject({ revokedAt: T0, retiredAt: T0, expiresAt: T0 + MAX_TTL + CLOCK_SKEW_MS });
+  });
+
+  it('refuses to revoke the key that signs without a replacement, and changes nothing', async () => {
+    const h = harness();
+    const ring = await KeyRing.open(h.store, h.opts);
+    const current = ring.sign(claims(T0));
+    h.seen.length = 0;
+    await expect(ring.revoke(current.kid)).rejects.toBeInstanceOf(KeyRevocationRefusedError);
+    await expect(ring.revoke(current.kid)).rejects.toThrow(/signs tokens now.*--rotate/);
+    expect(ring.verify(current.token)).not.toBeNull();
+    expect(ring.sign(claims(T0)).kid).toBe(current.kid);
+    expect(h.store.rows.get(current.kid)).toMatchObject({ revokedAt: null, retiredAt: null });
+    expect(h.seen).toEqual([]);
+    await expect(ring.revoke('k-never')).rejects.toBeInstanceOf(KeyNotFoundError);
+  });
+
+  it('revoking the key that signs with rotate: a new key signs at once, the old one is gone', async () => {
+    const h = harness();
+    const ring = await KeyRing.open(h.store, h.opts);
+    const old = ring.sign(claims(T0));
+    const pending = await ring.rotate();
+    h.clock.now = T0 + 5000;
+    h.seen.length = 0;
+    const { revoked, replacement } = await ring.revoke(old.kid, { rotate: true });
+    expect(replacement).toMatchObject({ status: 'active', activatesAt: T0 + 5000 });
+    expect(revoked).toMatchObject({ kid: old.kid, status: 'revoked', retiredAt: T0 + 5000, revokedAt: T0 + 5000 });
+    const fresh = ring.sign(claims(h.clock.now));
+    expect(fresh.kid).toBe(replacement!.kid);
+    expect(ring.verify(old.token)).toBeNull();
+    expect(ring.verify(fresh.token)).not.toBeNull();
+    // The pending key was superseded: it never signs.
+    expect(ring.list().find((k) => k.kid === pending.kid)?.status).toBe('retired');
+    expect(kids(ring).sort()).toEqual([replacement!.kid, pending.kid].sort());
+    expect(names(h)).toEqual(['key.created', 'key.retired', 'key.retired', 'key.activated', 'key.revoked']);
+  });
+
+  it('another key ring on the store sees the revocation at its next refresh', async () => {
+    const a = harness();
+    const b = harness({ kek: a.opts.kek }, a.store);
+    const ringA = await KeyRing.open(a.store, a.opts);
+    const ringB = await KeyRing.open(b.store, b.opts);
+    const old = ringB.sign(claims(T0));
+    a.clock.now = b.clock.now = T0 + 1000;
+    const { replacement } = await ringA.revoke(old.kid, { rotate: true });
+    expect(ringB.verify(old.token)).not.toBeNull();
+    b.seen.length = 0;
+    await ringB.refresh();
+    expect(ringB.verify(old.token)).toBeNull();
+    expect(ringB.jwks().keys.map((k) => k.kid)).toEqual([replacement!.kid]);
+    expect(ringB.sign(claims(b.clock.now)).kid).toBe(replacement!.kid);
+    expect(ringB.list().find((k) => k.kid === old.kid)?.status).toBe('revoked');
+    expect(names(b)).toEqual(['key.activated']);
+    // B knew the key as the one signing; it does not retire it again over the revocation.
+    await ringB.refresh();
+    expect(a.store.rows.get(old.kid)).toMatchObject({ revokedAt: T0 + 1000 });
   });
 });
 

@@ -102,17 +102,24 @@ describe('client secret rotation', () => {
     expectInvalidClient(await t.token(c.clientId, c.clientSecret));
   });
 
-  it('a second rotation keeps the first grace period and shortens none it should not', async () => {
+  it('keeps at most one previous secret: after two rotations the first secret stops at once', async () => {
     const c = await t.client();
-    const first = await rotateSecret(c.clientId, { grace_period: 600 });
+    const first = await rotateSecret(c.clientId, { grace_period: 3600 });
     t.clock.advance(100_000);
     const second = await rotateSecret(c.clientId, { grace_period: 3600 });
-    // The original secret still ends 600 s after the first rotation, not later.
-    t.clock.advance(499_999);
-    expect((await t.token(c.clientId, c.clientSecret)).statusCode).toBe(200);
-    t.clock.advance(1);
+    expect(second.previous_secret_expires_at).toBe(Math.floor((t.clock.now() + 3_600_000) / 1000));
+    // The original secret had 3,500 s of grace left; the second rotation ended it.
     expectInvalidClient(await t.token(c.clientId, c.clientSecret));
     expect((await t.token(c.clientId, first.client_secret)).statusCode).toBe(200);
+    expect((await t.token(c.clientId, second.client_secret)).statusCode).toBe(200);
+  });
+
+  it('grace period 0 after a rotation with a grace leaves only the newest secret working', async () => {
+    const c = await t.client();
+    const first = await rotateSecret(c.clientId, { grace_period: 3600 });
+    const second = await rotateSecret(c.clientId, { grace_period: 0 });
+    expectInvalidClient(await t.token(c.clientId, c.clientSecret));
+    expectInvalidClient(await t.token(c.clientId, first.client_secret));
     expect((await t.token(c.clientId, second.client_secret)).statusCode).toBe(200);
   });
 });
@@ -247,5 +254,93 @@ describe('signing key rotation through the admin API', () => {
     t.clock.advance(3600_000);
     expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(second);
     expect(t.server.keys.list().find((k) => k.kid === first)?.status).toBe('retired');
+  });
+});
+
+describe('a leaked signing key', () => {
+  async function audited(type: string): Promise<Array<Record<string, unknown>>> {
+    // The audit line is written by a listener of the event, in the same turn as the admin answer.
+    await new Promise((resolve) => setImmediate(resolve));
+    return t.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.audit === true && l.type === type);
+  }
+
+  it('rotate with {"now": true}: the new key signs at once and the old one retires; its tokens stay active', async () => {
+    const c = await t.client();
+    const oldToken = await issue(c.clientId, c.clientSecret);
+    const oldKid = kidOf(oldToken);
+    // Same millisecond as the first key's activation: the frozen clock has not moved.
+    const res = await t.admin({ method: 'POST', url: '/admin/keys/rotate', payload: { now: true } });
+    expect(res.statusCode).toBe(200);
+    const newKid = res.json().key.kid as string;
+    expect(res.json().key).toMatchObject({ status: 'active', activates_at: Math.floor(t.clock.now() / 1000) });
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(newKid);
+    expect(t.server.keys.list().find((k) => k.kid === oldKid)).toMatchObject({ status: 'retired', retiredAt: t.clock.now() });
+    expect((await kids()).sort()).toEqual([oldKid, newKid].sort());
+    expect(await active(oldToken)).toBe(true);
+  });
+
+  it('revoke: refused for the key that signs without rotate; with rotate it leaves the JWKS, its tokens are inactive at once, a new key signs', async () => {
+    const c = await t.client();
+    const reuse = await t.client({ token_reuse: true });
+    const leakedToken = await issue(c.clientId, c.clientSecret);
+    const reusedToken = await issue(reuse.clientId, reuse.clientSecret);
+    const leaked = kidOf(leakedToken);
+    t.clock.advance(1000);
+
+    const refused = await t.admin({ method: 'POST', url: `/admin/keys/${leaked}/revoke` });
+    expect(refused.statusCode).toBe(409);
+    expect(refused.json()).toEqual({
+      error: 'conflict',
+      message: `Signing key "${leaked}" is the key that signs tokens now; revoking it alone would stop every token request. `
+        + 'Revoke it with a replacement that signs at once: {"rotate": true} (m2m-auth keys revoke KID --rotate).',
+    });
+    expect(await kids()).toEqual([leaked]);
+    expect(await active(leakedToken)).toBe(true);
+
+    const res = await t.admin({ method: 'POST', url: `/admin/keys/${leaked}/revoke`, payload: { rotate: true } });
+    expect(res.statusCode).toBe(200);
+    const replacement = res.json().replacement.kid as string;
+    expect(res.json().key).toMatchObject({ kid: leaked, status: 'revoked', revoked_at: Math.floor(t.clock.now() / 1000) });
+    expect(res.json().replacement).toMatchObject({ status: 'active', activates_at: Math.floor(t.clock.now() / 1000) });
+
+    // At once: unpublished, every token it signed inactive, never signs again.
+    expect(await kids()).toEqual([replacement]);
+    expect(await active(leakedToken)).toBe(false);
+    expect(await active(reusedToken)).toBe(false);
+    const fresh = await issue(c.clientId, c.clientSecret);
+    expect(kidOf(fresh)).toBe(replacement);
+    expect(await active(fresh)).toBe(true);
+    // A client with token reuse gets a new token, not the one the revoked key signed.
+    const again = await issue(reuse.clientId, reuse.clientSecret);
+    expect(again).not.toBe(reusedToken);
+    expect(kidOf(again)).toBe(replacement);
+    const set = createLocalJWKSet({ keys: (await jwks()) as never });
+    await expect(jwtVerify(leakedToken, set)).rejects.toThrow();
+
+    const listed = (await t.admin({ method: 'GET', url: '/admin/keys' })).json().keys as Array<{ kid: string; status: string }>;
+    expect(listed.map((k) => [k.kid, k.status])).toEqual([[replacement, 'active'], [leaked, 'revoked']]);
+    expect(await audited('key.revoked')).toEqual([expect.objectContaining({ kid: leaked, actor: 'admin', ip: '127.0.0.1' })]);
+    // A second revocation changes nothing.
+    expect((await t.admin({ method: 'POST', url: `/admin/keys/${leaked}/revoke` })).statusCode).toBe(200);
+    expect(await audited('key.revoked')).toHaveLength(1);
+  });
+
+  it('revoking a retired key ends its tokens before their exp; an unknown kid is 404', async () => {
+    const c = await t.client();
+    const oldToken = await issue(c.clientId, c.clientSecret);
+    const oldKid = kidOf(oldToken);
+    t.clock.advance(1000);
+    const newKid = (await t.admin({ method: 'POST', url: '/admin/keys/rotate', payload: { now: true } })).json().key.kid as string;
+    expect(await active(oldToken)).toBe(true);
+    const res = await t.admin({ method: 'POST', url: `/admin/keys/${oldKid}/revoke` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().replacement).toBeNull();
+    expect(await active(oldToken)).toBe(false);
+    expect(await kids()).toEqual([newKid]);
+    expect(kidOf(await issue(c.clientId, c.clientSecret))).toBe(newKid);
+
+    const missing = await t.admin({ method: 'POST', url: '/admin/keys/no-such-kid/revoke' });
+    expect(missing.statusCode).toBe(404);
+    expect(missing.json()).toEqual({ error: 'not_found', message: 'Signing key "no-such-kid" not found' });
   });
 });

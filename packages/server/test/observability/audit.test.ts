@@ -28,6 +28,7 @@ function emitEveryOtherEvent(events: EventBus): void {
   events.emit('client.created', { clientId: 'cl_cccccccccccccccc', ip: '10.0.0.9', requestId: 'r5' });
   events.emit('client.tokens_revoked', { clientId: 'cl_cccccccccccccccc', before: 5, ip: '10.0.0.9', requestId: 'r6' });
   events.emit('key.created', { kid: 'k2', alg: 'ES256', activatesAt: 10 });
+  events.emit('key.revoked', { kid: 'k1', ip: '10.0.0.9', requestId: 'r8' });
   events.emit('key.rotation_failed', { error: 'database is locked' });
   events.emit('admin.auth_failed', { reason: 'invalid_token', ip: '10.0.0.66', requestId: 'r7' });
 }
@@ -42,7 +43,7 @@ describe('subscribeAuditLog', () => {
     const got = lines();
     expect(got.map((l) => l.type)).toEqual([
       'token.issued', 'token.denied', 'token.revoked', 'token.introspected', 'client.created', 'client.tokens_revoked',
-      'key.created', 'key.rotation_failed', 'admin.auth_failed',
+      'key.created', 'key.revoked', 'key.rotation_failed', 'admin.auth_failed',
     ]);
     for (const l of got) {
       expect(l.audit).toBe(true);
@@ -56,6 +57,7 @@ describe('subscribeAuditLog', () => {
     expect(by('token.introspected')).toMatchObject({ actor: 'cl_bbbbbbbbbbbbbbbb', active: false, level: 'info' });
     expect(by('client.created')).toMatchObject({ actor: 'admin', clientId: 'cl_cccccccccccccccc', ip: '10.0.0.9', level: 'info' });
     expect(by('key.created')).toMatchObject({ actor: 'system', kid: 'k2', level: 'info' });
+    expect(by('key.revoked')).toMatchObject({ actor: 'admin', kid: 'k1', ip: '10.0.0.9', requestId: 'r8', level: 'info' });
     expect(by('key.rotation_failed')).toMatchObject({ actor: 'system', level: 'warn' });
     expect(by('admin.auth_failed')).toMatchObject({ actor: 'anonymous', ip: '10.0.0.66', level: 'warn' });
   });
@@ -72,7 +74,7 @@ describe('subscribeAuditLog', () => {
     const got = lines();
     expect(got.filter((l) => l.type === 'token.issued')).toEqual([]);
     expect(got.filter((l) => l.type === 'token.introspected').map((l) => l.active)).toEqual([false]);
-    expect(got.length).toBe(8);
+    expect(got.length).toBe(9);
   });
 
   it('rate 1 writes every token.issued line at info, marked with the rate', () => {

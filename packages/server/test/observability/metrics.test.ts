@@ -159,6 +159,7 @@ describe('/metrics of a real server after traffic', () => {
   it('reports the signing keys, the active key age against the server clock and rotation failures', async () => {
     expect(value(after, `${P}signing_keys`, { status: 'active' })).toBe(1);
     expect(value(after, `${P}signing_keys`, { status: 'pending' })).toBe(0);
+    expect(value(after, `${P}signing_keys`, { status: 'revoked' })).toBe(0);
     expect(value(after, `${P}signing_key_rotation_interval_seconds`)).toBe(t.config.keyRotationInterval);
     const age = value(after, `${P}signing_key_age_seconds`);
     t.clock.advance(1000_000);
@@ -258,13 +259,18 @@ describe('ServerMetrics with in-memory sources', () => {
   });
 
   it('key age is 0 and the active count 0 when no key signs', async () => {
-    const keys = { list: () => [{ status: 'retired', activatesAt: 0 }, { status: 'pending', activatesAt: Date.now() + 1000 }] };
+    const keys = {
+      list: () => [
+        { status: 'retired', activatesAt: 0 }, { status: 'pending', activatesAt: Date.now() + 1000 }, { status: 'revoked', activatesAt: 0 },
+      ],
+    };
     const metrics = new ServerMetrics(fakeSources({ keys }));
     const exp = await read(metrics);
     expect(value(exp, `${P}signing_key_age_seconds`)).toBe(0);
     expect(value(exp, `${P}signing_keys`, { status: 'active' })).toBe(0);
     expect(value(exp, `${P}signing_keys`, { status: 'pending' })).toBe(1);
     expect(value(exp, `${P}signing_keys`, { status: 'retired' })).toBe(1);
+    expect(value(exp, `${P}signing_keys`, { status: 'revoked' })).toBe(1);
     await metrics.stop();
   });
 

@@ -2,7 +2,7 @@
 // and refetching (key rotation, unknown kids), and RFC 7662 introspection for revoked tokens.
 
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT } from 'jose';
 import {
   createVerifier,
@@ -14,6 +14,7 @@ import {
 } from '@m2m-auth/sdk/verify';
 import { createTokenProvider } from '@m2m-auth/sdk/client';
 import {
+  ADMIN_TOKEN,
   b64json,
   decodePart,
   ORDERS,
@@ -272,6 +273,88 @@ describe('JWKS cache, rotation and unknown kids', () => {
     const err2 = await rejection(mismatch, await rawToken(s, billing));
     expect(err2.code).toBe('jwks_unavailable');
     expect((err2.cause as { code?: string }).code).toBe('issuer_mismatch');
+  });
+});
+
+describe('a revoked signing key (frozen clock)', () => {
+  let s: AuthServer;
+  let billing: { clientId: string; clientSecret: string };
+  beforeAll(async () => {
+    s = await startAuthServer();
+    billing = await registerClient(s);
+  });
+  afterAll(() => s.close());
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** Revokes the key that signed `token` through the admin API, with a replacement; its kid. */
+  async function revokeSigner(token: string): Promise<{ leaked: string; replacement: string }> {
+    const leaked = decodePart(token, 0).kid as string;
+    const res = await fetch(`${s.adminUrl}/admin/keys/${encodeURIComponent(leaked)}/revoke`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ rotate: true }),
+    });
+    expect(res.status).toBe(200);
+    return { leaked, replacement: ((await res.json()) as { replacement: { kid: string } }).replacement.kid };
+  }
+
+  it('verifies its tokens until the cached JWKS reaches its age (10 minutes by default), then refuses them', async () => {
+    // Only Date is frozen: the verifier's cache age and jose's are read from it; sockets and timers run.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const t0 = Date.now();
+    const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS });
+    const leakedToken = await rawToken(s, billing);
+    await verifier.verify(leakedToken);
+    const { leaked } = await revokeSigner(leakedToken);
+    const published = (await (await fetch(`${s.directUrl}${JWKS_PATH}`)).json()) as { keys: Array<{ kid: string }> };
+    expect(published.keys.map((k) => k.kid)).not.toContain(leaked);
+    const fetched = s.count(JWKS_PATH);
+
+    // The JWKS the verifier holds still has the key: it is not asked for again before its age.
+    vi.setSystemTime(t0 + 600_000 - 1);
+    expect((await verifier.verify(leakedToken)).client_id).toBe(billing.clientId);
+    expect(s.count(JWKS_PATH)).toBe(fetched);
+    vi.setSystemTime(t0 + 600_000);
+    await expectCode(verifier, leakedToken, 'unknown_kid');
+    expect(s.count(JWKS_PATH)).toBe(fetched + 1);
+  });
+
+  it('refuses them as soon as a token of the replacement makes it refetch the JWKS (an unknown kid, after the cooldown)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const t0 = Date.now();
+    const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS, jwks: { cacheMaxAgeMs: 3_600_000 } });
+    const leakedToken = await rawToken(s, billing);
+    await verifier.verify(leakedToken);
+    const fetched = s.count(JWKS_PATH);
+    const { replacement } = await revokeSigner(leakedToken);
+    const fresh = await rawToken(s, billing);
+    expect(decodePart(fresh, 0).kid).toBe(replacement);
+
+    // Within the cooldown (10 s by default) of the last fetch an unknown kid fetches nothing.
+    vi.setSystemTime(t0 + 9_999);
+    await expectCode(verifier, fresh, 'unknown_kid');
+    expect(s.count(JWKS_PATH)).toBe(fetched);
+    expect((await verifier.verify(leakedToken)).client_id).toBe(billing.clientId);
+    vi.setSystemTime(t0 + 10_000);
+    expect((await verifier.verify(fresh)).client_id).toBe(billing.clientId);
+    expect(s.count(JWKS_PATH)).toBe(fetched + 1);
+    await expectCode(verifier, leakedToken, 'unknown_kid');
+    expect(s.count(JWKS_PATH)).toBe(fetched + 1);
+  });
+
+  it('jwks.cacheMaxAgeMs shortens how long: 60 s', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const t0 = Date.now();
+    const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS, jwks: { cacheMaxAgeMs: 60_000 } });
+    const leakedToken = await rawToken(s, billing);
+    await verifier.verify(leakedToken);
+    await revokeSigner(leakedToken);
+    vi.setSystemTime(t0 + 59_999);
+    await verifier.verify(leakedToken);
+    vi.setSystemTime(t0 + 60_000);
+    await expectCode(verifier, leakedToken, 'unknown_kid');
   });
 });
 

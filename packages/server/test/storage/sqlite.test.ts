@@ -87,6 +87,7 @@ const retiredKey: SigningKeyRecord = {
   activatesAt: T0 + HOUR,
   retiredAt: T0 + 2 * HOUR,
   expiresAt: T0 + 3 * HOUR,
+  revokedAt: null,
 };
 
 describe('sqlite file storage', () => {

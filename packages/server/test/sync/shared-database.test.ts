@@ -172,6 +172,26 @@ for (const backend of backends) {
       });
     });
 
+    it('a signing key revoked at A: its tokens are inactive at B within 1 s, B unpublishes it and signs with the replacement', async () => {
+      const c = await newClient(a);
+      const t = (await token(b, c)).json.access_token as string;
+      const kid = JSON.parse(Buffer.from(t.split('.')[0]!, 'base64url').toString('utf8')).kid as string;
+      // Verified once at B, so B has it in its cache of verified tokens too.
+      expect(await active(b, c, t)).toBe(true);
+      const r = await admin(a, 'POST', `/admin/keys/${encodeURIComponent(kid)}/revoke`, { rotate: true });
+      expect(r.status).toBe(200);
+      const replacement = r.json.replacement.kid as string;
+      expect(await active(a, c, t)).toBe(false);
+      const ms = await within(1000, async () => !(await active(b, c, t)));
+      expect(ms).toBeLessThan(1000);
+      const jwks = (await (await fetch(b.publicUrl + '/oauth2/jwks')).json()) as { keys: { kid: string }[] };
+      expect(jwks.keys.map((k) => k.kid)).not.toContain(kid);
+      expect(jwks.keys.map((k) => k.kid)).toContain(replacement);
+      const next = (await token(b, c)).json.access_token as string;
+      expect(JSON.parse(Buffer.from(next.split('.')[0]!, 'base64url').toString('utf8')).kid).toBe(replacement);
+      expect(await active(b, c, next)).toBe(true);
+    });
+
     it('a client assertion replayed at the other instance is refused', async () => {
       const { publicKey, privateKey } = await generateKeyPair('ES256');
       const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };

@@ -44,8 +44,9 @@ export class TokenEndpoint {
     this.#o = options;
     this.#now = options.now ?? Date.now;
     this.#reuse = new TokenReuse(options.revocations, this.#now);
-    // A newly active signing key should sign the next token; do not keep handing out the old key's.
-    options.events.on('key.activated', () => this.#reuse.clear());
+    // A newly active signing key should sign the next token; do not keep handing out the old key's,
+    // least of all a revoked key's.
+    for (const e of ['key.activated', 'key.revoked'] as const) options.events.on(e, () => this.#reuse.clear());
   }
 
   /** The chain; never throws: a failure is answered (and announced as token.denied). */

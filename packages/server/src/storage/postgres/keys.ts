@@ -15,9 +15,10 @@ interface KeyRow {
   activates_at: string;
   retired_at: string | null;
   expires_at: string | null;
+  revoked_at: string | null;
 }
 
-const COLUMNS = 'kid, alg, public_jwk, private_key_encrypted, created_at, activates_at, retired_at, expires_at';
+const COLUMNS = 'kid, alg, public_jwk, private_key_encrypted, created_at, activates_at, retired_at, expires_at, revoked_at';
 
 function fromRow(row: KeyRow): SigningKeyRecord {
   return {
@@ -29,12 +30,16 @@ function fromRow(row: KeyRow): SigningKeyRecord {
     activatesAt: int8FromDb(row.activates_at),
     retiredAt: int8OrNullFromDb(row.retired_at),
     expiresAt: int8OrNullFromDb(row.expires_at),
+    revokedAt: int8OrNullFromDb(row.revoked_at),
   };
 }
 
 const LIST = `SELECT ${COLUMNS} FROM signing_keys ORDER BY created_at, kid`;
-const INSERT = `INSERT INTO signing_keys (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`;
-const RETIRE = 'UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE kid = $1';
+const INSERT = `INSERT INTO signing_keys (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
+const RETIRE = 'UPDATE signing_keys SET retired_at = $2, expires_at = $3 WHERE kid = $1 AND revoked_at IS NULL';
+// LEAST ignores a NULL argument: a key that was not retired gets $3.
+const REVOKE = `UPDATE signing_keys SET revoked_at = COALESCE(revoked_at, $2), retired_at = COALESCE(retired_at, $2),
+  expires_at = LEAST(expires_at, $3) WHERE kid = $1`;
 const NEWER_THAN = 'SELECT 1 FROM signing_keys WHERE created_at > $1 LIMIT 1';
 
 /**
@@ -53,6 +58,7 @@ function insertParams(key: SigningKeyRecord): unknown[] {
     key.activatesAt,
     key.retiredAt,
     key.expiresAt,
+    key.revokedAt,
   ];
 }
 // A null expires_at never compares <= now, so unretired keys stay.
@@ -82,6 +88,10 @@ export class PostgresKeyStore implements KeyStore {
 
   async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {
     return (await this.db.query(RETIRE, [kid, retiredAt, expiresAt])).rowCount === 1;
+  }
+
+  async revokeKey(kid: string, revokedAt: number, expiresAt: number): Promise<boolean> {
+    return (await this.db.query(REVOKE, [kid, revokedAt, expiresAt])).rowCount === 1;
   }
 
   async deleteExpiredKeys(now: number): Promise<string[]> {

@@ -126,6 +126,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // true = answer a repeated request with the client's still-fresh token (issue 3); off by default.
     sql: `ALTER TABLE clients ADD COLUMN token_reuse boolean NOT NULL DEFAULT false;`,
   },
+  {
+    version: 5,
+    name: 'signing key revocation',
+    // When an operator revoked the key (issue 12): it never signs again, leaves the JWKS, and the
+    // tokens it signed are refused. NULL = not revoked.
+    sql: `ALTER TABLE signing_keys ADD COLUMN revoked_at bigint;`,
+  },
 ];
 
 /**

@@ -15,9 +15,10 @@ interface KeyRow {
   activates_at: number;
   retired_at: number | null;
   expires_at: number | null;
+  revoked_at: number | null;
 }
 
-const COLUMNS = 'kid, alg, public_jwk, private_key_encrypted, created_at, activates_at, retired_at, expires_at';
+const COLUMNS = 'kid, alg, public_jwk, private_key_encrypted, created_at, activates_at, retired_at, expires_at, revoked_at';
 
 function fromRow(row: KeyRow): SigningKeyRecord {
   return {
@@ -29,6 +30,7 @@ function fromRow(row: KeyRow): SigningKeyRecord {
     activatesAt: row.activates_at,
     retiredAt: row.retired_at,
     expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
   };
 }
 
@@ -36,9 +38,14 @@ function prepareStatements(db: Database) {
   return {
     list: db.prepare<[], KeyRow>(`SELECT ${COLUMNS} FROM signing_keys ORDER BY created_at, kid`),
     insert: db.prepare<[KeyRow]>(`INSERT INTO signing_keys (${COLUMNS}) VALUES (
-      @kid, @alg, @public_jwk, @private_key_encrypted, @created_at, @activates_at, @retired_at, @expires_at)`),
+      @kid, @alg, @public_jwk, @private_key_encrypted, @created_at, @activates_at, @retired_at, @expires_at, @revoked_at)`),
     retire: db.prepare<[number, number, string]>(
-      'UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE kid = ?',
+      'UPDATE signing_keys SET retired_at = ?, expires_at = ? WHERE kid = ? AND revoked_at IS NULL',
+    ),
+    // Two-argument MIN is SQLite's scalar minimum; MIN(NULL, x) would be NULL, hence the COALESCE.
+    revoke: db.prepare<[{ kid: string; revoked_at: number; expires_at: number }]>(
+      `UPDATE signing_keys SET revoked_at = COALESCE(revoked_at, @revoked_at), retired_at = COALESCE(retired_at, @revoked_at),
+        expires_at = MIN(COALESCE(expires_at, @expires_at), @expires_at) WHERE kid = @kid`,
     ),
     deleteExpired: db.prepare<[number], { kid: string }>('DELETE FROM signing_keys WHERE expires_at <= ? RETURNING kid'),
     newerThan: db.prepare<[number], { found: number }>('SELECT 1 AS found FROM signing_keys WHERE created_at > ? LIMIT 1'),
@@ -55,6 +62,7 @@ function toRow(key: SigningKeyRecord): KeyRow {
     activates_at: key.activatesAt,
     retired_at: key.retiredAt,
     expires_at: key.expiresAt,
+    revoked_at: key.revokedAt,
   };
 }
 
@@ -93,6 +101,10 @@ export class SqliteKeyStore implements KeyStore {
 
   async retireKey(kid: string, retiredAt: number, expiresAt: number): Promise<boolean> {
     return this.statements().retire.run(retiredAt, expiresAt, kid).changes === 1;
+  }
+
+  async revokeKey(kid: string, revokedAt: number, expiresAt: number): Promise<boolean> {
+    return this.statements().revoke.run({ kid, revoked_at: revokedAt, expires_at: expiresAt }).changes === 1;
   }
 
   /** A null expires_at never compares <= now, so unretired keys stay. */

@@ -113,6 +113,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // 1 = answer a repeated request with the client's still-fresh token (issue 3); off by default.
     sql: `ALTER TABLE clients ADD COLUMN token_reuse INTEGER NOT NULL DEFAULT 0 CHECK (token_reuse IN (0, 1));`,
   },
+  {
+    version: 5,
+    name: 'signing key revocation',
+    // When an operator revoked the key (issue 12): it never signs again, leaves the JWKS, and the
+    // tokens it signed are refused. NULL = not revoked.
+    sql: `ALTER TABLE signing_keys ADD COLUMN revoked_at INTEGER;`,
+  },
 ];
 
 /**
