@@ -77,7 +77,7 @@ export function findPrivateMember(value: unknown): string | undefined {
  * canonical public key: kty, its public members, and kid, alg, use when given; nothing else.
  */
 export function parseClientJwk(key: unknown, where: string, refuse: Refuse): PublicJwk {
-  const bad = (message: string): never => refuse('jwks', `${where} ${message}`);
+  const bad: (message: string) => never = (message) => refuse('jwks', `${where} ${message}`);
   if (!isPlainObject(key)) bad(`must be a JSON object, got ${describe(key)}`);
   const jwk = key as Record<string, unknown>;
   const { kty } = jwk;
