@@ -20,6 +20,9 @@ import { verifyClientSecret } from '../dist/clients/secrets.js';
 import { ClientRegistry } from '../dist/clients/registry.js';
 import { openStorage } from '../dist/storage/open.js';
 import { EventBus } from '../dist/observability/events.js';
+import { auditActor, subscribeAuditLog } from '../dist/observability/audit.js';
+import { LogSafety } from '../dist/observability/log-safety.js';
+import { createLogger } from '../dist/observability/logger.js';
 import { Limits } from '../dist/limits/limits.js';
 import pino from 'pino';
 import { ALGS, measureAsync, measureSync, measureSyncInterleaved, formatDuration, formatRate, formatRatio, rawCrypto, table } from '@m2m-auth/tools/bench';
@@ -138,6 +141,27 @@ async function main() {
     add('sha256 of a client secret (for scale)', measureSync(() => createHash('sha256').update(clientSecret).digest(), opts), {
       of: rawSign, label: 'raw sign', share: true,
     });
+
+    // The audit line of a denial (src/observability/audit.ts), built member by member through
+    // LogSafety (bounded, secrets masked), beside the line built as before it (the payload spread
+    // as it came), each through an EventBus to a logger whose lines go nowhere.
+    const nowhere = createLogger({ level: 'info', format: 'json', destination: { write: () => true } });
+    const safety = new LogSafety({ secrets: [randomBytes(32).toString('base64url')] });
+    const before = new EventBus();
+    const spreadAudit = nowhere.child({ audit: true });
+    before.onAny((type, payload) => spreadAudit.info({ type, actor: auditActor(type, payload), ...payload }, type));
+    const after = new EventBus();
+    subscribeAuditLog(after, nowhere, { sampleRate: 0, safety });
+    const denial = { clientId, error: 'invalid_scope', reason: 'scope "orders:delete" not allowed', ip: '10.0.0.7', requestId: '1f2e3d4c-5b' };
+    const [spreadLine, safeLine] = measureSyncInterleaved([
+      () => before.emit('token.denied', denial),
+      () => after.emit('token.denied', denial),
+    ], opts);
+    add('audit token.denied line, payload spread (before)', spreadLine, { of: rawSign, label: 'raw sign', share: true });
+    add('audit token.denied line, through LogSafety', safeLine, { of: spreadLine, label: 'spread line' });
+    // What a denial that sends 50,000 characters of scope pays to bound it (masking checked too).
+    const longScope = `scope "${'orders:read '.repeat(4_500)}" not allowed`;
+    add('LogSafety.value (50,000-character scope)', measureSync(() => safety.value(longScope), opts), { of: rawSign, label: 'raw sign', share: true });
 
     if (values.json) {
       console.log(JSON.stringify({ startedAt: startedAt.toISOString(), alg, node: process.version, cpus: cpus().length, durationMs, results }, null, 2));

@@ -18,6 +18,7 @@ import { adminTokenPath, loadAdminToken } from './admin/admin-token.js';
 import { registerPprofRoutes } from './admin/pprof-routes.js';
 import { EventBus } from './observability/events.js';
 import { createLogger } from './observability/logger.js';
+import { LogSafety } from './observability/log-safety.js';
 import { subscribeAuditLog } from './observability/audit.js';
 import { registerMetricsRoute, ServerMetrics } from './observability/metrics.js';
 import { ClientAuthentication } from './oauth/client-auth/authenticate.js';
@@ -185,8 +186,12 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const keyStore = workers
       ? propagatingWrites({ clients: storage.clients, keys: storage.keys, revocations: storage.revocations }, () => propagate()).keys
       : storage.keys;
+    const admin = loadAdmin(config, logger);
+    // Client-supplied values in log and audit lines: bounded, and masked where they hold a secret's
+    // shape or this server's admin token.
+    const logSafety = new LogSafety({ secrets: [admin.token] });
     const events = new EventBus();
-    subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate });
+    subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate, safety: logSafety });
 
     const keys = await openKeyRing(config, keyStore, events, now);
     const clients = new ClientRegistry(traced.clients, events, {
@@ -197,8 +202,6 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     });
     const revocations = new RevocationList(traced.revocations);
     await revocations.load(now());
-
-    const admin = loadAdmin(config, logger);
 
     // The OAuth endpoints see clients through the staleness bound: cached clients (and the
     // revocation list beside them) are trusted only while the change log is being read.
@@ -228,6 +231,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const connections = connectionLimits(config, fileLimit);
     const publicApp = buildPublicApp({
       logger,
+      logSafety,
       connections,
       tracing,
       ...(tls && { tls }),

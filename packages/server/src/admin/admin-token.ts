@@ -3,6 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ADMIN_TOKEN_PREFIX } from '../ground/client-id.js';
 import { ConfigError } from '../ground/errors.js';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
@@ -30,9 +31,11 @@ function readTokenFile(path: string): string {
 }
 
 /**
- * The configured token, else the one in `<dataDir>/admin-token`, else a new one (32 random bytes,
- * base64url) written there with mode 0600 in a folder created with mode 0700. The caller may log
- * the path; it must never log the token.
+ * The configured token, else the one in `<dataDir>/admin-token` (whatever its form: a token
+ * generated before the prefix keeps working), else a new one (`m2m_at_` and 32 random bytes as
+ * base64url, a shape secret scanners and the log lines' masking recognise) written there with
+ * mode 0600 in a folder created with mode 0700. The caller may log the path; it must never log
+ * the token.
  */
 export function loadAdminToken(opts: { adminToken?: string | undefined; dataDir: string }): LoadedAdminToken {
   if (opts.adminToken !== undefined && opts.adminToken !== '') {
@@ -48,7 +51,7 @@ export function loadAdminToken(opts: { adminToken?: string | undefined; dataDir:
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-  const token = randomBytes(32).toString('base64url');
+  const token = ADMIN_TOKEN_PREFIX + randomBytes(32).toString('base64url');
   try {
     // 'wx' fails if another process created the file meanwhile; then that one's token wins.
     writeFileSync(path, `${token}\n`, { mode: 0o600, flag: 'wx' });

@@ -48,6 +48,38 @@ export function queryInt(raw: string | undefined, name: string, min: number, max
   return n;
 }
 
+/**
+ * Member names that reach an object's prototype or constructor when a parsed body is copied or
+ * merged carelessly (JSON.parse keeps "__proto__" as an ordinary member, so a later
+ * `Object.assign` or a check with `in` would see through it).
+ */
+const RESERVED_MEMBERS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Refuses (400) a parsed JSON body with a reserved member name at any depth, naming where.
+ * Iterative, so a deeply nested body is refused or accepted, never a stack overflow.
+ */
+export function refuseReservedMembers(body: unknown): void {
+  const stack: Array<[unknown, string]> = [[body, '']];
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (Array.isArray(v)) {
+      for (let i = v.length - 1; i >= 0; i--) stack.push([v[i], `${path}[${i}]`]);
+      continue;
+    }
+    const names = Object.keys(v);
+    for (let i = names.length - 1; i >= 0; i--) {
+      const name = names[i]!;
+      const at = path === '' ? name : `${path}.${name}`;
+      if (RESERVED_MEMBERS.has(name)) {
+        bad(`The request body has a member named ${JSON.stringify(name)} (at ${at}); "__proto__", "constructor" and "prototype" are refused at any depth`);
+      }
+      stack.push([(v as Record<string, unknown>)[name], at]);
+    }
+  }
+}
+
 /** A required JSON object body. */
 export function objectBody(body: unknown): Record<string, unknown> {
   if (body === undefined) bad('The request body must be a JSON object (Content-Type: application/json)');

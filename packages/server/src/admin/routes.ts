@@ -15,7 +15,7 @@ import { isStorageUnavailable } from '../storage/unavailable.js';
 import { RETRY_AFTER_SECONDS } from '../ground/errors.js';
 import { adminTokenHook } from './bearer.js';
 import { keyToWire } from './key-wire.js';
-import { AdminRequestError, objectBody, optionalBody, optionalBoolean, optionalSeconds, queryInt, readQuery } from './request.js';
+import { AdminRequestError, objectBody, optionalBody, optionalBoolean, optionalSeconds, queryInt, readQuery, refuseReservedMembers } from './request.js';
 
 /** The key ring as the admin API uses it (KeyRing; a fake in unit tests). */
 export interface AdminKeys {
@@ -67,7 +67,8 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
   const { registry, keys, events } = deps;
 
   await app.register(async (admin) => {
-    // Only JSON bodies; an empty body reads as no body, so action routes work without one.
+    // Only JSON bodies; an empty body reads as no body, so action routes work without one. A
+    // member named __proto__, constructor or prototype, at any depth, is refused (400).
     admin.removeAllContentTypeParsers();
     admin.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
       const text = typeof body === 'string' ? body : body.toString('utf8');
@@ -75,11 +76,20 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
         done(null, undefined);
         return;
       }
+      let parsed: unknown;
       try {
-        done(null, JSON.parse(text));
+        parsed = JSON.parse(text);
       } catch {
         done(new AdminRequestError(400, 'The request body is not valid JSON'), undefined);
+        return;
       }
+      try {
+        refuseReservedMembers(parsed);
+      } catch (err) {
+        done(err as AdminRequestError, undefined);
+        return;
+      }
+      done(null, parsed);
     });
 
     // onRequest runs before the body is read: an unauthenticated caller gets nothing parsed.

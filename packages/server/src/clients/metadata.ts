@@ -2,10 +2,10 @@
 // its own (names, scopes, URIs, grant types, methods, JWKs, lifetimes, limits), the rules between
 // fields on the whole record, and which wire fields an update changed. The registry applies them.
 
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
-import { CLIENT_ASSERTION_ALGS, GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
+import { GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
 import type { ClientRecord, PublicJwk } from '../ground/records.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
+import { parseClientJwk } from './jwk.js';
 
 /** Bad client metadata or arguments; the message is written for the caller (an HTTP 400). */
 export class ClientValidationError extends Error {
@@ -30,7 +30,6 @@ const MAX_SCOPE_TOKEN_LENGTH = 200;
 const MAX_AUDIENCES = 100;
 const MAX_URI_LENGTH = 2000;
 const MAX_KEYS = 20;
-const MIN_RSA_BITS = 2048;
 /**
  * Most characters of JSON that the scope and audience of a client's default token (a request
  * that names no scope and no resource) may take. The token endpoint never issues a token longer
@@ -62,19 +61,6 @@ const REFUSED: Record<string, string> = {
 
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001F\u007F-\u009F]/;
-
-/** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const SIGNING_CURVES: Record<string, readonly string[]> = {
-  EC: ['P-256', 'P-384', 'P-521'],
-  OKP: ['Ed25519', 'Ed448'],
-};
-const ALG_FAMILY: Record<string, (alg: string, crv: unknown) => boolean> = {
-  EC: (alg, crv) =>
-    (alg === 'ES256' && crv === 'P-256') || (alg === 'ES384' && crv === 'P-384') || (alg === 'ES512' && crv === 'P-521'),
-  RSA: (alg) => /^(RS|PS)(256|384|512)$/.test(alg),
-  OKP: (alg, crv) => alg === 'EdDSA' || (alg === 'Ed25519' && crv === 'Ed25519'),
-};
 
 export function isSecretMethod(method: TokenEndpointAuthMethod): boolean {
   return method === 'client_secret_basic' || method === 'client_secret_post';
@@ -176,42 +162,6 @@ function parseMethod(v: unknown): TokenEndpointAuthMethod {
   return v as TokenEndpointAuthMethod;
 }
 
-function parseJwk(key: unknown, i: number): PublicJwk {
-  const where = `jwks.keys[${i}]`;
-  if (!isPlainObject(key)) invalid('jwks', `${where} must be a JSON object, got ${describe(key)}`);
-  const { kty } = key;
-  if (typeof kty !== 'string') invalid('jwks', `${where} has no kty`);
-  if (kty === 'oct') invalid('jwks', `${where} is a symmetric key (kty "oct"); register public keys only`);
-  if (kty !== 'EC' && kty !== 'RSA' && kty !== 'OKP') invalid('jwks', `${where} has an unsupported kty ${JSON.stringify(kty)} (EC, RSA or OKP)`);
-  for (const m of PRIVATE_JWK_MEMBERS) {
-    if (m in key) invalid('jwks', `${where} contains the private key member "${m}"; register the public key only`);
-  }
-  const curves = SIGNING_CURVES[kty];
-  if (curves && !curves.includes(key.crv as string)) {
-    invalid('jwks', `${where} has an unsupported crv ${JSON.stringify(key.crv)} for ${kty} (${curves.join(', ')})`);
-  }
-  if (key.use !== undefined && key.use !== 'sig') invalid('jwks', `${where} use must be "sig"`);
-  if (key.alg !== undefined) {
-    if (typeof key.alg !== 'string' || !(CLIENT_ASSERTION_ALGS as readonly string[]).includes(key.alg)) {
-      invalid('jwks', `${where} alg must be one of ${CLIENT_ASSERTION_ALGS.join(', ')}`);
-    }
-    if (!ALG_FAMILY[kty]?.(key.alg, key.crv)) invalid('jwks', `${where} alg ${key.alg} does not fit a ${kty} key`);
-  }
-  if (key.kid !== undefined && (typeof key.kid !== 'string' || key.kid.length === 0 || key.kid.length > 200)) {
-    invalid('jwks', `${where} kid must be a non-empty string of at most 200 characters`);
-  }
-  let details;
-  try {
-    details = createPublicKey({ key: key as JsonWebKey, format: 'jwk' }).asymmetricKeyDetails;
-  } catch {
-    invalid('jwks', `${where} is not a valid ${kty} public key`);
-  }
-  if (kty === 'RSA' && (details?.modulusLength ?? 0) < MIN_RSA_BITS) {
-    invalid('jwks', `${where} RSA modulus must be at least ${MIN_RSA_BITS} bits`);
-  }
-  return JSON.parse(JSON.stringify(key)) as PublicJwk;
-}
-
 function parseJwks(v: unknown): { keys: PublicJwk[] } {
   if (!isPlainObject(v)) invalid('jwks', `jwks must be a JSON Web Key Set object, got ${describe(v)}`);
   const extra = Object.keys(v).find((k) => k !== 'keys');
@@ -219,7 +169,7 @@ function parseJwks(v: unknown): { keys: PublicJwk[] } {
   if (!Array.isArray(v.keys)) invalid('jwks', 'jwks.keys must be an array');
   if (v.keys.length === 0) invalid('jwks', 'jwks must contain at least one public key');
   if (v.keys.length > MAX_KEYS) invalid('jwks', `jwks must contain at most ${MAX_KEYS} keys`);
-  const keys = v.keys.map((k, i) => parseJwk(k, i));
+  const keys = v.keys.map((k, i) => parseClientJwk(k, `jwks.keys[${i}]`, invalid));
   const kids = keys.map((k) => k.kid).filter((k) => k !== undefined);
   if (new Set(kids).size !== kids.length) invalid('jwks', 'jwks key ids (kid) must be unique');
   return { keys };

@@ -11,6 +11,7 @@
 
 import type { ClientRecord, PublicJwk } from '../ground/records.js';
 import type { TokenEndpointAuthMethod } from '../ground/names.js';
+import { publicJwk } from './jwk.js';
 
 /** Metadata a caller may send to create or update a client (validated by ClientRegistry). */
 export interface ClientMetadataInput {
@@ -80,7 +81,8 @@ export function clientToWire(client: ClientRecord): ClientWire {
     grant_types: [...client.grantTypes],
     resource_uris: [...client.resourceUris],
     token_endpoint_auth_method: client.tokenEndpointAuthMethod,
-    jwks: client.jwks === null ? null : { keys: client.jwks.keys.map((k) => ({ ...k })) },
+    // The canonical public keys, also for a record stored before keys were stored canonically.
+    jwks: client.jwks === null ? null : { keys: client.jwks.keys.map(publicJwk) },
     access_token_ttl: client.accessTokenTtl,
     rate_limit: client.rateLimit,
     token_reuse: client.tokenReuse,

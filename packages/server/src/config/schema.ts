@@ -118,7 +118,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'adminToken', env: 'M2M_AUTH_ADMIN_TOKEN', flag: '--admin-token', kind: 'secret', default: undefined,
     defaultText: 'generated into <data-dir>/admin-token',
-    description: 'Bearer token of the admin API (at least 32 characters). When unset, one is generated at first start into the data folder (mode 0600).',
+    description: 'Bearer token of the admin API (at least 32 characters). When unset, one is generated at first start into the data folder (mode 0600): `m2m_at_` and 43 base64url characters, a prefix secret scanners and the log lines\' masking recognise (a token file written before the prefix keeps working). A configured token is masked in log lines by its value.',
   }),
   k({
     key: 'kek', env: 'M2M_AUTH_KEK', flag: '--kek', kind: 'secret', default: undefined,

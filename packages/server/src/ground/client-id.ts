@@ -1,8 +1,11 @@
-// The shape of the client_ids this server issues (cl_ and 16 base64url characters), and of its
-// client secrets' prefix: what may be logged, labelled or counted per client.
+// The shape of the client_ids this server issues (cl_ and 16 base64url characters), what may be
+// logged, labelled or counted per client; and the prefixes of its client secrets and generated
+// admin tokens, which secret scanners and the log lines' masking look for.
 
 export const CLIENT_ID_PREFIX = 'cl_';
 export const SECRET_PREFIX = 'm2m_cs_';
+/** Prefix of the admin tokens the server generates (a configured token may have any form). */
+export const ADMIN_TOKEN_PREFIX = 'm2m_at_';
 
 const ISSUED_CLIENT_ID = new RegExp(`^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{16}$`);
 

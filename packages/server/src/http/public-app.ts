@@ -18,6 +18,7 @@ import { secureServerOptions, type TlsCredentials } from './tls.js';
 import { limitListener, type ConnectionLimits } from './connections.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
 import { infoLineWriter } from '../observability/logger.js';
+import { DEFAULT_LOG_SAFETY, type LogSafety } from '../observability/log-safety.js';
 
 /** An endpoint of the core: a chain of steps that never throws (src/oauth). */
 export interface OAuthEndpoint {
@@ -26,6 +27,8 @@ export interface OAuthEndpoint {
 
 export interface PublicAppDeps {
   logger: Logger;
+  /** Bounds and masks what a client sent before it reaches a log line; patterns only when absent. */
+  logSafety?: LogSafety;
   bodyLimit: number;
   token: OAuthEndpoint;
   introspection: OAuthEndpoint;
@@ -124,6 +127,7 @@ function sendError(reply: FastifyReply, err: unknown): FastifyReply {
 
 export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const log = deps.logger;
+  const safety = deps.logSafety ?? DEFAULT_LOG_SAFETY;
   const options = { ...fastifyOptions(deps.logger, deps.bodyLimit, { requestLoggers: false }), trustProxy: deps.trustProxy ?? false };
   const warnForwarded = deps.trustProxy ? undefined : forwardedForWarning(deps.logger);
   const plain = () => Fastify(options);
@@ -151,8 +155,9 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const logError = (request: FastifyRequest, err: unknown): void => {
     if (err instanceof OAuthError) {
       // 503 only: a 429 (over a rate limit) is the client's doing, and a flood of them is no news.
-      if (err.error === 'temporarily_unavailable' && err.status === 503) log.warn({ reqId: request.id, detail: err.detail }, 'temporarily unavailable');
-      else if (err.detail) log.debug({ reqId: request.id, detail: err.detail }, 'oauth error detail');
+      // A detail may echo what the client sent (a scope, a resource): made safe for the line.
+      if (err.error === 'temporarily_unavailable' && err.status === 503) log.warn({ reqId: request.id, detail: err.detail && safety.value(err.detail) }, 'temporarily unavailable');
+      else if (err.detail && log.isLevelEnabled('debug')) log.debug({ reqId: request.id, detail: safety.value(err.detail) }, 'oauth error detail');
     } else {
       log.error({ reqId: request.id, err }, 'unexpected error');
     }
@@ -212,7 +217,8 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
       const unavailable = asUnavailable(err);
       if (unavailable !== err) {
         request.oauthOutcome = 'temporarily_unavailable';
-        log.warn({ reqId: request.id, detail: (unavailable as OAuthError).detail }, 'temporarily unavailable');
+        const detail = (unavailable as OAuthError).detail;
+        log.warn({ reqId: request.id, detail: detail && safety.value(detail) }, 'temporarily unavailable');
         return sendError(reply, unavailable);
       }
       log.error({ reqId: request.id, err }, 'unexpected error');
@@ -229,15 +235,19 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const writeRequestLine = infoLineWriter(log, 'request', REQUEST_LINE_KEYS);
   app.addHook('onResponse', (request, reply, done) => {
     if (log.isLevelEnabled('info')) {
+      // What a client may choose (an HTTP/2 method, an address from X-Forwarded-For when every
+      // proxy is trusted, a client_id of our shape as sent) is bounded and masked; path is the
+      // route's pattern, outcome an error code, reqId ours.
+      const clientId = request.oauthClientId;
       const line: RequestLine = {
         reqId: request.id,
-        method: request.method,
+        method: safety.value(request.method),
         path: request.routeOptions.url ?? 'unmatched',
         status: reply.statusCode,
-        client_id: request.oauthClientId,
+        client_id: clientId === undefined ? undefined : safety.value(clientId),
         outcome: request.oauthOutcome,
         ms: Math.round(reply.elapsedTime * 1000) / 1000,
-        ip: request.ip,
+        ip: safety.value(request.ip),
       };
       if (writeRequestLine) afterWrites(() => writeRequestLine(requestLineMembers(line), line));
       else afterWrites(() => log.info(line, 'request'));

@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
 import { loadAdminToken } from '../../src/admin/admin-token.js';
+import { bearerChecker } from '../../src/admin/bearer.js';
 import { ConfigError } from '../../src/ground/errors.js';
 
 let root: string;
@@ -34,8 +36,9 @@ describe('loadAdminToken', () => {
     const first = loadAdminToken({ dataDir });
     expect(first.generated).toBe(true);
     expect(first.path).toBe(join(dataDir, 'admin-token'));
-    expect(first.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-    expect(Buffer.from(first.token, 'base64url')).toHaveLength(32);
+    // The recognisable prefix (issue 12 part 4), then 256 random bits.
+    expect(first.token).toMatch(/^m2m_at_[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(first.token.slice('m2m_at_'.length), 'base64url')).toHaveLength(32);
     expect(statSync(first.path!).mode & 0o777).toBe(0o600);
     expect(statSync(dataDir).mode & 0o777).toBe(0o700);
     expect(readFileSync(first.path!, 'utf8').trim()).toBe(first.token);
@@ -44,6 +47,16 @@ describe('loadAdminToken', () => {
     expect(second).toEqual({ token: first.token, path: first.path, generated: false });
     const other = loadAdminToken({ dataDir: join(root, 'other') });
     expect(other.token).not.toBe(first.token);
+  });
+
+  it('a token generated before the prefix keeps working: read back as it is, accepted by the bearer check', () => {
+    const legacy = randomBytes(32).toString('base64url');
+    writeFileSync(join(root, 'admin-token'), `${legacy}\n`, { mode: 0o600 });
+    const loaded = loadAdminToken({ dataDir: root });
+    expect(loaded).toEqual({ token: legacy, path: join(root, 'admin-token'), generated: false });
+    const check = bearerChecker(loaded.token);
+    expect(check(`Bearer ${legacy}`)).toBe('ok');
+    expect(check(`Bearer m2m_at_${legacy}`)).toBe('invalid_token');
   });
 
   it('an empty configured value counts as unset', () => {

@@ -1,6 +1,8 @@
 // Secrets, client assertions and tokens never reach a log line: the tested redaction list
 // (REDACT_PATHS) on its own, then a real server at log level trace driven through every path that
 // handles a secret, with every captured line searched for every secret in the forms it travels in.
+// Client-supplied values (a scope, a resource, a forwarded address) are bounded and masked at any
+// depth of a line (LogSafety, issue 12 part 4).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +10,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { createLogger, REDACT_CONTAINERS, REDACT_PATHS, SENSITIVE_FIELDS } from '../../src/observability/logger.js';
+import { LOG_MASKS, LogSafety, MAX_LOG_VALUE_LENGTH, truncationMarker } from '../../src/observability/log-safety.js';
+import { subscribeAuditLog } from '../../src/observability/audit.js';
+import { EventBus, type EventMap } from '../../src/observability/events.js';
 import { admin, basicAuth, postForm, registerClient, startListening, type ListeningServer } from '../e2e/listening-server.js';
+import { basic, startTestServer } from '../helpers/server.js';
 
 const ORDERS = 'https://orders.example.com';
 const CENSOR = '[REDACTED]';
@@ -216,6 +222,18 @@ describe('a real server at log level trace', () => {
     expect((await tokenRequest({}, { authorization: basicAuth(aSecret2, a.client_id) })).status).toBe(401);
     expect((await tokenRequest({ client_id: bSecret, client_secret: b.client_id })).status).toBe(401);
 
+    // Client-supplied text that reaches the token.denied line and the detail line (issue 12 part 4):
+    // a client secret in scope, one in a resource's query, an access token as scope, the admin
+    // token in a resource, and a scope of 50,000 characters.
+    const inScope = secret('client secret sent as a scope', `m2m_cs_${randomBytes(32).toString('base64url')}`);
+    const inResource = secret('client secret in a resource', `m2m_cs_${randomBytes(32).toString('base64url')}`);
+    const asBasic = { authorization: basicAuth(a.client_id, aSecret) };
+    expect((await tokenRequest({ scope: `orders:read ${inScope}` }, asBasic)).status).toBe(400);
+    expect((await tokenRequest({ resource: `https://x.example/?k=${inResource}` }, asBasic)).status).toBe(400);
+    expect((await tokenRequest({ scope: tB }, asBasic)).status).toBe(400);
+    expect((await tokenRequest({ resource: `https://x.example/${s.adminToken}` }, asBasic)).status).toBe(400);
+    expect((await tokenRequest({ scope: `orders:read ${'y'.repeat(50_000)}` }, asBasic)).status).toBe(400);
+
     // Every request line is written by onResponse; close() waits for them and flushes.
     await s.close();
   }, 60_000);
@@ -245,6 +263,19 @@ describe('a real server at log level trace', () => {
       }
     }
     expect(leaks).toEqual([]);
+  });
+
+  it('bounds every line and marks what it cut, and shows where a secret was masked', () => {
+    // Before: the 50,000-character scope made a token.denied line of about 50 KB.
+    for (const line of logs) expect(line.length, line.slice(0, 200)).toBeLessThan(2048);
+    const denied = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.type === 'token.denied' && l.error !== 'invalid_client');
+    const reasons = denied.map((l) => String(l.reason));
+    expect(reasons).toContain('scope "[REDACTED client secret]" not allowed');
+    expect(reasons).toContain('audience "https://x.example/?k=[REDACTED client secret]" not allowed');
+    expect(reasons).toContain('scope "[REDACTED JWT]" not allowed');
+    expect(reasons).toContain('audience "https://x.example/[REDACTED admin token]" not allowed');
+    const long = reasons.find((r) => r.startsWith('scope "yyy'));
+    expect(long).toBe(`scope "${'y'.repeat(256 - 'scope "'.length)}...[truncated: ${`scope "${'y'.repeat(50_000)}" not allowed`.length} characters]`);
   });
 
   it('does write the request lines (client_id, outcome, status, ms) and audit events', () => {
@@ -288,5 +319,134 @@ describe('a real server at log level trace', () => {
     expect(parsed.some((l) => typeof l.path === 'string' && l.path.endsWith('admin-token'))).toBe(true);
     // At trace level the private error details are there too.
     expect(parsed.some((l) => l.msg === 'oauth error detail' && l.detail === 'wrong or expired client secret')).toBe(true);
+  });
+});
+
+describe('client-supplied values, at any depth of a line (LogSafety)', () => {
+  const clientSecret = () => `m2m_cs_${randomBytes(32).toString('base64url')}`;
+  const adminToken = () => `m2m_at_${randomBytes(32).toString('base64url')}`;
+  const jwt = () => ['eyJhbGciOiJFUzI1NiJ9', `eyJ${randomBytes(40).toString('base64url')}`, randomBytes(64).toString('base64url')].join('.');
+  const configured = `configured-admin-token-${randomBytes(16).toString('hex')}`;
+  const safety = new LogSafety({ secrets: [configured] });
+
+  it('leaves a short ordinary value as it is (the same string)', () => {
+    for (const v of ['orders:read orders:write', 'https://orders.example.com', '10.0.0.7', 'cl_aaaaaaaaaaaaaaaa', '', 'eyJ', 'a.eyJb.c']) {
+      expect(safety.value(v)).toBe(v);
+    }
+  });
+
+  it('masks our client secrets, our admin tokens, JWTs and the configured admin token, wherever they sit in the value', () => {
+    const cs = clientSecret();
+    const at = adminToken();
+    const token = jwt();
+    const cases: Array<[string, string]> = [
+      [`orders:read ${cs}`, `orders:read ${LOG_MASKS.clientSecret}`],
+      [`https://x/?k=${cs}&a=1`, `https://x/?k=${LOG_MASKS.clientSecret}&a=1`],
+      [`Bearer ${at}`, `Bearer ${LOG_MASKS.adminToken}`],
+      [token, LOG_MASKS.jwt],
+      [`https://x/?access_token=${token}#f`, `https://x/?access_token=${LOG_MASKS.jwt}#f`],
+      // Glued to other base64url characters, or followed by more segments (a JWE has five).
+      [`abc${token}`, `abc${LOG_MASKS.jwt}`],
+      [`${token}.more.segments`, LOG_MASKS.jwt],
+      [`x ${configured} y`, `x ${LOG_MASKS.adminToken} y`],
+      [`${cs}${configured}`, `${LOG_MASKS.clientSecret}${LOG_MASKS.adminToken}`],
+      [`${configured}${cs}`, `${LOG_MASKS.adminToken}${LOG_MASKS.clientSecret}`],
+    ];
+    for (const [raw, expected] of cases) expect(safety.value(raw), raw).toBe(expected);
+  });
+
+  it('bounds a value to 256 characters with a marker giving its full length, after masking', () => {
+    expect(MAX_LOG_VALUE_LENGTH).toBe(256);
+    const long = 'a'.repeat(1000);
+    expect(safety.value(long)).toBe(`${'a'.repeat(256)}${truncationMarker(1000)}`);
+    expect(truncationMarker(1000)).toBe('...[truncated: 1000 characters]');
+    // A secret across the cut is masked first: no part of it is left at the end.
+    const cs = clientSecret();
+    const across = `${'a'.repeat(250)}${cs}${'b'.repeat(100)}`;
+    const out = safety.value(across);
+    expect(out).toBe(`${'a'.repeat(250)}${LOG_MASKS.clientSecret.slice(0, 6)}${truncationMarker(across.length)}`);
+    expect(out).not.toContain(cs.slice(7, 13));
+    // Never half of a surrogate pair at the cut.
+    const emoji = `${'a'.repeat(255)}😀😀`;
+    expect(safety.value(emoji)).toBe(`${'a'.repeat(255)}${truncationMarker(emoji.length)}`);
+    // Long runs that look like the start of a JWT but never become one: one pass, bounded.
+    expect(safety.value('eyJ'.repeat(100_000))).toBe(`${'eyJ'.repeat(100_000).slice(0, 256)}${truncationMarker(300_000)}`);
+  });
+
+  it('makes every value of a line safe at any depth (objects inside arrays inside objects) and censors sensitive members there', () => {
+    const cs = clientSecret();
+    const token = jwt();
+    const plain = `plain-${randomBytes(12).toString('hex')}`;
+    const payload = {
+      clientId: 'cl_aaaaaaaaaaaaaaaa', count: 3, ok: true, none: null,
+      outer: { list: [{ inner: { scope: `orders:read ${cs}`, long: 'z'.repeat(300), client_secret: plain } }, [[token]]] },
+    };
+    const { logger, lines } = captureLogger();
+    logger.info(safety.members(payload, { type: 'x' }), 'nested');
+    expect(lines).toHaveLength(1);
+    for (const leaked of [cs, token, plain, cs.slice(7)]) expect(lines[0]).not.toContain(leaked);
+    const line = JSON.parse(lines[0]!);
+    expect(line).toMatchObject({ type: 'x', clientId: 'cl_aaaaaaaaaaaaaaaa', count: 3, ok: true, none: null });
+    expect(line.outer.list[0].inner).toEqual({
+      scope: `orders:read ${LOG_MASKS.clientSecret}`,
+      long: `${'z'.repeat(256)}${truncationMarker(300)}`,
+      client_secret: CENSOR,
+    });
+    expect(line.outer.list[1]).toEqual([[LOG_MASKS.jwt]]);
+    // The payload itself is not changed.
+    expect(payload.outer.list[0]).toMatchObject({ inner: { client_secret: plain } });
+  });
+
+  it('the audit log builds its lines this way: a nested payload comes out bounded and masked', () => {
+    const { logger, lines } = captureLogger();
+    const events = new EventBus();
+    subscribeAuditLog(events, logger, { sampleRate: 1, safety });
+    const cs = clientSecret();
+    events.emit('token.denied', {
+      error: 'invalid_scope', reason: `scope "${configured}" not allowed`, ip: `10.0.0.1, ${cs}`,
+      ...{ context: [{ deep: { values: [`${'q'.repeat(400)}`, jwt()] } }] },
+    } as EventMap['token.denied']);
+    events.emit('token.issued', { clientId: 'cl_aaaaaaaaaaaaaaaa', jti: 'j', scope: `s ${cs}`, aud: [`https://x/${configured}`], exp: 1, kid: 'k' });
+    const [denied, issuedLine] = lines.map((l) => JSON.parse(l));
+    expect(denied).toMatchObject({
+      type: 'token.denied', actor: 'anonymous', reason: `scope "${LOG_MASKS.adminToken}" not allowed`, ip: `10.0.0.1, ${LOG_MASKS.clientSecret}`,
+      context: [{ deep: { values: [`${'q'.repeat(256)}${truncationMarker(400)}`, LOG_MASKS.jwt] } }],
+    });
+    expect(issuedLine).toMatchObject({ type: 'token.issued', scope: `s ${LOG_MASKS.clientSecret}`, aud: [`https://x/${LOG_MASKS.adminToken}`], sample_rate: 1 });
+    for (const line of lines) {
+      expect(line).not.toContain(configured);
+      expect(line).not.toContain(cs);
+    }
+  });
+});
+
+describe('a server with a configured admin token behind a trusted proxy', () => {
+  it('masks the configured token by its value and bounds a forwarded address, in the request, audit and detail lines', async () => {
+    const configured = `configured-${randomBytes(24).toString('hex')}`;
+    const t = await startTestServer({ adminToken: configured, trustProxy: 'loopback' });
+    try {
+      const { clientId, clientSecret } = await t.client();
+      const forwarded = `not-an-address-${configured}-${'f'.repeat(1000)}`;
+      const res = await t.post('/oauth2/token', { grant_type: 'client_credentials', resource: `https://x.example/${configured}` }, {
+        authorization: basic(clientId, clientSecret), 'x-forwarded-for': forwarded,
+      });
+      expect(res.statusCode).toBe(400);
+      expect((await t.post('/oauth2/token', { grant_type: 'client_credentials' }, { authorization: basic(clientId, 'm2m_cs_wrong'), 'x-forwarded-for': forwarded })).statusCode).toBe(401);
+      await t.close();
+      const lines = t.logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+      for (const line of t.logs) {
+        expect(line).not.toContain(configured);
+        expect(line.length).toBeLessThan(2048);
+      }
+      const safeAddress = `not-an-address-${LOG_MASKS.adminToken}-${'f'.repeat(256 - 'not-an-address-'.length - LOG_MASKS.adminToken.length - 1)}${truncationMarker(forwarded.length)}`;
+      const requests = lines.filter((l) => l.msg === 'request' && l.path === '/oauth2/token');
+      expect(requests.map((l) => l.ip)).toEqual([safeAddress, safeAddress]);
+      const denied = lines.filter((l) => l.type === 'token.denied');
+      expect(denied.map((l) => l.ip)).toEqual([safeAddress, safeAddress]);
+      expect(denied[0]!.reason).toBe(`audience "https://x.example/${LOG_MASKS.adminToken}" not allowed`);
+      expect(lines.find((l) => l.msg === 'oauth error detail')!.detail).toBe(`audience "https://x.example/${LOG_MASKS.adminToken}" not allowed`);
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { OAuthError } from '../../ground/errors.js';
 import { CLIENT_ASSERTION_ALGS } from '../../ground/names.js';
 import type { ClientRecord } from '../../ground/records.js';
 import type { ReplayStore } from '../../storage/types.js';
+import { publicJwk } from '../../clients/jwk.js';
 
 /** RFC 7523 §3 rules as the issue sets them. */
 const MAX_LIFETIME_S = 300;
@@ -23,7 +24,8 @@ const jwkSets = new WeakMap<ClientRecord, ReturnType<typeof createLocalJWKSet>>(
 function keySet(client: ClientRecord): ReturnType<typeof createLocalJWKSet> {
   let set = jwkSets.get(client);
   if (!set) {
-    set = createLocalJWKSet((client.jwks ?? { keys: [] }) as JSONWebKeySet);
+    // Only the public members of each key, whatever an older record holds besides.
+    set = createLocalJWKSet({ keys: (client.jwks?.keys ?? []).map(publicJwk) } as JSONWebKeySet);
     jwkSets.set(client, set);
   }
   return set;
