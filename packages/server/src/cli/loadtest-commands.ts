@@ -37,6 +37,12 @@ interface LoadtestFlags extends LoadFlags {
 interface ProfileFlags extends LoadFlags {
   out?: string;
   cpuInterval: number;
+  url?: string;
+  adminUrl?: string;
+  adminToken?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  pin: boolean;
 }
 
 function withLoadOptions(cmd: Command): Command {
@@ -188,15 +194,36 @@ export function profileCommand(io: Output): Command {
   );
   cmd
     .option('--out <dir>', 'report folder (default ./profile-report-<timestamp>)')
-    .option('--cpu-interval <us>', 'CPU profiler sampling interval in microseconds', wholeNumber(50, 100_000), 1000);
+    .option('--cpu-interval <us>', 'CPU profiler sampling interval in microseconds', wholeNumber(50, 100_000), 1000)
+    .option('--url <issuer>', 'profile a server already running (started with M2M_AUTH_PPROF=true) at this issuer URL; needs its admin listener')
+    .option('--admin-url <url>', 'with --url: that server\'s admin listener (env M2M_AUTH_ADMIN_URL; default from M2M_AUTH_ADMIN_LISTEN)')
+    .option('--admin-token <token>', 'with --url: its admin bearer token (env M2M_AUTH_ADMIN_TOKEN; default: read <data-dir>/admin-token)')
+    .option('--data-dir <dir>', 'with --url: data folder holding admin-token')
+    .option('--database-url <url>', 'database of the server the command starts (default: SQLite in memory), e.g. postgres://...')
+    .option('--no-pin', 'do not pin the server and the load generator to separate CPUs');
   withLoadOptions(cmd).action(async (flags: ProfileFlags) => {
+    if (flags.url === undefined && (flags.adminUrl !== undefined || flags.adminToken !== undefined || flags.dataDir !== undefined)) {
+      throw new CliError('--admin-url, --admin-token and --data-dir go with --url (without --url the command starts its own server)');
+    }
+    if (flags.url !== undefined && flags.databaseUrl !== undefined) throw new CliError('--database-url applies only to the server the command starts (no --url)');
+    if (flags.url !== undefined && flags.signingAlg !== undefined) throw new CliError('--signing-alg applies only to the server the command starts (no --url)');
+    const target = flags.url === undefined ? undefined : {
+      url: flags.url,
+      ...((t) => ({ adminUrl: t.url, adminToken: t.token }))(resolveAdminTarget({
+        ...(flags.adminUrl !== undefined && { adminUrl: flags.adminUrl }),
+        ...(flags.adminToken !== undefined && { adminToken: flags.adminToken }),
+        ...(flags.dataDir !== undefined && { dataDir: flags.dataDir }),
+      })),
+    };
     const { runProfile, formatInt, formatMs } = await import('@m2m-auth/tools');
     const interrupt = interruptSignal(io);
     const progress = await progressReporter(flags.progress);
     let result;
     try {
       result = await runProfile({
-        command: serverCommand(),
+        ...(target === undefined ? { command: serverCommand() } : { target }),
+        ...(flags.databaseUrl !== undefined && { databaseUrl: flags.databaseUrl }),
+        pin: flags.pin,
         ...(flags.out !== undefined && { out: flags.out }),
         ...loadOptions(flags),
         cpuIntervalUs: flags.cpuInterval,
@@ -209,7 +236,7 @@ export function profileCommand(io: Output): Command {
         signal: interrupt.signal,
       });
     } catch (err) {
-      if (err instanceof Error && err.name === 'LoadTestError') throw new CliError(err.message);
+      if (err instanceof Error && (err.name === 'LoadTestError' || err.name === 'ProfileError')) throw new CliError(err.message);
       throw err;
     } finally {
       progress.done();

@@ -137,4 +137,21 @@ describe('m2m-auth profile', () => {
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { cpu: { components: Array<{ component: string }> } };
     expect(results.cpu.components.map((c) => c.component)).toContain('http');
   });
+
+  it('--url at a server whose pprof routes are off: one line naming M2M_AUTH_PPROF, exit 1', async () => {
+    const r = await cli(['profile', '--url', target.issuer, '--admin-url', target.adminUrl, '--out', join(work, 'never'), '--no-progress'], { M2M_AUTH_ADMIN_TOKEN: target.adminToken });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('M2M_AUTH_PPROF');
+    expect(existsSync(join(work, 'never'))).toBe(false);
+  });
+
+  it('refuses flags that only fit one way of running', async () => {
+    const r = await cli(['profile', '--admin-url', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('go with --url');
+    const d = await cli(['profile', '--url', 'http://127.0.0.1:1', '--database-url', 'sqlite::memory:']);
+    expect(d.code).toBe(1);
+    expect(d.stderr).toContain('--database-url applies only');
+  });
 });

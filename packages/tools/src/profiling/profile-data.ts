@@ -30,7 +30,33 @@ export interface ProfileData {
     loadAverageBefore: number[];
     loadAverageAfter: number[];
   };
-  server: { issuer: string; signingAlg: string; database: string };
+  /** Which build of m2m-auth measured this (for --compare). */
+  version?: string;
+  server: {
+    issuer: string;
+    signingAlg: string;
+    database: string;
+    startedByProfiler: boolean;
+    /** The child's process id when the run started it. */
+    pid?: number;
+    /** CPUs it was pinned to (taskset list). */
+    cpus?: string;
+    /** From its /metrics at the first and last request: process CPU seconds, per request, and as a share of one core. */
+    cpuSeconds?: number;
+    cpuSecondsPerRequest?: number;
+    cpuShareOfOneCore?: number;
+    /** process_resident_memory_bytes at the last request. */
+    rssAtEnd?: number;
+  };
+  /** The load generator (this process): its own CPU during the load, to show it was not the bottleneck. */
+  generator: {
+    cpus?: string;
+    cpuSeconds: number;
+    /** CPU seconds per second of load: 1 is one core busy the whole time (its thread pool can add more). */
+    cpuShareOfOneCore: number;
+    /** Its main thread's event-loop utilisation during the load, 0..1. */
+    eventLoopUtilization: number;
+  };
   load: LoadTestResult;
   kpis: Kpi[];
   memory: {

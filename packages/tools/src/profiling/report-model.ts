@@ -63,6 +63,27 @@ function resourceRows(before: ResourceCounts, during: ResourceCounts, after: Res
   return types.map((t) => [`\`${t}\``, String(before[t] ?? 0), String(during[t] ?? 0), String(after[t] ?? 0)]);
 }
 
+/** The generator's CPU at or above this share of one core (or its event loop this busy): it may have been the bottleneck. */
+export const GENERATOR_SATURATED = 0.9;
+
+export function generatorSaturated(d: ProfileData): boolean {
+  return d.generator.cpuShareOfOneCore >= GENERATOR_SATURATED || d.generator.eventLoopUtilization >= GENERATOR_SATURATED;
+}
+
+function serverCpuLine(d: ProfileData): string {
+  const s = d.server;
+  if (s.cpuSeconds === undefined) return 'Server CPU: not read (its /metrics did not answer)';
+  return `Server CPU: **${(s.cpuSecondsPerRequest! * 1e6).toFixed(0)} µs per request**, ${s.cpuSeconds.toFixed(2)} CPU-seconds over the load (${formatPercent(s.cpuShareOfOneCore ?? 0)} of one core${s.cpus !== undefined ? `, pinned to CPU ${s.cpus}` : ''}), from the server process's own metrics`;
+}
+
+function generatorLine(d: ProfileData): string {
+  const g = d.generator;
+  const figures = `${formatPercent(g.cpuShareOfOneCore)} of one core, event loop ${formatPercent(g.eventLoopUtilization)} busy${g.cpus !== undefined ? `, pinned to CPU ${g.cpus}` : ''}`;
+  return generatorSaturated(d)
+    ? `Load generator (another process): **${figures}: at or above ${formatPercent(GENERATOR_SATURATED, 0)}, it may have been the bottleneck**, so the rates measured here are the generator's limit as much as the server's`
+    : `Load generator (another process): ${figures}: below ${formatPercent(GENERATOR_SATURATED, 0)}, not the bottleneck`;
+}
+
 export function buildReport(d: ProfileData): ReportDocument {
   const l = d.load;
   const errorRate = l.totalRequests > 0 ? l.failures / l.totalRequests : 0;
@@ -84,6 +105,8 @@ export function buildReport(d: ProfileData): ReportDocument {
           `Latency p50 **${formatMs(l.latencyUs.p50)}**, p95 ${formatMs(l.latencyUs.p95)}, p99 ${formatMs(l.latencyUs.p99)}, max ${formatMs(l.latencyUs.max)}`,
           `**${formatInt(l.successes)} successes, ${formatInt(l.failures)} failures** (error rate ${formatPercent(errorRate, 3)})${l.notSent > 0 ? `; ${formatInt(l.notSent)} planned requests not sent (${l.stoppedBy.replace('_', ' ')})` : ''}`,
           `Memory: RSS ${formatBytes(d.memory.before.rss)} before, ${formatBytes(d.memory.after.rss)} after; about **${formatBytes(alloc.perRequestBytes)} allocated per request** by the server`,
+          serverCpuLine(d),
+          generatorLine(d),
           `Garbage collection: ${formatInt(d.gc.count)} pauses, ${ms(d.gc.totalMs)} in total, longest ${ms(d.gc.maxMs)}`,
           leaked.length === 0
             ? `Active handles: ${totalResources(d.resources.before)} before, up to ${totalResources(d.resources.duringMax)} during, **${totalResources(d.resources.after)} after: back to the baseline**`
@@ -233,7 +256,7 @@ export function buildReport(d: ProfileData): ReportDocument {
         kind: 'table', head: ['Function (self time)', 'Location', 'Component', 'Self time', 'Share of busy'], align: ['l', 'l', 'l', 'r', 'r'],
         rows: cpu.topFunctions.map((f) => [`\`${f.name}\``, `\`${f.location}\``, f.component, ms(f.selfUs / 1000), formatPercent(f.share)]),
       },
-      { kind: 'p', text: `Per request: ${l.totalRequests > 0 ? `${((cpu.busyUs / l.totalRequests)).toFixed(1)} µs` : 'n/a'} of the server's main-thread CPU. The load generator runs in another process and is not in this profile.` },
+      { kind: 'p', text: `Per request: ${l.totalRequests > 0 ? `${((cpu.busyUs / l.totalRequests)).toFixed(1)} µs` : 'n/a'} of the server's main-thread CPU in this profile${d.server.cpuSecondsPerRequest !== undefined ? `; ${(d.server.cpuSecondsPerRequest * 1e6).toFixed(1)} µs of the server process's CPU (all its threads, from its process_cpu_seconds_total)` : ''}. The load generator runs in another process and is not in this profile.` },
     ],
   };
 

@@ -32,11 +32,27 @@ const CHROMIUM = '/usr/bin/chromium';
 let work: string;
 let result: ProfileResult;
 let out: string;
+let serverPid: number | undefined;
+/** The server child's VmRSS from /proc, read as the report is written (the server still running). */
+let procRss: number | undefined;
+
+function vmRss(pid: number): number | undefined {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : undefined;
+}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'm2m-profile-test-'));
   out = join(work, 'report');
-  result = await runProfile({ command: serverCommand(), out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192 });
+  result = await runProfile({
+    command: serverCommand(), out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192, scrapeIntervalMs: 100,
+    onServer: (s) => {
+      serverPid = s.pid;
+    },
+    onPhase: (phase) => {
+      if (phase === 'writing the report' && serverPid !== undefined && existsSync('/proc/self/status')) procRss = vmRss(serverPid);
+    },
+  });
 }, 120_000);
 
 afterAll(() => {
@@ -66,6 +82,39 @@ describe('the measurements', () => {
     expect(d.kpis.map((k) => k.name)).toEqual(['p50 latency', 'p95 latency', 'p99 latency', 'Error rate', 'RSS after the load', 'Longest GC pause']);
     expect(d.kpis.find((k) => k.name === 'Error rate')?.met).toBe(true);
     expect(d.timeline.throughput.reduce((a, b) => a + b, 0) * (d.timeline.intervalMs / 1000)).toBeCloseTo(72, 5);
+  });
+});
+
+describe('the server measured in its own process', () => {
+  it('the CPU and heap profiles hold the server\'s frames and none of the load generator\'s', () => {
+    const cpu = JSON.parse(readFileSync(join(out, 'cpu.cpuprofile'), 'utf8')) as { nodes: Array<{ callFrame: { url: string } }> };
+    const urls = cpu.nodes.map((n) => n.callFrame.url);
+    // The control: the server's own modules are there.
+    expect(urls.some((u) => u.includes('/packages/server/dist/oauth/'))).toBe(true);
+    const generator = urls.filter((u) => /\/node_modules\/undici\/|node:internal\/deps\/undici|\/packages\/tools\//.test(u));
+    expect(generator).toEqual([]);
+    expect(result.data.cpu.components.map((c) => c.component)).not.toContain('load_generator');
+    expect(result.data.memory.allocation.byComponent.map((c) => c.component)).not.toContain('load_generator');
+  });
+
+  it('the RSS figures are the server child\'s (its /proc/<pid>/status), not this process\'s', () => {
+    const d = result.data;
+    expect(serverPid).toBeGreaterThan(0);
+    expect(serverPid).not.toBe(process.pid);
+    expect(d.server.pid).toBe(serverPid);
+    if (procRss === undefined) return; // no /proc here: the pid checks above still ran
+    // Read a moment apart, so within 25 % of each other (this process's RSS is another figure).
+    expect(Math.abs(d.memory.after.rss - procRss) / procRss).toBeLessThan(0.25);
+    expect(Math.abs(d.server.rssAtEnd! - procRss) / procRss).toBeLessThan(0.25);
+  });
+
+  it('reports the server\'s CPU seconds from its metrics and the generator\'s own CPU apart', () => {
+    const d = result.data;
+    expect(d.server.cpuSeconds).toBeGreaterThan(0);
+    expect(d.server.cpuSecondsPerRequest).toBeCloseTo(d.server.cpuSeconds! / d.load.totalRequests, 9);
+    expect(d.generator.cpuSeconds).toBeGreaterThan(0);
+    expect(d.generator.eventLoopUtilization).toBeGreaterThan(0);
+    expect(d.generator.eventLoopUtilization).toBeLessThanOrEqual(1);
   });
 });
 
