@@ -3,6 +3,7 @@
 // generator and the profiler are the tools package, loaded only when one of these runs; when they
 // need a server, they start this command's own `serve` in a child process.
 
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 // Types only: the tools package itself is loaded when a command that needs it runs.
@@ -43,6 +44,7 @@ interface ProfileFlags extends LoadFlags {
   dataDir?: string;
   databaseUrl?: string;
   pin: boolean;
+  alertRules?: string;
 }
 
 function withLoadOptions(cmd: Command): Command {
@@ -61,6 +63,12 @@ function withLoadOptions(cmd: Command): Command {
 /** How the tools start a server: this very command (the compiled CLI's entry, beside this module). */
 function serverCommand(): string[] {
   return [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
+}
+
+/** The repository's alert rules, when this command runs from a clone of it. */
+function defaultAlertRules(): string | undefined {
+  const file = fileURLToPath(new URL('../../../../deploy/prometheus/alerts.yml', import.meta.url));
+  return existsSync(file) ? file : undefined;
 }
 
 /** The load test's options from the flags both commands share. */
@@ -200,7 +208,8 @@ export function profileCommand(io: Output): Command {
     .option('--admin-token <token>', 'with --url: its admin bearer token (env M2M_AUTH_ADMIN_TOKEN; default: read <data-dir>/admin-token)')
     .option('--data-dir <dir>', 'with --url: data folder holding admin-token')
     .option('--database-url <url>', 'database of the server the command starts (default: SQLite in memory), e.g. postgres://...')
-    .option('--no-pin', 'do not pin the server and the load generator to separate CPUs');
+    .option('--no-pin', 'do not pin the server and the load generator to separate CPUs')
+    .option('--alert-rules <file>', 'Prometheus alert rules to evaluate against the run (default: deploy/prometheus/alerts.yml of this repository, when there)');
   withLoadOptions(cmd).action(async (flags: ProfileFlags) => {
     if (flags.url === undefined && (flags.adminUrl !== undefined || flags.adminToken !== undefined || flags.dataDir !== undefined)) {
       throw new CliError('--admin-url, --admin-token and --data-dir go with --url (without --url the command starts its own server)');
@@ -215,6 +224,8 @@ export function profileCommand(io: Output): Command {
         ...(flags.dataDir !== undefined && { dataDir: flags.dataDir }),
       })),
     };
+    const alertRules = flags.alertRules ?? defaultAlertRules();
+    if (alertRules !== undefined && !existsSync(alertRules)) throw new CliError(`--alert-rules: ${alertRules} does not exist`);
     const { runProfile, formatInt, formatMs } = await import('@m2m-auth/tools');
     const interrupt = interruptSignal(io);
     const progress = await progressReporter(flags.progress);
@@ -224,6 +235,7 @@ export function profileCommand(io: Output): Command {
         ...(target === undefined ? { command: serverCommand() } : { target }),
         ...(flags.databaseUrl !== undefined && { databaseUrl: flags.databaseUrl }),
         pin: flags.pin,
+        ...(alertRules !== undefined && { alertRulesFile: alertRules }),
         ...(flags.out !== undefined && { out: flags.out }),
         ...loadOptions(flags),
         cpuIntervalUs: flags.cpuInterval,

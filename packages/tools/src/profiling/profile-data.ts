@@ -1,7 +1,9 @@
 // What a profile run measured (results.json), from which report.md and report.html are written.
 
 import type { LoadTestResult } from '../loadtest/run.js';
+import type { AlertEvaluation } from './alert-rules.js';
 import type { ComponentShare, CpuBreakdown } from './components.js';
+import type { Scrape } from './server-metrics.js';
 import type { DelaySummary, GcSummary, MemorySnapshot, ResourceCounts } from './runtime-window.js';
 
 export interface Kpi {
@@ -93,4 +95,8 @@ export interface ProfileData {
     loadEndS: number;
   };
   files: ProfileFile[];
+  /** The server's /metrics at the first and the last request of the load. */
+  series?: { first: Scrape; last: Scrape };
+  /** The alert rules evaluated against `series`; `file` absent when no rules file was given. */
+  alerts: { file?: string; runSeconds: number; evaluations: AlertEvaluation[] };
 }

@@ -15,6 +15,7 @@ import { Attribution, cpuBreakdown, heapBreakdown, serverCodeRoot } from './comp
 import { DebugEndpoints, type Recording } from './debug-client.js';
 import { pinApart, type Pinning } from './pinning.js';
 import { MetricsScraper, total, type Scrape } from './server-metrics.js';
+import { evaluateAlertRules, loadAlertRules } from './alert-rules.js';
 import type { CpuProfile, SamplingHeapProfile } from './devtools-profile.js';
 import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './pprof.js';
 import { renderHtmlReport } from './report-html.js';
@@ -35,6 +36,8 @@ export interface ProfileOptions {
   pin?: boolean;
   /** Called once the server is known (pid: the child's, when the run started it). */
   onServer?: (server: { pid?: number; issuer: string; adminUrl: string }) => void;
+  /** Prometheus alert rules to evaluate against the run's series (deploy/prometheus/alerts.yml). */
+  alertRulesFile?: string;
   /** How often the server's /metrics is read during the load. Default 1000 ms. */
   scrapeIntervalMs?: number;
   /** Report folder; default ./profile-report-<timestamp>. */
@@ -344,6 +347,14 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
         loadEndS: (loadEnd - loadStart) / 1000,
       },
       files: profileFiles(),
+      ...(serverScrapes !== undefined && { series: serverScrapes }),
+      alerts: options.alertRulesFile === undefined || serverScrapes === undefined
+        ? { evaluations: [], runSeconds: 0 }
+        : {
+          file: options.alertRulesFile,
+          runSeconds: (serverScrapes.last.t - serverScrapes.first.t) / 1000,
+          evaluations: evaluateAlertRules(loadAlertRules(options.alertRulesFile), serverScrapes),
+        },
     };
 
     mkdirSync(outDir, { recursive: true });

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,21 +14,12 @@ import { evaluateKpis, runProfile, type ProfileData, type ProfileResult } from '
 import { serverCommand } from '../helpers/server.js';
 import { renderHtmlReport } from '../../src/profiling/report-html.js';
 import { renderMarkdownReport } from '../../src/profiling/report-md.js';
+import { NUMBERED_TITLES } from '../../src/profiling/report-model.js';
 
-const SECTIONS = [
-  'Executive summary',
-  '1. Load test results',
-  '2. KPIs against targets',
-  '3. Memory',
-  '4. Garbage collection',
-  '5. CPU profile',
-  '6. Event loop',
-  '7. Active handles and leak check',
-  '8. Profile files',
-  '9. Environment and method',
-];
+const SECTIONS = NUMBERED_TITLES;
 const CHARTS = ['latency-histogram', 'throughput', 'heap', 'cpu-components'];
 const CHROMIUM = '/usr/bin/chromium';
+const ALERT_RULES = fileURLToPath(new URL('../../../../deploy/prometheus/alerts.yml', import.meta.url));
 
 let work: string;
 let result: ProfileResult;
@@ -45,7 +37,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'm2m-profile-test-'));
   out = join(work, 'report');
   result = await runProfile({
-    command: serverCommand(), out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192, scrapeIntervalMs: 100,
+    command: serverCommand(), out, alertRulesFile: ALERT_RULES, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192, scrapeIntervalMs: 100,
     onServer: (s) => {
       serverPid = s.pid;
     },
@@ -174,6 +166,54 @@ describe('report.md', () => {
     expect(md).toContain('heap.heapprofile');
     expect(md).toMatch(/Failures by cause: \*\*none\*\*/);
     expect(md).toMatch(/back to the baseline/);
+  });
+});
+
+describe('the capacity-review sections', () => {
+  const md = (): string => readFileSync(join(out, 'report.md'), 'utf8');
+  const section = (text: string, title: string): string => text.split(/^## /m).find((x) => x.startsWith(title)) ?? '';
+
+  it('stands alone: no reference to documents outside it', () => {
+    expect(md()).not.toMatch(/origin/i);
+    expect(md()).toContain('the Go server this project replaced');
+  });
+
+  it('evaluates every alert rule of deploy/prometheus/alerts.yml, marking rules longer than the run "condition only"', () => {
+    const alerts = section(md(), '11. Alert rules');
+    for (const rule of ['HighLatency', 'HighErrorRate', 'HighServerErrorRate', 'HighMemory', 'LowThroughput', 'HighGCPause', 'InstanceDown']) {
+      expect(alerts).toMatch(new RegExp(`\\| \`${rule}\` \\| \\w+ \\| .+ \\| (held|not held) \\| condition only`));
+    }
+    expect(result.data.alerts.evaluations.every((e) => e.evaluated)).toBe(true);
+  });
+
+  it('plans capacity from the server\'s CPU-seconds per request, for 1k, 10k and 100k tokens/s', () => {
+    const cap = section(md(), '12. Capacity planning');
+    const perRequest = result.data.server.cpuSecondsPerRequest!;
+    expect(cap).toMatch(/\| Token requests per core \(100 % busy\) \| [\d,]+ \|/);
+    for (const target of ['1,000', '10,000', '100,000']) expect(cap).toMatch(new RegExp(`\\| ${target} tokens/s \\| [\\d,]+ \\| [\\d,]+ \\|`));
+    // 100k tokens/s at 50 % busy: the cores follow from the CPU per request.
+    const row = new RegExp('\\| 100,000 tokens/s \\| ([\\d,]+) \\|').exec(cap)!;
+    const cores = Number(row[1]!.replace(/,/g, ''));
+    const cpu = result.data.cpu;
+    const profilerShare = (cpu.components.find((c) => c.component === 'profiler')?.value ?? 0) / cpu.busyUs;
+    expect(cores).toBe(Math.ceil((100_000 * perRequest * (1 - profilerShare)) / 0.5));
+    expect(cap).toContain('PostgreSQL');
+    expect(cap).toMatch(/Memory per 1,000 connections/);
+  });
+
+  it('recommends from the numbers', () => {
+    const rec = section(md(), '13. Recommendations');
+    expect(rec).toMatch(/For 10,000 tokens\/s plan [\d,]+ cores/);
+    expect(rec).toMatch(/RSS after the load is \d+ MB/);
+  });
+
+  it('says "not measurable here" for the rate when the load generator was 90 % busy or more', () => {
+    const d = structuredClone(result.data);
+    expect(renderMarkdownReport(d)).not.toContain('not measurable here');
+    d.generator.cpuShareOfOneCore = 0.93;
+    const text = renderMarkdownReport(d);
+    expect(text).toMatch(/Measured throughput of one server process \| not measurable here \(the load generator was 93\.0 % busy\)/);
+    expect(text).toMatch(/it may have been the bottleneck/);
   });
 });
 
