@@ -14,4 +14,5 @@ export {
   type ProfileOptions, type ProfileResult, type ProfileData, type Kpi, type ProfileFile,
 } from './profiling/profile-run.js';
 export { renderMarkdownReport } from './profiling/report-md.js';
+export { compareResults, comparisonLines, readResults, CompareError, type Comparison, type ComparisonRow } from './profiling/compare.js';
 export { renderHtmlReport } from './profiling/report-html.js';

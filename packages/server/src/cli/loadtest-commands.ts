@@ -3,7 +3,9 @@
 // generator and the profiler are the tools package, loaded only when one of these runs; when they
 // need a server, they start this command's own `serve` in a child process.
 
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 // Types only: the tools package itself is loaded when a command that needs it runs.
@@ -45,6 +47,7 @@ interface ProfileFlags extends LoadFlags {
   databaseUrl?: string;
   pin: boolean;
   alertRules?: string;
+  compare?: string[];
 }
 
 function withLoadOptions(cmd: Command): Command {
@@ -65,10 +68,31 @@ function serverCommand(): string[] {
   return [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
 }
 
-/** The repository's alert rules, when this command runs from a clone of it. */
+/** This build: the package version, and the git commit when run from a clone ("+" when it has changes). */
+function buildVersion(): string {
+  let version: string | undefined;
+  try {
+    version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version;
+  } catch {
+    // a build outside the package (tests)
+  }
+  const cwd = fileURLToPath(new URL('.', import.meta.url));
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' });
+  if (head.status !== 0) return version ?? 'unknown';
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8' }).stdout.trim() !== '';
+  return `${version ?? 'unknown'} (git ${head.stdout.trim()}${dirty ? '+' : ''})`;
+}
+
+/** The repository's alert rules, when this command runs from a clone of it: deploy/prometheus/alerts.yml in a folder above. */
 function defaultAlertRules(): string | undefined {
-  const file = fileURLToPath(new URL('../../../../deploy/prometheus/alerts.yml', import.meta.url));
-  return existsSync(file) ? file : undefined;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = join(dir, 'deploy', 'prometheus', 'alerts.yml');
+    if (existsSync(file)) return file;
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
 }
 
 /** The load test's options from the flags both commands share. */
@@ -209,8 +233,24 @@ export function profileCommand(io: Output): Command {
     .option('--data-dir <dir>', 'with --url: data folder holding admin-token')
     .option('--database-url <url>', 'database of the server the command starts (default: SQLite in memory), e.g. postgres://...')
     .option('--no-pin', 'do not pin the server and the load generator to separate CPUs')
+    .option('--compare <dirs...>', 'compare two report folders (A B) instead of running: the KPIs side by side with the change from A to B')
     .option('--alert-rules <file>', 'Prometheus alert rules to evaluate against the run (default: deploy/prometheus/alerts.yml of this repository, when there)');
   withLoadOptions(cmd).action(async (flags: ProfileFlags) => {
+    if (flags.compare !== undefined) {
+      if (flags.compare.length !== 2) throw new CliError('--compare takes two report folders: --compare A B');
+      const { compareResults, comparisonLines, readResults } = await import('@m2m-auth/tools');
+      const [a, b] = flags.compare as [string, string];
+      let comparison;
+      try {
+        comparison = compareResults(readResults(a), readResults(b), { a, b });
+      } catch (err) {
+        if (err instanceof Error && err.name === 'CompareError') throw new CliError(err.message);
+        throw err;
+      }
+      if (flags.json) io.out(JSON.stringify(comparison, null, 2));
+      else comparisonLines(comparison).forEach((l) => io.out(l));
+      return;
+    }
     if (flags.url === undefined && (flags.adminUrl !== undefined || flags.adminToken !== undefined || flags.dataDir !== undefined)) {
       throw new CliError('--admin-url, --admin-token and --data-dir go with --url (without --url the command starts its own server)');
     }
@@ -235,6 +275,7 @@ export function profileCommand(io: Output): Command {
         ...(target === undefined ? { command: serverCommand() } : { target }),
         ...(flags.databaseUrl !== undefined && { databaseUrl: flags.databaseUrl }),
         pin: flags.pin,
+        version: buildVersion(),
         ...(alertRules !== undefined && { alertRulesFile: alertRules }),
         ...(flags.out !== undefined && { out: flags.out }),
         ...loadOptions(flags),

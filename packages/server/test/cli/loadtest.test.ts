@@ -136,6 +136,18 @@ describe('m2m-auth profile', () => {
     // The compiled code attributes its own frames too.
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { cpu: { components: Array<{ component: string }> } };
     expect(results.cpu.components.map((c) => c.component)).toContain('http');
+    // The build measured, for --compare; the repository's alert rules were evaluated.
+    const full = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { version?: string; alerts: { evaluations: unknown[] } };
+    expect(full.version).toMatch(/\(git [0-9a-f]+\+?\)$/);
+    expect(full.alerts.evaluations.length).toBeGreaterThan(10);
+    expect(md).toContain('Alert rules');
+
+    const c = await cli(['profile', '--compare', out, out]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toMatch(/^Throughput \(req\/s\)\s+[\d,.]+\s+[\d,.]+\s+\+0\.00 \(\+0\.0 %\)\s+same$/m);
+    const bad = await cli(['profile', '--compare', out, work]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('is not a profile report folder');
   });
 
   it('--url at a server whose pprof routes are off: one line naming M2M_AUTH_PPROF, exit 1', async () => {

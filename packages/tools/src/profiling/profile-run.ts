@@ -36,6 +36,8 @@ export interface ProfileOptions {
   pin?: boolean;
   /** Called once the server is known (pid: the child's, when the run started it). */
   onServer?: (server: { pid?: number; issuer: string; adminUrl: string }) => void;
+  /** Which build is measured, recorded in results.json for --compare (e.g. "0.1.0 (git 1a2b3c4)"). */
+  version?: string;
   /** Prometheus alert rules to evaluate against the run's series (deploy/prometheus/alerts.yml). */
   alertRulesFile?: string;
   /** How often the server's /metrics is read during the load. Default 1000 ms. */
@@ -282,6 +284,7 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
     const memoryAfter = afterWindow.memory.after;
     const samples = window.samples;
     const data: ProfileData = {
+      ...(options.version !== undefined && { version: options.version }),
       generatedAt: generated.toISOString(),
       outDir,
       environment: {

@@ -15,6 +15,7 @@ import { serverCommand } from '../helpers/server.js';
 import { renderHtmlReport } from '../../src/profiling/report-html.js';
 import { renderMarkdownReport } from '../../src/profiling/report-md.js';
 import { NUMBERED_TITLES } from '../../src/profiling/report-model.js';
+import { compareResults, comparisonLines, readResults, type ComparisonRow } from '../../src/profiling/compare.js';
 
 const SECTIONS = NUMBERED_TITLES;
 const CHARTS = ['latency-histogram', 'throughput', 'heap', 'cpu-components'];
@@ -214,6 +215,30 @@ describe('the capacity-review sections', () => {
     const text = renderMarkdownReport(d);
     expect(text).toMatch(/Measured throughput of one server process \| not measurable here \(the load generator was 93\.0 % busy\)/);
     expect(text).toMatch(/it may have been the bottleneck/);
+  });
+});
+
+describe('comparing two runs', () => {
+  it('shows each KPI\'s change from A to B, better or worse', () => {
+    const a = result.data;
+    const b = structuredClone(a);
+    b.version = '0.2.0 (git abc1234)';
+    b.load.requestsPerSecond = a.load.requestsPerSecond * 1.1;
+    b.load.latencyUs = { ...a.load.latencyUs, p99: a.load.latencyUs.p99 * 2 };
+    const c = compareResults(a, b, { a: 'A', b: 'B' });
+    const row = (m: string): ComparisonRow => c.rows.find((r) => r.metric === m)!;
+    expect(row('Throughput').relative).toBeCloseTo(0.1, 9);
+    expect(row('Throughput').verdict).toBe('better');
+    expect(row('p99 latency').verdict).toBe('worse');
+    expect(row('p50 latency').verdict).toBe('same');
+    expect(row('Server CPU per request').a).toBeCloseTo(a.server.cpuSecondsPerRequest! * 1e6, 6);
+    const lines = comparisonLines(c);
+    expect(lines[1]).toContain('0.2.0 (git abc1234)');
+    expect(lines.find((l) => l.startsWith('Throughput'))).toMatch(/\+10\.0 %\)\s+better$/);
+  });
+
+  it('refuses a folder that is not a report, in one sentence', () => {
+    expect(() => readResults(work)).toThrow(/is not a profile report folder/);
   });
 });
 
