@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 // Types only: the tools package itself is loaded when a command that needs it runs.
 import type { LoadTestProgress, ServerProcess } from '@m2m-auth/tools';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
@@ -48,6 +48,8 @@ interface ProfileFlags extends LoadFlags {
   pin: boolean;
   alertRules?: string;
   compare?: string[];
+  phaseSeconds: number;
+  openLoopFraction: number;
 }
 
 function withLoadOptions(cmd: Command): Command {
@@ -66,6 +68,13 @@ function withLoadOptions(cmd: Command): Command {
 /** How the tools start a server: this very command (the compiled CLI's entry, beside this module). */
 function serverCommand(): string[] {
   return [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
+}
+
+/** A fraction above 0 and at most 1. */
+function fraction(raw: string): number {
+  const x = Number(raw);
+  if (!(x > 0 && x <= 1)) throw new InvalidArgumentError('a number above 0 and at most 1, e.g. 0.5');
+  return x;
 }
 
 /** This build: the package version, and the git commit when run from a clone ("+" when it has changes). */
@@ -233,6 +242,8 @@ export function profileCommand(io: Output): Command {
     .option('--data-dir <dir>', 'with --url: data folder holding admin-token')
     .option('--database-url <url>', 'database of the server the command starts (default: SQLite in memory), e.g. postgres://...')
     .option('--no-pin', 'do not pin the server and the load generator to separate CPUs')
+    .option('--phase-seconds <s>', 'length of the max-rate and the open-loop phases after the profiled load (0: none)', wholeNumber(0, 60), 5)
+    .option('--open-loop-fraction <f>', 'rate of the open-loop phase as a fraction of the maximum rate found', fraction, 0.5)
     .option('--compare <dirs...>', 'compare two report folders (A B) instead of running: the KPIs side by side with the change from A to B')
     .option('--alert-rules <file>', 'Prometheus alert rules to evaluate against the run (default: deploy/prometheus/alerts.yml of this repository, when there)');
   withLoadOptions(cmd).action(async (flags: ProfileFlags) => {
@@ -276,6 +287,8 @@ export function profileCommand(io: Output): Command {
         ...(flags.databaseUrl !== undefined && { databaseUrl: flags.databaseUrl }),
         pin: flags.pin,
         version: buildVersion(),
+        phaseMs: flags.phaseSeconds * 1000,
+        openLoopFraction: flags.openLoopFraction,
         ...(alertRules !== undefined && { alertRulesFile: alertRules }),
         ...(flags.out !== undefined && { out: flags.out }),
         ...loadOptions(flags),
@@ -305,7 +318,9 @@ export function profileCommand(io: Output): Command {
       io.out(`  ${formatInt(l.totalRequests)} requests in ${(l.durationMs / 1000).toFixed(2)} s (${formatInt(l.requestsPerSecond)} req/s), ${formatInt(l.failures)} failures, p50 ${formatMs(l.latencyUs.p50)}, p99 ${formatMs(l.latencyUs.p99)}`);
       io.out(`  KPIs met: ${data.kpis.filter((k) => k.met).length} of ${data.kpis.length}; active handles ${data.resources.leaked.length === 0 ? 'back to the baseline' : 'NOT back to the baseline'}`);
     }
-    if (l.failures > 0) throw new CliError(`${l.failures} of ${l.totalRequests} requests failed (see ${outDir}/report.md)`);
+    const failed = data.phases.reduce((a, p) => a + p.load.failures, 0);
+    const sent = data.phases.reduce((a, p) => a + p.load.totalRequests, 0);
+    if (failed > 0) throw new CliError(`${failed} of ${sent} requests failed (see ${outDir}/report.md)`);
   });
   return cmd;
 }

@@ -123,7 +123,7 @@ describe('m2m-auth loadtest', () => {
 describe('m2m-auth profile', () => {
   it('writes the report folder and prints where', async () => {
     const out = join(work, 'profile');
-    const r = await cli(['profile', '--out', out, '--clients', '4', '--requests', '3', '--client-count', '2']);
+    const r = await cli(['profile', '--out', out, '--clients', '4', '--requests', '3', '--client-count', '2', '--phase-seconds', '1']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`Profile report written to ${out}`);
     expect(r.stdout).toMatch(/12 requests in .* 0 failures/);

@@ -19,6 +19,16 @@ export interface ProfileFile {
   commands: string[];
 }
 
+/** One load phase: the profiled closed loop, the max-rate search, the open loop at a fraction of it. */
+export interface LoadPhase {
+  name: 'closed-loop' | 'max-rate' | 'open-loop';
+  /** open-loop: its rate as a fraction of the max rate. */
+  fraction?: number;
+  load: Pick<LoadTestResult, 'mode' | 'config' | 'durationMs' | 'totalRequests' | 'requestsPerSecond' | 'successes' | 'failures' | 'failuresByCause' | 'latencyUs'>;
+  server: { cpuSeconds?: number; cpuSecondsPerRequest?: number; cpuShareOfOneCore?: number };
+  generator: { cpuShareOfOneCore: number; eventLoopUtilization: number };
+}
+
 export interface ProfileData {
   generatedAt: string;
   outDir: string;
@@ -61,6 +71,8 @@ export interface ProfileData {
   };
   load: LoadTestResult;
   kpis: Kpi[];
+  /** The phases of the run in order; the first is the profiled closed loop (`load`). */
+  phases: LoadPhase[];
   memory: {
     before: MemorySnapshot;
     after: MemorySnapshot;

@@ -3,7 +3,7 @@
 // sections are those of a capacity review, each filled with what this run measured.
 
 import { formatBytes, formatInt, formatMs, formatPercent } from '../loadtest/format.js';
-import type { ProfileData } from './profile-data.js';
+import type { LoadPhase, ProfileData } from './profile-data.js';
 import { capacity, CORES_PER_INSTANCE, CPU_HEADROOM_BUSY, MIN_INSTANCES, PG_LISTEN_PER_PROCESS, PG_POOL_PER_PROCESS } from './capacity.js';
 import { totalResources, type DelaySummary, type ResourceCounts } from './runtime-window.js';
 
@@ -77,7 +77,45 @@ function resourceRows(before: ResourceCounts, during: ResourceCounts, after: Res
 export const GENERATOR_SATURATED = 0.9;
 
 export function generatorSaturated(d: ProfileData): boolean {
-  return d.generator.cpuShareOfOneCore >= GENERATOR_SATURATED || d.generator.eventLoopUtilization >= GENERATOR_SATURATED;
+  return generatorBusy(d) >= GENERATOR_SATURATED;
+}
+
+/** How busy the load generator was where the maximum rate is measured (the max-rate phase, else the profiled load). */
+export function generatorBusy(d: ProfileData): number {
+  const g = d.phases?.find((p) => p.name === 'max-rate')?.generator ?? d.generator;
+  return Math.max(g.cpuShareOfOneCore, g.eventLoopUtilization);
+}
+
+const PHASE_WHAT: Record<LoadPhase['name'], string> = {
+  'closed-loop': 'the profiles, memory, GC, event loop, handles, alert-rule series and CPU per request; zero failures and max latency at this shape',
+  'max-rate': 'the maximum sustainable rate of one server process',
+  'open-loop': 'the latency percentiles of the KPIs: requests arrive at a steady rate below the maximum, so they hardly queue',
+};
+
+function phaseRows(d: ProfileData): string[][] {
+  return (d.phases ?? []).map((p) => {
+    const c = p.load.config;
+    const shape = p.name === 'open-loop'
+      ? `open loop, ${formatInt(c.ratePerSecond ?? 0)}/s (${Math.round((p.fraction ?? 0) * 100)} % of the max) over ${formatInt(c.clients)} connections`
+      : `closed loop, ${formatInt(c.clients)} clients${p.name === 'closed-loop' ? ` × ${formatInt(c.requests)} requests` : ` for ${(c.durationLimitMs / 1000).toFixed(0)} s`}`;
+    const verified = c.verifyOneIn > 1 ? `1 in ${c.verifyOneIn}` : 'all';
+    return [
+      p.name, shape, formatInt(p.load.totalRequests), `${(p.load.durationMs / 1000).toFixed(2)} s`, `${formatInt(p.load.requestsPerSecond)}/s`,
+      formatMs(p.load.latencyUs.p50), formatMs(p.load.latencyUs.p99), formatMs(p.load.latencyUs.max), formatInt(p.load.failures), verified,
+      p.server.cpuShareOfOneCore !== undefined ? formatPercent(p.server.cpuShareOfOneCore) : '—',
+      formatPercent(Math.max(p.generator.cpuShareOfOneCore, p.generator.eventLoopUtilization)),
+      PHASE_WHAT[p.name],
+    ];
+  });
+}
+
+function summaryPhases(d: ProfileData): string[] {
+  const out: string[] = [];
+  const max = d.phases?.find((p) => p.name === 'max-rate');
+  const open = d.phases?.find((p) => p.name === 'open-loop');
+  if (max !== undefined) out.push(generatorSaturated(d) ? `Maximum sustainable rate: **not measurable here** (the load generator was ${formatPercent(generatorBusy(d))} busy at ${formatInt(max.load.requestsPerSecond)}/s)` : `Maximum sustainable rate: **${formatInt(max.load.requestsPerSecond)} requests/second** (max-rate phase, server at ${formatPercent(max.server.cpuShareOfOneCore ?? 0)} of one core)`);
+  if (open !== undefined) out.push(`The server's own latency (open loop at ${formatInt(open.load.config.ratePerSecond ?? 0)}/s, ${Math.round((open.fraction ?? 0) * 100)} % of the maximum): p50 **${formatMs(open.load.latencyUs.p50)}**, p95 ${formatMs(open.load.latencyUs.p95)}, p99 ${formatMs(open.load.latencyUs.p99)}; the latency KPIs are judged on it`);
+  return out;
 }
 
 function serverCpuLine(d: ProfileData): string {
@@ -112,7 +150,8 @@ export function buildReport(d: ProfileData): ReportDocument {
         kind: 'list',
         items: [
           `**${formatInt(l.requestsPerSecond)} requests/second** (${formatInt(l.totalRequests)} requests in ${seconds.toFixed(2)} s)`,
-          `Latency p50 **${formatMs(l.latencyUs.p50)}**, p95 ${formatMs(l.latencyUs.p95)}, p99 ${formatMs(l.latencyUs.p99)}, max ${formatMs(l.latencyUs.max)}`,
+          `Latency with ${formatInt(l.config.clients)} requests in flight: p50 **${formatMs(l.latencyUs.p50)}**, p95 ${formatMs(l.latencyUs.p95)}, p99 ${formatMs(l.latencyUs.p99)}, max ${formatMs(l.latencyUs.max)}${l.latencyUs.avg / 1000 > 0.5 * littleMs && littleMs > 0 ? ' (mostly queueing: see Latency distribution)' : ''}`,
+          ...summaryPhases(d),
           `**${formatInt(l.successes)} successes, ${formatInt(l.failures)} failures** (error rate ${formatPercent(errorRate, 3)})${l.notSent > 0 ? `; ${formatInt(l.notSent)} planned requests not sent (${l.stoppedBy.replace('_', ' ')})` : ''}`,
           `Memory: RSS ${formatBytes(d.memory.before.rss)} before, ${formatBytes(d.memory.after.rss)} after; about **${formatBytes(alloc.perRequestBytes)} allocated per request** by the server`,
           serverCpuLine(d),
@@ -176,19 +215,39 @@ export function buildReport(d: ProfileData): ReportDocument {
           kind: 'table', head: ['Failure cause', 'Count', 'First seen'], align: ['l', 'r', 'l'],
           rows: Object.entries(l.failuresByCause).map(([cause, n]) => [`\`${cause}\``, formatInt(n), l.failureSamples[cause] ?? '']),
         },
+      ...((d.phases ?? []).length > 1
+        ? [
+          { kind: 'p' as const, text: 'The run has three load phases, each measured for what it can show. Server CPU is the server process\'s share of one core (its metrics); the generator\'s is the larger of its CPU and its event-loop utilisation: at 90 % or more the generator, not the server, set the pace.' },
+          {
+            kind: 'table' as const, head: ['Phase', 'Shape', 'Requests', 'Duration', 'Throughput', 'p50', 'p99', 'max', 'Failures', 'Tokens verified', 'Server CPU', 'Generator', 'Figures taken from it'],
+            align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'l'] as Array<'l' | 'r'>,
+            rows: phaseRows(d),
+          },
+        ]
+        : []),
     ],
   };
 
   const serverUs = d.server.cpuSecondsPerRequest !== undefined ? d.server.cpuSecondsPerRequest * 1e6 : undefined;
   const queueing = littleMs > 0 && l.latencyUs.avg / 1000 > 0.5 * littleMs;
+  const open = d.phases?.find((p) => p.name === 'open-loop');
+  const pct = (x: typeof l.latencyUs): string[] => [formatMs(x.avg), formatMs(x.p50), formatMs(x.p90), formatMs(x.p95), formatMs(x.p99), formatMs(x.p999), formatMs(x.max)];
+  const names = ['average', 'p50', 'p90', 'p95', 'p99', 'p99.9', 'max'];
+  const closedCol = pct(l.latencyUs);
+  const openCol = open !== undefined ? pct(open.load.latencyUs) : undefined;
   const latencySection: Section = {
     id: 'latency',
     title: 'Latency distribution',
     blocks: [
       {
-        kind: 'table', head: ['Percentile', 'Latency'], align: ['l', 'r'],
-        rows: [['average', formatMs(l.latencyUs.avg)], ['p50', formatMs(l.latencyUs.p50)], ['p90', formatMs(l.latencyUs.p90)], ['p95', formatMs(l.latencyUs.p95)], ['p99', formatMs(l.latencyUs.p99)], ['p99.9', formatMs(l.latencyUs.p999)], ['max', formatMs(l.latencyUs.max)]],
+        kind: 'table',
+        head: ['Percentile', `Closed loop (${formatInt(l.config.clients)} in flight)`, ...(open !== undefined ? [`Open loop (${formatInt(open.load.config.ratePerSecond ?? 0)}/s): the server's latency`] : [])],
+        align: ['l', 'r', 'r'],
+        rows: names.map((n, i) => [n, closedCol[i]!, ...(openCol !== undefined ? [openCol[i]!] : [])]),
       },
+      ...(open !== undefined
+        ? [{ kind: 'p' as const, text: `The latency KPIs are judged on the open-loop phase: requests arrive at ${formatInt(open.load.config.ratePerSecond ?? 0)}/s, ${Math.round((open.fraction ?? 0) * 100)} % of the maximum rate, so its percentiles are the server's own latency (plus loopback), counted from each request's scheduled time. The histogram below is the closed loop's.` }]
+        : []),
       { kind: 'chart', chart: { type: 'latency-histogram' } },
       { kind: 'p', text: `Latency is the request time only (request sent to body read) for every finished request, successes and failures; checking the token happens outside that window. Each virtual client waits for its answer before sending the next request (a closed loop), so with ${formatInt(l.config.clients)} requests always in flight the average latency is about clients ÷ throughput (Little's law): ${formatInt(l.config.clients)} ÷ ${formatInt(l.requestsPerSecond)}/s ≈ ${littleMs.toFixed(1)} ms here (measured average: ${formatMs(l.latencyUs.avg)}).${queueing ? ` **These percentiles are mostly queueing** in front of the server's event loop, not the work of a request${serverUs !== undefined ? `, which takes about ${serverUs.toFixed(0)} µs of server CPU` : ''}: the latency KPIs are met or missed by the concurrency chosen. Run with fewer clients (e.g. \`--clients 10\`) to see the server's own latency.` : ' Queueing is a small part of these figures: they are close to the server\'s own latency.'}` },
     ],
@@ -199,7 +258,7 @@ export function buildReport(d: ProfileData): ReportDocument {
     title: 'Throughput over time',
     blocks: [
       { kind: 'chart', chart: { type: 'throughput' } },
-      { kind: 'p', text: `${formatInt(l.requestsPerSecond)} requests/second on average over ${seconds.toFixed(2)} s; the chart shows requests finished per 250 ms slot. The server answers the requests read in one turn of its event loop together, and the load generator (another process) reads them in turns of its own, so completions arrive in bursts and some slots may see none.${generatorSaturated(d) ? ` The maximum sustainable rate of the server is **not measurable here**: the load generator was ${formatPercent(Math.max(d.generator.cpuShareOfOneCore, d.generator.eventLoopUtilization))} busy, so this rate is the generator's limit as much as the server's.` : ''}` },
+      { kind: 'p', text: `${formatInt(l.requestsPerSecond)} requests/second on average over ${seconds.toFixed(2)} s; the chart shows requests finished per 250 ms slot. The server answers the requests read in one turn of its event loop together, and the load generator (another process) reads them in turns of its own, so completions arrive in bursts and some slots may see none.${generatorSaturated(d) ? ` The maximum sustainable rate of the server is **not measurable here**: the load generator was ${formatPercent(generatorBusy(d))} busy, so the rates measured are the generator's limit as much as the server's.` : ''}` },
     ],
   };
 
@@ -410,7 +469,7 @@ function capacitySection(d: ProfileData): Section {
     [`Server CPU per ${op} request`, c.cpuSecondsPerRequest !== undefined ? `${(c.cpuSecondsPerRequest * 1e6).toFixed(0)} µs` : 'not read'],
     [`${op[0]!.toUpperCase()}${op.slice(1)} requests per core (100 % busy)`, c.perCoreRate !== undefined ? formatInt(c.perCoreRate) : 'not read'],
     [c.operation === 'token' ? 'Introspection requests per core' : 'Token requests per core', `not measured in this run (run with \`--mode ${c.operation === 'token' ? 'introspect' : 'token'}\`)`],
-    ['Measured throughput of one server process', saturated ? `not measurable here (the load generator was ${formatPercent(Math.max(d.generator.cpuShareOfOneCore, d.generator.eventLoopUtilization))} busy)` : `${formatInt(d.load.requestsPerSecond)}/s at ${formatPercent(d.server.cpuShareOfOneCore ?? 0)} of one core`],
+    ['Maximum sustainable rate of one server process (measured)', saturated ? `not measurable here (the load generator was ${formatPercent(generatorBusy(d))} busy)` : `${formatInt(maxRate(d).rate)}/s at ${formatPercent(maxRate(d).serverShare)} of one core (${maxRate(d).phase})`],
     ['Memory per server process (RSS after the load)', formatBytes(c.memoryPerProcess)],
     ['Memory per 1,000 connections (RSS growth from idle to the peak)', `at most ${formatBytes(c.memoryPer1000Connections)} (${formatInt(c.connections)} connections held; the growth includes the heap's under load${c.connections < 1000 ? ', so measure with 1,000 clients or more' : ''})`],
     ['Database reads on the token path (client-cache misses per request)', c.cacheMissesPerRequest !== undefined ? c.cacheMissesPerRequest.toFixed(4) : 'not read'],
@@ -441,16 +500,23 @@ function capacitySection(d: ProfileData): Section {
   };
 }
 
+function maxRate(d: ProfileData): { rate: number; serverShare: number; phase: string } {
+  const p = d.phases?.find((x) => x.name === 'max-rate');
+  return p !== undefined
+    ? { rate: p.load.requestsPerSecond, serverShare: p.server.cpuShareOfOneCore ?? 0, phase: 'max-rate phase' }
+    : { rate: d.load.requestsPerSecond, serverShare: d.server.cpuShareOfOneCore ?? 0, phase: 'profiled load' };
+}
+
 function recommendationsSection(d: ProfileData): Section {
   const l = d.load;
   const items: string[] = [];
   const c = capacity(d);
   const littleMs = l.requestsPerSecond > 0 ? (l.config.clients / l.requestsPerSecond) * 1000 : 0;
   if (l.failures > 0) items.push(`**${formatInt(l.failures)} of ${formatInt(l.totalRequests)} requests failed** (${Object.entries(l.failuresByCause).map(([k, v]) => `${k} ${v}`).join(', ')}): find the cause before reading any other figure.`);
-  if (generatorSaturated(d)) items.push(`The load generator was ${formatPercent(Math.max(d.generator.cpuShareOfOneCore, d.generator.eventLoopUtilization))} busy: the throughput here is its limit. Run it from another machine against this server (\`m2m-auth profile --url … --admin-url …\`) to find the server's.`);
+  if (generatorSaturated(d)) items.push(`The load generator was ${formatPercent(generatorBusy(d))} busy while the maximum rate was measured: that rate is its limit. Run it from another machine against this server (\`m2m-auth profile --url … --admin-url …\`) to find the server's.`);
   const p50 = d.kpis.find((k) => k.name === 'p50 latency');
   if (p50 !== undefined && !p50.met && littleMs > 0 && l.latencyUs.avg / 1000 > 0.5 * littleMs) {
-    items.push(`p50 latency ${formatMs(l.latencyUs.p50)} misses its target because ${formatInt(l.config.clients)} requests wait in line (Little's law: ${littleMs.toFixed(0)} ms), not because a request is slow (${d.server.cpuSecondsPerRequest !== undefined ? `${(d.server.cpuSecondsPerRequest * 1e6).toFixed(0)} µs of CPU` : 'see CPU'}). To keep p50 under target at this concurrency, serve the load with more processes: at ${formatInt(l.requestsPerSecond)} requests/s per process, ${Math.ceil(littleMs / 5)} processes bring the queue under 5 ms.`);
+    items.push(`p50 latency ${formatMs(l.latencyUs.p50)} misses its target because ${formatInt(l.config.clients)} requests wait in line (Little's law: ${littleMs.toFixed(0)} ms), not because a request is slow (${d.server.cpuSecondsPerRequest !== undefined ? `${(d.server.cpuSecondsPerRequest * 1e6).toFixed(0)} µs of CPU` : 'see CPU'}). ${c.perCoreRate !== undefined ? ` ${formatInt(l.config.clients)} requests in flight drain in under 5 ms only at ${formatInt(l.config.clients / 0.005)} requests/s: about ${formatInt(Math.ceil(l.config.clients / 0.005 / c.perCoreRate))} cores at ${formatInt(c.perCoreRate)} per core. Real clients with fewer requests in flight queue less.` : ''}`);
   }
   if ((d.server.cpuShareOfOneCore ?? 0) >= 0.9) items.push(`The server process was CPU-bound (${formatPercent(d.server.cpuShareOfOneCore ?? 0)} of one core): throughput grows with processes (\`serve --workers\`), not with a faster event loop.`);
   const busy = d.cpu.components.filter((x) => !['idle', 'other', 'profiler', 'load_generator'].includes(x.component));

@@ -38,7 +38,7 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'm2m-profile-test-'));
   out = join(work, 'report');
   result = await runProfile({
-    command: serverCommand(), out, alertRulesFile: ALERT_RULES, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192, scrapeIntervalMs: 100,
+    command: serverCommand(), out, alertRulesFile: ALERT_RULES, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192, scrapeIntervalMs: 100, phaseMs: 1000,
     onServer: (s) => {
       serverPid = s.pid;
     },
@@ -162,7 +162,9 @@ describe('report.md', () => {
 
   it('states KPI status and the commands to open the profiles', () => {
     const md = readFileSync(join(out, 'report.md'), 'utf8');
-    expect(md).toMatch(/\| Error rate \| 0 \| 0\.000 % \(0 of 72\) \| met \|/);
+    const all = result.data.phases.reduce((a, p) => a + p.load.totalRequests, 0);
+    expect(all).toBeGreaterThan(72);
+    expect(md).toContain(`| Error rate | 0 | 0.000 % (0 of ${all}) | met |`);
     expect(md).toContain('go tool pprof -top cpu.pb.gz');
     expect(md).toContain('heap.heapprofile');
     expect(md).toMatch(/Failures by cause: \*\*none\*\*/);
@@ -211,10 +213,25 @@ describe('the capacity-review sections', () => {
   it('says "not measurable here" for the rate when the load generator was 90 % busy or more', () => {
     const d = structuredClone(result.data);
     expect(renderMarkdownReport(d)).not.toContain('not measurable here');
-    d.generator.cpuShareOfOneCore = 0.93;
+    d.phases.find((p) => p.name === 'max-rate')!.generator.cpuShareOfOneCore = 0.93;
     const text = renderMarkdownReport(d);
-    expect(text).toMatch(/Measured throughput of one server process \| not measurable here \(the load generator was 93\.0 % busy\)/);
-    expect(text).toMatch(/it may have been the bottleneck/);
+    expect(text).toMatch(/Maximum sustainable rate of one server process \(measured\) \| not measurable here \(the load generator was 93\.0 % busy\)/);
+    expect(text).toMatch(/Maximum sustainable rate: \*\*not measurable here\*\*/);
+  });
+
+  it('runs the three load phases and judges the latency KPIs on the open loop', () => {
+    const d = result.data;
+    expect(d.phases.map((p) => p.name)).toEqual(['closed-loop', 'max-rate', 'open-loop']);
+    const max = d.phases[1]!;
+    const open = d.phases[2]!;
+    expect(max.load.failures).toBe(0);
+    expect(open.load.failures).toBe(0);
+    expect(max.load.config.verifyOneIn).toBe(20);
+    expect(open.load.config.ratePerSecond).toBeCloseTo(max.load.requestsPerSecond * 0.5, 6);
+    expect(d.kpis.find((k) => k.name === 'p50 latency')!.value).toBe(`${(open.load.latencyUs.p50 / 1000).toFixed(2)} ms`);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/\| open-loop \| open loop, [\d,]+\/s \(50 % of the max\)/);
+    expect(md).toContain('The latency KPIs are judged on the open-loop phase');
   });
 });
 

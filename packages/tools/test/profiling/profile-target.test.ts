@@ -53,7 +53,7 @@ describe('a server elsewhere', () => {
   it('with its pprof routes on: profiled through its admin listener, its own frames attributed', async () => {
     const { data } = await runProfile({
       target: { url: on.issuer, adminUrl: on.adminUrl, adminToken: on.adminToken },
-      out: join(work, 'report'), clients: 4, requests: 5, clientCount: 2, baselineMs: 100,
+      out: join(work, 'report'), clients: 4, requests: 5, clientCount: 2, baselineMs: 100, phaseMs: 0,
     });
     expect(data.load).toMatchObject({ totalRequests: 20, failures: 0 });
     expect(data.server.startedByProfiler).toBe(false);
