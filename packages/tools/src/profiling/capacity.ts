@@ -28,8 +28,10 @@ export interface CapacityRow {
 
 export interface Capacity {
   operation: 'token' | 'introspect' | 'mixed';
-  /** Server CPU-seconds per request from its metrics, its own profiler's share taken out; undefined when not read. */
+  /** Server CPU-seconds per request from its metrics (the max-rate phase, no profiler running; else the profiled load with its profiler's share taken out); undefined when not read. */
   cpuSecondsPerRequest?: number;
+  /** Where cpuSecondsPerRequest comes from. */
+  source: 'max-rate' | 'profiled';
   profilerShare: number;
   /** Requests one core serves at 100 % busy. */
   perCoreRate?: number;
@@ -47,7 +49,11 @@ export function capacity(d: ProfileData): Capacity {
   const busy = d.cpu.busyUs;
   const profilerUs = d.cpu.components.filter((c) => c.component === 'profiler').reduce((a, c) => a + c.value, 0);
   const profilerShare = busy > 0 ? profilerUs / busy : 0;
-  const perRequest = d.server.cpuSecondsPerRequest !== undefined && d.server.cpuSecondsPerRequest > 0 ? d.server.cpuSecondsPerRequest * (1 - profilerShare) : undefined;
+  const fromMax = d.phases?.find((p) => p.name === 'max-rate')?.server.cpuSecondsPerRequest;
+  const source = fromMax !== undefined && fromMax > 0 ? 'max-rate' : 'profiled';
+  const perRequest = source === 'max-rate'
+    ? fromMax
+    : d.server.cpuSecondsPerRequest !== undefined && d.server.cpuSecondsPerRequest > 0 ? d.server.cpuSecondsPerRequest * (1 - profilerShare) : undefined;
   const perCoreRate = perRequest !== undefined ? 1 / perRequest : undefined;
   const connections = d.load.config.connections;
   const growth = Math.max(0, d.memory.peakRss - d.memory.before.rss);
@@ -73,6 +79,7 @@ export function capacity(d: ProfileData): Capacity {
     });
   return {
     operation: d.load.mode,
+    source,
     ...(perRequest !== undefined && { cpuSecondsPerRequest: perRequest, perCoreRate }),
     profilerShare,
     memoryPerProcess,

@@ -287,13 +287,13 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
         durationLimitMs: phaseMs,
       };
       phase(`searching for the maximum sustainable rate (${MAX_RATE_CLIENTS} clients in a closed loop for ${phaseMs / 1000} s, one token in ${SAMPLE_VERIFY_ONE_IN} verified)`);
-      const maxRate = await measuredPhase(scraper, () => runLoadTest({ ...common, clients: MAX_RATE_CLIENTS, requests: 10_000_000 }));
+      const maxRate = await measuredPhase(scraper, (hooks) => runLoadTest({ ...common, ...hooks, clients: MAX_RATE_CLIENTS, requests: 10_000_000 }));
       phases.push({ name: 'max-rate', ...maxRate });
       const fraction = options.openLoopFraction ?? 0.5;
       const rate = Math.max(1, maxRate.load.requestsPerSecond * fraction);
       const perClient = Math.max(1, Math.ceil((rate * phaseMs) / 1000 / OPEN_LOOP_CLIENTS));
       phase(`open loop at ${Math.round(rate)} requests/s (${Math.round(fraction * 100)} % of the maximum) for ${phaseMs / 1000} s`);
-      const open = await measuredPhase(scraper, () => runLoadTest({ ...common, clients: OPEN_LOOP_CLIENTS, requests: perClient, ratePerSecond: rate, durationLimitMs: phaseMs * 2 }));
+      const open = await measuredPhase(scraper, (hooks) => runLoadTest({ ...common, ...hooks, clients: OPEN_LOOP_CLIENTS, requests: perClient, ratePerSecond: rate, durationLimitMs: phaseMs * 2 }));
       phases.push({ name: 'open-loop', fraction, ...open });
     }
     const loadAverageAfter = loadavg();
@@ -431,22 +431,32 @@ function phaseSummary(l: LoadTestResult): LoadPhase['load'] {
   };
 }
 
-/** A load phase with the server's CPU (its /metrics before and after) and the generator's own. */
-async function measuredPhase(scraper: MetricsScraper, run: () => Promise<LoadTestResult>): Promise<Omit<LoadPhase, 'name'>> {
-  const first = await scraper.scrape();
-  const cpu = process.cpuUsage();
-  const elu = performance.eventLoopUtilization();
-  const started = performance.now();
-  const load = await run();
-  const ms = performance.now() - started;
-  const used = process.cpuUsage(cpu);
-  const eventLoop = performance.eventLoopUtilization(elu);
-  const last = await scraper.scrape();
+/** A load phase with the server's CPU (its /metrics at the first and the last request) and the generator's own over the same window. */
+async function measuredPhase(scraper: MetricsScraper, run: (hooks: { beforeLoad: () => Promise<void>; afterLoad: () => Promise<void> }) => Promise<LoadTestResult>): Promise<Omit<LoadPhase, 'name'>> {
+  let first: Scrape | undefined;
+  let last: Scrape | undefined;
+  let cpu = process.cpuUsage();
+  let elu = performance.eventLoopUtilization();
+  let started = 0;
+  let ms = 0;
+  const load = await run({
+    beforeLoad: async () => {
+      first = await scraper.scrape();
+      cpu = process.cpuUsage();
+      elu = performance.eventLoopUtilization();
+      started = performance.now();
+    },
+    afterLoad: async () => {
+      ms = performance.now() - started;
+      cpu = process.cpuUsage(cpu);
+      elu = performance.eventLoopUtilization(elu);
+      last = await scraper.scrape();
+    },
+  });
   return {
     load: phaseSummary(load),
-    server: serverSide(first, last, load.totalRequests),
-    // Over the whole call (setup included), which only lowers the shares.
-    generator: { cpuShareOfOneCore: ms > 0 ? (used.user + used.system) / 1000 / ms : 0, eventLoopUtilization: eventLoop.utilization },
+    server: first !== undefined && last !== undefined ? serverSide(first, last, load.totalRequests) : {},
+    generator: { cpuShareOfOneCore: ms > 0 ? (cpu.user + cpu.system) / 1000 / ms : 0, eventLoopUtilization: elu.utilization },
   };
 }
 

@@ -478,7 +478,7 @@ function capacitySection(d: ProfileData): Section {
     id: 'capacity',
     title: 'Capacity planning',
     blocks: [
-      { kind: 'p', text: `Per-core rates come from the server's CPU-seconds per request (its own \`process_cpu_seconds_total\` over the load, all its threads), with the share of its own profiler (${formatPercent(c.profilerShare)} of its busy time) taken out; the CPU profiler's sampling overhead stays in, so they are a lower bound. They hold whatever the load generator could do, because they do not depend on how fast requests arrived.` },
+      { kind: 'p', text: `Per-core rates come from the server's CPU-seconds per request (its own \`process_cpu_seconds_total\`, all its threads) ${c.source === 'max-rate' ? 'over the max-rate phase, when no profiler runs in it' : `over the profiled load, with the share of its own profiler (${formatPercent(c.profilerShare)} of its busy time) taken out; the CPU profiler's sampling overhead stays in, so they are a lower bound`}. They hold whatever the load generator could do, because they do not depend on how fast requests arrived.` },
       { kind: 'table', head: ['Measured here', 'Value'], align: ['l', 'r'], rows: rateRows },
       c.rows.length === 0
         ? { kind: 'p', text: 'No table of target loads: the server\'s CPU seconds were not read.' }
