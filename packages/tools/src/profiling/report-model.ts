@@ -127,9 +127,9 @@ function serverCpuLine(d: ProfileData): string {
 function generatorLine(d: ProfileData): string {
   const g = d.generator;
   const figures = `${formatPercent(g.cpuShareOfOneCore)} of one core, event loop ${formatPercent(g.eventLoopUtilization)} busy${g.cpus !== undefined ? `, pinned to CPU ${g.cpus}` : ''}`;
-  return generatorSaturated(d)
-    ? `Load generator (another process): **${figures}: at or above ${formatPercent(GENERATOR_SATURATED, 0)}, it may have been the bottleneck**, so the rates measured here are the generator's limit as much as the server's`
-    : `Load generator (another process): ${figures}: below ${formatPercent(GENERATOR_SATURATED, 0)}, not the bottleneck`;
+  return Math.max(g.cpuShareOfOneCore, g.eventLoopUtilization) >= GENERATOR_SATURATED
+    ? `Load generator during the profiled load (another process): **${figures}: at or above ${formatPercent(GENERATOR_SATURATED, 0)}, so this load's throughput is the generator's limit**, not the server's (see the max-rate phase)`
+    : `Load generator during the profiled load (another process): ${figures}: below ${formatPercent(GENERATOR_SATURATED, 0)}, not the bottleneck`;
 }
 
 export function buildReport(d: ProfileData): ReportDocument {

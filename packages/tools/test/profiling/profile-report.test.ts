@@ -216,6 +216,13 @@ describe('the capacity-review sections', () => {
     const text = renderMarkdownReport(d);
     expect(text).toMatch(/Maximum sustainable rate of one server process \(measured\) \| not measurable here \(the load generator was 93\.0 % busy\)/);
     expect(text).toMatch(/Maximum sustainable rate: \*\*not measurable here\*\*/);
+    // The profiled load's own generator figure is said apart.
+    const closed = structuredClone(result.data);
+    closed.generator.eventLoopUtilization = 0.99;
+    expect(renderMarkdownReport(closed)).toMatch(/Load generator during the profiled load .*99\.0 % busy.*: at or above 90 %, so this load's throughput is the generator's limit/);
+    closed.generator.eventLoopUtilization = 0.5;
+    closed.generator.cpuShareOfOneCore = 0.5;
+    expect(renderMarkdownReport(closed)).toMatch(/Load generator during the profiled load .*: below 90 %, not the bottleneck/);
   });
 
   it('runs the three load phases and judges the latency KPIs on the open loop', () => {
