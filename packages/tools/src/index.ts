@@ -10,8 +10,9 @@ export { startServerProcess, type ServerProcess, type ServerProcessOptions } fro
 export { formatBytes, formatInt, formatMs, formatPercent, progressLine, resultLines } from './loadtest/format.js';
 export type { LatencySummary, HistogramBin } from './loadtest/latency.js';
 export {
-  runProfile, evaluateKpis, KPI_TARGETS, MAX_PROFILED_LOAD_MS,
+  runProfile, evaluateKpis, KPI_TARGETS, MAX_PROFILED_LOAD_MS, ProfileError,
   type ProfileOptions, type ProfileResult, type ProfileData, type Kpi, type ProfileFile,
 } from './profiling/profile-run.js';
 export { renderMarkdownReport } from './profiling/report-md.js';
+export { compareResults, comparisonLines, readResults, CompareError, type Comparison, type ComparisonRow } from './profiling/compare.js';
 export { renderHtmlReport } from './profiling/report-html.js';

@@ -3,8 +3,11 @@
 // generator and the profiler are the tools package, loaded only when one of these runs; when they
 // need a server, they start this command's own `serve` in a child process.
 
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 // Types only: the tools package itself is loaded when a command that needs it runs.
 import type { LoadTestProgress, ServerProcess } from '@m2m-auth/tools';
 import { SIGNING_ALGORITHMS, type SigningAlgorithm } from '../ground/names.js';
@@ -37,6 +40,16 @@ interface LoadtestFlags extends LoadFlags {
 interface ProfileFlags extends LoadFlags {
   out?: string;
   cpuInterval: number;
+  url?: string;
+  adminUrl?: string;
+  adminToken?: string;
+  dataDir?: string;
+  databaseUrl?: string;
+  pin: boolean;
+  alertRules?: string;
+  compare?: string[];
+  phaseSeconds: number;
+  openLoopFraction: number;
 }
 
 function withLoadOptions(cmd: Command): Command {
@@ -55,6 +68,40 @@ function withLoadOptions(cmd: Command): Command {
 /** How the tools start a server: this very command (the compiled CLI's entry, beside this module). */
 function serverCommand(): string[] {
   return [process.execPath, fileURLToPath(new URL('./main.js', import.meta.url))];
+}
+
+/** A fraction above 0 and at most 1. */
+function fraction(raw: string): number {
+  const x = Number(raw);
+  if (!(x > 0 && x <= 1)) throw new InvalidArgumentError('a number above 0 and at most 1, e.g. 0.5');
+  return x;
+}
+
+/** This build: the package version, and the git commit when run from a clone ("+" when it has changes). */
+function buildVersion(): string {
+  let version: string | undefined;
+  try {
+    version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version;
+  } catch {
+    // a build outside the package (tests)
+  }
+  const cwd = fileURLToPath(new URL('.', import.meta.url));
+  const head = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8' });
+  if (head.status !== 0) return version ?? 'unknown';
+  const dirty = spawnSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8' }).stdout.trim() !== '';
+  return `${version ?? 'unknown'} (git ${head.stdout.trim()}${dirty ? '+' : ''})`;
+}
+
+/** The repository's alert rules, when this command runs from a clone of it: deploy/prometheus/alerts.yml in a folder above. */
+function defaultAlertRules(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = join(dir, 'deploy', 'prometheus', 'alerts.yml');
+    if (existsSync(file)) return file;
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
 }
 
 /** The load test's options from the flags both commands share. */
@@ -188,15 +235,61 @@ export function profileCommand(io: Output): Command {
   );
   cmd
     .option('--out <dir>', 'report folder (default ./profile-report-<timestamp>)')
-    .option('--cpu-interval <us>', 'CPU profiler sampling interval in microseconds', wholeNumber(50, 100_000), 1000);
+    .option('--cpu-interval <us>', 'CPU profiler sampling interval in microseconds', wholeNumber(50, 100_000), 1000)
+    .option('--url <issuer>', 'profile a server already running (started with M2M_AUTH_PPROF=true) at this issuer URL; needs its admin listener')
+    .option('--admin-url <url>', 'with --url: that server\'s admin listener (env M2M_AUTH_ADMIN_URL; default from M2M_AUTH_ADMIN_LISTEN)')
+    .option('--admin-token <token>', 'with --url: its admin bearer token (env M2M_AUTH_ADMIN_TOKEN; default: read <data-dir>/admin-token)')
+    .option('--data-dir <dir>', 'with --url: data folder holding admin-token')
+    .option('--database-url <url>', 'database of the server the command starts (default: SQLite in memory), e.g. postgres://...')
+    .option('--no-pin', 'do not pin the server and the load generator to separate CPUs')
+    .option('--phase-seconds <s>', 'length of the max-rate and the open-loop phases after the profiled load (0: none)', wholeNumber(0, 60), 5)
+    .option('--open-loop-fraction <f>', 'rate of the open-loop phase as a fraction of the maximum rate found', fraction, 0.5)
+    .option('--compare <dirs...>', 'compare two report folders (A B) instead of running: the KPIs side by side with the change from A to B')
+    .option('--alert-rules <file>', 'Prometheus alert rules to evaluate against the run (default: deploy/prometheus/alerts.yml of this repository, when there)');
   withLoadOptions(cmd).action(async (flags: ProfileFlags) => {
+    if (flags.compare !== undefined) {
+      if (flags.compare.length !== 2) throw new CliError('--compare takes two report folders: --compare A B');
+      const { compareResults, comparisonLines, readResults } = await import('@m2m-auth/tools');
+      const [a, b] = flags.compare as [string, string];
+      let comparison;
+      try {
+        comparison = compareResults(readResults(a), readResults(b), { a, b });
+      } catch (err) {
+        if (err instanceof Error && err.name === 'CompareError') throw new CliError(err.message);
+        throw err;
+      }
+      if (flags.json) io.out(JSON.stringify(comparison, null, 2));
+      else comparisonLines(comparison).forEach((l) => io.out(l));
+      return;
+    }
+    if (flags.url === undefined && (flags.adminUrl !== undefined || flags.adminToken !== undefined || flags.dataDir !== undefined)) {
+      throw new CliError('--admin-url, --admin-token and --data-dir go with --url (without --url the command starts its own server)');
+    }
+    if (flags.url !== undefined && flags.databaseUrl !== undefined) throw new CliError('--database-url applies only to the server the command starts (no --url)');
+    if (flags.url !== undefined && flags.signingAlg !== undefined) throw new CliError('--signing-alg applies only to the server the command starts (no --url)');
+    const target = flags.url === undefined ? undefined : {
+      url: flags.url,
+      ...((t) => ({ adminUrl: t.url, adminToken: t.token }))(resolveAdminTarget({
+        ...(flags.adminUrl !== undefined && { adminUrl: flags.adminUrl }),
+        ...(flags.adminToken !== undefined && { adminToken: flags.adminToken }),
+        ...(flags.dataDir !== undefined && { dataDir: flags.dataDir }),
+      })),
+    };
+    const alertRules = flags.alertRules ?? defaultAlertRules();
+    if (alertRules !== undefined && !existsSync(alertRules)) throw new CliError(`--alert-rules: ${alertRules} does not exist`);
     const { runProfile, formatInt, formatMs } = await import('@m2m-auth/tools');
     const interrupt = interruptSignal(io);
     const progress = await progressReporter(flags.progress);
     let result;
     try {
       result = await runProfile({
-        command: serverCommand(),
+        ...(target === undefined ? { command: serverCommand() } : { target }),
+        ...(flags.databaseUrl !== undefined && { databaseUrl: flags.databaseUrl }),
+        pin: flags.pin,
+        version: buildVersion(),
+        phaseMs: flags.phaseSeconds * 1000,
+        openLoopFraction: flags.openLoopFraction,
+        ...(alertRules !== undefined && { alertRulesFile: alertRules }),
         ...(flags.out !== undefined && { out: flags.out }),
         ...loadOptions(flags),
         cpuIntervalUs: flags.cpuInterval,
@@ -209,7 +302,7 @@ export function profileCommand(io: Output): Command {
         signal: interrupt.signal,
       });
     } catch (err) {
-      if (err instanceof Error && err.name === 'LoadTestError') throw new CliError(err.message);
+      if (err instanceof Error && (err.name === 'LoadTestError' || err.name === 'ProfileError')) throw new CliError(err.message);
       throw err;
     } finally {
       progress.done();
@@ -225,7 +318,9 @@ export function profileCommand(io: Output): Command {
       io.out(`  ${formatInt(l.totalRequests)} requests in ${(l.durationMs / 1000).toFixed(2)} s (${formatInt(l.requestsPerSecond)} req/s), ${formatInt(l.failures)} failures, p50 ${formatMs(l.latencyUs.p50)}, p99 ${formatMs(l.latencyUs.p99)}`);
       io.out(`  KPIs met: ${data.kpis.filter((k) => k.met).length} of ${data.kpis.length}; active handles ${data.resources.leaked.length === 0 ? 'back to the baseline' : 'NOT back to the baseline'}`);
     }
-    if (l.failures > 0) throw new CliError(`${l.failures} of ${l.totalRequests} requests failed (see ${outDir}/report.md)`);
+    const failed = data.phases.reduce((a, p) => a + p.load.failures, 0);
+    const sent = data.phases.reduce((a, p) => a + p.load.totalRequests, 0);
+    if (failed > 0) throw new CliError(`${failed} of ${sent} requests failed (see ${outDir}/report.md)`);
   });
   return cmd;
 }

@@ -123,7 +123,7 @@ describe('m2m-auth loadtest', () => {
 describe('m2m-auth profile', () => {
   it('writes the report folder and prints where', async () => {
     const out = join(work, 'profile');
-    const r = await cli(['profile', '--out', out, '--clients', '4', '--requests', '3', '--client-count', '2']);
+    const r = await cli(['profile', '--out', out, '--clients', '4', '--requests', '3', '--client-count', '2', '--phase-seconds', '1']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`Profile report written to ${out}`);
     expect(r.stdout).toMatch(/12 requests in .* 0 failures/);
@@ -136,5 +136,34 @@ describe('m2m-auth profile', () => {
     // The compiled code attributes its own frames too.
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { cpu: { components: Array<{ component: string }> } };
     expect(results.cpu.components.map((c) => c.component)).toContain('http');
+    // The build measured, for --compare; the repository's alert rules were evaluated.
+    const full = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { version?: string; alerts: { evaluations: unknown[] } };
+    expect(full.version).toMatch(/\(git [0-9a-f]+\+?\)$/);
+    expect(full.alerts.evaluations.length).toBeGreaterThan(10);
+    expect(md).toContain('Alert rules');
+
+    const c = await cli(['profile', '--compare', out, out]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toMatch(/^Throughput \(req\/s\)\s+[\d,.]+\s+[\d,.]+\s+\+0\.00 \(\+0\.0 %\)\s+same$/m);
+    const bad = await cli(['profile', '--compare', out, work]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('is not a profile report folder');
+  });
+
+  it('--url at a server whose pprof routes are off: one line naming M2M_AUTH_PPROF, exit 1', async () => {
+    const r = await cli(['profile', '--url', target.issuer, '--admin-url', target.adminUrl, '--out', join(work, 'never'), '--no-progress'], { M2M_AUTH_ADMIN_TOKEN: target.adminToken });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('M2M_AUTH_PPROF');
+    expect(existsSync(join(work, 'never'))).toBe(false);
+  });
+
+  it('refuses flags that only fit one way of running', async () => {
+    const r = await cli(['profile', '--admin-url', 'http://127.0.0.1:1']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('go with --url');
+    const d = await cli(['profile', '--url', 'http://127.0.0.1:1', '--database-url', 'sqlite::memory:']);
+    expect(d.code).toBe(1);
+    expect(d.stderr).toContain('--database-url applies only');
   });
 });

@@ -57,6 +57,15 @@ export interface LoadTestOptions {
   timelineIntervalMs?: number;
   /** Stops starting new requests (the ones in flight finish). */
   signal?: AbortSignal;
+  /**
+   * Open loop: requests are sent at this many per second in all (each virtual client keeps its
+   * share of the schedule), whatever the answers; latency counts from the scheduled time, so a
+   * request that waited for its connection counts its wait. Default: closed loop (each virtual
+   * client sends its next request when the last one is answered).
+   */
+  ratePerSecond?: number;
+  /** Check the signature and claims of one token in this many (the others: status and shape only). Default 1: every token. */
+  verifyOneIn?: number;
   /** Runs after setup, right before the first measured request (profilers start here). */
   beforeLoad?: () => unknown;
   /** Runs after the last measured request, before the connections close. */
@@ -75,6 +84,10 @@ export interface LoadTestResult {
     durationLimitMs: number;
     /** Keep-alive connections open when the measured load started. */
     connections: number;
+    /** Open loop at this rate; absent for a closed loop. */
+    ratePerSecond?: number;
+    /** One token in this many was verified. */
+    verifyOneIn: number;
   };
   /** Opening the connections before the load (not measured). */
   warmUpMs: number;
@@ -319,6 +332,9 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
   const requests = positiveInt(options.requests ?? DEFAULTS.requests, 'requests', 10_000_000);
   const timeoutMs = positiveInt(options.timeoutMs ?? DEFAULTS.timeoutMs, 'timeout', 3_600_000);
   const durationLimitMs = positiveInt(options.durationLimitMs ?? DEFAULTS.durationLimitMs, 'duration limit', 86_400_000);
+  const verifyOneIn = positiveInt(options.verifyOneIn ?? 1, 'verify one in', 1_000_000);
+  const rate = options.ratePerSecond;
+  if (rate !== undefined && !(rate > 0 && Number.isFinite(rate))) throw new LoadTestError(`the rate must be a positive number of requests per second, got ${rate}`);
   const intervalMs = positiveInt(options.timelineIntervalMs ?? DEFAULTS.timelineIntervalMs, 'timeline interval', 60_000);
   const mode = options.mode ?? 'token';
   if (!LOAD_TEST_MODES.includes(mode)) throw new LoadTestError(`mode must be one of ${LOAD_TEST_MODES.join(', ')}`);
@@ -430,7 +446,14 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
         const path = op === 'token' ? target.tokenPath : target.introspectionPath!;
         const body = op === 'token' ? tokenBody : `token=${encodeURIComponent(latestToken ?? '')}`;
         const headers = clientHeaders[k]!;
-        const start = performance.now();
+        let start = performance.now();
+        if (rate !== undefined) {
+          const scheduled = t0 + ((r * clients + index) / rate) * 1000;
+          if (scheduled > start + 1) await new Promise((done) => setTimeout(done, scheduled - start));
+          if (stoppedBy !== 'completed') break;
+          // From the scheduled time (a request sent late counts its wait), or from the send when it went early.
+          start = Math.min(scheduled, performance.now());
+        }
         let answer: HttpAnswer | undefined;
         let thrown: unknown;
         try {
@@ -472,6 +495,11 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
           tally.failure('bad_token_response', slot, 'no access_token, or token_type is not Bearer');
           continue;
         }
+        if ((r * clients + index) % verifyOneIn !== 0) {
+          tally.success();
+          latestToken = token;
+          continue;
+        }
         await pendingCheck;
         pendingCheck = checker.check(token, expect).then((rejection) => {
           if (rejection === undefined) {
@@ -505,7 +533,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRes
       mode,
       url: options.url,
       issuer: target.issuer,
-      config: { clients, requests, clientCount: credentials.length, timeoutMs, durationLimitMs, connections },
+      config: { clients, requests, clientCount: credentials.length, timeoutMs, durationLimitMs, connections, ...(rate !== undefined && { ratePerSecond: rate }), verifyOneIn },
       warmUpMs,
       startedAt,
       durationMs,

@@ -1,5 +1,6 @@
 // A server for the load test and the profiler to run against when no URL is given: the real
-// `m2m-auth serve` in a child process, on the embedded default (SQLite in memory), on an ephemeral
+// `m2m-auth serve` in a child process, on the embedded default (SQLite in memory) unless a database
+// URL is given, optionally pinned to CPUs (taskset), on an ephemeral
 // loopback port with its own temporary data folder (removed when it stops). The command that runs
 // the m2m-auth CLI is given by the caller (the CLI passes its own), so the tools never import it.
 
@@ -21,6 +22,10 @@ export interface ServerProcessOptions {
   env?: Record<string, string>;
   /** Where the server's JSON log lines go; default nowhere (they are still formatted and written to a pipe). */
   logFile?: string;
+  /** The server's database; default the embedded one in memory (sqlite::memory:). */
+  databaseUrl?: string;
+  /** CPUs the server is pinned to (taskset -c list, Linux), e.g. "1"; default not pinned. */
+  cpus?: string;
 }
 
 export interface ServerProcess {
@@ -59,7 +64,8 @@ class StartFailed extends Error {
 }
 
 export async function startServerProcess(options: ServerProcessOptions): Promise<ServerProcess> {
-  const [executable, ...args] = options.command;
+  const command = options.cpus !== undefined ? ['taskset', '-c', options.cpus, ...options.command] : options.command;
+  const [executable, ...args] = command;
   if (executable === undefined) throw new Error('startServerProcess: the command is empty');
   const dataDir = mkdtempSync(join(tmpdir(), 'm2m-auth-loadtest-'));
   const adminToken = randomBytes(32).toString('base64url');
@@ -82,7 +88,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
           M2M_AUTH_LISTEN: `127.0.0.1:${port}`,
           M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0',
           M2M_AUTH_DATA_DIR: dataDir,
-          M2M_AUTH_DATABASE_URL: 'sqlite::memory:',
+          M2M_AUTH_DATABASE_URL: options.databaseUrl ?? 'sqlite::memory:',
           M2M_AUTH_ADMIN_TOKEN: adminToken,
           M2M_AUTH_WORKERS: '1',
           M2M_AUTH_SHUTDOWN_DELAY: '0',

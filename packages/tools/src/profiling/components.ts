@@ -14,13 +14,14 @@ export type Component =
   | 'oauth'
   | 'storage'
   | 'logging'
+  | 'profiler'
   | 'load_generator'
   | 'gc'
   | 'idle'
   | 'other';
 
 export const COMPONENTS: readonly Component[] = [
-  'http', 'client_auth', 'token_signing', 'oauth', 'storage', 'logging', 'load_generator', 'gc', 'idle', 'other',
+  'http', 'client_auth', 'token_signing', 'oauth', 'storage', 'logging', 'profiler', 'load_generator', 'gc', 'idle', 'other',
 ];
 
 export const COMPONENT_LABELS: Readonly<Record<Component, string>> = {
@@ -30,7 +31,8 @@ export const COMPONENT_LABELS: Readonly<Record<Component, string>> = {
   oauth: 'OAuth endpoint logic (the server\'s other oauth/, limits/, admin/, ground/, config/, cli/, server)',
   storage: 'Storage (the server\'s storage/ and sync/, better-sqlite3)',
   logging: 'Logging and metrics (pino, sonic-boom; the server\'s observability/)',
-  load_generator: 'Load generator and profiler (undici, the tools package; the server\'s observability/profiles/, admin/pprof-routes)',
+  profiler: 'The server\'s own profiler and debug endpoints (its observability/profiles/, admin/pprof-routes)',
+  load_generator: 'Load generator (undici, the tools package): runs in another process, so none is expected in the server\'s profile',
   gc: 'Garbage collection',
   idle: 'Idle (waiting for I/O)',
   other: 'Other: VM, Node internals and native code with no attributable caller',
@@ -60,8 +62,8 @@ export const SERVER_MODULES: Readonly<Record<string, Component>> = Object.freeze
   storage: 'storage',
   sync: 'storage',
   observability: 'logging',
-  'observability/profiles': 'load_generator',
-  'admin/pprof-routes': 'load_generator',
+  'observability/profiles': 'profiler',
+  'admin/pprof-routes': 'profiler',
   // The SDK's entry points, re-exported by the server (m2m-auth/client, m2m-auth/verify).
   client: 'other',
   verify: 'other',
@@ -167,7 +169,7 @@ export class Attribution {
     let nearest: Component | undefined;
     for (const frame of stack) {
       const c = this.frame(frame);
-      if (c === 'load_generator') return c;
+      if (c === 'load_generator' || c === 'profiler') return c;
       nearest ??= c;
     }
     return nearest ?? 'other';

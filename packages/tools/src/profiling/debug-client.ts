@@ -58,6 +58,19 @@ export class DebugEndpoints {
     };
   }
 
+  /**
+   * Whether the debug endpoints answer: a CPU profile asked for 0 seconds is refused with 400 when
+   * they are on, 404 when they are off (nothing registered), 401 when the token is wrong.
+   */
+  async probe(): Promise<'on' | 'off' | 'unauthorized'> {
+    const res = await request(`${this.#base}/debug/pprof/profile?seconds=0`, { method: 'GET', headers: this.#headers, dispatcher: this.#agent });
+    await res.body.dump();
+    if (res.statusCode === 404) return 'off';
+    if (res.statusCode === 401 || res.statusCode === 403) return 'unauthorized';
+    if (res.statusCode === 400) return 'on';
+    throw new DebugError(`GET /debug/pprof/profile?seconds=0 answered ${res.statusCode}`);
+  }
+
   async close(): Promise<void> {
     await this.#agent.close();
   }

@@ -1,8 +1,9 @@
-// `m2m-auth profile`: a real server in a child process, the load test against it over HTTP, and
-// the measurements of the origin report taken for real around the load, by the server itself
-// through the debug endpoints of its admin listener (M2M_AUTH_PPROF): latency and throughput,
-// memory and bytes allocated per request, GC pauses, CPU by component, event-loop delay and
-// utilisation, active handles before/during/after, and the CPU and heap profiles as files.
+// `m2m-auth profile`: a real server in a child process (or one already running elsewhere, --url),
+// the load test against it over HTTP from this process, and everything about the server measured
+// by the server itself: CPU and heap profiles, memory, GC pauses, event-loop delay and utilisation
+// and active handles through the debug endpoints of its admin listener (M2M_AUTH_PPROF), CPU
+// seconds, RSS and the alert rules' series from its /metrics. The load generator's own CPU is
+// measured apart, as a check that it was not the bottleneck.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -12,18 +13,39 @@ import { startServerProcess } from '../loadtest/server-process.js';
 import { runLoadTest, type LoadTestMode, type LoadTestProgress, type LoadTestResult } from '../loadtest/run.js';
 import { Attribution, cpuBreakdown, heapBreakdown, serverCodeRoot } from './components.js';
 import { DebugEndpoints, type Recording } from './debug-client.js';
+import { pinApart, type Pinning } from './pinning.js';
+import { MetricsScraper, total, type Scrape } from './server-metrics.js';
+import { evaluateAlertRules, loadAlertRules } from './alert-rules.js';
 import type { CpuProfile, SamplingHeapProfile } from './devtools-profile.js';
 import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from './pprof.js';
 import { renderHtmlReport } from './report-html.js';
 import { renderMarkdownReport } from './report-md.js';
 import { resourcesAbove, type ResourceCounts, type RuntimeWindow } from './runtime-window.js';
-import type { Kpi, ProfileData, ProfileFile } from './profile-data.js';
+import type { Kpi, LoadPhase, ProfileData, ProfileFile } from './profile-data.js';
 
 export type { Kpi, ProfileData, ProfileFile } from './profile-data.js';
 
 export interface ProfileOptions {
   /** The m2m-auth command to start the server with, e.g. [process.execPath, '/path/to/m2m-auth/dist/cli/main.js']. */
-  command: readonly string[];
+  command?: readonly string[];
+  /** Or a server already running, started with M2M_AUTH_PPROF=true: its issuer, admin listener and admin token. */
+  target?: { url: string; adminUrl: string; adminToken: string };
+  /** The database of the server the run starts; default the embedded one in memory. */
+  databaseUrl?: string;
+  /** Pin the server and the load generator to separate CPUs where there are two or more (Linux, taskset). Default true. */
+  pin?: boolean;
+  /** Called once the server is known (pid: the child's, when the run started it). */
+  onServer?: (server: { pid?: number; issuer: string; adminUrl: string }) => void;
+  /** Which build is measured, recorded in results.json for --compare (e.g. "0.1.0 (git 1a2b3c4)"). */
+  version?: string;
+  /** Prometheus alert rules to evaluate against the run's series (deploy/prometheus/alerts.yml). */
+  alertRulesFile?: string;
+  /** After the profiled closed loop: a max-rate phase and an open-loop phase of this long each (0: none). Default 5000 ms. */
+  phaseMs?: number;
+  /** The open-loop phase's rate as a fraction of the max rate found. Default 0.5. */
+  openLoopFraction?: number;
+  /** How often the server's /metrics is read during the load. Default 1000 ms. */
+  scrapeIntervalMs?: number;
   /** Report folder; default ./profile-report-<timestamp>. */
   out?: string;
   clients?: number;
@@ -44,6 +66,14 @@ export interface ProfileOptions {
   onProgress?: (progress: LoadTestProgress) => void;
   onPhase?: (phase: string) => void;
   signal?: AbortSignal;
+}
+
+/** A server to profile that cannot be (its pprof routes are off, its admin token is refused). */
+export class ProfileError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProfileError';
+  }
 }
 
 export interface ProfileResult {
@@ -68,13 +98,14 @@ function timestamp(d: Date): string {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export function evaluateKpis(load: LoadTestResult, rssAfter: number, gcMaxMs: number): Kpi[] {
+/** KPIs: error rate over `load` (all phases' requests), latency from `latencyFrom` (default `load`). */
+export function evaluateKpis(load: Pick<LoadTestResult, 'latencyUs' | 'totalRequests' | 'failures'>, rssAfter: number, gcMaxMs: number, latencyFrom: Pick<LoadTestResult, 'latencyUs'> = load): Kpi[] {
   const ms = (us: number): string => `${(us / 1000).toFixed(2)} ms`;
   const errorRate = load.totalRequests > 0 ? load.failures / load.totalRequests : 1;
   return [
-    { name: 'p50 latency', target: `< ${KPI_TARGETS.p50Ms} ms`, value: ms(load.latencyUs.p50), met: load.latencyUs.count > 0 && load.latencyUs.p50 < KPI_TARGETS.p50Ms * 1000 },
-    { name: 'p95 latency', target: `< ${KPI_TARGETS.p95Ms} ms`, value: ms(load.latencyUs.p95), met: load.latencyUs.count > 0 && load.latencyUs.p95 < KPI_TARGETS.p95Ms * 1000 },
-    { name: 'p99 latency', target: `< ${KPI_TARGETS.p99Ms} ms`, value: ms(load.latencyUs.p99), met: load.latencyUs.count > 0 && load.latencyUs.p99 < KPI_TARGETS.p99Ms * 1000 },
+    { name: 'p50 latency', target: `< ${KPI_TARGETS.p50Ms} ms`, value: ms(latencyFrom.latencyUs.p50), met: latencyFrom.latencyUs.count > 0 && latencyFrom.latencyUs.p50 < KPI_TARGETS.p50Ms * 1000 },
+    { name: 'p95 latency', target: `< ${KPI_TARGETS.p95Ms} ms`, value: ms(latencyFrom.latencyUs.p95), met: latencyFrom.latencyUs.count > 0 && latencyFrom.latencyUs.p95 < KPI_TARGETS.p95Ms * 1000 },
+    { name: 'p99 latency', target: `< ${KPI_TARGETS.p99Ms} ms`, value: ms(latencyFrom.latencyUs.p99), met: latencyFrom.latencyUs.count > 0 && latencyFrom.latencyUs.p99 < KPI_TARGETS.p99Ms * 1000 },
     { name: 'Error rate', target: '0', value: `${(errorRate * 100).toFixed(3)} % (${load.failures} of ${load.totalRequests})`, met: load.totalRequests > 0 && load.failures === 0 },
     { name: 'RSS after the load', target: `< ${KPI_TARGETS.rssAfterMb} MB`, value: `${(rssAfter / MB).toFixed(1)} MB`, met: rssAfter < KPI_TARGETS.rssAfterMb * MB },
     { name: 'Longest GC pause', target: `< ${KPI_TARGETS.gcPauseMaxMs} ms`, value: `${gcMaxMs.toFixed(2)} ms`, met: gcMaxMs < KPI_TARGETS.gcPauseMaxMs },
@@ -135,15 +166,40 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
   const loadAverageBefore = loadavg();
   const signingAlg = options.signingAlg ?? 'ES256';
 
-  phase('starting a server (SQLite in memory, ephemeral ports, the debug endpoints on)');
-  const running = await startServerProcess({
-    command: options.command,
-    env: { M2M_AUTH_PPROF: 'true', M2M_AUTH_SIGNING_ALG: signingAlg },
-  });
-  const debug = new DebugEndpoints(running.adminUrl, running.adminToken);
-  const attribution = new Attribution(serverCodeRoot(options.command[options.command.length - 1]!));
+  let own: Awaited<ReturnType<typeof startServerProcess>> | undefined;
+  let pinning: Pinning | undefined;
+  let target: { url: string; adminUrl: string; adminToken: string };
+  const database = options.target !== undefined ? 'as configured on that server' : options.databaseUrl !== undefined ? redactUrl(options.databaseUrl) : 'sqlite::memory: (embedded)';
+  if (options.target !== undefined) {
+    target = options.target;
+    phase(`checking the debug endpoints of ${target.adminUrl}`);
+  } else {
+    if (options.command === undefined) throw new Error('runProfile: give a command to start the server with, or a target');
+    if (options.pin !== false) pinning = pinApart();
+    phase(`starting a server (${database}, ephemeral ports, the debug endpoints on${pinning ? `, pinned to CPU ${pinning.server}, the load generator to CPU ${pinning.generator}` : ''})`);
+    try {
+      own = await startServerProcess({
+        command: options.command,
+        env: { M2M_AUTH_PPROF: 'true', M2M_AUTH_SIGNING_ALG: signingAlg },
+        ...(options.databaseUrl !== undefined && { databaseUrl: options.databaseUrl }),
+        ...(pinning !== undefined && { cpus: pinning.server }),
+      });
+    } catch (err) {
+      pinning?.restore();
+      throw err;
+    }
+    target = { url: own.issuer, adminUrl: own.adminUrl, adminToken: own.adminToken };
+  }
+  options.onServer?.({ ...(own !== undefined && { pid: own.pid }), issuer: target.url, adminUrl: target.adminUrl });
+  const debug = new DebugEndpoints(target.adminUrl, target.adminToken);
+  const scraper = new MetricsScraper(target.adminUrl);
+  const entry = options.command?.[options.command.length - 1];
+  let attribution = new Attribution(entry !== undefined ? serverCodeRoot(entry) : undefined);
   let during: { runtime: Recording; cpu: Recording; heap: Recording } | undefined;
   try {
+    const probe = await debug.probe();
+    if (probe === 'off') throw new ProfileError(`The server's pprof routes are off (${target.adminUrl}/debug/pprof answers 404): start it with M2M_AUTH_PPROF=true (serve --pprof) to profile it`);
+    if (probe === 'unauthorized') throw new ProfileError(`The admin listener at ${target.adminUrl} refused the admin token`);
     phase('measuring the idle baseline');
     const baselineRecording = debug.record('/debug/runtime');
     await sleep(options.baselineMs ?? 1000);
@@ -169,10 +225,16 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
       heap = JSON.parse(hp.toString('utf8')) as SamplingHeapProfile;
     };
 
+    let generatorCpu = { user: 0, system: 0 };
+    let generatorElu = performance.eventLoopUtilization();
+    let serverScrapes: { first: Scrape; last: Scrape } | undefined;
+    let firstScrape: Scrape | undefined;
+    const scrapeIntervalMs = options.scrapeIntervalMs ?? 1000;
+
     phase('running the load');
     const load = await runLoadTest({
-      url: running.issuer,
-      admin: { url: running.adminUrl, token: running.adminToken },
+      url: target.url,
+      admin: { url: target.adminUrl, token: target.adminToken },
       ...(options.clients !== undefined && { clients: options.clients }),
       ...(options.requests !== undefined && { requests: options.requests }),
       ...(options.clientCount !== undefined && { clientCount: options.clientCount }),
@@ -182,7 +244,11 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
       durationLimitMs: Math.min(options.durationLimitMs ?? MAX_PROFILED_LOAD_MS, MAX_PROFILED_LOAD_MS),
       ...(options.onProgress !== undefined && { onProgress: options.onProgress }),
       ...(options.signal !== undefined && { signal: options.signal }),
-      beforeLoad: () => {
+      beforeLoad: async () => {
+        firstScrape = await scraper.scrape();
+        scraper.every(scrapeIntervalMs);
+        generatorCpu = process.cpuUsage();
+        generatorElu = performance.eventLoopUtilization();
         heapStartedAt = new Date();
         cpuStartedAt = new Date();
         during = {
@@ -194,13 +260,42 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
       },
       afterLoad: async () => {
         loadEnd = performance.now();
+        generatorCpu = process.cpuUsage(generatorCpu);
+        generatorElu = performance.eventLoopUtilization(generatorElu);
+        await scraper.stop();
+        const last = await scraper.scrape();
+        if (firstScrape !== undefined) serverScrapes = { first: firstScrape, last };
         await endDuring();
       },
     });
     await endDuring();
+    await scraper.stop();
 
     phase('waiting for connections and timers to close');
     const { window: afterWindow, settledMs } = await settle(debug, resourcesBefore, options.settleTimeoutMs ?? 5000);
+    const phases: LoadPhase[] = [];
+    const phaseMs = options.phaseMs ?? 5000;
+    if (phaseMs > 0 && load.failures === 0 && !options.signal?.aborted) {
+      const common = {
+        url: target.url,
+        admin: { url: target.adminUrl, token: target.adminToken },
+        ...(options.clientCount !== undefined && { clientCount: options.clientCount }),
+        ...(options.mode !== undefined && { mode: options.mode }),
+        ...(options.timeoutMs !== undefined && { timeoutMs: options.timeoutMs }),
+        ...(options.signal !== undefined && { signal: options.signal }),
+        verifyOneIn: SAMPLE_VERIFY_ONE_IN,
+        durationLimitMs: phaseMs,
+      };
+      phase(`searching for the maximum sustainable rate (${MAX_RATE_CLIENTS} clients in a closed loop for ${phaseMs / 1000} s, one token in ${SAMPLE_VERIFY_ONE_IN} verified)`);
+      const maxRate = await measuredPhase(scraper, (hooks) => runLoadTest({ ...common, ...hooks, clients: MAX_RATE_CLIENTS, requests: 10_000_000 }));
+      phases.push({ name: 'max-rate', ...maxRate });
+      const fraction = options.openLoopFraction ?? 0.5;
+      const rate = Math.max(1, maxRate.load.requestsPerSecond * fraction);
+      const perClient = Math.max(1, Math.ceil((rate * phaseMs) / 1000 / OPEN_LOOP_CLIENTS));
+      phase(`open loop at ${Math.round(rate)} requests/s (${Math.round(fraction * 100)} % of the maximum) for ${phaseMs / 1000} s`);
+      const open = await measuredPhase(scraper, (hooks) => runLoadTest({ ...common, ...hooks, clients: OPEN_LOOP_CLIENTS, requests: perClient, ratePerSecond: rate, durationLimitMs: phaseMs * 2 }));
+      phases.push({ name: 'open-loop', fraction, ...open });
+    }
     const loadAverageAfter = loadavg();
 
     if (cpu === undefined || heap === undefined || duringWindow === undefined) throw new Error('The server did not return its CPU or heap profile');
@@ -209,13 +304,15 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
     const window: RuntimeWindow = duringWindow;
 
     phase('writing the report');
+    if (entry === undefined) attribution = new Attribution(serverCodeRootFromProfile(cpuProfile));
     const cpuInfo = cpuBreakdown(cpuProfile, attribution);
     const heapInfo = heapBreakdown(heapProfile, attribution);
-    const generatorBytes = heapInfo.components.find((c) => c.component === 'load_generator')?.value ?? 0;
+    const generatorBytes = heapInfo.components.filter((c) => c.component === 'profiler' || c.component === 'load_generator').reduce((a, c) => a + c.value, 0);
     const memoryBefore = baseline.memory.after;
     const memoryAfter = afterWindow.memory.after;
     const samples = window.samples;
     const data: ProfileData = {
+      ...(options.version !== undefined && { version: options.version }),
       generatedAt: generated.toISOString(),
       outDir,
       environment: {
@@ -228,9 +325,30 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
         loadAverageBefore,
         loadAverageAfter,
       },
-      server: { issuer: running.issuer, signingAlg, database: 'sqlite::memory:' },
+      server: {
+        issuer: target.url,
+        signingAlg: options.target !== undefined ? 'as configured on that server' : signingAlg,
+        database,
+        startedByProfiler: own !== undefined,
+        ...(own !== undefined && { pid: own.pid }),
+        ...(pinning !== undefined && { cpus: pinning.server }),
+        ...(serverScrapes !== undefined && serverSide(serverScrapes.first, serverScrapes.last, load.totalRequests)),
+      },
+      generator: {
+        ...(pinning !== undefined && { cpus: pinning.generator }),
+        cpuSeconds: (generatorCpu.user + generatorCpu.system) / 1e6,
+        cpuShareOfOneCore: loadEnd > loadStart ? (generatorCpu.user + generatorCpu.system) / 1000 / (loadEnd - loadStart) : 0,
+        eventLoopUtilization: generatorElu.utilization,
+      },
       load,
-      kpis: evaluateKpis(load, memoryAfter.rss, window.gc.maxMs),
+      kpis: evaluateKpis(
+        { latencyUs: load.latencyUs, totalRequests: load.totalRequests + phases.reduce((a, p) => a + p.load.totalRequests, 0), failures: load.failures + phases.reduce((a, p) => a + p.load.failures, 0) },
+        memoryAfter.rss, window.gc.maxMs, phases.find((p) => p.name === 'open-loop')?.load ?? load,
+      ),
+      phases: [
+        { name: 'closed-loop', load: phaseSummary(load), server: serverScrapes !== undefined ? serverSide(serverScrapes.first, serverScrapes.last, load.totalRequests) : {}, generator: { cpuShareOfOneCore: loadEnd > loadStart ? (generatorCpu.user + generatorCpu.system) / 1000 / (loadEnd - loadStart) : 0, eventLoopUtilization: generatorElu.utilization } },
+        ...phases,
+      ],
       memory: {
         before: memoryBefore,
         after: memoryAfter,
@@ -267,6 +385,14 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
         loadEndS: (loadEnd - loadStart) / 1000,
       },
       files: profileFiles(),
+      ...(serverScrapes !== undefined && { series: serverScrapes }),
+      alerts: options.alertRulesFile === undefined || serverScrapes === undefined
+        ? { evaluations: [], runSeconds: 0 }
+        : {
+          file: options.alertRulesFile,
+          runSeconds: (serverScrapes.last.t - serverScrapes.first.t) / 1000,
+          evaluations: evaluateAlertRules(loadAlertRules(options.alertRulesFile), serverScrapes),
+        },
     };
 
     mkdirSync(outDir, { recursive: true });
@@ -284,7 +410,83 @@ export async function runProfile(options: ProfileOptions): Promise<ProfileResult
       const pending = during;
       await Promise.allSettled([pending.runtime.end(), pending.cpu.end(), pending.heap.end()]);
     }
+    await scraper.close();
     await debug.close();
-    await running.close();
+    await own?.close();
+    pinning?.restore();
   }
+}
+
+/** Clients of the max-rate phase: enough requests in flight to keep one server process busy. */
+const MAX_RATE_CLIENTS = 64;
+/** Connections of the open-loop phase, each with its share of the schedule. */
+const OPEN_LOOP_CLIENTS = 32;
+/** Tokens verified in the max-rate and open-loop phases: one in this many (the generator's CPU goes to sending). */
+const SAMPLE_VERIFY_ONE_IN = 20;
+
+function phaseSummary(l: LoadTestResult): LoadPhase['load'] {
+  return {
+    mode: l.mode, config: l.config, durationMs: l.durationMs, totalRequests: l.totalRequests, requestsPerSecond: l.requestsPerSecond,
+    successes: l.successes, failures: l.failures, failuresByCause: l.failuresByCause, latencyUs: l.latencyUs,
+  };
+}
+
+/** A load phase with the server's CPU (its /metrics at the first and the last request) and the generator's own over the same window. */
+async function measuredPhase(scraper: MetricsScraper, run: (hooks: { beforeLoad: () => Promise<void>; afterLoad: () => Promise<void> }) => Promise<LoadTestResult>): Promise<Omit<LoadPhase, 'name'>> {
+  let first: Scrape | undefined;
+  let last: Scrape | undefined;
+  let cpu = process.cpuUsage();
+  let elu = performance.eventLoopUtilization();
+  let started = 0;
+  let ms = 0;
+  const load = await run({
+    beforeLoad: async () => {
+      first = await scraper.scrape();
+      cpu = process.cpuUsage();
+      elu = performance.eventLoopUtilization();
+      started = performance.now();
+    },
+    afterLoad: async () => {
+      ms = performance.now() - started;
+      cpu = process.cpuUsage(cpu);
+      elu = performance.eventLoopUtilization(elu);
+      last = await scraper.scrape();
+    },
+  });
+  return {
+    load: phaseSummary(load),
+    server: first !== undefined && last !== undefined ? serverSide(first, last, load.totalRequests) : {},
+    generator: { cpuShareOfOneCore: ms > 0 ? (cpu.user + cpu.system) / 1000 / ms : 0, eventLoopUtilization: elu.utilization },
+  };
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/** The server's CPU seconds and RSS from its /metrics at the start and end of the load. */
+function serverSide(first: Scrape, last: Scrape, requests: number): { cpuSeconds: number; cpuSecondsPerRequest: number; cpuShareOfOneCore: number; rssAtEnd: number } {
+  const cpu = total(last.samples, 'm2m_auth_process_cpu_seconds_total') - total(first.samples, 'm2m_auth_process_cpu_seconds_total');
+  const seconds = (last.t - first.t) / 1000;
+  return {
+    cpuSeconds: cpu,
+    cpuSecondsPerRequest: requests > 0 ? cpu / requests : 0,
+    cpuShareOfOneCore: seconds > 0 ? cpu / seconds : 0,
+    rssAtEnd: total(last.samples, 'm2m_auth_process_resident_memory_bytes'),
+  };
+}
+
+/** The server's code folder guessed from the frames of its CPU profile (a server profiled by URL). */
+export function serverCodeRootFromProfile(profile: CpuProfile): string | undefined {
+  for (const n of profile.nodes) {
+    const m = /^(?:file:\/\/)?(\/.*\/)oauth\/token\/[^/]+\.[cm]?js$/.exec(n.callFrame.url);
+    if (m) return m[1];
+  }
+  return undefined;
 }

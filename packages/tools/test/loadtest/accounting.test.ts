@@ -32,6 +32,15 @@ describe('against the real server in a child process', () => {
     await s?.close();
   });
 
+  it('open loop: requests follow the schedule (the last cannot start before its time), one token in 5 verified', async () => {
+    const r = await runLoadTest({ url: s.issuer, admin: { url: s.adminUrl, token: s.adminToken }, clients: 4, requests: 25, clientCount: 2, ratePerSecond: 200, verifyOneIn: 5 });
+    expectConsistent(r);
+    expect(r).toMatchObject({ totalRequests: 100, successes: 100, failures: 0, stoppedBy: 'completed' });
+    expect(r.config).toMatchObject({ ratePerSecond: 200, verifyOneIn: 5 });
+    // Request 99 is scheduled 495 ms after the first; it may go out at most 1 ms early.
+    expect(r.durationMs).toBeGreaterThanOrEqual(494);
+  });
+
   it.each(['token', 'introspect', 'mixed'] as const)('%s: 20 clients x 5 requests are 100 successes', async (mode) => {
     const r = await runLoadTest({ url: s.issuer, admin: { url: s.adminUrl, token: s.adminToken }, clients: 20, requests: 5, clientCount: 4, mode });
     expectConsistent(r);

@@ -150,7 +150,7 @@ describe('SERVER_MODULES, the table of the server\'s modules', () => {
 
   it('takes the longest listed prefix', () => {
     expect(serverModuleComponent('observability/logger')).toBe('logging');
-    expect(serverModuleComponent('observability/profiles/pprof')).toBe('load_generator');
+    expect(serverModuleComponent('observability/profiles/pprof')).toBe('profiler');
     expect(serverModuleComponent('oauth/request/form')).toBe('http');
     expect(serverModuleComponent('oauth/token/reuse')).toBe('oauth');
     expect(serverModuleComponent('nowhere/x')).toBeUndefined();

@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,30 +14,38 @@ import { evaluateKpis, runProfile, type ProfileData, type ProfileResult } from '
 import { serverCommand } from '../helpers/server.js';
 import { renderHtmlReport } from '../../src/profiling/report-html.js';
 import { renderMarkdownReport } from '../../src/profiling/report-md.js';
+import { NUMBERED_TITLES } from '../../src/profiling/report-model.js';
+import { compareResults, comparisonLines, readResults, type ComparisonRow } from '../../src/profiling/compare.js';
 
-const SECTIONS = [
-  'Executive summary',
-  '1. Load test results',
-  '2. KPIs against targets',
-  '3. Memory',
-  '4. Garbage collection',
-  '5. CPU profile',
-  '6. Event loop',
-  '7. Active handles and leak check',
-  '8. Profile files',
-  '9. Environment and method',
-];
+const SECTIONS = NUMBERED_TITLES;
 const CHARTS = ['latency-histogram', 'throughput', 'heap', 'cpu-components'];
 const CHROMIUM = '/usr/bin/chromium';
+const ALERT_RULES = fileURLToPath(new URL('../../../../deploy/prometheus/alerts.yml', import.meta.url));
 
 let work: string;
 let result: ProfileResult;
 let out: string;
+let serverPid: number | undefined;
+/** The server child's VmRSS from /proc, read as the report is written (the server still running). */
+let procRss: number | undefined;
+
+function vmRss(pid: number): number | undefined {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : undefined;
+}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'm2m-profile-test-'));
   out = join(work, 'report');
-  result = await runProfile({ command: serverCommand(), out, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192 });
+  result = await runProfile({
+    command: serverCommand(), out, alertRulesFile: ALERT_RULES, clients: 12, requests: 6, clientCount: 3, baselineMs: 200, heapSamplingInterval: 8192, scrapeIntervalMs: 100, phaseMs: 1000,
+    onServer: (s) => {
+      serverPid = s.pid;
+    },
+    onPhase: (phase) => {
+      if (phase === 'writing the report' && serverPid !== undefined && existsSync('/proc/self/status')) procRss = vmRss(serverPid);
+    },
+  });
 }, 120_000);
 
 afterAll(() => {
@@ -66,6 +75,39 @@ describe('the measurements', () => {
     expect(d.kpis.map((k) => k.name)).toEqual(['p50 latency', 'p95 latency', 'p99 latency', 'Error rate', 'RSS after the load', 'Longest GC pause']);
     expect(d.kpis.find((k) => k.name === 'Error rate')?.met).toBe(true);
     expect(d.timeline.throughput.reduce((a, b) => a + b, 0) * (d.timeline.intervalMs / 1000)).toBeCloseTo(72, 5);
+  });
+});
+
+describe('the server measured in its own process', () => {
+  it('the CPU and heap profiles hold the server\'s frames and none of the load generator\'s', () => {
+    const cpu = JSON.parse(readFileSync(join(out, 'cpu.cpuprofile'), 'utf8')) as { nodes: Array<{ callFrame: { url: string } }> };
+    const urls = cpu.nodes.map((n) => n.callFrame.url);
+    // The control: the server's own modules are there.
+    expect(urls.some((u) => u.includes('/packages/server/dist/oauth/'))).toBe(true);
+    const generator = urls.filter((u) => /\/node_modules\/undici\/|node:internal\/deps\/undici|\/packages\/tools\//.test(u));
+    expect(generator).toEqual([]);
+    expect(result.data.cpu.components.map((c) => c.component)).not.toContain('load_generator');
+    expect(result.data.memory.allocation.byComponent.map((c) => c.component)).not.toContain('load_generator');
+  });
+
+  it('the RSS figures are the server child\'s (its /proc/<pid>/status), not this process\'s', () => {
+    const d = result.data;
+    expect(serverPid).toBeGreaterThan(0);
+    expect(serverPid).not.toBe(process.pid);
+    expect(d.server.pid).toBe(serverPid);
+    if (procRss === undefined) return; // no /proc here: the pid checks above still ran
+    // Read a moment apart, so within 25 % of each other (this process's RSS is another figure).
+    expect(Math.abs(d.memory.after.rss - procRss) / procRss).toBeLessThan(0.25);
+    expect(Math.abs(d.server.rssAtEnd! - procRss) / procRss).toBeLessThan(0.25);
+  });
+
+  it('reports the server\'s CPU seconds from its metrics and the generator\'s own CPU apart', () => {
+    const d = result.data;
+    expect(d.server.cpuSeconds).toBeGreaterThan(0);
+    expect(d.server.cpuSecondsPerRequest).toBeCloseTo(d.server.cpuSeconds! / d.load.totalRequests, 9);
+    expect(d.generator.cpuSeconds).toBeGreaterThan(0);
+    expect(d.generator.eventLoopUtilization).toBeGreaterThan(0);
+    expect(d.generator.eventLoopUtilization).toBeLessThanOrEqual(1);
   });
 });
 
@@ -120,11 +162,106 @@ describe('report.md', () => {
 
   it('states KPI status and the commands to open the profiles', () => {
     const md = readFileSync(join(out, 'report.md'), 'utf8');
-    expect(md).toMatch(/\| Error rate \| 0 \| 0\.000 % \(0 of 72\) \| met \|/);
+    const all = result.data.phases.reduce((a, p) => a + p.load.totalRequests, 0);
+    expect(all).toBeGreaterThan(72);
+    expect(md).toContain(`| Error rate | 0 | 0.000 % (0 of ${all}) | met |`);
     expect(md).toContain('go tool pprof -top cpu.pb.gz');
     expect(md).toContain('heap.heapprofile');
     expect(md).toMatch(/Failures by cause: \*\*none\*\*/);
     expect(md).toMatch(/back to the baseline/);
+  });
+});
+
+describe('the capacity-review sections', () => {
+  const md = (): string => readFileSync(join(out, 'report.md'), 'utf8');
+  const section = (text: string, title: string): string => text.split(/^## /m).find((x) => x.startsWith(title)) ?? '';
+
+  it('stands alone: no reference to documents outside it', () => {
+    expect(md()).not.toMatch(/origin/i);
+    expect(md()).toContain('the Go server this project replaced');
+  });
+
+  it('evaluates every alert rule of deploy/prometheus/alerts.yml, marking rules longer than the run "condition only"', () => {
+    const alerts = section(md(), '11. Alert rules');
+    for (const rule of ['HighLatency', 'HighErrorRate', 'HighServerErrorRate', 'HighMemory', 'LowThroughput', 'HighGCPause', 'InstanceDown']) {
+      expect(alerts).toMatch(new RegExp(`\\| \`${rule}\` \\| \\w+ \\| .+ \\| (held|not held) \\| condition only`));
+    }
+    expect(result.data.alerts.evaluations.every((e) => e.evaluated)).toBe(true);
+  });
+
+  it('plans capacity from the server\'s CPU-seconds per request, for 1k, 10k and 100k tokens/s', () => {
+    const cap = section(md(), '12. Capacity planning');
+    // From the max-rate phase, where no profiler runs.
+    const perRequest = result.data.phases.find((p) => p.name === 'max-rate')!.server.cpuSecondsPerRequest!;
+    expect(cap).toMatch(/\| Token requests per core \(100 % busy\) \| [\d,]+ \|/);
+    for (const target of ['1,000', '10,000', '100,000']) expect(cap).toMatch(new RegExp(`\\| ${target} tokens/s \\| [\\d,]+ \\| [\\d,]+ \\|`));
+    // 100k tokens/s at 50 % busy: the cores follow from the CPU per request.
+    const row = new RegExp('\\| 100,000 tokens/s \\| ([\\d,]+) \\|').exec(cap)!;
+    const cores = Number(row[1]!.replace(/,/g, ''));
+    expect(cores).toBe(Math.ceil((100_000 * perRequest) / 0.5));
+    expect(cap).toContain('PostgreSQL');
+    expect(cap).toMatch(/Memory per 1,000 connections/);
+  });
+
+  it('recommends from the numbers', () => {
+    const rec = section(md(), '13. Recommendations');
+    expect(rec).toMatch(/For 10,000 tokens\/s plan [\d,]+ cores/);
+    expect(rec).toMatch(/RSS after the load is \d+ MB/);
+  });
+
+  it('says "not measurable here" for the rate when the load generator was 90 % busy or more', () => {
+    const d = structuredClone(result.data);
+    expect(renderMarkdownReport(d)).not.toContain('not measurable here');
+    d.phases.find((p) => p.name === 'max-rate')!.generator.cpuShareOfOneCore = 0.93;
+    const text = renderMarkdownReport(d);
+    expect(text).toMatch(/Maximum sustainable rate of one server process \(measured\) \| not measurable here \(the load generator was 93\.0 % busy\)/);
+    expect(text).toMatch(/Maximum sustainable rate: \*\*not measurable here\*\*/);
+    // The profiled load's own generator figure is said apart.
+    const closed = structuredClone(result.data);
+    closed.generator.eventLoopUtilization = 0.99;
+    expect(renderMarkdownReport(closed)).toMatch(/Load generator during the profiled load .*99\.0 % busy.*: at or above 90 %, so this load's throughput is the generator's limit/);
+    closed.generator.eventLoopUtilization = 0.5;
+    closed.generator.cpuShareOfOneCore = 0.5;
+    expect(renderMarkdownReport(closed)).toMatch(/Load generator during the profiled load .*: below 90 %, not the bottleneck/);
+  });
+
+  it('runs the three load phases and judges the latency KPIs on the open loop', () => {
+    const d = result.data;
+    expect(d.phases.map((p) => p.name)).toEqual(['closed-loop', 'max-rate', 'open-loop']);
+    const max = d.phases[1]!;
+    const open = d.phases[2]!;
+    expect(max.load.failures).toBe(0);
+    expect(open.load.failures).toBe(0);
+    expect(max.load.config.verifyOneIn).toBe(20);
+    expect(open.load.config.ratePerSecond).toBeCloseTo(max.load.requestsPerSecond * 0.5, 6);
+    expect(d.kpis.find((k) => k.name === 'p50 latency')!.value).toBe(`${(open.load.latencyUs.p50 / 1000).toFixed(2)} ms`);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/\| open-loop \| open loop, [\d,]+\/s \(50 % of the max\)/);
+    expect(md).toContain('The latency KPIs are judged on the open-loop phase');
+  });
+});
+
+describe('comparing two runs', () => {
+  it('shows each KPI\'s change from A to B, better or worse', () => {
+    const a = result.data;
+    const b = structuredClone(a);
+    b.version = '0.2.0 (git abc1234)';
+    b.load.requestsPerSecond = a.load.requestsPerSecond * 1.1;
+    b.load.latencyUs = { ...a.load.latencyUs, p99: a.load.latencyUs.p99 * 2 };
+    const c = compareResults(a, b, { a: 'A', b: 'B' });
+    const row = (m: string): ComparisonRow => c.rows.find((r) => r.metric === m)!;
+    expect(row('Throughput').relative).toBeCloseTo(0.1, 9);
+    expect(row('Throughput').verdict).toBe('better');
+    expect(row('p99 latency').verdict).toBe('worse');
+    expect(row('p50 latency').verdict).toBe('same');
+    expect(row('Server CPU per request').a).toBeCloseTo(a.server.cpuSecondsPerRequest! * 1e6, 6);
+    const lines = comparisonLines(c);
+    expect(lines[1]).toContain('0.2.0 (git abc1234)');
+    expect(lines.find((l) => l.startsWith('Throughput'))).toMatch(/\+10\.0 %\)\s+better$/);
+  });
+
+  it('refuses a folder that is not a report, in one sentence', () => {
+    expect(() => readResults(work)).toThrow(/is not a profile report folder/);
   });
 });
 
