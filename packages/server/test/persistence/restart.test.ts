@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as oauth from 'oauth4webapi';
 import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
 import { admin, basicAuth, postForm, registerClient, startListening, type ListeningServer } from '../e2e/listening-server.js';
+import { wrongSecret } from '../helpers/secrets.js';
 
 const ORDERS = 'https://orders.example.com';
 const INSECURE = { [oauth.allowInsecureRequests]: true } as const;
@@ -199,7 +200,7 @@ describe('after a restart on the same data folder', () => {
     const s = second!;
     expect((await tokenBasic(s, secretClient.id, secretClient.newSecret)).status).toBe(200);
     expect((await tokenBasic(s, secretClient.id, secretClient.oldSecret)).status).toBe(200);
-    const wrong = await tokenBasic(s, secretClient.id, `${secretClient.newSecret.slice(0, -1)}A`);
+    const wrong = await tokenBasic(s, secretClient.id, wrongSecret(secretClient.newSecret));
     expect(wrong.status).toBe(401);
   });
 
