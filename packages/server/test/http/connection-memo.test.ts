@@ -244,9 +244,9 @@ describe('the Basic memo of a connection (unit level)', () => {
     const authentication = new ClientAuthentication({
       clients: { get: async (id: string) => (lookups++, id === clientId ? state.current : undefined) },
       replay: { consumeOnce: async () => true },
-      issuer: 'http://localhost:8080', tokenEndpoint: 'http://localhost:8080/oauth2/token',
+      issuer: () => 'http://localhost:8080', tokenEndpoint: () => 'http://localhost:8080/oauth2/token',
     });
-    const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: 'http://localhost:8080' }), authentication });
+    const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: () => 'http://localhost:8080' }), authentication });
     const request = (connection: object, form: Record<string, string> = {}) =>
       memos.for(connection).authenticate(
         { contentType: 'application/x-www-form-urlencoded', body: undefined, authorization: basic(clientId, secret), ip: '127.0.0.1', requestId: 'r' },
