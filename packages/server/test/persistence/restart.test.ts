@@ -10,6 +10,7 @@ import * as oauth from 'oauth4webapi';
 import { createRemoteJWKSet, decodeProtectedHeader, exportJWK, generateKeyPair, jwtVerify, type CryptoKey } from 'jose';
 import { admin, basicAuth, postForm, registerClient, startListening, type ListeningServer } from '../e2e/listening-server.js';
 import { wrongSecret } from '../helpers/secrets.js';
+import { reservedPort } from '../helpers/process.js';
 
 const ORDERS = 'https://orders.example.com';
 const INSECURE = { [oauth.allowInsecureRequests]: true } as const;
@@ -80,7 +81,10 @@ async function jwtIntrospect(s: ListeningServer, token: string): Promise<oauth.I
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'm2m-restart-'));
-  first = await startListening({ dataDir, overrides: { keyPrepublish: 0 } });
+  // Both runs on one port (the issuer, which every token carries, names it): a reserved one, so no
+  // other process can take it between the stop and the restart.
+  const port = await reservedPort();
+  first = await startListening({ dataDir, port, overrides: { keyPrepublish: 0 } });
   const s = first;
   expect(s.config.databaseUrl).toBe(`sqlite:${dataDir}/m2m-auth.db`);
   expect(existsSync(join(dataDir, 'm2m-auth.db'))).toBe(true);
@@ -141,7 +145,6 @@ beforeAll(async () => {
   kek = fileState(join(dataDir, 'kek'));
   adminToken = fileState(join(dataDir, 'admin-token'));
 
-  const port = Number(new URL(s.issuer).port);
   await s.close();
   first = undefined;
   // Same folder, same issuer (tokens carry it), a brand new process state.
