@@ -337,8 +337,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);
         const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, backlog: LISTEN_BACKLOG });
-        const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
-        listening = true;
+        // At once, before anything else is awaited: no request is read before the issuer is final.
         const issuerUrl = new URL(config.issuer);
         if (issuerUrl.port === '0') {
           issuerUrl.port = String((publicApp.server.address() as AddressInfo).port);
@@ -346,6 +345,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           tokenEndpointUrl = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
           metadata.invalidate();
         }
+        const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
+        listening = true;
         // Written at info even when the level is warn or error (not when silent): whoever started
         // the server learns the ports it got (port 0) from this line.
         (logger.isLevelEnabled('info') || logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({
