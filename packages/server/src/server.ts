@@ -3,6 +3,7 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { parseAddress, type Config } from './config/schema.js';
@@ -207,23 +208,27 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // revocation list beside them) are trusted only while the change log is being read.
     // `sync` is created below; no request reaches the guard before createServer returns.
     const guarded = new StalenessGuard({ clients, lastSuccess: () => sync.lastSuccess, boundMs: config.stalenessBound * 1000 });
-    const tokenEndpoint = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
+    // An issuer written with port 0 (`http://127.0.0.1:0`) names the port the public listener gets:
+    // `config.issuer` takes it in listen(), before the first request, and everything reads it there.
+    const issuer = (): string => config.issuer;
+    let tokenEndpointUrl = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
+    const tokenEndpoint = (): string => tokenEndpointUrl;
     // Request rates and failed-authentication throttling; shared through Redis when configured.
     const limits = new Limits(config, { logger, now });
     const authentication = new ClientAuthentication({
-      clients: guarded, replay: traced.replay, issuer: config.issuer, tokenEndpoint, now, throttle: limits.authThrottle,
+      clients: guarded, replay: traced.replay, issuer, tokenEndpoint, now, throttle: limits.authThrottle,
     });
     // The endpoints' steps, and each connection's own, which remember what it sent last.
-    const steps = plainSteps({ authentication, issuer: config.issuer });
+    const steps = plainSteps({ authentication, issuer });
     const memos = new ConnectionMemos({ steps, authentication, now });
     const signer: TokenSigner = {
       sign: (claimsJson) => keys.sign(claimsJson),
       verifyPayload: (token) => keys.verify(token)?.payload ?? null,
       revocationEpoch: () => keys.revocationEpoch(),
     };
-    const tokens = new AccessTokenReader({ issuer: config.issuer, signer, revocations, clients: guarded, now });
+    const tokens = new AccessTokenReader({ issuer, signer, revocations, clients: guarded, now });
 
-    const metadata = new MetadataCache(config.issuer, clients, keys);
+    const metadata = new MetadataCache(issuer, clients, keys);
     for (const e of ['client.created', 'client.updated', 'client.deleted'] as const) events.on(e, () => metadata.invalidate());
     for (const e of ['key.created', 'key.activated', 'key.deleted', 'key.revoked'] as const) events.on(e, () => metadata.invalidate());
 
@@ -332,9 +337,19 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);
         const publicUrl = await publicApp.listen({ host: pub.host, port: pub.port, backlog: LISTEN_BACKLOG });
+        // At once, before anything else is awaited: no request is read before the issuer is final.
+        const issuerUrl = new URL(config.issuer);
+        if (issuerUrl.port === '0') {
+          issuerUrl.port = String((publicApp.server.address() as AddressInfo).port);
+          config.issuer = issuerUrl.href.replace(/\/+$/, '');
+          tokenEndpointUrl = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
+          metadata.invalidate();
+        }
         const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
         listening = true;
-        logger.info({
+        // Written at info even when the level is warn or error (not when silent): whoever started
+        // the server learns the ports it got (port 0) from this line.
+        (logger.isLevelEnabled('info') || logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({
           publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }),
           maxConnections: connections.maxConnections, openFileLimit: fileLimit ?? null,
         }, 'm2m-auth listening');

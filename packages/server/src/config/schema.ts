@@ -71,7 +71,7 @@ function k<K extends keyof Config>(spec: ConfigKey<K>): ConfigKey<K> {
 export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'issuer', env: 'M2M_AUTH_ISSUER', flag: '--issuer', kind: 'url', default: 'http://localhost:8080',
-    description: 'Issuer identifier (RFC 8414): the public base URL of the server; `iss` of every token and base of every endpoint URL. Use https in production.',
+    description: 'Issuer identifier (RFC 8414): the public base URL of the server; `iss` of every token and base of every endpoint URL. Use https in production. Port 0 (`http://127.0.0.1:0`, with `M2M_AUTH_LISTEN` on port 0) stands for the port the public listener gets, reported on the `m2m-auth listening` log line.',
   }),
   k({
     key: 'listen', env: 'M2M_AUTH_LISTEN', flag: '--listen', kind: 'address', default: '127.0.0.1:8080',

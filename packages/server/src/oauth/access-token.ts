@@ -87,7 +87,8 @@ export function audiences(claims: AccessTokenClaims): string[] {
 }
 
 export interface AccessTokenReaderOptions {
-  issuer: string;
+  /** Read on every check: the issuer is final once the public listener listens. */
+  issuer: () => string;
   signer: TokenSigner;
   revocations: RevocationCheck;
   clients: ClientLookup;
@@ -101,7 +102,7 @@ export type TokenState =
   | { active: false; claims?: AccessTokenClaims; reason: string };
 
 export class AccessTokenReader {
-  readonly #issuer: string;
+  readonly #issuer: () => string;
   readonly #signer: TokenSigner;
   readonly #revocations: RevocationCheck;
   readonly #clients: ClientLookup;
@@ -133,7 +134,7 @@ export class AccessTokenReader {
     if (cached) return cached;
     if (token.length > MAX_TOKEN_LENGTH) return null;
     const payload = this.#signer.verifyPayload(token);
-    if (!payload || !isClaims(payload) || payload.iss !== this.#issuer) return null;
+    if (!payload || !isClaims(payload) || payload.iss !== this.#issuer()) return null;
     if (this.#verified.size >= this.#cacheSize) {
       const oldest = this.#verified.keys().next().value;
       if (oldest !== undefined) this.#verified.delete(oldest);

@@ -21,11 +21,11 @@ export interface Steps {
 }
 
 /** The steps with nothing remembered between requests. */
-export function plainSteps(o: { authentication: ClientAuthentication; issuer: string }): Steps {
+export function plainSteps(o: { authentication: ClientAuthentication; issuer: () => string }): Steps {
   const { authentication, issuer } = o;
   return {
     parse: parseRequest,
     authenticate: (req, params) => authentication.authenticate(req, params),
-    grant: (grant, client, params) => grantAnswer(issuer, grant, client, params),
+    grant: (grant, client, params) => grantAnswer(issuer(), grant, client, params),
   };
 }

@@ -21,6 +21,8 @@ interface AdminListener {
   app: FastifyInstance;
   url: string;
   events: EventBus;
+  /** Resolves once a request for `path` has reached its handler. */
+  reached(path: string): Promise<void>;
 }
 
 let storage: Storage;
@@ -28,11 +30,24 @@ let storage: Storage;
 async function adminListener(enabled: boolean): Promise<AdminListener> {
   const events = new EventBus();
   const app = Fastify(fastifyOptions(pino({ level: 'silent' }), 65536)) as unknown as FastifyInstance;
+  // The handler runs right after preHandler with nothing awaited before its claim of the profiler,
+  // so a request that reached preHandler holds the profiler before any later request is read.
+  const handled: string[] = [];
+  app.addHook('preHandler', async (req) => {
+    handled.push(req.url.split('?')[0]!);
+  });
   const registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86400, secretGracePeriod: 0, now: Date.now });
   await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: async () => undefined, revoke: async () => ({ revoked: undefined, replacement: undefined }) }, adminToken: TOKEN, events });
   await registerPprofRoutes(app, { adminToken: TOKEN, enabled, events });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { app, url, events };
+  const reached = async (path: string): Promise<void> => {
+    const deadline = Date.now() + 10_000;
+    while (!handled.includes(path)) {
+      if (Date.now() > deadline) throw new Error(`no request for ${path} reached its handler in 10 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  return { app, url, events, reached };
 }
 
 /** GET with the admin token, another token, or none (null). */
@@ -108,7 +123,8 @@ describe('when M2M_AUTH_PPROF is on', () => {
   it('a 1-second CPU profile is gzipped pprof with samples and functions; a second one at the same time is 409', async () => {
     const started = Date.now();
     const first = get(`${admin.url}/debug/pprof/profile?seconds=1`);
-    await new Promise((r) => setTimeout(r, 200));
+    // Not a fixed pause: on a busy machine the first request may take longer than that to arrive.
+    await admin.reached('/debug/pprof/profile');
     const second = await get(`${admin.url}/debug/pprof/profile?seconds=1`);
     expect(second.status).toBe(409);
     expect(await second.json()).toMatchObject({ error: 'conflict' });
@@ -248,7 +264,7 @@ describe('closing the server', () => {
   it('ends a CPU profile being taken instead of waiting for it', async () => {
     const admin = await adminListener(true);
     const pending = get(`${admin.url}/debug/pprof/profile?seconds=60`).then((r) => r.status, () => 'closed');
-    await new Promise((r) => setTimeout(r, 300));
+    await admin.reached('/debug/pprof/profile');
     const started = Date.now();
     await admin.app.close();
     expect(Date.now() - started).toBeLessThan(10_000);

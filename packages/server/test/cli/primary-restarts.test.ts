@@ -7,19 +7,18 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { CLI, REPO, ensureBuilt, freePort } from '../helpers/process.js';
+import { CLI, REPO, ensureBuilt } from '../helpers/process.js';
 
 const data = mkdtempSync(join(tmpdir(), 'm2m-auth-primary-'));
 afterAll(() => rmSync(data, { recursive: true, force: true }));
 
 it('starts new workers when every worker was killed, and still stops cleanly', async () => {
   ensureBuilt();
-  const port = await freePort();
   const child = spawn(process.execPath, [CLI, 'serve'], {
     cwd: REPO,
     env: {
-      PATH: process.env.PATH ?? '', M2M_AUTH_DATA_DIR: data, M2M_AUTH_LISTEN: `127.0.0.1:${port}`,
-      M2M_AUTH_ADMIN_LISTEN: `127.0.0.1:${await freePort()}`, M2M_AUTH_WORKERS: '2', M2M_AUTH_LOG_FORMAT: 'json',
+      PATH: process.env.PATH ?? '', M2M_AUTH_DATA_DIR: data, M2M_AUTH_LISTEN: '127.0.0.1:0',
+      M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0', M2M_AUTH_WORKERS: '2', M2M_AUTH_LOG_FORMAT: 'json',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -35,6 +34,9 @@ it('starts new workers when every worker was killed, and still stops cleanly', a
     }
   };
   const listening = (): number => (output.match(/"msg":"m2m-auth listening"/g) ?? []).length;
+  // Port 0: the workers share the port the first of them got; new workers after all died may get
+  // another one, so the last listening line says where to look.
+  const lastPublicUrl = (): string => [...output.matchAll(/"publicUrl":"([^"]+)"/g)].at(-1)![1]!;
   const until = async (what: string, check: () => boolean | Promise<boolean>): Promise<void> => {
     const deadline = Date.now() + 30_000;
     while (!(await check())) {
@@ -48,7 +50,7 @@ it('starts new workers when every worker was killed, and still stops cleanly', a
     const first = workers();
     for (const pid of first) process.kill(pid, 'SIGKILL');
     await until('two new workers listening', async () => listening() === 4 && workers().length === 2
-      && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)));
+      && (await fetch(`${lastPublicUrl()}/readyz`).then((r) => r.ok, () => false)));
     expect(workers().filter((pid) => first.includes(pid))).toEqual([]);
     expect((output.match(/worker exited; starting a new one/g) ?? []).length).toBe(2);
     child.kill('SIGTERM');

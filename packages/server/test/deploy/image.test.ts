@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, REPOSITORY, freePort } from '../helpers/process.js';
+import { REPO, REPOSITORY, listeningLine, type Listening } from '../helpers/process.js';
 
 const DOCKERFILE = join(REPOSITORY, 'Dockerfile');
 const RECIPE = join(REPO, 'test/deploy/image-standin.sh');
@@ -330,23 +330,24 @@ describe.skipIf(SKIP !== '')('container image (Dockerfile)', () => {
     adminUrl: string;
   }
 
-  /** `serve` from the image on free ports, once /readyz answers 200. */
+  /** `serve` from the image on port 0 (it reports the ports it got), once /readyz answers 200. */
   async function serveFromImage(extraEnv: string[]): Promise<Served> {
-    const [port, adminPort] = [await freePort(), await freePort()];
-    const publicUrl = `http://127.0.0.1:${port}`;
     const server = runFromImage([
-      `M2M_AUTH_LISTEN=0.0.0.0:${port}`, `M2M_AUTH_ADMIN_LISTEN=0.0.0.0:${adminPort}`, `M2M_AUTH_ISSUER=${publicUrl}`,
+      'M2M_AUTH_LISTEN=0.0.0.0:0', 'M2M_AUTH_ADMIN_LISTEN=0.0.0.0:0', 'M2M_AUTH_ISSUER=http://127.0.0.1:0',
       `M2M_AUTH_ADMIN_TOKEN=${ADMIN_TOKEN}`, ...extraEnv,
     ]);
     const deadline = Date.now() + 60_000;
+    let listening: Listening | undefined;
     for (;;) {
       if (!server.running()) throw new Error(`the server exited (${await server.exited}):\n${server.output}`);
-      const ready = await fetch(`${publicUrl}/readyz`).then((r) => r.status === 200, () => false);
+      listening ??= listeningLine(server.output);
+      const ready = listening !== undefined && await fetch(`${listening.issuer}/readyz`).then((r) => r.status === 200, () => false);
       if (ready && server.pid > 0) break;
       if (Date.now() > deadline) throw new Error(`not ready in 60 s:\n${server.output}`);
       await new Promise((r) => setTimeout(r, 200));
     }
-    return { server, publicUrl, adminUrl: `http://127.0.0.1:${adminPort}` };
+    const adminPort = new URL(listening!.adminUrl).port;
+    return { server, publicUrl: listening!.issuer, adminUrl: `http://127.0.0.1:${adminPort}` };
   }
 
   /** A client made through the admin API, a token for it, verified with the JWKS. */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_SCHEMA, loadConfig } from '../../src/config/schema.js';
-import { CLI, REPO, REPOSITORY, ensureBuilt, freePort } from '../helpers/process.js';
+import { CLI, REPO, REPOSITORY, ensureBuilt, listeningLine } from '../helpers/process.js';
 
 const DIR = join(REPOSITORY, 'deploy/systemd');
 const UNIT_TEXT = readFileSync(join(DIR, 'm2m-auth.service'), 'utf8');
@@ -130,12 +130,12 @@ describe('the server as the unit starts it', () => {
     ensureBuilt();
     const data = mkdtempSync(join(tmpdir(), 'm2m-auth-systemd-data-'));
     dirs.push(data);
-    const [port, adminPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, [CLI, 'serve'], {
       cwd: REPO,
       env: {
         PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...activeEnv, M2M_AUTH_DATA_DIR: data,
-        M2M_AUTH_LISTEN: `127.0.0.1:${port}`, M2M_AUTH_ADMIN_LISTEN: `127.0.0.1:${adminPort}`, M2M_AUTH_WORKERS: '2',
+        // Port 0: both workers share the port the first one got, reported on their listening lines.
+        M2M_AUTH_LISTEN: '127.0.0.1:0', M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0', M2M_AUTH_WORKERS: '2',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -143,6 +143,7 @@ describe('the server as the unit starts it', () => {
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const publicUrl = (): string => listeningLine(output)?.publicUrl ?? 'http://127.0.0.1:0';
     const workers = (): number[] => {
       try {
         return readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
@@ -164,14 +165,14 @@ describe('the server as the unit starts it', () => {
       await until('forked the workers', () => output.includes('m2m-auth primary started workers'));
       child.kill('SIGHUP');
       await until('ready', async () => workers().length === 2 && (output.match(/"m2m-auth listening"/g) ?? []).length === 2
-        && (await fetch(`http://127.0.0.1:${port}/readyz`).then((r) => r.ok, () => false)));
+        && (await fetch(`${publicUrl()}/readyz`).then((r) => r.ok, () => false)));
       await until('reloaded in both workers', () => (output.match(/nothing to reload/g) ?? []).length === 2);
       // And a reload of running workers.
       child.kill('SIGHUP');
       await until('reloaded again', () => (output.match(/nothing to reload/g) ?? []).length === 4);
       const pids = workers();
       expect(output).not.toContain('worker exited');
-      expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+      expect((await fetch(`${publicUrl()}/readyz`)).status).toBe(200);
       expect(child.exitCode).toBeNull();
       child.kill('SIGTERM');
       expect(await exited).toBe(0);

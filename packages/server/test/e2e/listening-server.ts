@@ -9,10 +9,6 @@ import { loadConfig, type Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createServer, type M2MAuthServer } from '../../src/server.js';
 
-import { freePort } from '../helpers/process.js';
-
-export { freePort };
-
 export interface ListeningServer {
   server: M2MAuthServer;
   config: Config;
@@ -34,18 +30,17 @@ export interface ListenOptions {
   overrides?: Partial<Record<keyof Config, unknown>>;
   /** Capture every log line at this level (default: logs off). */
   captureLogs?: Config['logLevel'];
-  /** The public port (e.g. to restart on the issuer of a previous run); default a free one. */
+  /**
+   * The public port, to restart on the issuer of a previous run (take the first run's from
+   * reservedPort(), so nothing can take it in between); default port 0.
+   */
   port?: number;
 }
 
-function isAddressInUse(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException | null)?.code === 'EADDRINUSE';
-}
-
 /**
- * Starts the real server listening on 127.0.0.1: a free public port chosen first so the issuer is
- * http://127.0.0.1:PORT, the admin API on an ephemeral port. Retries when the port was taken
- * between choosing and binding.
+ * Starts the real server listening on 127.0.0.1: the public listener on port 0 (or `options.port`)
+ * with the issuer `http://127.0.0.1:0`, which the server turns into http://127.0.0.1:PORT with the
+ * port it got; the admin API on port 0 as well. Nothing is chosen free first and bound later.
  */
 export async function startListening(options: ListenOptions = {}): Promise<ListeningServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'm2m-auth-e2e-'));
@@ -56,35 +51,31 @@ export async function startListening(options: ListenOptions = {}): Promise<Liste
     destination: { write: (line: string) => void logs.push(line) },
   });
 
-  for (let attempt = 0; ; attempt++) {
-    const port = options.port ?? await freePort();
-    const issuer = `http://127.0.0.1:${port}`;
-    const config = loadConfig({}, {
-      dataDir,
-      issuer,
-      listen: `127.0.0.1:${port}`,
-      adminListen: '127.0.0.1:0',
-      keyRotationInterval: 0,
-      ...options.overrides,
-    });
-    const server = await createServer(config, { logger });
-    let urls: { publicUrl: string; adminUrl: string };
-    try {
-      urls = await server.listen();
-    } catch (err) {
-      await server.close();
-      if (isAddressInUse(err) && options.port === undefined && attempt < 5) continue;
-      throw err;
-    }
-    const adminToken = config.adminToken ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
-    return {
-      server, config, issuer, dataDir, logs, adminToken, ...urls,
-      async close() {
-        await server.close();
-        if (ownDir) rmSync(dataDir, { recursive: true, force: true });
-      },
-    };
+  const port = options.port ?? 0;
+  const config = loadConfig({}, {
+    dataDir,
+    issuer: `http://127.0.0.1:${port}`,
+    listen: `127.0.0.1:${port}`,
+    adminListen: '127.0.0.1:0',
+    keyRotationInterval: 0,
+    ...options.overrides,
+  });
+  const server = await createServer(config, { logger });
+  let urls: { publicUrl: string; adminUrl: string };
+  try {
+    urls = await server.listen();
+  } catch (err) {
+    await server.close();
+    throw err;
   }
+  const adminToken = config.adminToken ?? readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+  return {
+    server, config, issuer: config.issuer, dataDir, logs, adminToken, ...urls,
+    async close() {
+      await server.close();
+      if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface AdminAnswer {

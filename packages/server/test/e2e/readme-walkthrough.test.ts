@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from './listening-server.js';
-import { ensureBuilt, REPOSITORY } from '../helpers/process.js';
+import { ensureBuilt, REPOSITORY, waitForListening } from '../helpers/process.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const MAIN = join(ROOT, 'dist', 'cli', 'main.js');
@@ -109,18 +108,15 @@ async function waitReady(url: string, timeoutMs: number): Promise<void> {
 }
 
 async function startCli(): Promise<void> {
-  const [pub, adm] = [await freePort(), await freePort()];
-  publicUrl = `http://127.0.0.1:${pub}`;
-  adminUrl = `http://127.0.0.1:${adm}`;
-  serverOutput = '';
   server = spawn(process.execPath, [MAIN, 'serve'], {
     cwd: work,
     env: {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? work,
-      M2M_AUTH_LISTEN: `127.0.0.1:${pub}`,
-      M2M_AUTH_ADMIN_LISTEN: `127.0.0.1:${adm}`,
-      M2M_AUTH_ISSUER: publicUrl,
+      // Port 0: the server reports the ports it got; the issuer takes the public one.
+      M2M_AUTH_LISTEN: '127.0.0.1:0',
+      M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0',
+      M2M_AUTH_ISSUER: 'http://127.0.0.1:0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -128,6 +124,7 @@ async function startCli(): Promise<void> {
   server.stderr!.on('data', (b: Buffer) => { serverOutput += b.toString(); });
   const child = server;
   serverExit = new Promise((done) => child.on('exit', (code, signal) => done({ code, signal })));
+  ({ publicUrl, adminUrl } = await waitForListening(child, () => serverOutput));
   await waitReady(publicUrl, 20_000);
 }
 
@@ -143,15 +140,7 @@ beforeAll(async () => {
   }
 
   work = mkdtempSync(join(tmpdir(), 'm2m-readme-'));
-  // The ports are chosen free, then bound by the child: retry if another process took one meanwhile.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await startCli();
-      break;
-    } catch (err) {
-      if (attempt >= 3 || !serverOutput.includes('EADDRINUSE')) throw err;
-    }
-  }
+  await startCli();
 }, 180_000);
 
 afterAll(async () => {

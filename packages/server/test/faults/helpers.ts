@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, type ServerProcess } from '../helpers/process.js';
+import { reservedPort, type ServerProcess } from '../helpers/process.js';
 
 const run = promisify(execFile);
 
@@ -142,7 +142,7 @@ export interface PrivatePostgres {
 }
 
 /**
- * A private PostgreSQL cluster on a free port, run as the `postgres` OS user when this runs as
+ * A private PostgreSQL cluster on a reserved port (see reservedPort: it cannot listen on port 0 and report it), run as the `postgres` OS user when this runs as
  * root (initdb refuses root). Checks only what it needs (binaries, user, runuser) and resolves to
  * a skip reason when something is missing; nothing is created before init().
  */
@@ -156,7 +156,7 @@ export async function privatePostgres(): Promise<PrivatePostgres | { skip: strin
     if (owner === undefined) return { skip: 'running as root and there is no `postgres` OS user to run initdb as' };
     if (spawnSync('runuser', ['--help']).status !== 0) return { skip: 'running as root and runuser is not available to run initdb as `postgres`' };
   }
-  const port = await freePort();
+  const port = await reservedPort();
   let dir: string | undefined;
   const as = (cmd: string, args: string[]) =>
     root ? run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args], { timeout: 60_000 }) : run(join(bin, cmd), args, { timeout: 60_000 });
@@ -247,7 +247,7 @@ export interface PrivateRedis {
 export async function privateRedis(): Promise<PrivateRedis | { skip: string }> {
   const binary = redisServerBinary();
   if (binary === undefined) return { skip: 'redis-server not found on PATH' };
-  const port = await freePort();
+  const port = await reservedPort();
   let child: ChildProcess | undefined;
   let exited: Promise<void> | undefined;
   const redis: PrivateRedis = {

@@ -11,6 +11,7 @@ import { ConnectionMemos } from '../../src/oauth/connection-memo.js';
 import { plainSteps } from '../../src/oauth/steps.js';
 import { secretDigest } from '../../src/clients/secrets.js';
 import type { ClientRecord } from '../../src/ground/records.js';
+import { wrongSecret } from '../helpers/secrets.js';
 
 let t: TestServer;
 let url: URL;
@@ -85,7 +86,7 @@ describe('client_secret_basic on a keep-alive connection', () => {
     oneConnection();
     const a = await t.client();
     expect((await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret))).status).toBe(200);
-    const wrong = await post('/oauth2/token', tokenForm, basic(a.clientId, a.clientSecret.slice(0, -1) + 'x'));
+    const wrong = await post('/oauth2/token', tokenForm, basic(a.clientId, wrongSecret(a.clientSecret)));
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toBe('invalid_client');
   });
@@ -243,9 +244,9 @@ describe('the Basic memo of a connection (unit level)', () => {
     const authentication = new ClientAuthentication({
       clients: { get: async (id: string) => (lookups++, id === clientId ? state.current : undefined) },
       replay: { consumeOnce: async () => true },
-      issuer: 'http://localhost:8080', tokenEndpoint: 'http://localhost:8080/oauth2/token',
+      issuer: () => 'http://localhost:8080', tokenEndpoint: () => 'http://localhost:8080/oauth2/token',
     });
-    const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: 'http://localhost:8080' }), authentication });
+    const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: () => 'http://localhost:8080' }), authentication });
     const request = (connection: object, form: Record<string, string> = {}) =>
       memos.for(connection).authenticate(
         { contentType: 'application/x-www-form-urlencoded', body: undefined, authorization: basic(clientId, secret), ip: '127.0.0.1', requestId: 'r' },

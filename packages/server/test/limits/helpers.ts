@@ -7,7 +7,7 @@ import { expect } from 'vitest';
 import { Redis } from 'ioredis';
 import type { LightMyRequestResponse } from 'fastify';
 import { basic, formBody, type TestServer } from '../helpers/server.js';
-import { freePort } from '../helpers/process.js';
+import { reservedPort } from '../helpers/process.js';
 
 export const TOO_MANY = {
   error: 'temporarily_unavailable',
@@ -87,9 +87,9 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-/** A redis-server of our own on a free port, without persistence; never the shared one. */
+/** A redis-server of our own on a reserved port (see reservedPort), without persistence; never the shared one. */
 export async function startPrivateRedis(): Promise<PrivateRedis> {
-  const port = await freePort();
+  const port = await reservedPort();
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
   });

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/process.js';
+import { reservedPort } from '../helpers/process.js';
 import { startTestServer, testClock, type TestServer } from '../helpers/server.js';
 import {
   REDIS_URL, deleteKeysUnder, expectTooMany, keysUnder, logLines, randomPrefix, startPrivateRedis, tokenFrom,
@@ -105,7 +105,7 @@ describe('Redis unreachable', () => {
   });
 
   it('at start: the limits work per process, and the outage is logged once', async () => {
-    const port = await freePort(); // nothing listens there
+    const port = await reservedPort(); // nothing listens there
     const started = Date.now();
     const t = await startTestServer({ ...LIMITS, redisUrl: `redis://127.0.0.1:${port}`, redisKeyPrefix: randomPrefix() });
     servers.push(t);

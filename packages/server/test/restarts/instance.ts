@@ -1,13 +1,13 @@
-// A real `m2m-auth serve` process on ports the test chooses (so it can be restarted on the same
-// port), over plain HTTP or TLS, with its exit code and output kept for assertions.
+// A real `m2m-auth serve` process on port 0 (it reports the ports it got) or on a port the test
+// reserved (reservedPort, to restart it on the same port), over plain HTTP or TLS, with its exit code and output kept for assertions.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'undici';
-import { CLI, REPO, freePort } from '../helpers/process.js';
+import { CLI, REPO, waitForListening } from '../helpers/process.js';
 
 export interface InstanceOptions {
   env: Record<string, string>;
-  /** Defaults to free ports. */
+  /** Defaults to port 0: the ports it got are read from its 'm2m-auth listening' line. */
   port?: number;
   adminPort?: number;
   /** Extra arguments for node before the CLI (e.g. --import). */
@@ -30,6 +30,8 @@ export interface Instance {
   adminPort: number;
   publicUrl: string;
   adminUrl: string;
+  /** As the server reported it (M2M_AUTH_ISSUER with port 0 takes the port it got). */
+  issuer: string;
   output(): string;
   exited: Promise<Exit>;
   /** Sends the signal (SIGTERM by default) and resolves when the process has exited. */
@@ -46,6 +48,7 @@ export function spawnServe(options: InstanceOptions & { port: number; adminPort:
       M2M_AUTH_LISTEN: `127.0.0.1:${options.port}`,
       M2M_AUTH_ADMIN_LISTEN: `127.0.0.1:${options.adminPort}`,
       M2M_AUTH_LOG_LEVEL: 'warn',
+      M2M_AUTH_LOG_FORMAT: 'json',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -58,11 +61,12 @@ export function spawnServe(options: InstanceOptions & { port: number; adminPort:
 }
 
 export async function startInstance(options: InstanceOptions): Promise<Instance> {
-  const port = options.port ?? (await freePort());
-  const adminPort = options.adminPort ?? (await freePort());
+  const { child, output, exited } = spawnServe({ ...options, port: options.port ?? 0, adminPort: options.adminPort ?? 0 });
+  const listening = await waitForListening(child, output, options.readyTimeoutMs ?? 20_000);
+  const port = Number(new URL(listening.publicUrl).port);
+  const adminPort = Number(new URL(listening.adminUrl).port);
   const scheme = options.ca ? 'https' : 'http';
   const publicUrl = `${scheme}://127.0.0.1:${port}`;
-  const { child, output, exited } = spawnServe({ ...options, port, adminPort });
   const dispatcher = new Agent(options.ca ? { connect: { ca: options.ca } } : {});
   const deadline = Date.now() + (options.readyTimeoutMs ?? 20_000);
   try {
@@ -85,7 +89,7 @@ export async function startInstance(options: InstanceOptions): Promise<Instance>
     await dispatcher.close();
   }
   return {
-    child, port, adminPort, publicUrl, adminUrl: `http://127.0.0.1:${adminPort}`, output, exited,
+    child, port, adminPort, publicUrl, adminUrl: `http://127.0.0.1:${adminPort}`, issuer: listening.issuer, output, exited,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;

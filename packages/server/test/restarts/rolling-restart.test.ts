@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { ensureBuilt, freePort, within } from '../helpers/process.js';
+import { ensureBuilt, reservedPort, within } from '../helpers/process.js';
 import { startInstance, type Instance } from './instance.js';
 import { LoadBalancer } from './load-balancer.js';
 
@@ -96,7 +96,9 @@ describe('rolling restart behind a load balancer', () => {
 
   beforeAll(async () => {
     ensureBuilt();
-    const [portA, portB] = [await freePort(), await freePort()];
+    // The balancer's backends keep their addresses through a restart, as in production: ports
+    // reserved outside the ephemeral range, so nothing takes one between a stop and its restart.
+    const [portA, portB] = [await reservedPort(), await reservedPort()];
     instances.A = await startInstance({ env, port: portA });
     instances.B = await startInstance({ env, port: portB });
     balancer = new LoadBalancer([
@@ -130,7 +132,7 @@ describe('rolling restart behind a load balancer', () => {
     expect(await exit).toEqual({ code: 0, signal: null });
     const drainedMs = Date.now() - signalled;
     const servedBefore = balancer.served(name);
-    instances[name] = await startInstance({ env, port: old.port, adminPort: old.adminPort });
+    instances[name] = await startInstance({ env, port: old.port });
     await within(5000, async () => balancer.healthy(name));
     return { servedBefore, drainedMs };
   }

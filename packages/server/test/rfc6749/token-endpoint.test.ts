@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { BILLING, ORDERS, basic, startTestServer, type TestServer } from '../helpers/server.js';
+import { wrongSecret } from '../helpers/secrets.js';
 
 let t: TestServer;
 let id: string;
@@ -183,7 +184,7 @@ describe('invalid_request', () => {
 describe('invalid_client', () => {
   it('answers an unknown client and a wrong secret identically, with a Basic challenge', async () => {
     const unknown = await t.token('cl_unknown', secret);
-    const wrong = await t.token(id, secret + 'x');
+    const wrong = await t.token(id, wrongSecret(secret));
     for (const res of [unknown, wrong]) {
       expectError(res, 401, 'invalid_client');
       expect(res.headers['www-authenticate']).toMatch(/^Basic /);
@@ -237,7 +238,7 @@ describe('other errors', () => {
     expectError(await t.token(id, secret, { audience: 'https://other.example.com' }), 400, 'invalid_target');
   });
   it('never a 500 and no internal detail in error bodies', async () => {
-    const res = await t.token(id, secret + 'x');
+    const res = await t.token(id, wrongSecret(secret));
     expect(res.body).not.toMatch(/wrong|stack|Error:|at /);
   });
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basic, startTestServer, type TestServer } from '../helpers/server.js';
+import { wrongSecret } from '../helpers/secrets.js';
 
 const REVOKE = '/oauth2/revoke';
 const INTROSPECT = '/oauth2/introspect';
@@ -157,7 +158,7 @@ describe('request errors', () => {
     const token = await issue();
     expectError(await t.post(REVOKE, { token }), 401, 'invalid_client');
     expectError(await t.post(REVOKE, { token, client_id: id }), 401, 'invalid_client');
-    const wrong = await revoke(token, id, secret + 'x');
+    const wrong = await revoke(token, id, wrongSecret(secret));
     expectError(wrong, 401, 'invalid_client');
     expect(wrong.headers['www-authenticate']).toMatch(/^Basic /);
     expect(await active(token)).toBe(true);

@@ -5,6 +5,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt, decodeProtectedHeader, generateKeyPair, SignJWT } from 'jose';
 import { BILLING, ORDERS, basic, startTestServer, type TestServer } from '../helpers/server.js';
+import { wrongSecret } from '../helpers/secrets.js';
 
 const INTROSPECT = '/oauth2/introspect';
 const ISSUER = 'http://localhost:8080';
@@ -228,7 +229,7 @@ describe('request errors', () => {
     const token = await issue();
     expectError(await t.post(INTROSPECT, { token }), 401, 'invalid_client');
     expectError(await t.post(INTROSPECT, { token, client_id: id }), 401, 'invalid_client');
-    const wrong = await introspect(token, id, secret + 'x');
+    const wrong = await introspect(token, id, wrongSecret(secret));
     expectError(wrong, 401, 'invalid_client');
     expect(wrong.headers['www-authenticate']).toMatch(/^Basic /);
   });

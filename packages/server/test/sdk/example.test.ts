@@ -8,7 +8,8 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, freePort, startAuthServer, type AuthServer } from './helpers.js';
+import { ADMIN_TOKEN, startAuthServer, type AuthServer } from './helpers.js';
+import { reservedPort } from '../helpers/process.js';
 import { CLI, ensureBuilt, REPOSITORY } from '../helpers/process.js';
 
 const run = promisify(execFile);
@@ -115,7 +116,9 @@ describe('examples: orders API and billing service', () => {
   });
 
   it('billing gets a token and the orders API answers it', async () => {
-    const ordersUrl = `http://127.0.0.1:${await freePort()}`;
+    // The example listens where ORDERS_URL says (its audience too): a reserved port, as nothing
+    // can take it before the example binds it.
+    const ordersUrl = `http://127.0.0.1:${await reservedPort()}`;
     // As examples/README.md does it: the CLI against the admin API.
     const { stdout } = await run(process.execPath, [
       CLI, 'clients', 'create',

@@ -4,6 +4,7 @@
 
 import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
@@ -13,10 +14,6 @@ import { createServer, type M2MAuthServer } from '../../src/server.js';
 
 export const ORDERS = 'https://orders.example.com';
 export const ADMIN_TOKEN = 'sdk-test-admin-token-0123456789abcdef01234';
-
-import { freePort } from '../helpers/process.js';
-
-export { freePort };
 
 export interface SeenRequest {
   method: string;
@@ -39,12 +36,13 @@ export interface FrontProxy {
   close(): Promise<void>;
 }
 
-function listenOn(server: Server, port: number): Promise<void> {
+/** Listens on port 0 of 127.0.0.1; resolves to the port it got. */
+function listenOnPortZero(server: Server): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => {
+    server.listen(0, '127.0.0.1', () => {
       server.off('error', reject);
-      resolve();
+      resolve((server.address() as AddressInfo).port);
     });
   });
 }
@@ -54,9 +52,9 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
-async function startProxy(port: number, target: () => string): Promise<FrontProxy> {
+async function startProxy(target: () => string): Promise<FrontProxy> {
   const proxy: FrontProxy = {
-    url: `http://127.0.0.1:${port}`,
+    url: '',
     seen: [],
     behave: () => 'forward',
     close: () => closeServer(server),
@@ -87,7 +85,7 @@ async function startProxy(port: number, target: () => string): Promise<FrontProx
     out.on('error', () => req.socket.destroy());
     req.pipe(out);
   });
-  await listenOn(server, port);
+  proxy.url = `http://127.0.0.1:${await listenOnPortZero(server)}`;
   return proxy;
 }
 
@@ -116,61 +114,53 @@ export interface AuthServerOptions {
 
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'm2m-auth-sdk-'));
-  for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
-    let proxy: FrontProxy | undefined;
-    let directUrl = `http://127.0.0.1:${port}`;
-    try {
-      if (options.behindProxy) proxy = await startProxy(await freePort(), () => directUrl);
-    } catch {
-      if (attempt < 5) continue;
-      throw new Error('could not start the front proxy');
-    }
-    const issuer = proxy?.url ?? directUrl;
-    const config = loadConfig({}, {
-      dataDir,
-      databaseUrl: 'sqlite::memory:',
-      issuer,
-      listen: `127.0.0.1:${port}`,
-      adminListen: '127.0.0.1:0',
-      adminToken: ADMIN_TOKEN,
-      keyRotationInterval: 0,
-      logLevel: 'silent',
-      ...options.overrides,
-    });
-    const logger = createLogger({ level: 'silent' });
-    const server = await createServer(config, { logger, ...(options.now && { now: options.now }) });
-    const seen: SeenRequest[] = [];
-    const records = new WeakMap<object, SeenRequest>();
-    server.publicApp.addHook('onRequest', async (request) => {
-      const record: SeenRequest = { method: request.method, url: request.url, headers: { ...request.headers } };
-      seen.push(record);
-      records.set(request, record);
-    });
-    server.publicApp.addHook('preHandler', async (request) => {
-      const record = records.get(request);
-      if (record && Buffer.isBuffer(request.body)) record.form = new URLSearchParams(request.body.toString('utf8'));
-    });
-    let adminUrl: string;
-    try {
-      ({ adminUrl } = await server.listen());
-    } catch (err) {
-      await server.close();
-      await proxy?.close();
-      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && attempt < 5) continue;
-      throw err;
-    }
-    directUrl = `http://127.0.0.1:${port}`;
-    return {
-      server, issuer, directUrl, proxy, seen, adminUrl,
-      count: (path) => seen.filter((r) => r.url.split('?')[0] === path).length,
-      async close() {
-        await proxy?.close();
-        await server.close();
-        rmSync(dataDir, { recursive: true, force: true });
-      },
-    };
+  // The server listens on port 0 and its issuer `http://127.0.0.1:0` becomes its URL once it has a
+  // port; behind the proxy (listening already, on a port 0 of its own) the issuer is the proxy's URL.
+  let directUrl = '';
+  const proxy = options.behindProxy ? await startProxy(() => directUrl) : undefined;
+  const config = loadConfig({}, {
+    dataDir,
+    databaseUrl: 'sqlite::memory:',
+    issuer: proxy?.url ?? 'http://127.0.0.1:0',
+    listen: '127.0.0.1:0',
+    adminListen: '127.0.0.1:0',
+    adminToken: ADMIN_TOKEN,
+    keyRotationInterval: 0,
+    logLevel: 'silent',
+    ...options.overrides,
+  });
+  const logger = createLogger({ level: 'silent' });
+  const server = await createServer(config, { logger, ...(options.now && { now: options.now }) });
+  const seen: SeenRequest[] = [];
+  const records = new WeakMap<object, SeenRequest>();
+  server.publicApp.addHook('onRequest', async (request) => {
+    const record: SeenRequest = { method: request.method, url: request.url, headers: { ...request.headers } };
+    seen.push(record);
+    records.set(request, record);
+  });
+  server.publicApp.addHook('preHandler', async (request) => {
+    const record = records.get(request);
+    if (record && Buffer.isBuffer(request.body)) record.form = new URLSearchParams(request.body.toString('utf8'));
+  });
+  let urls: { publicUrl: string; adminUrl: string };
+  try {
+    urls = await server.listen();
+  } catch (err) {
+    await server.close();
+    await proxy?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
   }
+  directUrl = urls.publicUrl;
+  return {
+    server, issuer: config.issuer, directUrl, proxy, seen, adminUrl: urls.adminUrl,
+    count: (path) => seen.filter((r) => r.url.split('?')[0] === path).length,
+    async close() {
+      await proxy?.close();
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Registers a client_secret_basic client for the orders API. */
@@ -232,10 +222,7 @@ export async function startStub(
       res.end(answer.body === undefined ? '' : typeof answer.body === 'string' ? answer.body : JSON.stringify(answer.body));
     });
   });
-  await listenOn(server, 0);
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no address');
-  base = `http://127.0.0.1:${address.port}`;
+  base = `http://127.0.0.1:${await listenOnPortZero(server)}`;
   return { url: base, seen, close: () => closeServer(server) };
 }
 

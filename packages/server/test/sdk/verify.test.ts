@@ -20,7 +20,6 @@ import {
   ORDERS,
   rawToken,
   registerClient,
-  sleep,
   startAuthServer,
   startFakeIssuer,
   type AuthServer,
@@ -245,23 +244,30 @@ describe('JWKS cache, rotation and unknown kids', () => {
   });
 
   it('refetches at most once per cooldown however many unknown kids arrive', async () => {
-    const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS, jwks: { cooldownMs: 300 } });
-    await verifier.verify(await rawToken(s, billing));
-    const before = s.count(JWKS_PATH);
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const forged = (): Promise<string> =>
-      new SignJWT({ iss: s.issuer, sub: 'x', client_id: 'x', aud: ORDERS, iat: nowS(), exp: nowS() + 60, jti: randomUUID() })
-        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: randomUUID() })
-        .sign(privateKey);
-    // Within the cooldown of the first fetch: no fetch at all.
-    const flood = await Promise.all(Array.from({ length: 30 }, forged));
-    for (const code of await Promise.all(flood.map(async (t) => (await rejection(verifier, t)).code))) expect(code).toBe('unknown_kid');
-    expect(s.count(JWKS_PATH) - before).toBe(0);
-    // After it: one fetch for the whole flood.
-    await sleep(350);
-    const second = await Promise.all(Array.from({ length: 30 }, forged));
-    await Promise.all(second.map((t) => rejection(verifier, t)));
-    expect(s.count(JWKS_PATH) - before).toBe(1);
+    // A frozen clock (Date only: sockets and timers run as usual), moved past the cooldown by hand:
+    // with the real one, a slow machine spends the 300 ms cooldown on the first flood already.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS, jwks: { cooldownMs: 300 } });
+      await verifier.verify(await rawToken(s, billing));
+      const before = s.count(JWKS_PATH);
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const forged = (): Promise<string> =>
+        new SignJWT({ iss: s.issuer, sub: 'x', client_id: 'x', aud: ORDERS, iat: nowS(), exp: nowS() + 60, jti: randomUUID() })
+          .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: randomUUID() })
+          .sign(privateKey);
+      // Within the cooldown of the first fetch: no fetch at all.
+      const flood = await Promise.all(Array.from({ length: 30 }, forged));
+      for (const code of await Promise.all(flood.map(async (t) => (await rejection(verifier, t)).code))) expect(code).toBe('unknown_kid');
+      expect(s.count(JWKS_PATH) - before).toBe(0);
+      // After it: one fetch for the whole flood.
+      vi.setSystemTime(Date.now() + 350);
+      const second = await Promise.all(Array.from({ length: 30 }, forged));
+      await Promise.all(second.map((t) => rejection(verifier, t)));
+      expect(s.count(JWKS_PATH) - before).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('says jwks_unavailable when the issuer cannot be reached, and refuses a foreign metadata document', async () => {
@@ -394,18 +400,25 @@ describe('introspection mode (RFC 7662)', () => {
   });
 
   it('reuses an answer for cacheTtlMs, so a revocation takes effect within it', async () => {
-    const token = await rawToken(s, billing);
-    const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS, introspection: { ...api, cacheTtlMs: 400 } });
-    const before = s.count(INTROSPECT_PATH);
-    await Promise.all(Array.from({ length: 10 }, () => verifier.verify(token)));
-    await verifier.verify(token);
-    expect(s.count(INTROSPECT_PATH) - before).toBe(1);
-    await revoke(token);
-    await verifier.verify(token); // the cached answer still says active
-    expect(s.count(INTROSPECT_PATH) - before).toBe(1);
-    await sleep(450);
-    await expectCode(verifier, token, 'inactive');
-    expect(s.count(INTROSPECT_PATH) - before).toBe(2);
+    // A frozen clock (Date only), moved past the TTL by hand: with the real one, a slow machine
+    // lets the 400 ms pass before the "still cached" check.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() });
+    try {
+      const token = await rawToken(s, billing);
+      const verifier = createVerifier({ issuer: s.issuer, audience: ORDERS, introspection: { ...api, cacheTtlMs: 400 } });
+      const before = s.count(INTROSPECT_PATH);
+      await Promise.all(Array.from({ length: 10 }, () => verifier.verify(token)));
+      await verifier.verify(token);
+      expect(s.count(INTROSPECT_PATH) - before).toBe(1);
+      await revoke(token);
+      await verifier.verify(token); // the cached answer still says active
+      expect(s.count(INTROSPECT_PATH) - before).toBe(1);
+      vi.setSystemTime(Date.now() + 450);
+      await expectCode(verifier, token, 'inactive');
+      expect(s.count(INTROSPECT_PATH) - before).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('does not introspect a token that fails local checks', async () => {

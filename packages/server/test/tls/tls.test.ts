@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, fetch as undiciFetch, request } from 'undici';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { ensureBuilt, freePort, within } from '../helpers/process.js';
+import { ensureBuilt, within } from '../helpers/process.js';
 import { spawnServe, startInstance, type Instance } from '../restarts/instance.js';
 import { createTestCa, opensslMissing, type ServerCertificate, type TestCa } from './test-ca.js';
 import { h2Request, httpsAgent, httpsGet, openH2, presentedSerial } from './clients.js';
@@ -42,15 +42,15 @@ describe.skipIf(missing !== undefined)('TLS and HTTP/2 on the public listener', 
     copyFileSync(first.certPath, live.cert);
     copyFileSync(first.keyPath, live.key);
     dataDir = mkdtempSync(join(tmpdir(), 'm2m-auth-tls-data-'));
-    const port = await freePort();
-    issuer = `https://localhost:${port}`;
     p = await startInstance({
-      port, ca: ca.ca,
+      ca: ca.ca,
       env: {
-        M2M_AUTH_DATA_DIR: dataDir, M2M_AUTH_ADMIN_TOKEN: ADMIN, M2M_AUTH_ISSUER: issuer,
+        M2M_AUTH_DATA_DIR: dataDir, M2M_AUTH_ADMIN_TOKEN: ADMIN, M2M_AUTH_ISSUER: 'https://localhost:0',
         M2M_AUTH_TLS_CERT: live.cert, M2M_AUTH_TLS_KEY: live.key, M2M_AUTH_LOG_LEVEL: 'info',
       },
     });
+    issuer = p.issuer;
+    expect(issuer).toBe(`https://localhost:${p.port}`);
     const r = await fetch(`${p.adminUrl}/admin/clients`, {
       method: 'POST',
       headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
@@ -230,7 +230,7 @@ describe.skipIf(missing !== undefined)('TLS files that cannot be used stop the s
   async function failedStart(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
     const run = spawnServe({
       env: { M2M_AUTH_DATA_DIR: dataDir, M2M_AUTH_ADMIN_TOKEN: ADMIN, ...env },
-      port: await freePort(), adminPort: await freePort(),
+      port: 0, adminPort: 0,
     });
     const timer = setTimeout(() => run.child.kill('SIGKILL'), 15_000);
     const exit = await run.exited;

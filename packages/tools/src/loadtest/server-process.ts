@@ -1,13 +1,12 @@
 // A server for the load test and the profiler to run against when no URL is given: the real
 // `m2m-auth serve` in a child process, on the embedded default (SQLite in memory) unless a database
-// URL is given, optionally pinned to CPUs (taskset), on an ephemeral
-// loopback port with its own temporary data folder (removed when it stops). The command that runs
-// the m2m-auth CLI is given by the caller (the CLI passes its own), so the tools never import it.
+// URL is given, optionally pinned to CPUs (taskset), on port 0 of the loopback (it reports the port it
+// got) with its own temporary data folder (removed when it stops). The command that runs the m2m-auth
+// CLI is given by the caller (the CLI passes its own), so the tools never import it.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -44,20 +43,8 @@ const STOP_TIMEOUT_MS = 10_000;
 /** Most bytes of the server's stderr kept for an error message. */
 const MAX_STDERR = 64 * 1024;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createNetServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 class StartFailed extends Error {
-  constructor(message: string, readonly addressInUse: boolean) {
+  constructor(message: string) {
     super(message);
     this.name = 'StartFailed';
   }
@@ -70,35 +57,28 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
   const dataDir = mkdtempSync(join(tmpdir(), 'm2m-auth-loadtest-'));
   const adminToken = randomBytes(32).toString('base64url');
   try {
-    // The issuer must be the URL the tokens are requested from, so the port is chosen first; another
-    // process can take it in between, hence the retries.
-    for (let attempt = 1; ; attempt++) {
-      const port = await freePort();
-      const issuer = `http://127.0.0.1:${port}`;
-      try {
-        return await start(executable, [...args, 'serve'], {
-          ...process.env,
-          // All load comes from 127.0.0.1: per-address failure throttling would only turn a run with
-          // wrong credentials into 429s.
-          M2M_AUTH_AUTH_FAILURES_PER_ADDRESS: '0',
-          M2M_AUTH_AUTH_FAILURES_PER_CLIENT: '0',
-          M2M_AUTH_LOG_LEVEL: 'info',
-          ...options.env,
-          M2M_AUTH_ISSUER: issuer,
-          M2M_AUTH_LISTEN: `127.0.0.1:${port}`,
-          M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0',
-          M2M_AUTH_DATA_DIR: dataDir,
-          M2M_AUTH_DATABASE_URL: options.databaseUrl ?? 'sqlite::memory:',
-          M2M_AUTH_ADMIN_TOKEN: adminToken,
-          M2M_AUTH_WORKERS: '1',
-          M2M_AUTH_SHUTDOWN_DELAY: '0',
-          // The 'listening' line is read as JSON.
-          M2M_AUTH_LOG_FORMAT: 'json',
-        }, { issuer, adminToken, dataDir, logFile: options.logFile });
-      } catch (err) {
-        if (!(err instanceof StartFailed && err.addressInUse) || attempt >= 5) throw err;
-      }
-    }
+    // Both listeners on port 0 and the issuer http://127.0.0.1:0, which the server turns into its
+    // public URL once it has a port: it reports both on its 'm2m-auth listening' line, so no port is
+    // chosen free first and bound later (a race with every other process on the machine).
+    return await start(executable, [...args, 'serve'], {
+      ...process.env,
+      // All load comes from 127.0.0.1: per-address failure throttling would only turn a run with
+      // wrong credentials into 429s.
+      M2M_AUTH_AUTH_FAILURES_PER_ADDRESS: '0',
+      M2M_AUTH_AUTH_FAILURES_PER_CLIENT: '0',
+      M2M_AUTH_LOG_LEVEL: 'info',
+      ...options.env,
+      M2M_AUTH_ISSUER: 'http://127.0.0.1:0',
+      M2M_AUTH_LISTEN: '127.0.0.1:0',
+      M2M_AUTH_ADMIN_LISTEN: '127.0.0.1:0',
+      M2M_AUTH_DATA_DIR: dataDir,
+      M2M_AUTH_DATABASE_URL: options.databaseUrl ?? 'sqlite::memory:',
+      M2M_AUTH_ADMIN_TOKEN: adminToken,
+      M2M_AUTH_WORKERS: '1',
+      M2M_AUTH_SHUTDOWN_DELAY: '0',
+      // The 'listening' line is read as JSON.
+      M2M_AUTH_LOG_FORMAT: 'json',
+    }, { adminToken, dataDir, logFile: options.logFile });
   } catch (err) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
@@ -107,7 +87,7 @@ export async function startServerProcess(options: ServerProcessOptions): Promise
 
 async function start(
   executable: string, args: string[], env: NodeJS.ProcessEnv,
-  o: { issuer: string; adminToken: string; dataDir: string; logFile: string | undefined },
+  o: { adminToken: string; dataDir: string; logFile: string | undefined },
 ): Promise<ServerProcess> {
   const child = spawn(executable, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -119,17 +99,17 @@ async function start(
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });
 
-  // The server says where it listens in its first log line at info: 'm2m-auth listening'.
+  // The server says where it listens on its 'm2m-auth listening' line (written even at level warn).
   const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
-  const listening = new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new StartFailed(`the server did not start within ${START_TIMEOUT_MS / 1000} s`, false)), START_TIMEOUT_MS);
+  const listening = new Promise<{ issuer: string; adminUrl: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new StartFailed(`the server did not start within ${START_TIMEOUT_MS / 1000} s`)), START_TIMEOUT_MS);
     lines.on('line', (line) => {
       if (!line.includes('"m2m-auth listening"')) return;
       try {
-        const { adminUrl } = JSON.parse(line) as { adminUrl?: unknown };
-        if (typeof adminUrl !== 'string') return;
+        const { adminUrl, issuer } = JSON.parse(line) as { adminUrl?: unknown; issuer?: unknown };
+        if (typeof adminUrl !== 'string' || typeof issuer !== 'string') return;
         clearTimeout(timer);
-        resolve(adminUrl);
+        resolve({ issuer, adminUrl });
       } catch {
         // not a log line
       }
@@ -137,13 +117,14 @@ async function start(
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
       const why = stderr.trim().split('\n').slice(-5).join('\n');
-      reject(new StartFailed(`the server exited (${signal ?? `code ${code}`}) before listening${why ? `: ${why}` : ''}`, stderr.includes('EADDRINUSE')));
+      reject(new StartFailed(`the server exited (${signal ?? `code ${code}`}) before listening${why ? `: ${why}` : ''}`));
     });
   });
 
+  let issuer: string;
   let adminUrl: string;
   try {
-    adminUrl = await listening;
+    ({ issuer, adminUrl } = await listening);
   } catch (err) {
     child.kill('SIGKILL');
     await exited;
@@ -156,7 +137,7 @@ async function start(
 
   let closing: Promise<void> | undefined;
   return {
-    issuer: o.issuer,
+    issuer,
     adminUrl,
     adminToken: o.adminToken,
     dataDir: o.dataDir,

@@ -29,8 +29,9 @@ export interface AuthenticatedClient {
 export interface ClientAuthenticationOptions {
   clients: ClientLookup;
   replay: ReplayStore;
-  issuer: string;
-  tokenEndpoint: string;
+  /** Read on every assertion: the issuer is final once the public listener listens. */
+  issuer: () => string;
+  tokenEndpoint: () => string;
   now?: () => number;
   /** Throttling of failed authentication (src/limits); none when absent. */
   throttle?: AuthThrottle;
@@ -54,8 +55,8 @@ function invalidClient(detail: string, basicTried: boolean, clientId?: string): 
 export class ClientAuthentication {
   readonly #clients: ClientLookup;
   readonly #replay: ReplayStore;
-  readonly #issuer: string;
-  readonly #tokenEndpoint: string;
+  readonly #issuer: () => string;
+  readonly #tokenEndpoint: () => string;
   readonly #now: () => number;
   readonly #throttle: AuthThrottle | undefined;
 
@@ -181,8 +182,8 @@ export class ClientAuthentication {
     if (client.disabled) throw invalidClient('client is disabled', false, claimed);
     try {
       await verifyClientAssertion(client, assertion, {
-        issuer: this.#issuer,
-        tokenEndpoint: this.#tokenEndpoint,
+        issuer: this.#issuer(),
+        tokenEndpoint: this.#tokenEndpoint(),
         replay: this.#replay,
         now: this.#now(),
       });

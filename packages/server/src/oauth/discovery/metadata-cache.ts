@@ -17,7 +17,8 @@ export class MetadataCache {
   /** The last document built: served while a rebuild fails (the database does not answer). */
   #last: string | undefined;
   constructor(
-    private readonly issuer: string,
+    /** Read when the document is built: the issuer is final once the public listener listens. */
+    private readonly issuer: () => string,
     private readonly clients: MetadataSources['clients'],
     private readonly keys: MetadataSources['keys'],
   ) {}
@@ -48,6 +49,6 @@ export class MetadataCache {
       after = page.next;
     }
     const algs = [...new Set(this.keys.jwks().keys.map((k) => String(k.alg)))];
-    return JSON.stringify(authorizationServerMetadata({ issuer: this.issuer, scopes: [...scopes].sort(), accessTokenSigningAlgs: algs }));
+    return JSON.stringify(authorizationServerMetadata({ issuer: this.issuer(), scopes: [...scopes].sort(), accessTokenSigningAlgs: algs }));
   }
 }
