@@ -22,6 +22,7 @@ interface MetadataFlags extends CommonFlags {
   defaultAudience?: string[];
   authMethod?: string;
   jwks?: string;
+  claims?: string;
   ttl?: number;
   grantTypes?: string;
   resourceUri?: string[];
@@ -55,6 +56,7 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--default-audience <uri>', 'default_audience: audience of tokens whose request names none (repeatable)', collect)
     .addOption(new Option('--auth-method <method>', 'token_endpoint_auth_method').choices(TOKEN_ENDPOINT_AUTH_METHODS))
     .option('--jwks <file-or-json>', 'jwks for private_key_jwt: a file, or inline JSON (a JWK Set or one JWK)')
+    .option('--claims <file-or-json>', 'claims: custom claims copied into every access token of the client, a file or inline JSON object, e.g. \'{"tenant":"acme"}\' ({} for none)')
     .option('--ttl <seconds>', 'access_token_ttl in seconds', wholeSeconds)
     .option('--grant-types <types>', 'grant_types, space- or comma-separated: "client_credentials" (default) or "none" for a client that only introspects or revokes')
     .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
@@ -72,22 +74,26 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
   return cmd;
 }
 
-function readJwks(value: string): unknown {
+/** A flag's JSON: inline when it starts with "{", else the contents of the file it names. */
+function readJsonFlag(flag: string, value: string): unknown {
   const text = value.trimStart();
   let source = value;
   if (!text.startsWith('{')) {
     try {
       source = readFileSync(value, 'utf8');
     } catch (err) {
-      throw new CliError(`--jwks: cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CliError(`${flag}: cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(source);
+    return JSON.parse(source);
   } catch {
-    throw new CliError(`--jwks: ${text.startsWith('{') ? 'the value' : value} is not valid JSON`);
+    throw new CliError(`${flag}: ${text.startsWith('{') ? 'the value' : value} is not valid JSON`);
   }
+}
+
+function readJwks(value: string): unknown {
+  const parsed = readJsonFlag('--jwks', value);
   // A single JWK is accepted for convenience and wrapped into a set.
   if (typeof parsed === 'object' && parsed !== null && 'kty' in parsed && !('keys' in parsed)) return { keys: [parsed] };
   return parsed;
@@ -115,6 +121,7 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   setOrReset(body, 'default_audience', f.defaultAudience, f.resetDefaultAudience, '--default-audience');
   if (f.authMethod !== undefined) body.token_endpoint_auth_method = f.authMethod;
   if (f.jwks !== undefined) body.jwks = readJwks(f.jwks);
+  if (f.claims !== undefined) body.claims = readJsonFlag('--claims', f.claims);
   setOrReset(body, 'access_token_ttl', f.ttl, f.resetTtl, '--ttl');
   if (f.grantTypes !== undefined) body.grant_types = grantTypes(f.grantTypes);
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;

@@ -174,6 +174,7 @@ export class ClientRegistry {
       rateLimit: fields.rateLimit ?? null,
       tokenReuse: fields.tokenReuse ?? false,
       disabled: fields.disabled ?? false,
+      claims: fields.claims ?? {},
       secrets: clientSecret === undefined ? [] : [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }],
       tokensRevokedAt: null,
       createdAt: now,

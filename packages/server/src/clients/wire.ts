@@ -37,6 +37,8 @@ export interface ClientMetadataInput {
   /** Reuse the last token for a repeated request while it has more than half its lifetime left; default false. */
   token_reuse?: boolean;
   disabled?: boolean;
+  /** Custom claims copied into every access token of the client; {} or null = none. */
+  claims?: Record<string, unknown> | null;
 }
 
 export interface ClientWire {
@@ -54,6 +56,8 @@ export interface ClientWire {
   rate_limit: number | null;
   token_reuse: boolean;
   disabled: boolean;
+  /** Custom claims copied into every access token of the client; {} = none. */
+  claims: Record<string, unknown>;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
   created_at: number;
@@ -87,6 +91,7 @@ export function clientToWire(client: ClientRecord): ClientWire {
     rate_limit: client.rateLimit,
     token_reuse: client.tokenReuse,
     disabled: client.disabled,
+    claims: JSON.parse(JSON.stringify(client.claims)) as Record<string, unknown>,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),
     updated_at: epochSeconds(client.updatedAt),

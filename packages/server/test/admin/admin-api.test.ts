@@ -199,6 +199,7 @@ describe('POST /admin/clients', () => {
       rate_limit: null,
       token_reuse: false,
       disabled: false,
+      claims: {},
       tokens_revoked_at: null,
       created_at: T0 / 1000,
       updated_at: T0 / 1000,
