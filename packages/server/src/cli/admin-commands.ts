@@ -15,6 +15,7 @@ interface CommonFlags extends AdminConnectionOptions {
 }
 
 interface MetadataFlags extends CommonFlags {
+  clientId?: string;
   name?: string;
   scope?: string;
   audience?: string[];
@@ -69,7 +70,9 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
       .option('--reset-default-audience', 'default_audience back to all of audience')
       .option('--reset-ttl', 'access_token_ttl back to the server default');
   } else {
-    cmd.option('--disabled', 'create the client disabled');
+    cmd
+      .option('--client-id <id>', 'client_id to register the client under: cl_ and 1 to 64 of A-Z a-z 0-9 _ - (default: the server issues one)')
+      .option('--disabled', 'create the client disabled');
   }
   return cmd;
 }
@@ -114,6 +117,7 @@ function setOrReset(body: Record<string, unknown>, field: string, value: unknown
 /** The RFC 7591 metadata a set of flags names. */
 function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   const body: Record<string, unknown> = {};
+  if (f.clientId !== undefined) body.client_id = f.clientId;
   if (f.name !== undefined) body.client_name = f.name;
   if (f.scope !== undefined) body.scope = f.scope;
   if (f.audience !== undefined) body.audience = f.audience;

@@ -4,6 +4,7 @@
 
 import { GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
 import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
+import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
 import { parseClientJwk } from './jwk.js';
 
@@ -63,8 +64,9 @@ const FIELDS = new Set<string>([
 /** Fields a caller may see in the wire form but never set; named so the error says why. */
 const REFUSED: Record<string, string> = {
   client_secret: 'client_secret cannot be chosen: the server generates every secret (rotate the secret to get a new one)',
-  client_id: 'client_id is assigned by the server and cannot be set',
+  client_id: 'client_id cannot be changed: create a new client with the client_id you want',
   client_secret_expires_at: 'client_secret_expires_at is read-only',
+  client_secret_sha256: 'client_secret_sha256 is accepted on create only (rotate the secret to get a new one)',
   created_at: 'created_at is read-only',
   updated_at: 'updated_at is read-only',
   tokens_revoked_at: 'tokens_revoked_at is read-only (use the revoke-tokens action)',
@@ -284,6 +286,30 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
   if (has('claims')) out.claims = parseClaims(input.claims);
   return out;
+}
+
+/**
+ * RFC 7591 §3.2.1 leaves client_id to the server; an operator may still choose one on create (a
+ * client managed from a file keeps its name everywhere): cl_ and 1 to 64 of [A-Za-z0-9_-].
+ */
+export function parseChosenClientId(v: unknown): string {
+  if (typeof v !== 'string' || !hasIssuedClientIdShape(v)) {
+    // The value is not echoed: it may be a secret pasted into the wrong field.
+    invalid('client_id', `client_id must be "${CLIENT_ID_PREFIX}" followed by 1 to ${MAX_CHOSEN_CLIENT_ID_LENGTH} letters, digits, "_" or "-"`
+      + `${typeof v === 'string' ? '' : `, got ${describe(v)}`} (leave it out and the server issues one)`);
+  }
+  return v;
+}
+
+/**
+ * The hex SHA-256 digest of an existing secret (as stored, see secrets.ts), so that a client
+ * re-created elsewhere keeps its credential; the secret itself never travels.
+ */
+export function parseSecretDigest(v: unknown): string {
+  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) {
+    invalid('client_secret_sha256', 'client_secret_sha256 must be the SHA-256 digest of the client secret as 64 lowercase hex digits');
+  }
+  return v;
 }
 
 /** Cross-field rules, checked on the whole record after create or update; the default token's size only when `grantChanged` (a create, or an update of what it is made of). */

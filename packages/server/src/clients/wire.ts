@@ -41,6 +41,14 @@ export interface ClientMetadataInput {
   claims?: Record<string, unknown> | null;
 }
 
+/** What a create may send besides the metadata: a chosen client_id, the digest of an existing secret. */
+export interface ClientCreateInput extends ClientMetadataInput {
+  /** cl_ and 1 to 64 of [A-Za-z0-9_-]; absent = the server issues one. */
+  client_id?: string;
+  /** Hex SHA-256 of an existing secret, for a client re-created elsewhere; absent = a new secret is issued. */
+  client_secret_sha256?: string;
+}
+
 export interface ClientWire {
   client_id: string;
   client_name: string;

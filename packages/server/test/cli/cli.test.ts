@@ -232,6 +232,15 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', id, '--token-reuse', 'yes']), /--token-reuse.*Expected true or false/);
   });
 
+  it('--client-id registers the client under a chosen client_id; a clash is one line with HTTP 409', async () => {
+    const run = await cli(['clients', 'create', '--client-id', 'cl_cli-chosen', '--name', 'chosen', '--scope', 'a', '--audience', 'https://api.example.com']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^client_id\s+cl_cli-chosen$/m);
+    expect((await registry.read('cl_cli-chosen')).clientName).toBe('chosen');
+    expectOneLineError(await cli(['clients', 'create', '--client-id', 'cl_cli-chosen', '--name', 'again', '--audience', 'https://api.example.com']),
+      /^m2m-auth: A client with client_id "cl_cli-chosen" already exists \(HTTP 409\)$/);
+  });
+
   it('--claims sets custom claims inline or from a file, and {} clears them', async () => {
     const run = await cli(['clients', 'create', '--name', 'claims', '--scope', 'a', '--audience', 'https://api.example.com', '--claims', '{"tenant":"acme","roles":["reader"]}']);
     expect(run.code, run.stderr).toBe(0);
