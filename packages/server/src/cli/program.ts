@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { clientsCommand, keysCommand } from './admin-commands.js';
+import { applyCommand } from './apply-command.js';
 import { loadtestCommand, profileCommand } from './loadtest-commands.js';
 import { stdio, type Output } from './output.js';
 import { migrateCommand, serveCommand } from './server-commands.js';
@@ -25,6 +26,7 @@ export function buildProgram(io: Output = stdio): Command {
   program.addCommand(migrateCommand(io));
   program.addCommand(clientsCommand(io));
   program.addCommand(keysCommand(io));
+  program.addCommand(applyCommand(io));
   program.addCommand(loadtestCommand(io));
   program.addCommand(profileCommand(io));
   return program;

@@ -67,6 +67,63 @@ export interface ClientPage {
   next: string | null;
 }
 
+/**
+ * A new client from a create input, checked by every rule the registry applies (metadata, the
+ * rules between fields, the default token's size), without writing it: the registry's create,
+ * and `m2m-auth apply`, which validates a whole client file before applying any of it. The input
+ * may choose its client_id (else one is issued at write time) and, for a secret method, carry
+ * client_secret_sha256, the digest of an existing secret, instead of getting a new secret.
+ * `ttl` bounds access_token_ttl (M2M_AUTH_TOKEN_TTL_MIN and _MAX).
+ */
+export function draftNewClient(input: unknown, ttl: { min: number; max: number }, now: number): NewClient {
+  const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
+  const { client_id: chosenId, client_secret_sha256: digest, ...metadata }: ClientCreateInput = isObject ? input : {};
+  // Anything but an object is refused by the metadata parser, with its own words.
+  const fields = parseMetadata(isObject ? metadata : input, ttl);
+  const clientId = chosenId === undefined ? undefined : parseChosenClientId(chosenId);
+  const givenDigest = digest === undefined ? undefined : parseSecretDigest(digest);
+  if (fields.clientName === undefined) invalid('client_name', 'client_name is required');
+  const method = fields.tokenEndpointAuthMethod ?? 'client_secret_basic';
+  if (isSecretMethod(method) && fields.jwks != null) {
+    invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
+  }
+  if (givenDigest !== undefined && !isSecretMethod(method)) {
+    invalid('client_secret_sha256', 'client_secret_sha256 is only for the secret methods (client_secret_basic, client_secret_post)');
+  }
+  const clientSecret = isSecretMethod(method) && givenDigest === undefined ? generateClientSecret() : undefined;
+  const secretDigests = clientSecret !== undefined ? [secretDigest(clientSecret)] : givenDigest !== undefined ? [givenDigest] : [];
+  const draft: Omit<ClientRecord, 'clientId'> = {
+    clientName: fields.clientName,
+    scope: fields.scope ?? [],
+    defaultScope: fields.defaultScope ?? null,
+    audience: fields.audience ?? [],
+    defaultAudience: fields.defaultAudience ?? null,
+    grantTypes: fields.grantTypes ?? ['client_credentials'],
+    resourceUris: fields.resourceUris ?? [],
+    tokenEndpointAuthMethod: method,
+    jwks: fields.jwks ?? null,
+    accessTokenTtl: fields.accessTokenTtl ?? null,
+    rateLimit: fields.rateLimit ?? null,
+    tokenReuse: fields.tokenReuse ?? false,
+    disabled: fields.disabled ?? false,
+    claims: fields.claims ?? {},
+    secrets: secretDigests.map((d) => ({ digest: d, createdAt: now, expiresAt: null })),
+    tokensRevokedAt: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  checkRecord(draft);
+  return { clientId, draft, ...(clientSecret !== undefined && { clientSecret }) };
+}
+
+export interface NewClient {
+  /** The chosen client_id; undefined = one is issued when the client is written. */
+  clientId: string | undefined;
+  draft: Omit<ClientRecord, 'clientId'>;
+  /** The new secret, when one was issued. */
+  clientSecret?: string;
+}
+
 export const DEFAULT_CACHE_SIZE = 10_000;
 
 function deepFreeze<T>(value: T): T {
@@ -168,44 +225,7 @@ export class ClientRegistry {
    * existing secret, instead of getting a new secret (then none is returned).
    */
   async create(input: ClientCreateInput, ctx: AuditContext = {}): Promise<IssuedClient> {
-    const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
-    const { client_id: chosenId, client_secret_sha256: digest, ...metadata }: ClientCreateInput = isObject ? input : {};
-    // Anything but an object is refused by the metadata parser, with its own words.
-    const fields = this.#fields(isObject ? metadata : input);
-    const clientId = chosenId === undefined ? undefined : parseChosenClientId(chosenId);
-    const givenDigest = digest === undefined ? undefined : parseSecretDigest(digest);
-    if (fields.clientName === undefined) invalid('client_name', 'client_name is required');
-    const method = fields.tokenEndpointAuthMethod ?? 'client_secret_basic';
-    const now = this.#now();
-    if (isSecretMethod(method) && fields.jwks != null) {
-      invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
-    }
-    if (givenDigest !== undefined && !isSecretMethod(method)) {
-      invalid('client_secret_sha256', 'client_secret_sha256 is only for the secret methods (client_secret_basic, client_secret_post)');
-    }
-    const clientSecret = isSecretMethod(method) && givenDigest === undefined ? generateClientSecret() : undefined;
-    const secretDigests = clientSecret !== undefined ? [secretDigest(clientSecret)] : givenDigest !== undefined ? [givenDigest] : [];
-    const draft: Omit<ClientRecord, 'clientId'> = {
-      clientName: fields.clientName,
-      scope: fields.scope ?? [],
-      defaultScope: fields.defaultScope ?? null,
-      audience: fields.audience ?? [],
-      defaultAudience: fields.defaultAudience ?? null,
-      grantTypes: fields.grantTypes ?? ['client_credentials'],
-      resourceUris: fields.resourceUris ?? [],
-      tokenEndpointAuthMethod: method,
-      jwks: fields.jwks ?? null,
-      accessTokenTtl: fields.accessTokenTtl ?? null,
-      rateLimit: fields.rateLimit ?? null,
-      tokenReuse: fields.tokenReuse ?? false,
-      disabled: fields.disabled ?? false,
-      claims: fields.claims ?? {},
-      secrets: secretDigests.map((d) => ({ digest: d, createdAt: now, expiresAt: null })),
-      tokensRevokedAt: null,
-      createdAt: now,
-      updatedAt: now,
-    };
-    checkRecord(draft);
+    const { clientId, draft, clientSecret } = draftNewClient(input, { min: this.#opts.tokenTtlMin, max: this.#opts.tokenTtlMax }, this.#now());
     // 96 random bits make a collision unheard of; a retry keeps one from surfacing as an error.
     // A chosen client_id is tried once: a clash is the operator's to resolve.
     for (let attempt = 0; ; attempt++) {
