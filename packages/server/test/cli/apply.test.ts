@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registerAdminRoutes } from '../../src/admin/routes.js';
@@ -281,5 +282,27 @@ clients:
     expect(r.err.at(-1)).toMatch(/^m2m-auth: create cl_second failed: access_token_ttl must be .* \(HTTP 400\)\. Applied before it: created cl_first\. Not applied: cl_second, cl_third\.$/);
     expect(await ids()).toEqual(['cl_first']);
     expect(existsSync(join(work, 'midway.yaml'))).toBe(true);
+  });
+});
+
+describe('docs/clients-as-code.md', () => {
+  it('shows a client file and the very plan apply --prune --dry-run prints for the state it describes', async () => {
+    const page = readFileSync(resolve(dirname(fileURLToPath(import.meta.url)), '../../../../docs/clients-as-code.md'), 'utf8');
+    const yamlBlock = /```yaml\n([\s\S]*?)```/.exec(page)![1]!;
+    const shown = /```text\n\$ m2m-auth apply -f clients.yaml --prune --dry-run\n([\s\S]*?)```/.exec(page)![1]!.trimEnd().split('\n');
+    // "a server that has cl_billing from an earlier version of the file (with only orders:read and
+    // no claims) and a client cl_legacy the file does not name"
+    await registry.create({ client_id: 'cl_billing', client_name: 'Billing', scope: 'orders:read', audience: [API] });
+    await registry.create({ client_id: 'cl_legacy', client_name: 'Legacy', audience: [API] });
+    const file = write('clients.yaml', yamlBlock);
+    const r = await apply(file, '--prune', '--dry-run');
+    expect(r.code, r.err.join('\n')).toBe(0);
+    expect(r.out).toEqual(shown);
+    // And the line shown for the same plan without --prune.
+    expect((await apply(file, '--dry-run')).out).toContain('not in file  cl_legacy   kept (--prune deletes it)');
+    expect(page).toContain('`not in file  cl_legacy   kept (--prune deletes\nit)`');
+    // Applied twice, the second changes nothing.
+    expect((await apply(file, '--prune')).code).toBe(0);
+    expect((await apply(file, '--prune')).out.at(-1)).toBe('Nothing to change: 0 created, 0 updated, 0 deleted, 2 unchanged.');
   });
 });
