@@ -6,7 +6,7 @@ import { clientsCommand, keysCommand } from './admin-commands.js';
 import { applyCommand } from './apply-command.js';
 import { loadtestCommand, profileCommand } from './loadtest-commands.js';
 import { stdio, type Output } from './output.js';
-import { migrateCommand, serveCommand } from './server-commands.js';
+import { exportCommand, importCommand, migrateCommand, serveCommand } from './server-commands.js';
 
 function version(): string {
   try {
@@ -24,6 +24,8 @@ export function buildProgram(io: Output = stdio): Command {
     .showSuggestionAfterError(true);
   program.addCommand(serveCommand());
   program.addCommand(migrateCommand(io));
+  program.addCommand(exportCommand(io));
+  program.addCommand(importCommand(io));
   program.addCommand(clientsCommand(io));
   program.addCommand(keysCommand(io));
   program.addCommand(applyCommand(io));

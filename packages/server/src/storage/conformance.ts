@@ -475,6 +475,19 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
     });
 
     describe('replay', () => {
+      it('lists the keys still in force, in key order', async () => {
+        await storage.replay.consumeOnce('cl_b:jti-2', T0 + 2 * HOUR, T0);
+        await storage.replay.consumeOnce('cl_a:jti-1', T0 + HOUR, T0);
+        await storage.replay.consumeOnce('cl_c:jti-3', T0 + 10, T0);
+        expect(await storage.replay.listReplay(T0)).toStrictEqual([
+          { key: 'cl_a:jti-1', expiresAt: T0 + HOUR },
+          { key: 'cl_b:jti-2', expiresAt: T0 + 2 * HOUR },
+          { key: 'cl_c:jti-3', expiresAt: T0 + 10 },
+        ]);
+        expect(await storage.replay.listReplay(T0 + 10)).toHaveLength(2);
+        expect(await storage.replay.listReplay(T0 + 2 * HOUR)).toStrictEqual([]);
+      });
+
       it('consumes a key once until it expires, then once again', async () => {
         const expiresAt = T0 + 5 * 60_000;
         expect(await storage.replay.consumeOnce('cl_a:jti-1', expiresAt, T0)).toBe(true);

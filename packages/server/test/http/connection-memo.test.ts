@@ -242,7 +242,7 @@ describe('the Basic memo of a connection (unit level)', () => {
     let lookups = 0;
     const authentication = new ClientAuthentication({
       clients: { get: async (id: string) => (lookups++, id === clientId ? state.current : undefined) },
-      replay: { consumeOnce: async () => true },
+      replay: { consumeOnce: async () => true, listReplay: async () => [] },
       issuer: 'http://localhost:8080', tokenEndpoint: 'http://localhost:8080/oauth2/token',
     });
     const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: 'http://localhost:8080' }), authentication });
