@@ -58,7 +58,7 @@ beforeAll(async () => {
   registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600 });
   app = Fastify({ logger: false });
   // apply never touches the signing keys.
-  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: () => Promise.reject(new Error('not in this test')) }, adminToken: TOKEN, events });
+  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: () => Promise.reject(new Error('not in this test')), revoke: () => Promise.reject(new Error('not in this test')) }, adminToken: TOKEN, events });
   adminUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 

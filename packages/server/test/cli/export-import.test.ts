@@ -1,7 +1,7 @@
 // `m2m-auth export` and `import` (issue 16): the whole state of a database moved SQLite to
 // PostgreSQL and back, with real servers on each side: every client still authenticates (grace
-// secrets too), every token issued before introspects the same, revocations and kill switches
-// hold. And the refusals: a truncated or changed document, another KEK, a database not empty.
+// secrets too), every token issued before introspects the same, revocations, kill switches and a
+// revoked signing key hold. And the refusals: a truncated or changed document, another KEK, a database not empty.
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -87,6 +87,10 @@ async function tokenOf(t: TestServer, id: string, secret: string): Promise<strin
 /** Clients, tokens, a revocation, a kill switch, a disabled client, a rotated secret and a rotated key. */
 async function populate(t: TestServer): Promise<World> {
   const a = await t.server.clients.create({ client_id: 'cl_tenant', client_name: 'A', scope: 'orders:read', audience: [ORDERS], claims: { tenant: 'acme' } } as never);
+  // The first key leaks: revoked (a new one signs at once), and the token it signed is inactive.
+  const tLeaked = await tokenOf(t, 'cl_tenant', a.clientSecret!);
+  const first = ((await t.admin({ method: 'GET', url: '/admin/keys' })).json() as { keys: Array<{ kid: string }> }).keys[0]!.kid;
+  expect((await t.admin({ method: 'POST', url: `/admin/keys/${first}/revoke`, payload: { rotate: true } })).statusCode).toBe(200);
   const b = await t.client();
   const rotated = await t.server.clients.rotateSecret(b.clientId, 3600);
   const killed = await t.client();
@@ -103,6 +107,7 @@ async function populate(t: TestServer): Promise<World> {
   expect((await t.admin({ method: 'POST', url: '/admin/keys/rotate' })).statusCode).toBe(200);
   const callerA: [string, string] = ['cl_tenant', a.clientSecret!];
   const tokens = [
+    { token: tLeaked, caller: callerA },
     { token: tA, caller: callerA },
     { token: tRevoked, caller: callerA },
     { token: tB, caller: [b.clientId, rotated.clientSecret] as [string, string] },
@@ -110,8 +115,8 @@ async function populate(t: TestServer): Promise<World> {
   ];
   const answered = [];
   for (const x of tokens) answered.push({ ...x, answer: await introspect(t, x.token, x.caller) });
-  expect(JSON.parse(answered[0]!.answer)).toMatchObject({ active: true, tenant: 'acme' });
-  expect(answered.slice(1).map((x) => JSON.parse(x.answer).active)).toEqual([false, true, false]);
+  expect(JSON.parse(answered[1]!.answer)).toMatchObject({ active: true, tenant: 'acme' });
+  expect(answered.map((x) => JSON.parse(x.answer).active)).toEqual([false, true, false, true, false]);
   const jwks = (await t.inject({ method: 'GET', url: '/oauth2/jwks' })).json() as { keys: Array<{ kid: string }> };
   return {
     secrets: new Map([
@@ -138,7 +143,7 @@ async function exportFrom(databaseUrl: string): Promise<string> {
   const file = join(tempDir(), 'state.json');
   const r = await cli('export', '--database-url', databaseUrl, '--kek', KEK, '-o', file);
   expect(r.code, r.err.join('\n')).toBe(0);
-  expect(r.err.at(-1)).toMatch(/^Exported 4 clients, 2 signing keys, 1 revocations, 0 replay entries from .* to /);
+  expect(r.err.at(-1)).toMatch(/^Exported 4 clients, 3 signing keys, 1 revocations, 0 replay entries from .* to /);
   return file;
 }
 
@@ -165,7 +170,7 @@ describe('a round trip through export and import', () => {
     const target = await newDatabase('sqlite');
     const r = await importInto(target, file);
     expect(r.code, r.err.join('\n')).toBe(0);
-    expect(r.out).toEqual([`Imported into ${target}: 4 clients, 2 signing keys, 1 revocations, 0 replay entries.`]);
+    expect(r.out).toEqual([`Imported into ${target}: 4 clients, 3 signing keys, 1 revocations, 0 replay entries.`]);
     const t = await server(target);
     try {
       await holds(t, world);
@@ -259,9 +264,9 @@ describe('a round trip through export and import', () => {
     expect(r.err).toEqual(['m2m-auth: The target database is not empty: import into an empty one, or pass --merge to add what is missing; nothing was imported']);
     const merged = await importInto(target, file, '--merge');
     expect(merged.code, merged.err.join('\n')).toBe(0);
-    expect(merged.out[0]).toMatch(/: 4 clients, 2 signing keys, 1 revocations, 0 replay entries\.$/);
+    expect(merged.out[0]).toMatch(/: 4 clients, 3 signing keys, 1 revocations, 0 replay entries\.$/);
     const again = await importInto(target, file, '--merge');
-    expect(again.out[0]).toMatch(/: 0 clients, 0 signing keys, 1 revocations, 0 replay entries; 6 clients or keys already there were kept\.$/);
+    expect(again.out[0]).toMatch(/: 0 clients, 0 signing keys, 1 revocations, 0 replay entries; 7 clients or keys already there were kept\.$/);
     const after = await server(target);
     try {
       expect((await after.token(own.clientId, own.clientSecret)).statusCode).toBe(200);
