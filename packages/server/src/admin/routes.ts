@@ -6,9 +6,9 @@
 // later); only a fault of the server itself becomes a 500.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';
+import { ClientExistsError, ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';
 import { ClientValidationError, MAX_LIST_LIMIT } from '../clients/metadata.js';
-import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientMetadataInput } from '../clients/wire.js';
+import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientCreateInput, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
 import { KeyNotFoundError, KeyRevocationRefusedError } from '../keys/keyring.js';
 import { isStorageUnavailable } from '../storage/unavailable.js';
@@ -109,6 +109,7 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
       if (err instanceof ClientNotFoundError) return sendError(reply, 404, 'not_found', err.message);
       if (err instanceof KeyNotFoundError) return sendError(reply, 404, 'not_found', err.message);
       if (err instanceof KeyRevocationRefusedError) return sendError(reply, 409, 'conflict', err.message);
+      if (err instanceof ClientExistsError) return sendError(reply, 409, 'conflict', err.message);
       if (err instanceof AdminRequestError) return sendError(reply, err.status, 'invalid_request', err.message);
       switch (err.code) {
         case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -132,7 +133,7 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
 
     admin.post('/clients', async (req, reply) => {
       const body = objectBody(req.body);
-      const { client, clientSecret } = await registry.create(body as ClientMetadataInput, audit(req));
+      const { client, clientSecret } = await registry.create(body as ClientCreateInput, audit(req));
       reply.code(201).header('location', `${ADMIN_PREFIX}/clients/${encodeURIComponent(client.clientId)}`);
       return clientSecret === undefined ? clientToWire(client) : clientToWireWithSecret(client, clientSecret);
     });

@@ -15,6 +15,7 @@ interface CommonFlags extends AdminConnectionOptions {
 }
 
 interface MetadataFlags extends CommonFlags {
+  clientId?: string;
   name?: string;
   scope?: string;
   audience?: string[];
@@ -22,6 +23,7 @@ interface MetadataFlags extends CommonFlags {
   defaultAudience?: string[];
   authMethod?: string;
   jwks?: string;
+  claims?: string;
   ttl?: number;
   grantTypes?: string;
   resourceUri?: string[];
@@ -55,6 +57,7 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--default-audience <uri>', 'default_audience: audience of tokens whose request names none (repeatable)', collect)
     .addOption(new Option('--auth-method <method>', 'token_endpoint_auth_method').choices(TOKEN_ENDPOINT_AUTH_METHODS))
     .option('--jwks <file-or-json>', 'jwks for private_key_jwt: a file, or inline JSON (a JWK Set or one JWK)')
+    .option('--claims <file-or-json>', 'claims: custom claims copied into every access token of the client, a file or inline JSON object, e.g. \'{"tenant":"acme"}\' ({} for none)')
     .option('--ttl <seconds>', 'access_token_ttl in seconds', wholeSeconds)
     .option('--grant-types <types>', 'grant_types, space- or comma-separated: "client_credentials" (default) or "none" for a client that only introspects or revokes')
     .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
@@ -67,27 +70,33 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
       .option('--reset-default-audience', 'default_audience back to all of audience')
       .option('--reset-ttl', 'access_token_ttl back to the server default');
   } else {
-    cmd.option('--disabled', 'create the client disabled');
+    cmd
+      .option('--client-id <id>', 'client_id to register the client under: cl_ and 1 to 64 of A-Z a-z 0-9 _ - (default: the server issues one)')
+      .option('--disabled', 'create the client disabled');
   }
   return cmd;
 }
 
-function readJwks(value: string): unknown {
+/** A flag's JSON: inline when it starts with "{", else the contents of the file it names. */
+function readJsonFlag(flag: string, value: string): unknown {
   const text = value.trimStart();
   let source = value;
   if (!text.startsWith('{')) {
     try {
       source = readFileSync(value, 'utf8');
     } catch (err) {
-      throw new CliError(`--jwks: cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new CliError(`${flag}: cannot read ${value}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
   }
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(source);
+    return JSON.parse(source);
   } catch {
-    throw new CliError(`--jwks: ${text.startsWith('{') ? 'the value' : value} is not valid JSON`);
+    throw new CliError(`${flag}: ${text.startsWith('{') ? 'the value' : value} is not valid JSON`);
   }
+}
+
+function readJwks(value: string): unknown {
+  const parsed = readJsonFlag('--jwks', value);
   // A single JWK is accepted for convenience and wrapped into a set.
   if (typeof parsed === 'object' && parsed !== null && 'kty' in parsed && !('keys' in parsed)) return { keys: [parsed] };
   return parsed;
@@ -108,6 +117,7 @@ function setOrReset(body: Record<string, unknown>, field: string, value: unknown
 /** The RFC 7591 metadata a set of flags names. */
 function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   const body: Record<string, unknown> = {};
+  if (f.clientId !== undefined) body.client_id = f.clientId;
   if (f.name !== undefined) body.client_name = f.name;
   if (f.scope !== undefined) body.scope = f.scope;
   if (f.audience !== undefined) body.audience = f.audience;
@@ -115,6 +125,7 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   setOrReset(body, 'default_audience', f.defaultAudience, f.resetDefaultAudience, '--default-audience');
   if (f.authMethod !== undefined) body.token_endpoint_auth_method = f.authMethod;
   if (f.jwks !== undefined) body.jwks = readJwks(f.jwks);
+  if (f.claims !== undefined) body.claims = readJsonFlag('--claims', f.claims);
   setOrReset(body, 'access_token_ttl', f.ttl, f.resetTtl, '--ttl');
   if (f.grantTypes !== undefined) body.grant_types = grantTypes(f.grantTypes);
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;

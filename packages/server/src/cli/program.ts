@@ -3,9 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { clientsCommand, keysCommand } from './admin-commands.js';
+import { applyCommand } from './apply-command.js';
 import { loadtestCommand, profileCommand } from './loadtest-commands.js';
 import { stdio, type Output } from './output.js';
-import { migrateCommand, serveCommand } from './server-commands.js';
+import { exportCommand, importCommand, migrateCommand, serveCommand } from './server-commands.js';
 
 function version(): string {
   try {
@@ -23,8 +24,11 @@ export function buildProgram(io: Output = stdio): Command {
     .showSuggestionAfterError(true);
   program.addCommand(serveCommand());
   program.addCommand(migrateCommand(io));
+  program.addCommand(exportCommand(io));
+  program.addCommand(importCommand(io));
   program.addCommand(clientsCommand(io));
   program.addCommand(keysCommand(io));
+  program.addCommand(applyCommand(io));
   program.addCommand(loadtestCommand(io));
   program.addCommand(profileCommand(io));
   return program;

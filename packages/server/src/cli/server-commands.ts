@@ -140,3 +140,85 @@ export function migrateCommand(io: Output): Command {
   });
   return cmd;
 }
+
+/** The KEK of an existing deployment: --kek / M2M_AUTH_KEK, else <data-dir>/kek; never a new one. */
+async function existingKek(config: Config): Promise<Buffer> {
+  const { existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { KEK_FILE_NAME, loadKek } = await import('../keys/kek.js');
+  if ((config.kek === undefined || config.kek === '') && !existsSync(join(config.dataDir, KEK_FILE_NAME))) {
+    throw new CliError(`No key-encryption key: pass --kek, set M2M_AUTH_KEK, or point --data-dir at the folder holding ${KEK_FILE_NAME}`);
+  }
+  return loadKek({ kek: config.kek, dataDir: config.dataDir });
+}
+
+export function exportCommand(io: Output): Command {
+  const cmd = new Command('export')
+    .description('write the whole state of a database (clients, signing keys still encrypted, revocations, replay entries) as one sealed JSON document')
+    .option('-o, --output <file>', 'write to this new file (mode 0600) instead of stdout');
+  const overrides = addConfigOptions(cmd, ['databaseUrl', 'dataDir', 'kek']);
+  cmd.action(async (flags: { output?: string }) => {
+    const config = loadConfig(process.env, overrides());
+    const kek = await existingKek(config);
+    const { openStorage } = await import('../storage/open.js');
+    const { checkDatabaseFile } = await import('../server.js');
+    checkDatabaseFile(config, false);
+    const { exportState } = await import('./state-document.js');
+    const storage = await openStorage(config.databaseUrl, { migrate: false });
+    let text: string;
+    let summary: string;
+    try {
+      const doc = await exportState(storage, kek, Date.now());
+      text = `${JSON.stringify(doc)}\n`;
+      summary = `${doc.clients.length} clients, ${doc.signing_keys.length} signing keys, ${doc.revocations.length} revocations, ${doc.replay.length} replay entries`;
+    } finally {
+      await storage.close();
+    }
+    if (flags.output === undefined) {
+      io.out(text.trimEnd());
+      return;
+    }
+    const { writeFile } = await import('node:fs/promises');
+    try {
+      await writeFile(flags.output, text, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new CliError(code === 'EEXIST' ? `--output ${flags.output} exists; name a new file` : `Cannot write ${flags.output}: ${code ?? (err as Error).message}`);
+    }
+    io.err(`Exported ${summary} from ${databaseLabel(config.databaseUrl)} to ${flags.output}.`);
+  });
+  return cmd;
+}
+
+export function importCommand(io: Output): Command {
+  const cmd = new Command('import')
+    .description('load a document written by m2m-auth export into an empty database (migrated first), or with --merge add what is missing')
+    .requiredOption('-f, --file <file>', 'the export document')
+    .option('--merge', 'import into a database that is not empty: add what is missing, keep the clients and keys already there');
+  const overrides = addConfigOptions(cmd, ['databaseUrl', 'dataDir', 'kek']);
+  cmd.action(async (flags: { file: string; merge?: boolean }) => {
+    const config = loadConfig(process.env, overrides());
+    const kek = await existingKek(config);
+    const { readFile } = await import('node:fs/promises');
+    let text: string;
+    try {
+      text = await readFile(flags.file, 'utf8');
+    } catch (err) {
+      throw new CliError(`Cannot read ${flags.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    const { importState, readStateDocument } = await import('./state-document.js');
+    // Checked whole before the database is opened: a bad document writes nothing anywhere.
+    const body = readStateDocument(text, kek, flags.file);
+    const { openStorage } = await import('../storage/open.js');
+    const storage = await openStorage(config.databaseUrl, { migrate: false });
+    try {
+      await storage.migrate();
+      const n = await importState(storage, body, { merge: flags.merge === true, now: Date.now() });
+      io.out(`Imported into ${databaseLabel(config.databaseUrl)}: ${n.clients} clients, ${n.signingKeys} signing keys, `
+        + `${n.revocations} revocations, ${n.replay} replay entries${n.kept > 0 ? `; ${n.kept} clients or keys already there were kept` : ''}.`);
+    } finally {
+      await storage.close();
+    }
+  });
+  return cmd;
+}

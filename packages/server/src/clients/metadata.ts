@@ -2,8 +2,9 @@
 // its own (names, scopes, URIs, grant types, methods, JWKs, lifetimes, limits), the rules between
 // fields on the whole record, and which wire fields an update changed. The registry applies them.
 
-import { GRANT_TYPES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
-import type { ClientRecord, PublicJwk } from '../ground/records.js';
+import { GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
+import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
+import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
 import { parseClientJwk } from './jwk.js';
 
@@ -41,18 +42,31 @@ const MAX_KEYS = 20;
 const MAX_DEFAULT_GRANT_JSON = 10_000;
 
 /** What a client's default token is made of (see MAX_DEFAULT_GRANT_JSON). */
-export const DEFAULT_GRANT_FIELDS = ['scope', 'defaultScope', 'audience', 'defaultAudience', 'grantTypes'] as const;
+export const DEFAULT_GRANT_FIELDS = ['scope', 'defaultScope', 'audience', 'defaultAudience', 'grantTypes', 'claims'] as const;
+
+/** Most custom claims a client may carry. */
+export const MAX_CLAIMS = 50;
+/** Longest custom claim name, in characters. */
+export const MAX_CLAIM_NAME_LENGTH = 64;
+/**
+ * Most bytes of JSON (UTF-8) a client's custom claims take together; they also count in the
+ * default token's MAX_DEFAULT_GRANT_JSON.
+ */
+export const MAX_CLAIMS_JSON = 4096;
+/** Deepest nesting of arrays and objects in a claim value. */
+const MAX_CLAIM_DEPTH = 8;
 
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
-  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled',
+  'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
 ]);
 
 /** Fields a caller may see in the wire form but never set; named so the error says why. */
 const REFUSED: Record<string, string> = {
   client_secret: 'client_secret cannot be chosen: the server generates every secret (rotate the secret to get a new one)',
-  client_id: 'client_id is assigned by the server and cannot be set',
+  client_id: 'client_id cannot be changed: create a new client with the client_id you want',
   client_secret_expires_at: 'client_secret_expires_at is read-only',
+  client_secret_sha256: 'client_secret_sha256 is accepted on create only (rotate the secret to get a new one)',
   created_at: 'created_at is read-only',
   updated_at: 'updated_at is read-only',
   tokens_revoked_at: 'tokens_revoked_at is read-only (use the revoke-tokens action)',
@@ -175,10 +189,65 @@ function parseJwks(v: unknown): { keys: PublicJwk[] } {
   return { keys };
 }
 
+/** A claim value: JSON only, finite numbers, bounded depth (the whole object's size is checked by the caller). */
+function checkClaimValue(name: string, v: unknown, depth: number): void {
+  if (depth > MAX_CLAIM_DEPTH) invalid('claims', `claims.${name} nests arrays and objects more than ${MAX_CLAIM_DEPTH} deep`);
+  // PostgreSQL cannot store U+0000 in a JSON string (nor can many JWT libraries read it back).
+  if (typeof v === 'string') {
+    if (v.includes('\u0000')) invalid('claims', `claims.${name} must not contain the NUL character (U+0000)`);
+    return;
+  }
+  if (v === null || typeof v === 'boolean') return;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) invalid('claims', `claims.${name} holds a number that does not fit in JSON`);
+    return;
+  }
+  if (Array.isArray(v)) {
+    for (const item of v) checkClaimValue(name, item, depth + 1);
+    return;
+  }
+  if (isPlainObject(v)) {
+    for (const [key, item] of Object.entries(v)) {
+      if (key.includes('\u0000')) invalid('claims', `claims.${name} must not contain the NUL character (U+0000)`);
+      checkClaimValue(name, item, depth + 1);
+    }
+    return;
+  }
+  invalid('claims', `claims.${name} must be a JSON value, got ${describe(v)}`);
+}
+
+/**
+ * Custom claims copied into every access token of the client (and so shown by introspection):
+ * names the server or the RFCs give a meaning are refused, all named at once.
+ */
+function parseClaims(v: unknown): CustomClaims {
+  if (v === null) return {};
+  if (!isPlainObject(v)) invalid('claims', `claims must be a JSON object of claim names to JSON values, got ${describe(v)}`);
+  const names = Object.keys(v);
+  const reserved = names.filter((n) => RESERVED_CLAIM_NAMES.has(n));
+  if (reserved.length > 0) {
+    invalid('claims', `claims may not set ${reserved.map((n) => JSON.stringify(n)).join(', ')}: `
+      + `${reserved.length === 1 ? 'this name is' : 'these names are'} set by the server or reserved by the OAuth and JWT RFCs`);
+  }
+  if (names.length > MAX_CLAIMS) invalid('claims', `claims must have at most ${MAX_CLAIMS} names`);
+  for (const name of names) {
+    if (name.length === 0) invalid('claims', 'claims names must not be empty');
+    if (name.length > MAX_CLAIM_NAME_LENGTH) invalid('claims', `claims names must be at most ${MAX_CLAIM_NAME_LENGTH} characters`);
+    if (CONTROL_CHARS.test(name)) invalid('claims', `claims name ${JSON.stringify(name)} must not contain control characters`);
+    // An own "__proto__" member would become a prototype when copied by assignment.
+    if (name === '__proto__') invalid('claims', 'claims may not set "__proto__"');
+    checkClaimValue(name, v[name], 1);
+  }
+  const json = JSON.stringify(v);
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes > MAX_CLAIMS_JSON) invalid('claims', `claims take ${bytes} bytes of JSON, more than the ${MAX_CLAIMS_JSON} allowed`);
+  return JSON.parse(json) as CustomClaims;
+}
+
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 export type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
-  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled'>>;
+  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'>>;
 
 function parseTtl(v: unknown, { min, max }: { min: number; max: number }): number {
 
@@ -215,7 +284,32 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
   if (has('token_reuse')) out.tokenReuse = parseBoolean('token_reuse', input.token_reuse);
   if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
+  if (has('claims')) out.claims = parseClaims(input.claims);
   return out;
+}
+
+/**
+ * RFC 7591 §3.2.1 leaves client_id to the server; an operator may still choose one on create (a
+ * client managed from a file keeps its name everywhere): cl_ and 1 to 64 of [A-Za-z0-9_-].
+ */
+export function parseChosenClientId(v: unknown): string {
+  if (typeof v !== 'string' || !hasIssuedClientIdShape(v)) {
+    // The value is not echoed: it may be a secret pasted into the wrong field.
+    invalid('client_id', `client_id must be "${CLIENT_ID_PREFIX}" followed by 1 to ${MAX_CHOSEN_CLIENT_ID_LENGTH} letters, digits, "_" or "-"`
+      + `${typeof v === 'string' ? '' : `, got ${describe(v)}`} (leave it out and the server issues one)`);
+  }
+  return v;
+}
+
+/**
+ * The hex SHA-256 digest of an existing secret (as stored, see secrets.ts), so that a client
+ * re-created elsewhere keeps its credential; the secret itself never travels.
+ */
+export function parseSecretDigest(v: unknown): string {
+  if (typeof v !== 'string' || !/^[0-9a-f]{64}$/.test(v)) {
+    invalid('client_secret_sha256', 'client_secret_sha256 must be the SHA-256 digest of the client secret as 64 lowercase hex digits');
+  }
+  return v;
 }
 
 /** Cross-field rules, checked on the whole record after create or update; the default token's size only when `grantChanged` (a create, or an update of what it is made of). */
@@ -238,11 +332,19 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
   if (grantChanged && c.grantTypes.includes('client_credentials')) {
     const scope = c.defaultScope ?? c.scope;
     const audience = c.defaultAudience ?? c.audience;
-    const size = JSON.stringify(scope.join(' ')).length + JSON.stringify(audience).length;
+    // UTF-8 bytes, as base64url will count them.
+    const grantSize = Buffer.byteLength(JSON.stringify(scope.join(' ')), 'utf8') + Buffer.byteLength(JSON.stringify(audience), 'utf8');
+    const claimsSize = Object.keys(c.claims).length === 0 ? 0 : Buffer.byteLength(JSON.stringify(c.claims), 'utf8');
+    const size = grantSize + claimsSize;
     if (size > MAX_DEFAULT_GRANT_JSON) {
+      const what = `${c.defaultScope === null ? 'every scope' : 'default_scope'} and ${c.defaultAudience === null ? 'every audience' : 'default_audience'}`;
+      if (claimsSize > 0 && grantSize <= MAX_DEFAULT_GRANT_JSON) {
+        invalid('claims', `claims take ${claimsSize} bytes and a token request that names no scope and no resource gets ${what}, `
+          + `which take ${grantSize}: together more than the ${MAX_DEFAULT_GRANT_JSON} that fit in an access token; `
+          + 'use fewer or shorter claims (or set default_audience and default_scope to fewer values)');
+      }
       invalid(c.defaultAudience === null ? 'audience' : 'default_audience',
-        `a token request that names no scope and no resource gets ${c.defaultScope === null ? 'every scope' : 'default_scope'} and `
-        + `${c.defaultAudience === null ? 'every audience' : 'default_audience'}, and these take ${size} characters, more than the ${MAX_DEFAULT_GRANT_JSON} `
+        `a token request that names no scope and no resource gets ${what}, and these take ${size} characters, more than the ${MAX_DEFAULT_GRANT_JSON} `
         + 'that fit in an access token; set default_audience (and default_scope) to fewer values');
     }
   }
@@ -262,6 +364,7 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['rateLimit', 'rate_limit'],
   ['tokenReuse', 'token_reuse'],
   ['disabled', 'disabled'],
+  ['claims', 'claims'],
   ['secrets', 'client_secret'],
 ];
 

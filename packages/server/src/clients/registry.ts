@@ -10,10 +10,10 @@ import type { AuditContext, EventBus } from '../observability/events.js';
 import { StorageConflictError, type ClientStore } from '../storage/types.js';
 import {
   changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT,
-  parseMetadata, type ParsedMetadata,
+  parseChosenClientId, parseMetadata, parseSecretDigest, type ParsedMetadata,
 } from './metadata.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
-import type { ClientMetadataInput } from './wire.js';
+import type { ClientCreateInput, ClientMetadataInput } from './wire.js';
 
 export class ClientNotFoundError extends Error {
   readonly code = 'CLIENT_NOT_FOUND';
@@ -21,6 +21,17 @@ export class ClientNotFoundError extends Error {
   constructor(clientId: string) {
     super(`Client ${JSON.stringify(clientId.length > 100 ? `${clientId.slice(0, 100)}...` : clientId)} not found`);
     this.name = 'ClientNotFoundError';
+    this.clientId = clientId;
+  }
+}
+
+/** A create that chose a client_id already taken (HTTP 409). */
+export class ClientExistsError extends Error {
+  readonly code = 'CLIENT_EXISTS';
+  readonly clientId: string;
+  constructor(clientId: string) {
+    super(`A client with client_id ${JSON.stringify(clientId)} already exists`);
+    this.name = 'ClientExistsError';
     this.clientId = clientId;
   }
 }
@@ -54,6 +65,63 @@ export interface ClientPage {
   clients: ClientRecord[];
   /** Pass as `after` for the next page; null on the last page. */
   next: string | null;
+}
+
+/**
+ * A new client from a create input, checked by every rule the registry applies (metadata, the
+ * rules between fields, the default token's size), without writing it: the registry's create,
+ * and `m2m-auth apply`, which validates a whole client file before applying any of it. The input
+ * may choose its client_id (else one is issued at write time) and, for a secret method, carry
+ * client_secret_sha256, the digest of an existing secret, instead of getting a new secret.
+ * `ttl` bounds access_token_ttl (M2M_AUTH_TOKEN_TTL_MIN and _MAX).
+ */
+export function draftNewClient(input: unknown, ttl: { min: number; max: number }, now: number): NewClient {
+  const isObject = typeof input === 'object' && input !== null && !Array.isArray(input);
+  const { client_id: chosenId, client_secret_sha256: digest, ...metadata }: ClientCreateInput = isObject ? input : {};
+  // Anything but an object is refused by the metadata parser, with its own words.
+  const fields = parseMetadata(isObject ? metadata : input, ttl);
+  const clientId = chosenId === undefined ? undefined : parseChosenClientId(chosenId);
+  const givenDigest = digest === undefined ? undefined : parseSecretDigest(digest);
+  if (fields.clientName === undefined) invalid('client_name', 'client_name is required');
+  const method = fields.tokenEndpointAuthMethod ?? 'client_secret_basic';
+  if (isSecretMethod(method) && fields.jwks != null) {
+    invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
+  }
+  if (givenDigest !== undefined && !isSecretMethod(method)) {
+    invalid('client_secret_sha256', 'client_secret_sha256 is only for the secret methods (client_secret_basic, client_secret_post)');
+  }
+  const clientSecret = isSecretMethod(method) && givenDigest === undefined ? generateClientSecret() : undefined;
+  const secretDigests = clientSecret !== undefined ? [secretDigest(clientSecret)] : givenDigest !== undefined ? [givenDigest] : [];
+  const draft: Omit<ClientRecord, 'clientId'> = {
+    clientName: fields.clientName,
+    scope: fields.scope ?? [],
+    defaultScope: fields.defaultScope ?? null,
+    audience: fields.audience ?? [],
+    defaultAudience: fields.defaultAudience ?? null,
+    grantTypes: fields.grantTypes ?? ['client_credentials'],
+    resourceUris: fields.resourceUris ?? [],
+    tokenEndpointAuthMethod: method,
+    jwks: fields.jwks ?? null,
+    accessTokenTtl: fields.accessTokenTtl ?? null,
+    rateLimit: fields.rateLimit ?? null,
+    tokenReuse: fields.tokenReuse ?? false,
+    disabled: fields.disabled ?? false,
+    claims: fields.claims ?? {},
+    secrets: secretDigests.map((d) => ({ digest: d, createdAt: now, expiresAt: null })),
+    tokensRevokedAt: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  checkRecord(draft);
+  return { clientId, draft, ...(clientSecret !== undefined && { clientSecret }) };
+}
+
+export interface NewClient {
+  /** The chosen client_id; undefined = one is issued when the client is written. */
+  clientId: string | undefined;
+  draft: Omit<ClientRecord, 'clientId'>;
+  /** The new secret, when one was issued. */
+  clientSecret?: string;
 }
 
 export const DEFAULT_CACHE_SIZE = 10_000;
@@ -151,41 +219,21 @@ export class ClientRegistry {
     this.#onStoreRead = observer;
   }
 
-  async create(input: ClientMetadataInput, ctx: AuditContext = {}): Promise<IssuedClient> {
-    const fields = this.#fields(input);
-    if (fields.clientName === undefined) invalid('client_name', 'client_name is required');
-    const method = fields.tokenEndpointAuthMethod ?? 'client_secret_basic';
-    const now = this.#now();
-    if (isSecretMethod(method) && fields.jwks != null) {
-      invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
-    }
-    const clientSecret = isSecretMethod(method) ? generateClientSecret() : undefined;
-    const draft: Omit<ClientRecord, 'clientId'> = {
-      clientName: fields.clientName,
-      scope: fields.scope ?? [],
-      defaultScope: fields.defaultScope ?? null,
-      audience: fields.audience ?? [],
-      defaultAudience: fields.defaultAudience ?? null,
-      grantTypes: fields.grantTypes ?? ['client_credentials'],
-      resourceUris: fields.resourceUris ?? [],
-      tokenEndpointAuthMethod: method,
-      jwks: fields.jwks ?? null,
-      accessTokenTtl: fields.accessTokenTtl ?? null,
-      rateLimit: fields.rateLimit ?? null,
-      tokenReuse: fields.tokenReuse ?? false,
-      disabled: fields.disabled ?? false,
-      secrets: clientSecret === undefined ? [] : [{ digest: secretDigest(clientSecret), createdAt: now, expiresAt: null }],
-      tokensRevokedAt: null,
-      createdAt: now,
-      updatedAt: now,
-    };
-    checkRecord(draft);
+  /**
+   * Registers a client. The input may choose its client_id (else one is issued, see
+   * parseChosenClientId) and, for a secret method, carry client_secret_sha256, the digest of an
+   * existing secret, instead of getting a new secret (then none is returned).
+   */
+  async create(input: ClientCreateInput, ctx: AuditContext = {}): Promise<IssuedClient> {
+    const { clientId, draft, clientSecret } = draftNewClient(input, { min: this.#opts.tokenTtlMin, max: this.#opts.tokenTtlMax }, this.#now());
     // 96 random bits make a collision unheard of; a retry keeps one from surfacing as an error.
+    // A chosen client_id is tried once: a clash is the operator's to resolve.
     for (let attempt = 0; ; attempt++) {
-      const client: ClientRecord = { clientId: generateClientId(), ...draft };
+      const client: ClientRecord = { clientId: clientId ?? generateClientId(), ...draft };
       try {
         await this.#store.createClient(client);
       } catch (err) {
+        if (err instanceof StorageConflictError && clientId !== undefined) throw new ClientExistsError(clientId);
         if (err instanceof StorageConflictError && attempt < 2) continue;
         throw err;
       }

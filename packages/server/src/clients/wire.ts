@@ -37,6 +37,16 @@ export interface ClientMetadataInput {
   /** Reuse the last token for a repeated request while it has more than half its lifetime left; default false. */
   token_reuse?: boolean;
   disabled?: boolean;
+  /** Custom claims copied into every access token of the client; {} or null = none. */
+  claims?: Record<string, unknown> | null;
+}
+
+/** What a create may send besides the metadata: a chosen client_id, the digest of an existing secret. */
+export interface ClientCreateInput extends ClientMetadataInput {
+  /** cl_ and 1 to 64 of [A-Za-z0-9_-]; absent = the server issues one. */
+  client_id?: string;
+  /** Hex SHA-256 of an existing secret, for a client re-created elsewhere; absent = a new secret is issued. */
+  client_secret_sha256?: string;
 }
 
 export interface ClientWire {
@@ -54,6 +64,8 @@ export interface ClientWire {
   rate_limit: number | null;
   token_reuse: boolean;
   disabled: boolean;
+  /** Custom claims copied into every access token of the client; {} = none. */
+  claims: Record<string, unknown>;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
   created_at: number;
@@ -87,6 +99,7 @@ export function clientToWire(client: ClientRecord): ClientWire {
     rate_limit: client.rateLimit,
     token_reuse: client.tokenReuse,
     disabled: client.disabled,
+    claims: JSON.parse(JSON.stringify(client.claims)) as Record<string, unknown>,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),
     updated_at: epochSeconds(client.updatedAt),

@@ -22,3 +22,13 @@ export const CLIENT_ASSERTION_ALGS = [
 
 /** RFC 7591 §2 grant_types this server implements. */
 export const GRANT_TYPES: readonly string[] = ['client_credentials'];
+
+/**
+ * Claim names a client's custom `claims` may not use: the registered JWT claims (RFC 7519 §4.1),
+ * the ones RFC 9068 §2.2 and RFC 8693 §4 give a meaning in access tokens, the members of an
+ * introspection answer (RFC 7662 §2.2), and every other name this server writes itself.
+ */
+export const RESERVED_CLAIM_NAMES: ReadonlySet<string> = new Set([
+  'iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti', 'client_id', 'scope', 'cnf', 'act', 'may_act',
+  'auth_time', 'acr', 'amr', 'active', 'token_type', 'username',
+]);

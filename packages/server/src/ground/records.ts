@@ -16,6 +16,9 @@ export interface ClientSecretRecord {
 /** A public JWK as registered by a private_key_jwt client (RFC 7517). */
 export type PublicJwk = Record<string, unknown> & { kty: string; kid?: string; alg?: string; use?: string };
 
+/** A client's custom claims: claim names (none reserved, see RESERVED_CLAIM_NAMES) to JSON values. */
+export type CustomClaims = Record<string, unknown>;
+
 export interface ClientRecord {
   clientId: string;
   clientName: string;
@@ -54,6 +57,11 @@ export interface ClientRecord {
    */
   tokenReuse: boolean;
   disabled: boolean;
+  /**
+   * Custom claims copied into every access token of the client, after the RFC 9068 ones; {} for
+   * none. Wire name `claims`.
+   */
+  claims: CustomClaims;
   /** Current secrets (newest first); empty for private_key_jwt. */
   secrets: ClientSecretRecord[];
   /** Kill switch: tokens issued to this client before this instant are inactive; null = never used. */

@@ -32,6 +32,7 @@ function secretClient(clientId: string): ClientRecord {
     rateLimit: null,
     tokenReuse: false,
     disabled: false,
+    claims: {},
     secrets: [
       { digest: digest(2), createdAt: T0 + 10, expiresAt: null },
       { digest: digest(1), createdAt: T0, expiresAt: T0 + HOUR },
@@ -73,6 +74,8 @@ function jwtClient(clientId: string): ClientRecord {
     rateLimit: 2.5,
     tokenReuse: true,
     disabled: true,
+    // Member order, nesting and unicode kept as written (PostgreSQL's jsonb would reorder the members).
+    claims: { zone: 'eu-west', tenant: 'acme ✓', roles: ['reader', 'auditor'], limits: { orders: 10, ratio: 0.25, on: true, none: null }, note: 'line\nbreak' },
     secrets: [],
     tokensRevokedAt: T0 + 5 * HOUR,
     createdAt: T0 + 1,
@@ -159,6 +162,19 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         };
         await storage.clients.createClient(client);
         expect(await storage.clients.getClient('cl_empty')).toStrictEqual(client);
+      });
+
+      it('keeps custom claims as written: member order, nesting and every value', async () => {
+        const client = jwtClient('cl_claims');
+        await storage.clients.createClient(client);
+        const read = await storage.clients.getClient('cl_claims');
+        // toStrictEqual ignores member order; tokens carry the claims in the order they were set.
+        expect(JSON.stringify(read?.claims)).toBe(JSON.stringify(client.claims));
+        const reordered = { ...client, claims: { b: [{ y: 1, x: 2 }], a: 'é' } };
+        expect(await storage.clients.updateClient(reordered)).toBe(true);
+        expect(JSON.stringify((await storage.clients.getClient('cl_claims'))?.claims)).toBe('{"b":[{"y":1,"x":2}],"a":"é"}');
+        expect(await storage.clients.updateClient({ ...client, claims: {} })).toBe(true);
+        expect((await storage.clients.getClient('cl_claims'))?.claims).toStrictEqual({});
       });
 
       it('returns undefined for an unknown client', async () => {
@@ -459,6 +475,19 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
     });
 
     describe('replay', () => {
+      it('lists the keys still in force, in key order', async () => {
+        await storage.replay.consumeOnce('cl_b:jti-2', T0 + 2 * HOUR, T0);
+        await storage.replay.consumeOnce('cl_a:jti-1', T0 + HOUR, T0);
+        await storage.replay.consumeOnce('cl_c:jti-3', T0 + 10, T0);
+        expect(await storage.replay.listReplay(T0)).toStrictEqual([
+          { key: 'cl_a:jti-1', expiresAt: T0 + HOUR },
+          { key: 'cl_b:jti-2', expiresAt: T0 + 2 * HOUR },
+          { key: 'cl_c:jti-3', expiresAt: T0 + 10 },
+        ]);
+        expect(await storage.replay.listReplay(T0 + 10)).toHaveLength(2);
+        expect(await storage.replay.listReplay(T0 + 2 * HOUR)).toStrictEqual([]);
+      });
+
       it('consumes a key once until it expires, then once again', async () => {
         const expiresAt = T0 + 5 * 60_000;
         expect(await storage.replay.consumeOnce('cl_a:jti-1', expiresAt, T0)).toBe(true);

@@ -65,6 +65,14 @@ export interface ReplayStore {
    * used and has not expired (RFC 7523 §3 jti replay).
    */
   consumeOnce(key: string, expiresAt: number, now: number): Promise<boolean>;
+  /** Keys still in force at `now` (expiresAt > now), in key order: what an export carries. */
+  listReplay(now: number): Promise<ReplayRecord[]>;
+}
+
+/** A single-use key and when its use stops counting. */
+export interface ReplayRecord {
+  key: string;
+  expiresAt: number;
 }
 
 /** What changed: a client (key = client_id), a revocation (key = jti) or the key set (key = kid). */

@@ -199,6 +199,7 @@ describe('POST /admin/clients', () => {
       rate_limit: null,
       token_reuse: false,
       disabled: false,
+      claims: {},
       tokens_revoked_at: null,
       created_at: T0 / 1000,
       updated_at: T0 / 1000,
@@ -220,7 +221,7 @@ describe('POST /admin/clients', () => {
   it('answers 400 with a clear message for every kind of bad input', async () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
       [{ ...metadata, client_secret: 'my-own-secret-1234567890' }, /client_secret cannot be chosen/],
-      [{ ...metadata, client_id: 'cl_mine' }, /client_id is assigned by the server/],
+      [{ ...metadata, client_id: 'mine' }, /client_id must be "cl_" followed by 1 to 64/],
       [{ ...metadata, colour: 'red' }, /Unknown field "colour"/],
       [{ scope: 'a', audience: [API] }, /client_name is required/],
       [{ ...metadata, client_name: 7 }, /client_name must be a string, got a number/],

@@ -232,6 +232,32 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', id, '--token-reuse', 'yes']), /--token-reuse.*Expected true or false/);
   });
 
+  it('--client-id registers the client under a chosen client_id; a clash is one line with HTTP 409', async () => {
+    const run = await cli(['clients', 'create', '--client-id', 'cl_cli-chosen', '--name', 'chosen', '--scope', 'a', '--audience', 'https://api.example.com']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^client_id\s+cl_cli-chosen$/m);
+    expect((await registry.read('cl_cli-chosen')).clientName).toBe('chosen');
+    expectOneLineError(await cli(['clients', 'create', '--client-id', 'cl_cli-chosen', '--name', 'again', '--audience', 'https://api.example.com']),
+      /^m2m-auth: A client with client_id "cl_cli-chosen" already exists \(HTTP 409\)$/);
+  });
+
+  it('--claims sets custom claims inline or from a file, and {} clears them', async () => {
+    const run = await cli(['clients', 'create', '--name', 'claims', '--scope', 'a', '--audience', 'https://api.example.com', '--claims', '{"tenant":"acme","roles":["reader"]}']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^claims\s+\{"tenant":"acme","roles":\["reader"\]\}$/m);
+    const id = /^client_id\s+(cl_\S+)$/m.exec(run.stdout)![1]!;
+    expect((await registry.read(id)).claims).toStrictEqual({ tenant: 'acme', roles: ['reader'] });
+    const file = join(work, 'claims.json');
+    writeFileSync(file, '{"team": "billing"}');
+    const fromFile = await cli(['clients', 'update', id, '--claims', file]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect((await registry.read(id)).claims).toStrictEqual({ team: 'billing' });
+    const cleared = await cli(['clients', 'update', id, '--claims', '{}']);
+    expect(cleared.stdout).toMatch(/^claims\s+\(none\)$/m);
+    expectOneLineError(await cli(['clients', 'update', id, '--claims', '{"sub":"x"}']), /claims may not set "sub".*\(HTTP 400\)/);
+    expectOneLineError(await cli(['clients', 'update', id, '--claims', '{nope']), /--claims: the value is not valid JSON/);
+  });
+
   it('--rate-limit sets the client\'s own token rate, --reset-rate-limit gives it back the server default', async () => {
     const run = await cli(['clients', 'create', '--name', 'limited', '--scope', 'a', '--audience', 'https://api.example.com', '--rate-limit', '2.5']);
     expect(run.code, run.stderr).toBe(0);

@@ -1,7 +1,7 @@
 // ClientRegistry: RFC 7591 metadata validation, secrets and rotation, cache write-through.
 
 import { beforeEach, describe, expect, it } from 'vitest';
-import { ClientNotFoundError, ClientRegistry, type ClientRegistryOptions } from '../../src/clients/registry.js';
+import { ClientExistsError, ClientNotFoundError, ClientRegistry, type ClientRegistryOptions } from '../../src/clients/registry.js';
 import { ClientValidationError, MAX_GRACE_PERIOD } from '../../src/clients/metadata.js';
 import { SECRET_PREFIX } from '../../src/ground/client-id.js';
 import { secretDigest, verifyClientSecret } from '../../src/clients/secrets.js';
@@ -135,11 +135,51 @@ describe('create', () => {
 });
 
 describe('validation', () => {
-  it('never accepts a chosen secret or client_id', async () => {
+  it('never accepts a chosen secret, nor a client_id of another shape', async () => {
     const err = await invalid(registry.create({ ...base, client_secret: 'hunter2hunter2' } as ClientMetadataInput), /client_secret cannot be chosen.*generates/);
     expect(err.field).toBe('client_secret');
-    await invalid(registry.create({ ...base, client_id: 'mine' } as ClientMetadataInput), /client_id is assigned by the server/);
+    for (const id of ['mine', 'cl_', `cl_${'a'.repeat(65)}`, 'cl_a.b', 'cl_a b', 'CL_abc', ' cl_abc', 'cl_é', 'm2m_cs_abc']) {
+      const e = await invalid(registry.create({ ...base, client_id: id }), /^client_id must be "cl_" followed by 1 to 64 letters, digits, "_" or "-" \(leave it out/);
+      expect(e.field).toBe('client_id');
+    }
+    // A secret pasted into the wrong field is not echoed.
+    const pasted = 'm2m_cs_' + 'z'.repeat(43);
+    expect((await invalid(registry.create({ ...base, client_id: pasted }), /client_id must be/)).message).not.toContain('zzzz');
+    await invalid(registry.create({ ...base, client_id: 42 } as unknown as ClientMetadataInput), /client_id must be .*, got a number/);
     expect(store.rows.size).toBe(0);
+  });
+
+  it('registers a client under a chosen client_id; a clash is a ClientExistsError that changes nothing', async () => {
+    const longest = `cl_${'A9_-'.repeat(16)}`;
+    for (const id of ['cl_billing', 'cl_x', longest]) {
+      const { client, clientSecret } = await registry.create({ ...base, client_id: id });
+      expect(client.clientId).toBe(id);
+      expect(verifyClientSecret(store.rows.get(id), clientSecret!, now)).toBe(true);
+    }
+    const before = store.rows.get('cl_billing');
+    const clash = await registry.create({ ...base, client_name: 'other', client_id: 'cl_billing' }).then(() => undefined, (e: unknown) => e);
+    expect(clash).toBeInstanceOf(ClientExistsError);
+    expect((clash as Error).message).toBe('A client with client_id "cl_billing" already exists');
+    expect(store.rows.get('cl_billing')).toStrictEqual(before);
+    expect(named('client.created').map((e) => e.clientId)).toEqual(['cl_billing', 'cl_x', longest]);
+    // A client_id cannot be changed afterwards.
+    await invalid(registry.update('cl_billing', { client_id: 'cl_other' } as ClientMetadataInput), /client_id cannot be changed/);
+  });
+
+  it('keeps an existing secret given as client_secret_sha256 on create, and returns no secret', async () => {
+    const secret = 'm2m_cs_' + 'k'.repeat(43);
+    const { client, clientSecret } = await registry.create({ ...base, client_id: 'cl_moved', client_secret_sha256: secretDigest(secret) });
+    expect(clientSecret).toBeUndefined();
+    expect(client.secrets).toEqual([{ digest: secretDigest(secret), createdAt: T0, expiresAt: null }]);
+    expect(verifyClientSecret(client, secret, now)).toBe(true);
+    for (const bad of ['A'.repeat(64), 'a'.repeat(63), secret, 7]) {
+      await invalid(registry.create({ ...base, client_secret_sha256: bad } as ClientMetadataInput), /client_secret_sha256 must be the SHA-256 digest .* 64 lowercase hex digits/);
+    }
+    const { publicJwk } = keyPair('ec');
+    await invalid(registry.create({ ...base, token_endpoint_auth_method: 'private_key_jwt', jwks: { keys: [publicJwk] }, client_secret_sha256: 'a'.repeat(64) } as ClientMetadataInput),
+      /client_secret_sha256 is only for the secret methods/);
+    await invalid(registry.update('cl_moved', { client_secret_sha256: 'b'.repeat(64) } as ClientMetadataInput), /client_secret_sha256 is accepted on create only/);
+    expect(store.rows.size).toBe(1);
   });
 
   it('rejects unknown and read-only fields and non-objects', async () => {

@@ -90,6 +90,12 @@ let serverOutput = '';
 let publicUrl: string;
 let adminUrl: string;
 
+/** Resolves once the server's output contains `text`, or after `timeoutMs` (the caller's expect then fails). */
+async function serverSaid(text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!serverOutput.includes(text) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+}
+
 async function waitReady(url: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
@@ -152,7 +158,7 @@ afterAll(async () => {
 });
 
 describe('the README walkthrough', () => {
-  it('runs word for word and prints what the README shows', () => {
+  it('runs word for word and prints what the README shows', async () => {
     const section = walkthrough();
     const blocks = fencedBlocks(section, 'sh');
     expect(blocks.length).toBeGreaterThanOrEqual(4);
@@ -220,6 +226,9 @@ describe('the README walkthrough', () => {
     expect(existsSync(join(work, 'token.json'))).toBe(false);
     // The CLI found the admin token in ./data by itself; the server logged its path, never its value.
     const adminToken = readFileSync(join(work, 'data', 'admin-token'), 'utf8').trim();
+    // The server writes its log lines in batches (at most 100 ms late), and spawnSync above held
+    // this process's event loop, so lines written meanwhile may not have been read yet: wait for them.
+    await serverSaid(join('data', 'admin-token'), 10_000);
     expect(serverOutput).toContain(join('data', 'admin-token'));
     expect(serverOutput).not.toContain(adminToken);
     expect(serverOutput).not.toContain(token.access_token as string);

@@ -231,7 +231,7 @@ describe('the Basic memo of a connection (unit level)', () => {
     return {
       clientId, clientName: 'memo', scope: ['a'], defaultScope: null, audience: ['https://api.example.com'], defaultAudience: null,
       tokenEndpointAuthMethod: 'client_secret_basic', grantTypes: ['client_credentials'], resourceUris: [], jwks: null,
-      accessTokenTtl: null, rateLimit: null, tokenReuse: false, disabled: false,
+      accessTokenTtl: null, rateLimit: null, tokenReuse: false, disabled: false, claims: {},
       secrets: [{ digest, createdAt: 0, expiresAt: null }], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
     };
   }
@@ -243,7 +243,7 @@ describe('the Basic memo of a connection (unit level)', () => {
     let lookups = 0;
     const authentication = new ClientAuthentication({
       clients: { get: async (id: string) => (lookups++, id === clientId ? state.current : undefined) },
-      replay: { consumeOnce: async () => true },
+      replay: { consumeOnce: async () => true, listReplay: async () => [] },
       issuer: () => 'http://localhost:8080', tokenEndpoint: () => 'http://localhost:8080/oauth2/token',
     });
     const memos = new ConnectionMemos({ steps: plainSteps({ authentication, issuer: () => 'http://localhost:8080' }), authentication });

@@ -85,6 +85,7 @@ function client(clientId: string): ClientRecord {
     rateLimit: null,
     tokenReuse: false,
     disabled: false,
+    claims: {},
     secrets: [{ digest: 'a'.repeat(64), createdAt: T0, expiresAt: null }],
     tokensRevokedAt: null,
     createdAt: T0,

@@ -69,6 +69,7 @@ const rotatedClient: ClientRecord = {
   rateLimit: 12.5,
   tokenReuse: true,
   disabled: false,
+  claims: { tenant: 'acme', roles: ['reader'] },
   secrets: [
     { digest: 'b'.repeat(64), createdAt: T0 + HOUR, expiresAt: null },
     { digest: 'a'.repeat(64), createdAt: T0, expiresAt: T0 + 2 * HOUR },

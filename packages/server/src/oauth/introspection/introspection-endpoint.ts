@@ -2,6 +2,7 @@
 // parameters, authenticate the caller, apply its request rate, introspect, respond.
 
 import { OAuthError } from '../../ground/errors.js';
+import { RESERVED_CLAIM_NAMES } from '../../ground/names.js';
 import type { ClientRecord } from '../../ground/records.js';
 import type { EventBus } from '../../observability/events.js';
 import { audiences, type AccessTokenReader, type AccessTokenClaims } from '../access-token.js';
@@ -79,6 +80,10 @@ export class IntrospectionEndpoint {
       jti: c.jti,
       token_type: 'Bearer',
     };
+    // The client's custom claims, as the token carries them (RFC 7662 §2.2 allows other members).
+    for (const name of Object.keys(c)) {
+      if (!RESERVED_CLAIM_NAMES.has(name) && name !== '__proto__') body[name] = (c as unknown as Record<string, unknown>)[name];
+    }
     return { status: 200, headers: HEADERS, body: JSON.stringify(body) };
   }
 }

@@ -20,6 +20,7 @@ interface ClientRow {
   rate_limit: number | null;
   token_reuse: boolean;
   disabled: boolean;
+  claims: ClientRecord['claims'];
   secrets: ClientRecord['secrets'];
   tokens_revoked_at: string | null;
   created_at: string;
@@ -28,9 +29,9 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, rate_limit, token_reuse`;
+  created_at, updated_at, rate_limit, token_reuse, claims`;
 
-/** Parameters $1..$18 in COLUMNS order. */
+/** Parameters $1..$19 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -51,6 +52,7 @@ function toParams(client: ClientRecord): unknown[] {
     client.updatedAt,
     client.rateLimit,
     client.tokenReuse,
+    jsonb(client.claims),
   ];
 }
 
@@ -71,6 +73,7 @@ function fromRow(row: ClientRow): ClientRecord {
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse,
     disabled: row.disabled,
+    claims: row.claims,
     secrets: row.secrets,
     tokensRevokedAt: int8OrNullFromDb(row.tokens_revoked_at),
     createdAt: int8FromDb(row.created_at),
@@ -79,7 +82,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -88,7 +91,7 @@ const UPDATE = `UPDATE clients SET
   client_name = $2, scope = $3, default_scope = $4, audience = $5, default_audience = $6,
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
   access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
-  rate_limit = $17, token_reuse = $18
+  rate_limit = $17, token_reuse = $18, claims = $19
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 

@@ -133,6 +133,13 @@ export const MIGRATIONS: readonly Migration[] = [
     // tokens it signed are refused. NULL = not revoked.
     sql: `ALTER TABLE signing_keys ADD COLUMN revoked_at bigint;`,
   },
+  {
+    version: 6,
+    name: 'client custom claims',
+    // json, not jsonb: it keeps the claims as written (member order, every character), so a token
+    // reads the same whichever backend stored its client.
+    sql: `ALTER TABLE clients ADD COLUMN claims json NOT NULL DEFAULT '{}' CHECK (json_typeof(claims) = 'object');`,
+  },
 ];
 
 /**

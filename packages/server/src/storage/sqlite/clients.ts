@@ -21,6 +21,7 @@ interface ClientRow {
   rate_limit: number | null;
   token_reuse: number;
   disabled: number;
+  claims: string;
   secrets: string;
   tokens_revoked_at: number | null;
   created_at: number;
@@ -29,7 +30,7 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, token_reuse`;
+  created_at, updated_at, token_reuse, claims`;
 
 function jsonOrNull(value: unknown): string | null {
   return value === null ? null : JSON.stringify(value);
@@ -56,6 +57,7 @@ function toRow(client: ClientRecord): ClientRow {
     // SQLite has no boolean type and better-sqlite3 refuses to bind one.
     disabled: client.disabled ? 1 : 0,
     token_reuse: client.tokenReuse ? 1 : 0,
+    claims: JSON.stringify(client.claims),
     secrets: JSON.stringify(client.secrets),
     tokens_revoked_at: client.tokensRevokedAt,
     created_at: client.createdAt,
@@ -79,6 +81,7 @@ function fromRow(row: ClientRow): ClientRecord {
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse === 1,
     disabled: row.disabled === 1,
+    claims: JSON.parse(row.claims) as ClientRecord['claims'],
     secrets: JSON.parse(row.secrets) as ClientRecord['secrets'],
     tokensRevokedAt: row.tokens_revoked_at,
     createdAt: row.created_at,
@@ -91,7 +94,7 @@ function prepareStatements(db: Database) {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
       @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
-      @tokens_revoked_at, @created_at, @updated_at, @token_reuse)`),
+      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
     listFirst: db.prepare<[number], ClientRow>(`SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT ?`),
@@ -105,7 +108,7 @@ function prepareStatements(db: Database) {
       resource_uris = @resource_uris, jwks = @jwks,
       access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
       tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at,
-      token_reuse = @token_reuse
+      token_reuse = @token_reuse, claims = @claims
       WHERE client_id = @client_id`),
     delete: db.prepare<[string]>('DELETE FROM clients WHERE client_id = ?'),
   };

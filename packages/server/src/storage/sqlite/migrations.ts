@@ -120,6 +120,12 @@ export const MIGRATIONS: readonly Migration[] = [
     // tokens it signed are refused. NULL = not revoked.
     sql: `ALTER TABLE signing_keys ADD COLUMN revoked_at INTEGER;`,
   },
+  {
+    version: 6,
+    name: 'client custom claims',
+    // A JSON object of claim names to values copied into every access token of the client (issue 16).
+    sql: `ALTER TABLE clients ADD COLUMN claims TEXT NOT NULL DEFAULT '{}' CHECK (json_type(claims) = 'object');`,
+  },
 ];
 
 /**

@@ -1,7 +1,7 @@
 // ReplayStore on SQLite: single-use keys such as private_key_jwt assertion jti (RFC 7523 §3).
 
 import type { Database } from 'better-sqlite3';
-import type { ReplayStore } from '../types.js';
+import type { ReplayRecord, ReplayStore } from '../types.js';
 import { preparedOnce, type Gate } from './constraint.js';
 
 function prepareStatements(db: Database) {
@@ -12,6 +12,7 @@ function prepareStatements(db: Database) {
       VALUES (@key, @expiresAt)
       ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE replay.expires_at <= @now`),
     deleteExpired: db.prepare<[number]>('DELETE FROM replay WHERE expires_at <= ?'),
+    list: db.prepare<[number], { key: string; expires_at: number }>('SELECT key, expires_at FROM replay WHERE expires_at > ? ORDER BY key'),
   };
 }
 
@@ -24,6 +25,10 @@ export class SqliteReplayStore implements ReplayStore {
 
   async consumeOnce(key: string, expiresAt: number, now: number): Promise<boolean> {
     return this.statements().consume.run({ key, expiresAt, now }).changes === 1;
+  }
+
+  async listReplay(now: number): Promise<ReplayRecord[]> {
+    return this.statements().list.all(now).map((r) => ({ key: r.key, expiresAt: r.expires_at }));
   }
 
   /** Synchronous form for sweep's transaction. */
