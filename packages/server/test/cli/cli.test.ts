@@ -371,6 +371,8 @@ describe('keys', () => {
     expect(table.find((l) => l.startsWith(signing!))).toMatch(/\srevoked\s/);
 
     expectOneLineError(await cli(['keys', 'revoke', 'no-such-kid']), /^m2m-auth: Signing key "no-such-kid" not found \(HTTP 404\)$/);
+    // A kid is a base64url thumbprint: one in 64 begins with '-', and is still a kid, not an option.
+    expectOneLineError(await cli(['keys', 'revoke', '-jI4_no-such-kid', '--rotate']), /^m2m-auth: Signing key "-jI4_no-such-kid" not found \(HTTP 404\)$/);
   });
 });
 
