@@ -194,6 +194,9 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const events = new EventBus();
     subscribeAuditLog(events, logger, { sampleRate: config.auditSampleRate, safety: logSafety });
 
+    // The change log's head before any cache is loaded: sync starts reading from there, so a change
+    // written while this instance loads (another worker's revocation, say) is applied, not skipped.
+    const changesHead = await traced.changes.head();
     const keys = await openKeyRing(config, keyStore, events, now);
     const clients = new ClientRegistry(traced.clients, events, {
       tokenTtlMin: config.tokenTtlMin,
@@ -280,6 +283,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       workers,
       logger,
       pollIntervalMs: config.syncInterval,
+      cursor: changesHead,
       targets: {
         client: (clientId) => {
           clients.invalidate(clientId);

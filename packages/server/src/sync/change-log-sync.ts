@@ -40,6 +40,11 @@ export interface ClusterSyncOptions {
   logger: Logger;
   /** Poll interval in ms: changes made elsewhere take effect here within about this long. */
   pollIntervalMs: number;
+  /**
+   * The change log's head read before the caches were first loaded (default: read at start()).
+   * Changes written between that read and start() are then applied by start() instead of skipped.
+   */
+  cursor?: number | undefined;
 }
 
 const BATCH = 500;
@@ -59,7 +64,7 @@ export class ClusterSync {
   }
 
   async start(): Promise<void> {
-    this.#cursor = await this.#o.changes.head();
+    this.#cursor = this.#o.cursor ?? await this.#o.changes.head();
     this.#lastSuccess = Date.now();
     this.#timer = setInterval(() => void this.poll(), this.#o.pollIntervalMs);
     this.#timer.unref();
@@ -72,6 +77,10 @@ export class ClusterSync {
       }
     }
     await this.#o.workers?.subscribe(() => this.poll(), () => void this.poll());
+    // What was written since the cursor (while the caches loaded, and before the channels above
+    // were listening: no wake-up, and a writing worker's primary did not wait for this one) is
+    // applied now, before the first request, rather than at the first poll.
+    await this.poll();
   }
 
   /** Wakes the other instances after a local write (best effort). */
