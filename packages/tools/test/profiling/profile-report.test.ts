@@ -26,7 +26,7 @@ let work: string;
 let result: ProfileResult;
 let out: string;
 let serverPid: number | undefined;
-/** The server child's VmRSS from /proc, read as the report is written (the server still running). */
+/** The server child's VmRSS from /proc, read once the profiled load has settled (the server still running). */
 let procRss: number | undefined;
 
 function vmRss(pid: number): number | undefined {
@@ -43,7 +43,11 @@ beforeAll(async () => {
       serverPid = s.pid;
     },
     onPhase: (phase) => {
-      if (phase === 'writing the report' && serverPid !== undefined && existsSync('/proc/self/status')) procRss = vmRss(serverPid);
+      // Read right after the profiled load has settled, where the report's memory figures are taken
+      // (the server idle): the max-rate and open-loop phases that follow grow its RSS by a quarter
+      // or more, so a read at 'writing the report' compared two different moments.
+      if (procRss === undefined && (phase.startsWith('searching for the maximum') || phase === 'writing the report')
+        && serverPid !== undefined && existsSync('/proc/self/status')) procRss = vmRss(serverPid);
     },
   });
 }, 120_000);
