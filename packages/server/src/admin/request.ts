@@ -1,6 +1,8 @@
 // Admin API request checks: query strings, bodies and path parameters, each failing with a 4xx
 // whose message names the field, so bad input never becomes a 500.
 
+import { describeJsonType, isPlainObject } from '../ground/json.js';
+
 /** A client mistake in an admin request; `message` is sent to the caller. */
 export class AdminRequestError extends Error {
   readonly status: number;
@@ -13,16 +15,6 @@ export class AdminRequestError extends Error {
 
 function bad(message: string): never {
   throw new AdminRequestError(400, message);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** The query as single strings; unknown or repeated parameters are rejected. */
@@ -83,7 +75,7 @@ export function refuseReservedMembers(body: unknown): void {
 /** A required JSON object body. */
 export function objectBody(body: unknown): Record<string, unknown> {
   if (body === undefined) bad('The request body must be a JSON object (Content-Type: application/json)');
-  if (!isPlainObject(body)) bad(`The request body must be a JSON object, got ${describe(body)}`);
+  if (!isPlainObject(body)) bad(`The request body must be a JSON object, got ${describeJsonType(body)}`);
   return body;
 }
 
@@ -105,7 +97,7 @@ export function optionalBody(body: unknown, allowed: readonly string[]): Record<
 export function optionalSeconds(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
-    bad(`${name} must be a non-negative whole number of seconds, got ${typeof v === 'number' ? String(v) : describe(v)}`);
+    bad(`${name} must be a non-negative whole number of seconds, got ${typeof v === 'number' ? String(v) : describeJsonType(v)}`);
   }
   return v;
 }
@@ -113,6 +105,6 @@ export function optionalSeconds(v: unknown, name: string): number | undefined {
 /** true or false, or undefined when absent. */
 export function optionalBoolean(v: unknown, name: string): boolean | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') bad(`${name} must be true or false, got ${typeof v === 'string' ? 'a string' : describe(v)}`);
+  if (typeof v !== 'boolean') bad(`${name} must be true or false, got ${typeof v === 'string' ? 'a string' : describeJsonType(v)}`);
   return v;
 }

@@ -12,6 +12,7 @@ import { ClientValidationError } from '../clients/metadata.js';
 import { draftNewClient } from '../clients/registry.js';
 import { clientToWire, type ClientWire } from '../clients/wire.js';
 import { CliError } from './admin-client.js';
+import { isPlainObject } from '../ground/json.js';
 
 /** The one version of the file format this m2m-auth reads. */
 export const CLIENT_FILE_VERSION = 1;
@@ -41,10 +42,6 @@ export type PlanStep =
   | { action: 'unchanged'; clientId: string }
   /** On the server, not in the file: deleted with --prune, kept otherwise. */
   | { action: 'delete' | 'keep'; clientId: string };
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** Parses JSON or YAML (YAML 1.2 reads JSON too; unlike JSON.parse it refuses a repeated key). */
 export async function parseClientFileText(text: string, name: string): Promise<unknown> {

@@ -14,6 +14,7 @@ import type { ClientRecord, RevocationRecord, SigningKeyRecord } from '../ground
 import { decryptPrivateKey } from '../keys/kek.js';
 import { StorageConflictError, type ReplayRecord, type Storage } from '../storage/types.js';
 import { CliError } from './admin-client.js';
+import { isPlainObject } from '../ground/json.js';
 
 export const STATE_FORMAT = 'm2m-auth-state';
 export const STATE_VERSION = 1;
@@ -64,10 +65,6 @@ export async function exportState(storage: Storage, kek: Buffer, now: number): P
     replay: await storage.replay.listReplay(now),
   };
   return { ...body, mac: seal(kek, body) };
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function opens(kek: Buffer, key: SigningKeyRecord): boolean {

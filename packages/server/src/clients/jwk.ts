@@ -6,6 +6,7 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { CLIENT_ASSERTION_ALGS } from '../ground/names.js';
 import type { PublicJwk } from '../ground/records.js';
+import { describeJsonType, isPlainObject } from '../ground/json.js';
 
 /** Bad client metadata; the registry answers it with 400 (see metadata.ts). */
 type Refuse = (field: string, message: string) => never;
@@ -36,16 +37,6 @@ const MIN_RSA_BITS = 2048;
 const MAX_KID_LENGTH = 200;
 /** A base64url value without padding (RFC 7515 §2); the longest, an RSA-16384 modulus, is under 2,800 characters. */
 const BASE64URL = /^[A-Za-z0-9_-]{1,4096}$/;
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
 
 /**
  * The first private or symmetric member anywhere in `value` (its own members, nested objects and
@@ -78,7 +69,7 @@ export function findPrivateMember(value: unknown): string | undefined {
  */
 export function parseClientJwk(key: unknown, where: string, refuse: Refuse): PublicJwk {
   const bad: (message: string) => never = (message) => refuse('jwks', `${where} ${message}`);
-  if (!isPlainObject(key)) bad(`must be a JSON object, got ${describe(key)}`);
+  if (!isPlainObject(key)) bad(`must be a JSON object, got ${describeJsonType(key)}`);
   const jwk = key as Record<string, unknown>;
   const { kty } = jwk;
   if (!Object.hasOwn(jwk, 'kty') || typeof kty !== 'string') bad('has no kty');

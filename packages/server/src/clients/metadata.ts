@@ -7,6 +7,7 @@ import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js
 import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
 import { parseClientJwk } from './jwk.js';
+import { describeJsonType, isPlainObject } from '../ground/json.js';
 
 /** Bad client metadata or arguments; the message is written for the caller (an HTTP 400). */
 export class ClientValidationError extends Error {
@@ -80,22 +81,12 @@ export function isSecretMethod(method: TokenEndpointAuthMethod): boolean {
   return method === 'client_secret_basic' || method === 'client_secret_post';
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
-
 export function invalid(field: string, message: string): never {
   throw new ClientValidationError(message, field);
 }
 
 function parseName(v: unknown): string {
-  if (typeof v !== 'string') invalid('client_name', `client_name must be a string, got ${describe(v)}`);
+  if (typeof v !== 'string') invalid('client_name', `client_name must be a string, got ${describeJsonType(v)}`);
   const length = [...v].length;
   if (v.trim().length === 0) invalid('client_name', 'client_name must not be empty');
   if (length > MAX_NAME_LENGTH) invalid('client_name', `client_name must be at most ${MAX_NAME_LENGTH} characters`);
@@ -105,7 +96,7 @@ function parseName(v: unknown): string {
 
 /** A space-delimited scope string (RFC 6749 §3.3) as a list; "" is the empty list. */
 function parseScope(field: string, v: unknown): string[] {
-  if (typeof v !== 'string') invalid(field, `${field} must be a space-delimited string, got ${describe(v)}`);
+  if (typeof v !== 'string') invalid(field, `${field} must be a space-delimited string, got ${describeJsonType(v)}`);
   if (v === '') return [];
   const tokens = v.split(' ');
   if (tokens.some((t) => t === '')) invalid(field, `${field} must separate scope tokens with single spaces`);
@@ -123,12 +114,12 @@ function parseScope(field: string, v: unknown): string[] {
 }
 
 function parseUris(field: string, v: unknown, allowEmpty: boolean): string[] {
-  if (!Array.isArray(v)) invalid(field, `${field} must be an array of absolute URIs, got ${describe(v)}`);
+  if (!Array.isArray(v)) invalid(field, `${field} must be an array of absolute URIs, got ${describeJsonType(v)}`);
   if (v.length === 0 && !allowEmpty) invalid(field, `${field} must name at least one resource URI`);
   if (v.length > MAX_AUDIENCES) invalid(field, `${field} must have at most ${MAX_AUDIENCES} entries`);
   const seen = new Set<string>();
   for (const [i, a] of v.entries()) {
-    if (typeof a !== 'string') invalid(field, `${field}[${i}] must be a string, got ${describe(a)}`);
+    if (typeof a !== 'string') invalid(field, `${field}[${i}] must be a string, got ${describeJsonType(a)}`);
     if (a.length > MAX_URI_LENGTH) invalid(field, `${field}[${i}] must be at most ${MAX_URI_LENGTH} characters`);
     // RFC 8707 §2: a resource is an absolute URI without a fragment.
     if (!URI_SCHEME.test(a) || /[\s<>"{}|\\^`]/.test(a) || CONTROL_CHARS.test(a) || !URL.canParse(a)) {
@@ -142,7 +133,7 @@ function parseUris(field: string, v: unknown, allowEmpty: boolean): string[] {
 }
 
 function parseGrantTypes(v: unknown): string[] {
-  if (!Array.isArray(v)) invalid('grant_types', `grant_types must be an array, got ${describe(v)}`);
+  if (!Array.isArray(v)) invalid('grant_types', `grant_types must be an array, got ${describeJsonType(v)}`);
   const seen = new Set<string>();
   for (const g of v) {
     if (typeof g !== 'string' || !GRANT_TYPES.includes(g)) {
@@ -165,7 +156,7 @@ function parseRateLimit(v: unknown): number {
 }
 
 function parseBoolean(field: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') invalid(field, `${field} must be true or false, got ${describe(v)}`);
+  if (typeof v !== 'boolean') invalid(field, `${field} must be true or false, got ${describeJsonType(v)}`);
   return v;
 }
 
@@ -177,7 +168,7 @@ function parseMethod(v: unknown): TokenEndpointAuthMethod {
 }
 
 function parseJwks(v: unknown): { keys: PublicJwk[] } {
-  if (!isPlainObject(v)) invalid('jwks', `jwks must be a JSON Web Key Set object, got ${describe(v)}`);
+  if (!isPlainObject(v)) invalid('jwks', `jwks must be a JSON Web Key Set object, got ${describeJsonType(v)}`);
   const extra = Object.keys(v).find((k) => k !== 'keys');
   if (extra !== undefined) invalid('jwks', `jwks has an unknown member ${JSON.stringify(extra)}`);
   if (!Array.isArray(v.keys)) invalid('jwks', 'jwks.keys must be an array');
@@ -213,7 +204,7 @@ function checkClaimValue(name: string, v: unknown, depth: number): void {
     }
     return;
   }
-  invalid('claims', `claims.${name} must be a JSON value, got ${describe(v)}`);
+  invalid('claims', `claims.${name} must be a JSON value, got ${describeJsonType(v)}`);
 }
 
 /**
@@ -222,7 +213,7 @@ function checkClaimValue(name: string, v: unknown, depth: number): void {
  */
 function parseClaims(v: unknown): CustomClaims {
   if (v === null) return {};
-  if (!isPlainObject(v)) invalid('claims', `claims must be a JSON object of claim names to JSON values, got ${describe(v)}`);
+  if (!isPlainObject(v)) invalid('claims', `claims must be a JSON object of claim names to JSON values, got ${describeJsonType(v)}`);
   const names = Object.keys(v);
   const reserved = names.filter((n) => RESERVED_CLAIM_NAMES.has(n));
   if (reserved.length > 0) {
@@ -262,7 +253,7 @@ function parseTtl(v: unknown, { min, max }: { min: number; max: number }): numbe
  * `ttl` bounds access_token_ttl (M2M_AUTH_TOKEN_TTL_MIN and _MAX).
  */
 export function parseMetadata(input: unknown, ttl: { min: number; max: number }): ParsedMetadata {
-  if (!isPlainObject(input)) throw new ClientValidationError(`Client metadata must be a JSON object, got ${describe(input)}`);
+  if (!isPlainObject(input)) throw new ClientValidationError(`Client metadata must be a JSON object, got ${describeJsonType(input)}`);
   for (const key of Object.keys(input)) {
     if (Object.hasOwn(REFUSED, key)) invalid(key, REFUSED[key]!);
     if (!FIELDS.has(key)) invalid(key, `Unknown field ${JSON.stringify(key)}`);
@@ -296,7 +287,7 @@ export function parseChosenClientId(v: unknown): string {
   if (typeof v !== 'string' || !hasIssuedClientIdShape(v)) {
     // The value is not echoed: it may be a secret pasted into the wrong field.
     invalid('client_id', `client_id must be "${CLIENT_ID_PREFIX}" followed by 1 to ${MAX_CHOSEN_CLIENT_ID_LENGTH} letters, digits, "_" or "-"`
-      + `${typeof v === 'string' ? '' : `, got ${describe(v)}`} (leave it out and the server issues one)`);
+      + `${typeof v === 'string' ? '' : `, got ${describeJsonType(v)}`} (leave it out and the server issues one)`);
   }
   return v;
 }
