@@ -65,6 +65,8 @@ export interface M2MAuthServer {
   readonly config: Config;
   readonly publicApp: FastifyInstance;
   readonly adminApp: FastifyInstance;
+  /** Every route of the admin listener (method and path, HEAD left out), as registered: what the OpenAPI document must describe. */
+  readonly adminRoutes: ReadonlyArray<{ readonly method: string; readonly url: string }>;
   readonly storage: Storage;
   readonly keys: KeyRing;
   readonly clients: ClientRegistry;
@@ -268,6 +270,10 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     });
 
     const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
+    const adminRoutes: Array<{ method: string; url: string }> = [];
+    adminApp.addHook('onRoute', (route) => {
+      for (const method of [route.method].flat()) if (method !== 'HEAD') adminRoutes.push({ method, url: route.url });
+    });
     limitListener(adminApp, connections, {
       logger, name: 'admin',
       timeoutBody: JSON.stringify({ error: 'invalid_request', message: 'The request did not arrive within the request timeout.' }),
@@ -336,7 +342,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     let closing = false;
     let closed: Promise<void> | undefined;
     const server: M2MAuthServer = {
-      config, publicApp, adminApp, storage, keys, clients, events, logger, sync,
+      config, publicApp, adminApp, adminRoutes, storage, keys, clients, events, logger, sync,
       async listen() {
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);

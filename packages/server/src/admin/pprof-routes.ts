@@ -13,6 +13,9 @@ import type { EventBus } from '../observability/events.js';
 import { ProfilerBusyError, startCpuProfile, startHeapSampling, type HeapSampling } from '../observability/profiles/inspector.js';
 import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../observability/profiles/pprof.js';
 import { RuntimeWindow } from '../observability/profiles/runtime.js';
+import {
+  ALLOC_INTERVAL_BYTES, CPU_INTERVAL_US, DEBUG_PREFIX, DEFAULT_PROFILE_SECONDS, MAX_PROFILE_SECONDS, RUNTIME_PATH,
+} from './openapi/operations.js';
 
 export interface PprofRoutesOptions {
   adminToken: string;
@@ -26,14 +29,8 @@ export interface PprofRoutesOptions {
   heapSamplingInterval?: number;
 }
 
-export const DEBUG_PREFIX = '/debug/pprof';
-export const RUNTIME_PATH = '/debug/runtime';
-export const DEFAULT_PROFILE_SECONDS = 10;
-export const MAX_PROFILE_SECONDS = 60;
+export { DEBUG_PREFIX, DEFAULT_PROFILE_SECONDS, MAX_PROFILE_SECONDS, RUNTIME_PATH };
 const PPROF_TYPE = 'application/octet-stream';
-/** `interval` bounds: CPU sampling in microseconds, allocation sampling in bytes. */
-const CPU_INTERVAL_US = { min: 50, max: 100_000 };
-const ALLOC_INTERVAL_BYTES = { min: 1024, max: 16 * 1024 * 1024 };
 /** The allocation profile's default mean bytes between samples (V8's default). */
 const DEFAULT_ALLOC_INTERVAL = 32 * 1024;
 

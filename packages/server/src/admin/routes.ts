@@ -16,6 +16,10 @@ import { RETRY_AFTER_SECONDS } from '../ground/errors.js';
 import { adminTokenHook } from './bearer.js';
 import { keyToWire } from './key-wire.js';
 import { AdminRequestError, objectBody, optionalBody, optionalBoolean, optionalSeconds, queryInt, readQuery, refuseReservedMembers } from './request.js';
+import { adminRoute, type Act, type AdminOperation } from './openapi/validation.js';
+import { ADMIN_OPERATIONS, ADMIN_PREFIX, DEFAULT_LIST_LIMIT } from './openapi/operations.js';
+import { MAX_ID_LENGTH } from './openapi/schemas.js';
+import { openApiJson } from './openapi/document.js';
 
 /** The key ring as the admin API uses it (KeyRing; a fake in unit tests). */
 export interface AdminKeys {
@@ -33,10 +37,7 @@ export interface AdminDeps {
   events: EventBus;
 }
 
-export const ADMIN_PREFIX = '/admin';
-export const DEFAULT_LIST_LIMIT = 100;
-// Fastify's default maxParamLength; longer path parameters never reach a route (414).
-const MAX_ID_LENGTH = 100;
+export { ADMIN_PREFIX, DEFAULT_LIST_LIMIT };
 
 interface IdParams {
   id: string;
@@ -56,8 +57,8 @@ function audit(req: FastifyRequest): AuditContext {
   return { ip: req.ip, requestId: String(req.id) };
 }
 
-function clientId(req: FastifyRequest<{ Params: IdParams }>): string {
-  const { id } = req.params;
+function clientId(req: FastifyRequest): string {
+  const { id } = req.params as IdParams;
   if (id.length === 0 || id.length > MAX_ID_LENGTH) throw new ClientNotFoundError(id);
   return id;
 }
@@ -131,46 +132,55 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
       return sendError(reply, 500, 'server_error', 'The server encountered an unexpected condition');
     });
 
-    admin.post('/clients', async (req, reply) => {
-      const body = objectBody(req.body);
+    const route = <T>(op: AdminOperation, parse: (req: FastifyRequest) => T, act: Act<T>, explain?: (req: FastifyRequest) => void): void =>
+      adminRoute(admin, op, parse, act, explain);
+    const ops = ADMIN_OPERATIONS;
+
+    route(ops.createClient, (req) => objectBody(req.body), async (body, req, reply) => {
       const { client, clientSecret } = await registry.create(body as ClientCreateInput, audit(req));
       reply.code(201).header('location', `${ADMIN_PREFIX}/clients/${encodeURIComponent(client.clientId)}`);
       return clientSecret === undefined ? clientToWire(client) : clientToWireWithSecret(client, clientSecret);
-    });
+    }, (req) => registry.checkCreate(objectBody(req.body)));
 
-    admin.get('/clients', async (req) => {
+    route(ops.listClients, (req) => {
       const query = readQuery(req.query, ['limit', 'after']);
       const limit = queryInt(query.limit, 'limit', 1, MAX_LIST_LIMIT, DEFAULT_LIST_LIMIT);
       if (query.after !== undefined && (query.after === '' || query.after.length > MAX_ID_LENGTH)) {
         throw new AdminRequestError(400, `after must be a client_id of 1 to ${MAX_ID_LENGTH} characters`);
       }
-      const page = await registry.list(query.after === undefined ? { limit } : { after: query.after, limit });
-      return { clients: page.clients.map(clientToWire), next: page.next };
+      return query.after === undefined ? { limit } : { after: query.after, limit };
+    }, async (page) => {
+      const { clients, next } = await registry.list(page);
+      return { clients: clients.map(clientToWire), next };
     });
 
-    admin.get<{ Params: IdParams }>('/clients/:id', async (req) => {
+    route(ops.getClient, (req) => {
       readQuery(req.query, []);
-      return clientToWire(await registry.read(clientId(req)));
-    });
+      return clientId(req);
+    }, async (id) => clientToWire(await registry.read(id)));
 
-    admin.patch<{ Params: IdParams }>('/clients/:id', async (req) => {
-      const id = clientId(req);
-      const body = objectBody(req.body);
+    route(ops.updateClient, (req) => ({ id: clientId(req), body: objectBody(req.body) }), async ({ id, body }, req) => {
       const { client, clientSecret } = await registry.update(id, body as ClientMetadataInput, audit(req));
       return clientSecret === undefined ? clientToWire(client) : clientToWireWithSecret(client, clientSecret);
+    }, (req) => {
+      clientId(req);
+      registry.checkUpdate(objectBody(req.body));
     });
 
-    admin.delete<{ Params: IdParams }>('/clients/:id', async (req, reply) => {
+    route(ops.deleteClient, (req) => {
       const id = clientId(req);
       optionalBody(req.body, []);
+      return id;
+    }, async (id, req, reply) => {
       await registry.delete(id, audit(req));
       return reply.code(204).send();
     });
 
-    admin.post<{ Params: IdParams }>('/clients/:id/secret', async (req) => {
+    route(ops.rotateClientSecret, (req) => {
       const id = clientId(req);
       const body = optionalBody(req.body, ['grace_period']);
-      const grace = optionalSeconds(body.grace_period, 'grace_period');
+      return { id, grace: optionalSeconds(body.grace_period, 'grace_period') };
+    }, async ({ id, grace }, req) => {
       const rotated = await registry.rotateSecret(id, grace, audit(req));
       return {
         ...clientToWireWithSecret(rotated.client, rotated.clientSecret),
@@ -178,38 +188,32 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
       };
     });
 
-    admin.post<{ Params: IdParams }>('/clients/:id/revoke-tokens', async (req) => {
+    const noBody = (req: FastifyRequest): string => {
       const id = clientId(req);
       optionalBody(req.body, []);
-      return clientToWire(await registry.revokeTokens(id, audit(req)));
-    });
+      return id;
+    };
+    route(ops.revokeClientTokens, noBody, async (id, req) => clientToWire(await registry.revokeTokens(id, audit(req))));
+    route(ops.disableClient, noBody, async (id, req) => clientToWire(await registry.setDisabled(id, true, audit(req))));
+    route(ops.enableClient, noBody, async (id, req) => clientToWire(await registry.setDisabled(id, false, audit(req))));
 
-    for (const [action, disabled] of [['disable', true], ['enable', false]] as const) {
-      admin.post<{ Params: IdParams }>(`/clients/:id/${action}`, async (req) => {
-        const id = clientId(req);
-        optionalBody(req.body, []);
-        return clientToWire(await registry.setDisabled(id, disabled, audit(req)));
-      });
-    }
+    route(ops.listKeys, (req) => readQuery(req.query, []), async () => ({ keys: keys.list().map(keyToWire) }));
 
-    admin.get('/keys', async (req) => {
-      readQuery(req.query, []);
-      return { keys: keys.list().map(keyToWire) };
-    });
-
-    admin.post('/keys/rotate', async (req) => {
+    route(ops.rotateKeys, (req) => {
       const body = optionalBody(req.body, ['now']);
+      return optionalBoolean(body.now, 'now') ?? false;
+    }, async (now) => {
       // now: the new key signs at once, skipping the pre-publication period (a leaked key).
-      const now = optionalBoolean(body.now, 'now') ?? false;
       const key = await (now ? keys.rotate({ activateAt: 0 }) : keys.rotate());
       return { key: keyToWire(key), keys: keys.list().map(keyToWire) };
     });
 
-    admin.post<{ Params: KidParams }>('/keys/:kid/revoke', async (req) => {
-      const { kid } = req.params;
+    route(ops.revokeKey, (req) => {
+      const { kid } = req.params as KidParams;
       if (kid.length === 0 || kid.length > MAX_ID_LENGTH) throw new KeyNotFoundError(kid);
       const body = optionalBody(req.body, ['rotate']);
-      const rotate = optionalBoolean(body.rotate, 'rotate') ?? false;
+      return { kid, rotate: optionalBoolean(body.rotate, 'rotate') ?? false };
+    }, async ({ kid, rotate }, req) => {
       const { revoked, replacement } = await keys.revoke(kid, { rotate, audit: audit(req) });
       return {
         key: keyToWire(revoked),
@@ -217,5 +221,10 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
         keys: keys.list().map(keyToWire),
       };
     });
+
+    // Built once: the same bytes as docs/openapi.json.
+    const document = openApiJson();
+    route(ops.openApiDocument, (req) => readQuery(req.query, []), async (_query, _req, reply) =>
+      reply.type('application/json; charset=utf-8').send(document));
   }, { prefix: ADMIN_PREFIX });
 }

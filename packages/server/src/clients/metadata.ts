@@ -26,12 +26,12 @@ export const MAX_LIST_LIMIT = 1000;
 /** Longest grace period a rotation accepts, in seconds (one year). */
 export const MAX_GRACE_PERIOD = 365 * 24 * 3600;
 
-const MAX_NAME_LENGTH = 200;
+export const MAX_NAME_LENGTH = 200;
 const MAX_SCOPE_TOKENS = 100;
 const MAX_SCOPE_TOKEN_LENGTH = 200;
-const MAX_AUDIENCES = 100;
-const MAX_URI_LENGTH = 2000;
-const MAX_KEYS = 20;
+export const MAX_AUDIENCES = 100;
+export const MAX_URI_LENGTH = 2000;
+export const MAX_KEYS = 20;
 /**
  * Most characters of JSON that the scope and audience of a client's default token (a request
  * that names no scope and no resource) may take. The token endpoint never issues a token longer

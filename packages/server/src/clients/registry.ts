@@ -243,6 +243,16 @@ export class ClientRegistry {
     }
   }
 
+  /** The checks of create, without writing: throws the ClientValidationError create would (the admin API's words for a request its schema refuses). */
+  checkCreate(input: unknown): void {
+    draftNewClient(input, { min: this.#opts.tokenTtlMin, max: this.#opts.tokenTtlMax }, this.#now());
+  }
+
+  /** The checks of update that need no stored record, without writing (as checkCreate). */
+  checkUpdate(input: unknown): void {
+    this.#fields(input);
+  }
+
   /**
    * Applies a partial metadata update. Switching to a secret method from private_key_jwt issues a
    * secret (returned once) and drops jwks; switching to private_key_jwt needs jwks and drops the

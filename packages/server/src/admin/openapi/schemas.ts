@@ -1,0 +1,322 @@
+// JSON Schemas (2020-12, the dialect of OpenAPI 3.1) of the admin API's bodies: what the routes
+// validate requests with (routes.ts) and what the OpenAPI document is generated from (document.ts).
+//
+// The hand-written checks (clients/metadata.ts, request.ts) stay the authority on meaning and on
+// the words of every error: a schema refuses only what they refuse too (it may let more through,
+// never less), so a request the schema refuses is answered with the message of the check that
+// refuses it (see routes.ts).
+//
+// Adding a client field: one entry in CLIENT_FIELDS below (`input` when create and update accept
+// it, `wire` for what every answer shows), beside its rule in clients/metadata.ts and its wire form
+// in clients/wire.ts; then `npm run docs:openapi`. test/admin/openapi.test.ts fails until the
+// three agree (a real answer with a member the schema does not name is refused).
+
+import { GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS } from '../../ground/names.js';
+import { CLIENT_ID_PREFIX, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../../ground/client-id.js';
+import {
+  MAX_AUDIENCES, MAX_CLAIM_NAME_LENGTH, MAX_CLAIMS, MAX_GRACE_PERIOD, MAX_KEYS, MAX_NAME_LENGTH, MAX_RATE_LIMIT, MAX_URI_LENGTH,
+} from '../../clients/metadata.js';
+
+/** A JSON Schema object (2020-12). */
+export type JsonSchema = { readonly [keyword: string]: unknown };
+
+/** Longest path parameter (client_id, kid) a route reads: Fastify's default maxParamLength. */
+export const MAX_ID_LENGTH = 100;
+
+// RFC 6749 §3.3: scope tokens of NQCHAR separated by single spaces; "" is no scope.
+const NQCHARS = '[\\x21\\x23-\\x5B\\x5D-\\x7E]+';
+const SCOPE_STRING: JsonSchema = { type: 'string', pattern: `^(?:${NQCHARS}(?: ${NQCHARS})*)?$` };
+
+const uriList = (description: string, minItems = 0): JsonSchema => ({
+  type: 'array',
+  description,
+  ...(minItems > 0 ? { minItems } : {}),
+  maxItems: MAX_AUDIENCES,
+  uniqueItems: true,
+  items: { type: 'string', maxLength: MAX_URI_LENGTH, description: 'An absolute URI without a fragment (RFC 8707 §2)' },
+});
+
+const nullable = (schema: JsonSchema): JsonSchema => ({ ...schema, type: [schema.type, 'null'] });
+
+const EPOCH_SECONDS: JsonSchema = { type: 'integer', description: 'Epoch seconds (NumericDate)' };
+
+/** A public JWK as stored and shown: built from what its kty defines, nothing else. */
+export const PUBLIC_JWK: JsonSchema = {
+  type: 'object',
+  description: 'A public key (RFC 7517), kept as the members its kty defines plus kid, alg and use',
+  required: ['kty'],
+  properties: {
+    kty: { type: 'string', enum: ['EC', 'RSA', 'OKP'] },
+    kid: { type: 'string' },
+    alg: { type: 'string' },
+    use: { type: 'string' },
+    crv: { type: 'string' },
+    x: { type: 'string' },
+    y: { type: 'string' },
+    n: { type: 'string' },
+    e: { type: 'string' },
+  },
+  additionalProperties: false,
+};
+
+interface ClientField {
+  /** What create and update accept; absent for a read-only field. */
+  readonly input?: JsonSchema;
+  /** What every answer that shows a client has. */
+  readonly wire: JsonSchema;
+}
+
+/** The client fields, in the order answers show them: the one place a client field is added. */
+export const CLIENT_FIELDS: Readonly<Record<string, ClientField>> = {
+  client_id: {
+    wire: { type: 'string', description: `${CLIENT_ID_PREFIX} and 1 to ${MAX_CHOSEN_CLIENT_ID_LENGTH} of [A-Za-z0-9_-]` },
+  },
+  client_name: {
+    input: { type: 'string', minLength: 1, maxLength: MAX_NAME_LENGTH, description: 'A name for people; no control characters' },
+    wire: { type: 'string' },
+  },
+  scope: {
+    input: { ...SCOPE_STRING, description: 'The scope tokens the client may ask for, space-delimited (RFC 6749 §3.3)' },
+    wire: { type: 'string' },
+  },
+  default_scope: {
+    input: nullable({ ...SCOPE_STRING, description: 'What a request that names no scope gets: a subset of scope; null = all of scope' }),
+    wire: { type: ['string', 'null'] },
+  },
+  audience: {
+    input: uriList('The resource servers the client may get tokens for (RFC 8707 resources); required with client_credentials'),
+    wire: { type: 'array', items: { type: 'string' } },
+  },
+  default_audience: {
+    input: nullable(uriList('What a request that names no resource gets: a subset of audience; null = all of audience', 1)),
+    wire: { type: ['array', 'null'], items: { type: 'string' } },
+  },
+  grant_types: {
+    input: {
+      type: 'array', uniqueItems: true, items: { type: 'string', enum: [...GRANT_TYPES] },
+      description: '["client_credentials"] (the default), or [] for a client that only introspects or revokes',
+    },
+    wire: { type: 'array', items: { type: 'string' } },
+  },
+  resource_uris: {
+    input: uriList('The audiences this client answers to as a resource server (introspection)'),
+    wire: { type: 'array', items: { type: 'string' } },
+  },
+  token_endpoint_auth_method: {
+    input: { type: 'string', enum: [...TOKEN_ENDPOINT_AUTH_METHODS], description: 'Default client_secret_basic' },
+    wire: { type: 'string', enum: [...TOKEN_ENDPOINT_AUTH_METHODS] },
+  },
+  jwks: {
+    input: {
+      type: ['object', 'null'],
+      description: 'The public keys of a private_key_jwt client; private and symmetric members are refused',
+      required: ['keys'],
+      properties: { keys: { type: 'array', minItems: 1, maxItems: MAX_KEYS, items: { type: 'object' } } },
+      additionalProperties: false,
+    },
+    wire: {
+      type: ['object', 'null'],
+      required: ['keys'],
+      properties: { keys: { type: 'array', items: PUBLIC_JWK } },
+      additionalProperties: false,
+    },
+  },
+  access_token_ttl: {
+    input: {
+      type: ['integer', 'null'], minimum: 1,
+      description: 'Lifetime of its access tokens in seconds, within M2M_AUTH_TOKEN_TTL_MIN and _MAX; null = the server default',
+    },
+    wire: { type: ['integer', 'null'] },
+  },
+  rate_limit: {
+    input: {
+      type: ['number', 'null'], minimum: 0, maximum: MAX_RATE_LIMIT,
+      description: 'Token requests a second (fractions allowed; 0 = no limit); null = the server default',
+    },
+    wire: { type: ['number', 'null'] },
+  },
+  token_reuse: {
+    input: { type: 'boolean', description: 'Answer a repeated request with the last token while it has more than half its lifetime left; default false' },
+    wire: { type: 'boolean' },
+  },
+  disabled: {
+    input: { type: 'boolean', description: 'A disabled client gets no token and its tokens are inactive; default false' },
+    wire: { type: 'boolean' },
+  },
+  claims: {
+    input: {
+      type: ['object', 'null'],
+      description: `Custom claims copied into every access token (JSON values, at most ${MAX_CLAIMS} names); {} or null = none. `
+        + 'Names the server sets or the RFCs reserve are refused',
+      maxProperties: MAX_CLAIMS,
+      propertyNames: { type: 'string', minLength: 1, maxLength: MAX_CLAIM_NAME_LENGTH, not: { enum: [...RESERVED_CLAIM_NAMES, '__proto__'] } },
+    },
+    wire: { type: 'object' },
+  },
+  tokens_revoked_at: {
+    wire: { ...nullable(EPOCH_SECONDS), description: 'Kill switch instant: tokens issued before it are inactive; null = never used' },
+  },
+  created_at: { wire: EPOCH_SECONDS },
+  updated_at: { wire: EPOCH_SECONDS },
+};
+
+function pick(kind: 'input' | 'wire'): Record<string, JsonSchema> {
+  const out: Record<string, JsonSchema> = {};
+  for (const [name, field] of Object.entries(CLIENT_FIELDS)) {
+    const schema = field[kind];
+    if (schema !== undefined) out[name] = schema;
+  }
+  return out;
+}
+
+/** PATCH /admin/clients/{id}: any of the metadata fields. */
+export const CLIENT_UPDATE: JsonSchema = {
+  type: 'object',
+  description: 'Client metadata to change (RFC 7591 §2 names); fields left out keep their value',
+  properties: pick('input'),
+  additionalProperties: false,
+};
+
+/** POST /admin/clients: the metadata, and optionally a chosen client_id and the digest of an existing secret. */
+export const CLIENT_CREATE: JsonSchema = {
+  type: 'object',
+  description: 'A new client (RFC 7591 §2 names)',
+  required: ['client_name'],
+  properties: {
+    client_id: {
+      type: 'string', pattern: `^${CLIENT_ID_PREFIX}[A-Za-z0-9_-]{1,${MAX_CHOSEN_CLIENT_ID_LENGTH}}$`,
+      description: 'A client_id of your choice; left out, the server issues one',
+    },
+    client_secret_sha256: {
+      type: 'string', pattern: '^[0-9a-f]{64}$',
+      description: 'The SHA-256 (lowercase hex) of an existing secret, to keep it (secret methods only); left out, a secret is issued',
+    },
+    ...pick('input'),
+  },
+  additionalProperties: false,
+};
+
+const clientWire = (extra: Record<string, JsonSchema>, description: string): JsonSchema => ({
+  type: 'object',
+  description,
+  required: [...Object.keys(CLIENT_FIELDS), ...Object.keys(extra)],
+  properties: { ...pick('wire'), ...extra },
+  additionalProperties: false,
+});
+
+const SECRET_MEMBERS: Record<string, JsonSchema> = {
+  client_secret: { type: 'string', description: 'The new secret, shown this once (m2m_cs_ and 43 base64url characters)' },
+  client_secret_expires_at: { const: 0, description: 'RFC 7591 §3.2.1: 0, the secret does not expire' },
+};
+
+/** A client as every answer shows it; stored secret digests never leave the server. */
+export const CLIENT: JsonSchema = clientWire({}, 'A registered client');
+
+/** A client with a newly issued secret: create, and an update that switches to a secret method. */
+export const CLIENT_WITH_SECRET: JsonSchema = clientWire(SECRET_MEMBERS, 'A client with its new secret, shown once');
+
+/** Create and update answer a client, with its secret when one was issued. */
+export const CLIENT_MAYBE_WITH_SECRET: JsonSchema = { oneOf: [CLIENT, CLIENT_WITH_SECRET] };
+
+export const CLIENT_SECRET_ROTATED: JsonSchema = clientWire({
+  ...SECRET_MEMBERS,
+  previous_secret_expires_at: {
+    ...nullable(EPOCH_SECONDS), description: 'When the previous secret stops working; null when there was none',
+  },
+}, 'A client with its new secret, shown once');
+
+export const CLIENT_LIST: JsonSchema = {
+  type: 'object',
+  required: ['clients', 'next'],
+  properties: {
+    clients: { type: 'array', items: CLIENT },
+    next: { type: ['string', 'null'], description: 'Pass as after for the next page; null on the last page' },
+  },
+  additionalProperties: false,
+};
+
+export const SECRET_ROTATION: JsonSchema = {
+  type: 'object',
+  properties: {
+    grace_period: {
+      // The bound is checked by the registry (its words), so it is in the description only.
+      type: 'integer', minimum: 0,
+      description: `Seconds the previous secret keeps working, at most ${MAX_GRACE_PERIOD} (default M2M_AUTH_SECRET_GRACE_PERIOD); 0 ends it at once`,
+    },
+  },
+  additionalProperties: false,
+};
+
+/** The body of an action that takes none: nothing, or {}. */
+export const NO_MEMBERS: JsonSchema = { type: 'object', additionalProperties: false };
+
+/** A signing key as the admin API shows it: public fields only. */
+export const KEY: JsonSchema = {
+  type: 'object',
+  required: ['kid', 'alg', 'status', 'created_at', 'activates_at', 'retired_at', 'expires_at', 'revoked_at'],
+  properties: {
+    kid: { type: 'string' },
+    alg: { type: 'string' },
+    status: { type: ['string', 'null'], enum: ['pending', 'active', 'retired', 'revoked', null] },
+    created_at: nullable(EPOCH_SECONDS),
+    activates_at: { ...nullable(EPOCH_SECONDS), description: 'When it starts signing' },
+    retired_at: { ...nullable(EPOCH_SECONDS), description: 'When it stopped signing' },
+    expires_at: { ...nullable(EPOCH_SECONDS), description: 'When the last token it signed expires' },
+    revoked_at: nullable(EPOCH_SECONDS),
+  },
+  additionalProperties: false,
+};
+
+const KEYS: JsonSchema = { type: 'array', items: KEY, description: 'Every signing key, newest first' };
+
+export const KEY_LIST: JsonSchema = { type: 'object', required: ['keys'], properties: { keys: KEYS }, additionalProperties: false };
+
+export const KEY_ROTATION: JsonSchema = {
+  type: 'object',
+  properties: { now: { type: 'boolean', description: 'true: the new key signs at once and every other key retires (a leaked key)' } },
+  additionalProperties: false,
+};
+
+export const KEY_ROTATED: JsonSchema = {
+  type: 'object', required: ['key', 'keys'], properties: { key: KEY, keys: KEYS }, additionalProperties: false,
+};
+
+export const KEY_REVOCATION: JsonSchema = {
+  type: 'object',
+  properties: { rotate: { type: 'boolean', description: 'true: first a new key that signs at once (needed to revoke the signing key)' } },
+  additionalProperties: false,
+};
+
+export const KEY_REVOKED: JsonSchema = {
+  type: 'object',
+  required: ['key', 'replacement', 'keys'],
+  properties: { key: KEY, replacement: { oneOf: [KEY, { type: 'null' }] }, keys: KEYS },
+  additionalProperties: false,
+};
+
+/** Every error of the admin listener. */
+export const ADMIN_ERROR: JsonSchema = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: {
+    error: { type: 'string', enum: ['invalid_request', 'unauthorized', 'not_found', 'conflict', 'server_error', 'temporarily_unavailable'] },
+    message: { type: 'string', description: 'What went wrong, for people; it never holds a secret' },
+  },
+  additionalProperties: false,
+};
+
+/** The schemas the document names under components.schemas (each appears there once, and by $ref elsewhere). */
+export const COMPONENTS: Readonly<Record<string, JsonSchema>> = {
+  AdminError: ADMIN_ERROR,
+  ClientCreate: CLIENT_CREATE,
+  ClientUpdate: CLIENT_UPDATE,
+  Client: CLIENT,
+  ClientWithSecret: CLIENT_WITH_SECRET,
+  ClientSecretRotated: CLIENT_SECRET_ROTATED,
+  ClientList: CLIENT_LIST,
+  PublicJwk: PUBLIC_JWK,
+  Key: KEY,
+  KeyList: KEY_LIST,
+  KeyRotated: KEY_ROTATED,
+  KeyRevoked: KEY_REVOKED,
+};
