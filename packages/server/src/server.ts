@@ -14,7 +14,7 @@ import type { KeyStore, Storage } from './storage/types.js';
 import { KEK_FILE_NAME, loadKek } from './keys/kek.js';
 import { KeyRing, keyMaintenanceInterval } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
-import { registerAdminRoutes } from './admin/routes.js';
+import { adminFrameworkErrors, registerAdminRoutes } from './admin/routes.js';
 import { adminTokenPath, loadAdminToken } from './admin/admin-token.js';
 import { registerPprofRoutes } from './admin/pprof-routes.js';
 import { EventBus } from './observability/events.js';
@@ -269,7 +269,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       },
     });
 
-    const adminApp = Fastify(fastifyOptions(logger, config.bodyLimit)) as unknown as FastifyInstance;
+    const adminApp = Fastify({ ...fastifyOptions(logger, config.bodyLimit), frameworkErrors: adminFrameworkErrors }) as unknown as FastifyInstance;
     const adminRoutes: Array<{ method: string; url: string }> = [];
     adminApp.addHook('onRoute', (route) => {
       for (const method of [route.method].flat()) if (method !== 'HEAD') adminRoutes.push({ method, url: route.url });

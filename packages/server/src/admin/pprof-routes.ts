@@ -7,7 +7,7 @@
 // load of unknown length, such as `m2m-auth profile`, ends it when the load ends) or when the
 // server closes; its GET then answers with what was taken so far.
 
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { adminTokenHook } from './bearer.js';
 import type { EventBus } from '../observability/events.js';
 import { ProfilerBusyError, startCpuProfile, startHeapSampling, type HeapSampling } from '../observability/profiles/inspector.js';
@@ -154,6 +154,15 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
 
   await app.register(async (debug) => {
     debug.addHook('onRequest', adminTokenHook(options.adminToken, options.events, 'The debug endpoints need the admin token: Authorization: Bearer <token>'));
+
+    // Errors in the admin API's shape ({ error, message }), as the OpenAPI document says: a body a
+    // DELETE cannot read is the caller's (4xx), anything else a fault of the server.
+    debug.setErrorHandler((err: FastifyError, req, reply) => {
+      const status = err.statusCode;
+      if (typeof status === 'number' && status >= 400 && status < 500) return sendError(reply, status, 'invalid_request', err.message);
+      req.log.error({ err }, 'debug request failed');
+      return sendError(reply, 500, 'server_error', 'The server encountered an unexpected condition');
+    });
 
     debug.get(`${DEBUG_PREFIX}/profile`, async (req, reply) => {
       const seconds = profileSeconds(req.query);

@@ -53,6 +53,20 @@ function sendError(reply: FastifyReply, status: number, error: AdminErrorCode, m
   return reply.code(status).type('application/json; charset=utf-8').send({ error, message });
 }
 
+/**
+ * Fastify's `frameworkErrors` for the admin listener: a URL the router refuses before any route
+ * runs (and so before the admin token is checked) answers in the admin API's error shape. A path
+ * parameter over MAX_ID_LENGTH characters is 414 (the id is not echoed: it may be a secret pasted
+ * into the wrong place), a path that does not decode is 400.
+ */
+export function adminFrameworkErrors(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const tooLong = err.code === 'FST_ERR_MAX_PARAM_LENGTH';
+  void reply.code(tooLong ? 414 : 400).header('cache-control', 'no-store').type('application/json; charset=utf-8').send({
+    error: 'invalid_request',
+    message: tooLong ? `A path parameter is longer than ${MAX_ID_LENGTH} characters` : 'The request path is not a valid URL',
+  });
+}
+
 function audit(req: FastifyRequest): AuditContext {
   return { ip: req.ip, requestId: String(req.id) };
 }

@@ -33,7 +33,8 @@ function answer(a: Answer, ref: (s: JsonSchema) => unknown): Record<string, unkn
     out.headers = Object.fromEntries(Object.entries(a.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }]));
   }
   if (a.schema !== undefined || a.contentType !== undefined) {
-    out.content = { [a.contentType ?? 'application/json']: a.schema === undefined ? {} : { schema: ref(a.schema) } };
+    const types = [a.contentType ?? 'application/json'].flat();
+    out.content = Object.fromEntries(types.map((type, i) => [type, a.schema === undefined || i > 0 ? {} : { schema: ref(a.schema) }]));
   }
   return out;
 }

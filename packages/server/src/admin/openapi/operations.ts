@@ -24,7 +24,8 @@ export interface Answer {
   readonly description: string;
   /** JSON unless said otherwise; no schema and no content type: an empty body (204). */
   readonly schema?: JsonSchema;
-  readonly contentType?: string;
+  /** The media types of the body (the schema, if any, is that of the first). */
+  readonly contentType?: string | readonly string[];
   readonly headers?: Readonly<Record<string, string>>;
 }
 
@@ -63,12 +64,14 @@ export const ALLOC_INTERVAL_BYTES = { min: 1024, max: 16 * 1024 * 1024 } as cons
 
 const CLIENT_ID_PARAM: Parameter = {
   schema: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH },
-  description: 'The client_id (an id longer than 100 characters names no client: 404)',
+  description: `The client_id (one over ${MAX_ID_LENGTH} characters: 414)`,
 };
 const KID_PARAM: Parameter = {
   schema: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH },
-  description: 'The key id (a kid longer than 100 characters names no key: 404)',
+  description: `The key id (one over ${MAX_ID_LENGTH} characters: 414)`,
 };
+/** What the router answers before any route runs (routes.ts, adminFrameworkErrors), for a route with a path parameter. */
+const TOO_LONG = { 414: `invalid_request: a path parameter over ${MAX_ID_LENGTH} characters (answered before the token is checked)` } as const;
 
 // The error answers that recur, in the words the routes use.
 const BAD = 'invalid_request: a query parameter, a path parameter or the body is wrong; the message names it';
@@ -92,7 +95,7 @@ const clientAction = (action: string, operationId: string, summary: string, desc
   params: { id: CLIENT_ID_PARAM },
   body: { schema: NO_MEMBERS, required: false, description: 'No members: no body, or {}' },
   answers: { 200: { description: 'The client', schema: CLIENT } },
-  errors: { 400: BAD_BODY, 404: NO_CLIENT, ...BODY_ERRORS, 503: UNAVAILABLE },
+  errors: { 400: BAD_BODY, 404: NO_CLIENT, ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
 });
 
 /** The routes under /admin (routes.ts). */
@@ -140,7 +143,7 @@ export const ADMIN_OPERATIONS = {
     params: { id: CLIENT_ID_PARAM },
     query: {},
     answers: { 200: { description: 'The client', schema: CLIENT } },
-    errors: { 400: BAD_QUERY, 404: NO_CLIENT, 503: UNAVAILABLE },
+    errors: { 400: BAD_QUERY, 404: NO_CLIENT, ...TOO_LONG, 503: UNAVAILABLE },
   },
   updateClient: {
     operationId: 'updateClient',
@@ -153,7 +156,7 @@ export const ADMIN_OPERATIONS = {
     params: { id: CLIENT_ID_PARAM },
     body: { schema: CLIENT_UPDATE, required: true, description: 'The fields to change' },
     answers: { 200: { description: 'The client, with client_secret when one was issued', schema: CLIENT_MAYBE_WITH_SECRET } },
-    errors: { 400: BAD, 404: NO_CLIENT, ...BODY_ERRORS, 503: UNAVAILABLE },
+    errors: { 400: BAD, 404: NO_CLIENT, ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
   },
   deleteClient: {
     operationId: 'deleteClient',
@@ -164,7 +167,7 @@ export const ADMIN_OPERATIONS = {
     params: { id: CLIENT_ID_PARAM },
     body: { schema: NO_MEMBERS, required: false, description: 'No members: no body, or {}' },
     answers: { 204: { description: 'Deleted' } },
-    errors: { 400: BAD_BODY, 404: NO_CLIENT, ...BODY_ERRORS, 503: UNAVAILABLE },
+    errors: { 400: BAD_BODY, 404: NO_CLIENT, ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
   },
   rotateClientSecret: {
     operationId: 'rotateClientSecret',
@@ -176,7 +179,7 @@ export const ADMIN_OPERATIONS = {
     params: { id: CLIENT_ID_PARAM },
     body: { schema: SECRET_ROTATION, required: false, description: 'Optional: grace_period' },
     answers: { 200: { description: 'The client with its new secret, shown once', schema: CLIENT_SECRET_ROTATED } },
-    errors: { 400: BAD, 404: NO_CLIENT, ...BODY_ERRORS, 503: UNAVAILABLE },
+    errors: { 400: BAD, 404: NO_CLIENT, ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
   },
   revokeClientTokens: clientAction('revoke-tokens', 'revokeClientTokens', 'Kill switch: every token issued to the client before now becomes inactive',
     'Sets tokens_revoked_at to now; the client keeps getting new tokens.'),
@@ -219,6 +222,7 @@ export const ADMIN_OPERATIONS = {
       404: 'not_found: no key with this kid',
       409: 'conflict: the key signs now; revoke it with {"rotate": true}',
       ...BODY_ERRORS,
+      ...TOO_LONG,
       503: UNAVAILABLE,
     },
   },
@@ -231,7 +235,12 @@ export const ADMIN_OPERATIONS = {
     description: 'The OpenAPI 3.1 document of the admin listener, generated from the schemas the routes validate with '
       + '(also committed as docs/openapi.json).',
     query: {},
-    answers: { 200: { description: 'The OpenAPI document', schema: { type: 'object', required: ['openapi', 'paths'] } } },
+    answers: {
+      200: {
+        description: 'The OpenAPI document',
+        schema: { type: 'object', required: ['openapi', 'paths'], properties: { openapi: { type: 'string' }, paths: { type: 'object' } } },
+      },
+    },
     errors: { 400: BAD_QUERY },
   },
 } as const satisfies Record<string, AdminOperation>;
@@ -245,7 +254,10 @@ const FORMAT: Parameter = {
   schema: { type: 'string', enum: ['pprof', 'devtools'] },
   description: 'pprof (gzipped protobuf, the default) or devtools (V8\'s JSON, as Chrome DevTools and speedscope read it)',
 };
-const PPROF: Answer = { description: 'A gzipped pprof profile, or V8\'s JSON with format=devtools', contentType: 'application/octet-stream' };
+const PPROF: Answer = {
+  description: 'A gzipped pprof profile, or V8\'s JSON with format=devtools',
+  contentType: ['application/octet-stream', 'application/json'],
+};
 const PPROF_OR_JSON = { 200: PPROF } as const;
 
 const stopRoute = (path: string, operationId: string, what: string): AdminOperation => ({
@@ -257,7 +269,7 @@ const stopRoute = (path: string, operationId: string, what: string): AdminOperat
   description: PPROF_NOTE,
   closedQuery: false,
   answers: { 204: { description: 'Ended' } },
-  errors: { 404: `not_found: no ${what} is being taken`, ...BODY_ERRORS },
+  errors: { 400: 'invalid_request: a body that is not valid JSON', 404: `not_found: no ${what} is being taken`, ...BODY_ERRORS },
 });
 
 /** The pprof and runtime routes (pprof-routes.ts); unknown query parameters are ignored there. */
