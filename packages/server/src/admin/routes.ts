@@ -1,9 +1,12 @@
 // The admin API: client registry management (RFC 7591 §2 metadata) and signing key rotation and
 // revocation, on its own listener, behind the RFC 6750 bearer admin token.
 //
-// Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/409/413/415 with
-// { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
+// Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/409/413/414/415
+// with { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
 // later); only a fault of the server itself becomes a 500.
+//
+// Each route is an entry of the route table (openapi/operations.ts), whose schemas validate the
+// request before the route's own checks read it, and from which the OpenAPI document is made.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ClientExistsError, ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';

@@ -4,7 +4,10 @@
 // matching its documented schema; and the schemas the routes validate with never change the words
 // of an error the hand-written checks give.
 
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -15,8 +18,10 @@ import { ALL_OPERATIONS } from '../../src/admin/openapi/operations.js';
 import { COMPONENTS } from '../../src/admin/openapi/schemas.js';
 import { draftNewClient } from '../../src/clients/registry.js';
 import { startTestServer, ORDERS, type TestServer } from '../helpers/server.js';
+import { ensureBuilt } from '../helpers/process.js';
 
 const COMMITTED = fileURLToPath(new URL('../../../../docs/openapi.json', import.meta.url));
+const SCRIPT = fileURLToPath(new URL('../../scripts/docs-openapi.js', import.meta.url));
 const FALLBACK = /does not match the admin API's schema/;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -92,6 +97,25 @@ describe('the OpenAPI document of the admin API', () => {
 
   it('docs/openapi.json is the document the code generates (npm run docs:openapi)', () => {
     expect(readFileSync(COMMITTED, 'utf8')).toBe(openApiJson());
+  });
+
+  it('npm run docs:openapi finds docs/openapi.json up to date, and writes a stale one again', () => {
+    ensureBuilt();
+    expect(spawnSync(process.execPath, [SCRIPT, '--check'], { encoding: 'utf8' }).status).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'm2m-auth-docs-openapi-'));
+    try {
+      const copy = join(dir, 'openapi.json');
+      const stale = readFileSync(COMMITTED, 'utf8').replace('"createClient"', '"createClientOld"');
+      writeFileSync(copy, stale);
+      const check = spawnSync(process.execPath, [SCRIPT, '--check', '--out', copy], { encoding: 'utf8' });
+      expect(check.status).toBe(1);
+      expect(check.stderr).toMatch(/differs from the code/);
+      expect(readFileSync(copy, 'utf8')).toBe(stale);
+      expect(spawnSync(process.execPath, [SCRIPT, '--out', copy], { encoding: 'utf8' }).status).toBe(0);
+      expect(readFileSync(copy, 'utf8')).toBe(openApiJson());
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a document that breaks OpenAPI 3.1, so the check above can fail', async () => {
@@ -213,6 +237,10 @@ describe('the admin listener against its document', () => {
       }
       expect((await call('POST', `/admin/keys/${bad}/revoke`)).statusCode).toBe(status);
     }
+
+    const undecodable = await call('GET', '/admin/clients/%E0%A4%A');
+    expect(undecodable.statusCode).toBe(400);
+    expect(undecodable.json()).toEqual({ error: 'invalid_request', message: 'The request path is not a valid URL' });
 
     // The database not answering.
     const store = s.server.storage.clients as unknown as Record<string, unknown>;

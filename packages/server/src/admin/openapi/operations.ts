@@ -363,6 +363,8 @@ export const ALL_OPERATIONS: readonly AdminOperation[] = [
 /** The error answers of `op` (each with the admin error body), with 401 and 500 for a route behind the admin token. */
 export function errorAnswers(op: AdminOperation): Record<number, string> {
   const out: Record<number, string> = { ...op.errors };
+  // The router refuses a path whose parameter does not decode (routes.ts, adminFrameworkErrors).
+  if (op.params !== undefined) out[400] = `${out[400] ?? 'invalid_request'}; or a path parameter that does not decode`;
   if (op.auth !== false) {
     out[401] = 'unauthorized: no admin token, or not this one (WWW-Authenticate: Bearer)';
     out[500] = 'server_error: a fault of the server itself';
