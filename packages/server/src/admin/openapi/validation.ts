@@ -25,8 +25,21 @@ function properties(params: Readonly<Record<string, { schema: JsonSchema }>>): R
   return Object.fromEntries(Object.entries(params).map(([name, p]) => [name, p.schema]));
 }
 
+// One schema object per operation, so that Ajv (which caches by schema object) compiles each once
+// however many apps register the routes.
+const built = new WeakMap<AdminOperation, FastifySchema>();
+
 /** The request schemas of `op` in Fastify's form: params, querystring, body. */
 export function requestSchemas(op: AdminOperation): FastifySchema {
+  let schemas = built.get(op);
+  if (schemas === undefined) {
+    schemas = buildRequestSchemas(op);
+    built.set(op, schemas);
+  }
+  return schemas;
+}
+
+function buildRequestSchemas(op: AdminOperation): FastifySchema {
   const schema: Record<string, unknown> = {};
   if (op.params !== undefined) {
     schema.params = { type: 'object', required: Object.keys(op.params), properties: properties(op.params) };
