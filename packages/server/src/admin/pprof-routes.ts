@@ -14,8 +14,9 @@ import { ProfilerBusyError, startCpuProfile, startHeapSampling, type HeapSamplin
 import { cpuProfileToPprof, encodePprof, heapProfileToPprof } from '../observability/profiles/pprof.js';
 import { RuntimeWindow } from '../observability/profiles/runtime.js';
 import {
-  ALLOC_INTERVAL_BYTES, CPU_INTERVAL_US, DEBUG_PREFIX, DEFAULT_PROFILE_SECONDS, MAX_PROFILE_SECONDS, RUNTIME_PATH,
+  ALLOC_INTERVAL_BYTES, CPU_INTERVAL_US, DEBUG_OPERATIONS, DEBUG_PREFIX, DEFAULT_PROFILE_SECONDS, MAX_PROFILE_SECONDS, RUNTIME_PATH,
 } from './openapi/operations.js';
+import { schemaRefusal, validatedRoute } from './openapi/validation.js';
 
 export interface PprofRoutesOptions {
   adminToken: string;
@@ -164,7 +165,7 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
       return sendError(reply, 500, 'server_error', 'The server encountered an unexpected condition');
     });
 
-    debug.get(`${DEBUG_PREFIX}/profile`, async (req, reply) => {
+    debug.route({ ...validatedRoute(DEBUG_OPERATIONS.cpuProfile, ''), handler: async (req, reply) => {
       const seconds = profileSeconds(req.query);
       if (seconds === undefined) {
         return sendError(reply, 400, 'invalid_request', `seconds must be a whole number from 1 to ${MAX_PROFILE_SECONDS}`);
@@ -174,6 +175,7 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
       if (us === undefined || as === undefined) {
         return sendError(reply, 400, 'invalid_request', `interval must be ${CPU_INTERVAL_US.min} to ${CPU_INTERVAL_US.max} microseconds, format pprof or devtools`);
       }
+      if (req.validationError) return sendError(reply, 400, 'invalid_request', schemaRefusal(req.validationError));
       const recording = claim('profile');
       if (recording === undefined) return sendError(reply, 409, 'conflict', 'A CPU profile is already being taken; try again when it is done');
       let profiling;
@@ -189,9 +191,9 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
       if (as === 'devtools') return sendJson(reply, 'profile.cpuprofile', profile);
       const pprof = cpuProfileToPprof(profile, { startedAt: profiling.startedAt, comments: [`m2m-auth CPU profile, ${seconds} s`] });
       return sendPprof(reply, 'profile.pb.gz', encodePprof(pprof));
-    });
+    } });
 
-    debug.get(`${DEBUG_PREFIX}/heap`, async (_req, reply) => {
+    debug.route({ ...validatedRoute(DEBUG_OPERATIONS.heapProfile, ''), handler: async (_req, reply) => {
       heap ??= await startHeapSampling({ samplingInterval: heapInterval }).catch(() => undefined);
       if (heap === undefined) return sendError(reply, 409, 'conflict', 'The heap profiler is in use by something else in this process');
       const profile = await heap.snapshot();
@@ -201,11 +203,11 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
         comments: [`m2m-auth sampled live heap since ${heap.startedAt.toISOString()}`],
       });
       return sendPprof(reply, 'heap.pb.gz', encodePprof(pprof));
-    });
+    } });
 
     // V8 has one sampling heap profiler: the live-heap sampling behind /heap pauses while an
     // allocation profile is taken, and starts again after it (/heap then covers the time since).
-    debug.get(`${DEBUG_PREFIX}/allocs`, async (req, reply) => {
+    debug.route({ ...validatedRoute(DEBUG_OPERATIONS.allocationProfile, ''), handler: async (req, reply) => {
       const seconds = profileSeconds(req.query);
       const bytes = interval(req.query, ALLOC_INTERVAL_BYTES, DEFAULT_ALLOC_INTERVAL);
       const as = format(req.query);
@@ -213,6 +215,7 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
         return sendError(reply, 400, 'invalid_request',
           `seconds must be a whole number from 1 to ${MAX_PROFILE_SECONDS}, interval ${ALLOC_INTERVAL_BYTES.min} to ${ALLOC_INTERVAL_BYTES.max} bytes, format pprof or devtools`);
       }
+      if (req.validationError) return sendError(reply, 400, 'invalid_request', schemaRefusal(req.validationError));
       const recording = claim('allocs');
       if (recording === undefined) return sendError(reply, 409, 'conflict', 'An allocation profile is already being taken; try again when it is done');
       let sampling;
@@ -236,19 +239,20 @@ export async function registerPprofRoutes(app: FastifyInstance, options: PprofRo
         comments: [`m2m-auth allocations sampled for ${seconds} s`],
       });
       return sendPprof(reply, 'allocs.pb.gz', encodePprof(pprof));
-    });
+    } });
 
-    debug.get(RUNTIME_PATH, async (req, reply) => {
+    debug.route({ ...validatedRoute(DEBUG_OPERATIONS.runtimeWindow, ''), handler: async (req, reply) => {
       const seconds = profileSeconds(req.query);
       if (seconds === undefined) {
         return sendError(reply, 400, 'invalid_request', `seconds must be a whole number from 1 to ${MAX_PROFILE_SECONDS}`);
       }
+      if (req.validationError) return sendError(reply, 400, 'invalid_request', schemaRefusal(req.validationError));
       const recording = claim('runtime');
       if (recording === undefined) return sendError(reply, 409, 'conflict', 'A runtime window is already being taken; try again when it is done');
       const measuring = new RuntimeWindow();
       await recording.wait(seconds, req);
       return sendJson(reply, 'runtime.json', await measuring.stop());
-    });
+    } });
 
     for (const [kind, path] of [['profile', `${DEBUG_PREFIX}/profile`], ['allocs', `${DEBUG_PREFIX}/allocs`], ['runtime', RUNTIME_PATH]] as const) {
       debug.delete(path, async (_req, reply) => {

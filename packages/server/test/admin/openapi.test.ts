@@ -208,6 +208,10 @@ describe('the admin listener against its document', () => {
     for (const path of ['/debug/pprof/profile', '/debug/runtime', '/debug/pprof/allocs']) {
       expect((await call('DELETE', path)).statusCode).toBe(404);
       expect((await call('GET', `${path}?seconds=0`)).statusCode).toBe(400);
+      // Refused by the schema (a repeated parameter) and by the route's checks, in their words.
+      const repeated = await call('GET', `${path}?seconds=1&seconds=2`);
+      expect(repeated.statusCode).toBe(400);
+      expect(repeated.json().message).toMatch(/^seconds must be a whole number from 1 to 60/);
       expect((await call('DELETE', path, { raw: '{', contentType: 'application/json' })).statusCode).toBe(400);
       expect((await call('DELETE', path, { raw: '<x/>', contentType: 'application/xml' })).statusCode).toBe(415);
       expect((await call('DELETE', path, { raw: 'x'.repeat(4096), contentType: 'text/plain' })).statusCode).toBe(413);

@@ -247,7 +247,7 @@ export const ADMIN_OPERATIONS = {
 
 const PPROF_NOTE = 'Only with M2M_AUTH_PPROF=true (404 otherwise).';
 const SECONDS: Parameter = {
-  schema: { type: 'string' },
+  schema: { type: 'string', pattern: '^\\d{1,2}$' },
   description: `Seconds to take it for: a whole number from 1 to ${MAX_PROFILE_SECONDS}, default ${DEFAULT_PROFILE_SECONDS}; it ends early when DELETE names it`,
 };
 const FORMAT: Parameter = {
@@ -284,7 +284,7 @@ export const DEBUG_OPERATIONS = {
     closedQuery: false,
     query: {
       seconds: SECONDS,
-      interval: { schema: { type: 'string' }, description: `Sampling interval in microseconds, ${CPU_INTERVAL_US.min} to ${CPU_INTERVAL_US.max}` },
+      interval: { schema: { type: 'string', pattern: '^\\d{1,9}$' }, description: `Sampling interval in microseconds, ${CPU_INTERVAL_US.min} to ${CPU_INTERVAL_US.max}` },
       format: FORMAT,
     },
     answers: PPROF_OR_JSON,
@@ -312,7 +312,7 @@ export const DEBUG_OPERATIONS = {
     query: {
       seconds: SECONDS,
       interval: {
-        schema: { type: 'string' },
+        schema: { type: 'string', pattern: '^\\d{1,9}$' },
         description: `Mean bytes between samples, ${ALLOC_INTERVAL_BYTES.min} to ${ALLOC_INTERVAL_BYTES.max}`,
       },
       format: FORMAT,

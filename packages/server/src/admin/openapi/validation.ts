@@ -73,17 +73,32 @@ export function adminRoute<T>(
   prefix = '/admin',
 ): void {
   app.route({
-    method: op.method,
-    url: fastifyPath(op, prefix),
-    schema: requestSchemas(op),
-    validatorCompiler: ({ schema }) => ajv.compile(schema),
-    attachValidation: true,
+    ...validatedRoute(op, prefix),
     handler: async (req, reply) => {
       if (req.validationError !== undefined) {
         explain(req);
-        throw new AdminRequestError(400, `The request does not match the admin API's schema: ${req.validationError.message}`);
+        throw new AdminRequestError(400, schemaRefusal(req.validationError));
       }
       return act(parse(req), req, reply);
     },
   });
+}
+
+/**
+ * The route options of `op` but its handler: path, request schemas and their validation, the
+ * error left in `req.validationError` for the handler to answer in its own words.
+ */
+export function validatedRoute(op: AdminOperation, prefix: string) {
+  return {
+    method: op.method,
+    url: fastifyPath(op, prefix),
+    schema: requestSchemas(op),
+    validatorCompiler: ({ schema }: { schema: unknown }) => ajv.compile(schema as JsonSchema),
+    attachValidation: true,
+  };
+}
+
+/** The message of a request the schemas refused and the route's own checks let through. */
+export function schemaRefusal(err: Error): string {
+  return `The request does not match the admin API's schema: ${err.message}`;
 }
