@@ -12,6 +12,7 @@ const KEYS = floor('keys');
 const OBSERVABILITY = floor('observability');
 const CLIENTS = floor('clients');
 const LIMITS = floor('limits');
+const TRUSTS = floor('trusts');
 const OAUTH = floor('oauth');
 const HTTP = floor('http');
 const ADMIN = floor('admin');
@@ -46,6 +47,10 @@ module.exports = {
       { path: OBSERVABILITY }, { path: [CLIENTS, OAUTH, SYNC, HTTP, ADMIN, LIMITS, KEYS, CLI, SERVER_TS] }),
     never('clients-imports-no-oauth', 'clients imports no oauth (nor http, admin, limits, sync, cli, server.ts).',
       { path: CLIENTS }, { path: [OAUTH, HTTP, ADMIN, LIMITS, SYNC, CLI, SERVER_TS] }),
+    never('trusts-below-the-core', 'trusts imports no oauth (nor http, admin, limits, sync, cli, server.ts); clients imports no trusts (the client registry reads trusts through ground\'s TrustLookup).',
+      { path: TRUSTS }, { path: [OAUTH, HTTP, ADMIN, LIMITS, SYNC, CLI, SERVER_TS] }),
+    never('clients-imports-no-trusts', 'clients imports no trusts: a federated client\'s trust is read through ground\'s TrustLookup, and trusts reuses clients/jwk.ts.',
+      { path: CLIENTS }, { path: TRUSTS }),
     never('sync-imports-no-oauth', 'sync imports no oauth (nor http, admin, clients, limits, keys, cli, server.ts).',
       { path: SYNC }, { path: [OAUTH, HTTP, ADMIN, CLIENTS, LIMITS, KEYS, CLI, SERVER_TS] }),
     never('limits-below-the-core', 'limits imports no oauth, http, admin, cli, server.ts (it implements what the core asks of it).',

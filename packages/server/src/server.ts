@@ -14,6 +14,7 @@ import type { KeyStore, Storage } from './storage/types.js';
 import { KEK_FILE_NAME, loadKek } from './keys/kek.js';
 import { KeyRing, keyMaintenanceInterval } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
+import { TrustRegistry } from './trusts/registry.js';
 import { adminFrameworkErrors, registerAdminRoutes } from './admin/routes.js';
 import { adminTokenPath, loadAdminToken } from './admin/admin-token.js';
 import { registerPprofRoutes } from './admin/pprof-routes.js';
@@ -70,6 +71,8 @@ export interface M2MAuthServer {
   readonly storage: Storage;
   readonly keys: KeyRing;
   readonly clients: ClientRegistry;
+  /** Trusted issuers of federated clients (issue 17), cached and kept coherent like clients. */
+  readonly trusts: TrustRegistry;
   readonly events: EventBus;
   readonly logger: Logger;
   readonly sync: ClusterSync;
@@ -200,7 +203,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // written while this instance loads (another worker's revocation, say) is applied, not skipped.
     const changesHead = await traced.changes.head();
     const keys = await openKeyRing(config, keyStore, events, now);
+    // Trusted issuers (issue 17); a write waits for the other workers like a client's does.
+    const trustStore = workers
+      ? propagatingWrites({ clients: storage.clients, keys: storage.keys, revocations: storage.revocations, trusts: storage.trusts }, () => propagate()).trusts!
+      : storage.trusts;
+    const trusts = new TrustRegistry(trustStore, events, { now });
     const clients = new ClientRegistry(traced.clients, events, {
+      // A federated client's trust is read fresh when the client is written.
+      trusts: { get: (name) => trustStore.getTrust(name) },
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
       secretGracePeriod: config.secretGracePeriod,
@@ -278,7 +288,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       logger, name: 'admin',
       timeoutBody: JSON.stringify({ error: 'invalid_request', message: 'The request did not arrive within the request timeout.' }),
     });
-    await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
+    await registerAdminRoutes(adminApp, { registry: clients, trusts, keys, adminToken: admin.token, events });
     await registerPprofRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
     // Changes made by other instances (or worker processes) on the same database.
@@ -295,6 +305,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           clients.invalidate(clientId);
           metadata.invalidate();
         },
+        trust: (name) => trusts.invalidate(name),
         revocation: (jti, expiresAt) => revocations.remember(jti, expiresAt),
         keys: async () => {
           await keys.refresh();
@@ -302,6 +313,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         },
         resyncAll: async () => {
           clients.clear();
+          trusts.clear();
           await revocations.load(now());
           await keys.refresh();
           metadata.invalidate();
@@ -312,7 +324,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     propagate = () => sync.propagate();
     for (const e of [
       'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
-      'client.secret_rotated', 'client.tokens_revoked', 'token.revoked', 'key.created', 'key.activated', 'key.retired',
+      'client.secret_rotated', 'client.tokens_revoked', 'trust.created', 'trust.updated', 'trust.deleted',
+      'token.revoked', 'key.created', 'key.activated', 'key.retired',
       'key.revoked',
     ] as const) {
       events.on(e, () => sync.nudge());
@@ -342,7 +355,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     let closing = false;
     let closed: Promise<void> | undefined;
     const server: M2MAuthServer = {
-      config, publicApp, adminApp, adminRoutes, storage, keys, clients, events, logger, sync,
+      config, publicApp, adminApp, adminRoutes, storage, keys, clients, trusts, events, logger, sync,
       async listen() {
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);

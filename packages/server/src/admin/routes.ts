@@ -1,5 +1,5 @@
-// The admin API: client registry management (RFC 7591 §2 metadata) and signing key rotation and
-// revocation, on its own listener, behind the RFC 6750 bearer admin token.
+// The admin API: client registry management (RFC 7591 §2 metadata), trusted issuers (federated
+// clients, issue 17) and signing key rotation and revocation, on its own listener, behind the RFC 6750 bearer admin token.
 //
 // Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/409/413/414/415
 // with { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
@@ -9,7 +9,10 @@
 // request before the route's own checks read it, and from which the OpenAPI document is made.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ClientExistsError, ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';
+import { ClientExistsError, ClientNotFoundError, FederatedIdentityTakenError, type ClientRegistry } from '../clients/registry.js';
+import { TrustExistsError, TrustInUseError, TrustNotFoundError, type TrustRegistry } from '../trusts/registry.js';
+import { MAX_TRUST_LIST_LIMIT, TrustValidationError } from '../trusts/rules.js';
+import { trustToWire } from '../trusts/wire.js';
 import { ClientValidationError, MAX_LIST_LIMIT } from '../clients/metadata.js';
 import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientCreateInput, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
@@ -35,6 +38,8 @@ export interface AdminKeys {
 
 export interface AdminDeps {
   registry: ClientRegistry;
+  /** Trusted issuers (issue 17): /admin/trusted-issuers. */
+  trusts: TrustRegistry;
   keys: AdminKeys;
   adminToken: string;
   events: EventBus;
@@ -44,6 +49,10 @@ export { ADMIN_PREFIX, DEFAULT_LIST_LIMIT };
 
 interface IdParams {
   id: string;
+}
+
+interface NameParams {
+  name: string;
 }
 
 interface KidParams {
@@ -82,7 +91,12 @@ function clientId(req: FastifyRequest): string {
 
 /** Registers the admin routes under /admin in an encapsulated context of `app`. */
 export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
-  const { registry, keys, events } = deps;
+  const { registry, trusts, keys, events } = deps;
+  const trustName = (req: FastifyRequest): string => {
+    const { name } = req.params as NameParams;
+    if (name.length === 0 || name.length > MAX_ID_LENGTH) throw new TrustNotFoundError(name);
+    return name;
+  };
 
   await app.register(async (admin) => {
     // Only JSON bodies; an empty body reads as no body, so action routes work without one. A
@@ -128,6 +142,10 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
       if (err instanceof KeyNotFoundError) return sendError(reply, 404, 'not_found', err.message);
       if (err instanceof KeyRevocationRefusedError) return sendError(reply, 409, 'conflict', err.message);
       if (err instanceof ClientExistsError) return sendError(reply, 409, 'conflict', err.message);
+      if (err instanceof FederatedIdentityTakenError) return sendError(reply, 409, 'conflict', err.message);
+      if (err instanceof TrustValidationError) return sendError(reply, 400, 'invalid_request', err.message);
+      if (err instanceof TrustNotFoundError) return sendError(reply, 404, 'not_found', err.message);
+      if (err instanceof TrustExistsError || err instanceof TrustInUseError) return sendError(reply, 409, 'conflict', err.message);
       if (err instanceof AdminRequestError) return sendError(reply, err.status, 'invalid_request', err.message);
       switch (err.code) {
         case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -215,6 +233,45 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
     route(ops.enableClient, noBody, async (id, req) => clientToWire(await registry.setDisabled(id, false, audit(req))));
 
     route(ops.listKeys, (req) => readQuery(req.query, []), async () => ({ keys: keys.list().map(keyToWire) }));
+
+    // Trusted issuers (issue 17): the same shape as /clients, named by their name.
+    route(ops.createTrust, (req) => objectBody(req.body), async (body, req, reply) => {
+      const trust = await trusts.create(body, audit(req));
+      reply.code(201).header('location', `${ADMIN_PREFIX}/trusted-issuers/${encodeURIComponent(trust.name)}`);
+      return trustToWire(trust);
+    }, (req) => trusts.checkCreate(objectBody(req.body)));
+
+    route(ops.listTrusts, (req) => {
+      const query = readQuery(req.query, ['limit', 'after']);
+      const limit = queryInt(query.limit, 'limit', 1, MAX_TRUST_LIST_LIMIT, DEFAULT_LIST_LIMIT);
+      if (query.after !== undefined && (query.after === '' || query.after.length > MAX_ID_LENGTH)) {
+        throw new AdminRequestError(400, `after must be a trust name of 1 to ${MAX_ID_LENGTH} characters`);
+      }
+      return query.after === undefined ? { limit } : { after: query.after, limit };
+    }, async (page) => {
+      const { trusts: list, next } = await trusts.list(page);
+      return { trusted_issuers: list.map(trustToWire), next };
+    });
+
+    route(ops.getTrust, (req) => {
+      readQuery(req.query, []);
+      return trustName(req);
+    }, async (name) => trustToWire(await trusts.read(name)));
+
+    route(ops.updateTrust, (req) => ({ name: trustName(req), body: objectBody(req.body) }),
+      async ({ name, body }, req) => trustToWire(await trusts.update(name, body, audit(req))), (req) => {
+        trustName(req);
+        trusts.checkUpdate(objectBody(req.body));
+      });
+
+    route(ops.deleteTrust, (req) => {
+      const name = trustName(req);
+      optionalBody(req.body, []);
+      return name;
+    }, async (name, req, reply) => {
+      await trusts.delete(name, audit(req));
+      return reply.code(204).send();
+    });
 
     route(ops.rotateKeys, (req) => {
       const body = optionalBody(req.body, ['now']);

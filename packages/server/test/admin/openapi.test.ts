@@ -188,6 +188,26 @@ describe('the admin listener against its document', () => {
       .toMatch(/^m2m_cs_/);
     expect((await call('POST', `/admin/clients/${id}/secret`, { body: { grace_period: 60 } })).statusCode).toBe(200);
     for (const action of ['revoke-tokens', 'disable', 'enable']) expect((await call('POST', `/admin/clients/${id}/${action}`)).statusCode).toBe(200);
+    // Trusted issuers and federated clients (issue 17).
+    const trust = { name: 'ci', kind: 'oidc', issuer: 'https://token.actions.githubusercontent.com' };
+    expect((await call('POST', '/admin/trusted-issuers', { body: trust })).statusCode).toBe(201);
+    expect((await call('POST', '/admin/trusted-issuers', { body: trust })).statusCode).toBe(409);
+    expect((await call('GET', '/admin/trusted-issuers?limit=1')).statusCode).toBe(200);
+    expect((await call('GET', '/admin/trusted-issuers/ci')).statusCode).toBe(200);
+    expect((await call('PATCH', '/admin/trusted-issuers/ci', { body: { audiences: ['https://auth.example.com'] } })).statusCode).toBe(200);
+    const federated = (subject: string, clientIdChosen: string) => ({
+      client_id: clientIdChosen, client_name: clientIdChosen, audience: [ORDERS], token_endpoint_auth_method: 'federated_jwt',
+      federated_issuer: 'ci', federated_subject: subject, federated_claims: { repository: 'acme/billing' },
+    });
+    expect((await call('POST', '/admin/clients', { body: federated('repo:acme/billing:environment:production', 'cl_fed1') })).statusCode).toBe(201);
+    expect((await call('POST', '/admin/clients', { body: federated('repo:acme/billing:environment:staging', 'cl_fed2') })).statusCode).toBe(201);
+    expect((await call('POST', '/admin/clients', { body: federated('repo:acme/billing:environment:staging', 'cl_fed3') })).statusCode).toBe(409);
+    expect((await call('PATCH', '/admin/clients/cl_fed2', { body: { federated_subject: 'repo:acme/billing:environment:production' } })).statusCode).toBe(409);
+    expect((await call('PATCH', '/admin/trusted-issuers/ci', { body: { kind: 'kubernetes' } })).statusCode).toBe(409);
+    expect((await call('DELETE', '/admin/trusted-issuers/ci')).statusCode).toBe(409);
+    for (const c of ['cl_fed1', 'cl_fed2']) expect((await call('DELETE', `/admin/clients/${c}`)).statusCode).toBe(204);
+    expect((await call('POST', '/admin/trusted-issuers', { body: { name: 'spare', kind: 'oidc', issuer: 'https://gitlab.example.com' } })).statusCode).toBe(201);
+
     expect((await call('GET', '/admin/keys')).statusCode).toBe(200);
     const active = (await call('GET', '/admin/keys')).json().keys.find((k: { status: string }) => k.status === 'active').kid as string;
     expect((await call('POST', `/admin/keys/${active}/revoke`)).statusCode).toBe(409);
@@ -221,7 +241,7 @@ describe('the admin listener against its document', () => {
     // route with a body that is not JSON, not valid JSON, too large, or with a member it does not take.
     const routes = s.server.adminRoutes.filter((r) => r.url !== '/metrics');
     for (const r of routes) {
-      const url = r.url.replace(':id', id).replace(':kid', 'nope');
+      const url = r.url.replace(':id', id).replace(':kid', 'nope').replace(':name', 'spare');
       expect((await call(r.method, url, { auth: false })).statusCode).toBe(401);
       // The /admin GET routes refuse unknown query parameters (the others ignore the query).
       if (r.url.startsWith('/admin') && r.method === 'GET') expect((await call(r.method, `${url}?unknown=1`)).statusCode).toBe(400);
@@ -240,7 +260,13 @@ describe('the admin listener against its document', () => {
         if (status === 414) expect(res.body).not.toContain(bad);
       }
       expect((await call('POST', `/admin/keys/${bad}/revoke`)).statusCode).toBe(status);
+      const name = bad === 'cl_nope' ? 'nope' : bad;
+      for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
+        const res = await call(method, `/admin/trusted-issuers/${name}`, method === 'PATCH' ? { body: { audiences: [] } } : {});
+        expect(res.statusCode).toBe(status);
+      }
     }
+    expect((await call('DELETE', '/admin/trusted-issuers/spare')).statusCode).toBe(204);
 
     const undecodable = await call('GET', '/admin/clients/%E0%A4%A');
     expect(undecodable.statusCode).toBe(400);

@@ -9,8 +9,10 @@
 import { MAX_LIST_LIMIT } from '../../clients/metadata.js';
 import {
   ADMIN_ERROR, CLIENT, CLIENT_CREATE, CLIENT_LIST, CLIENT_MAYBE_WITH_SECRET, CLIENT_SECRET_ROTATED, CLIENT_UPDATE,
-  KEY_LIST, KEY_REVOCATION, KEY_REVOKED, KEY_ROTATED, KEY_ROTATION, MAX_ID_LENGTH, NO_MEMBERS, SECRET_ROTATION, type JsonSchema,
+  KEY_LIST, KEY_REVOCATION, KEY_REVOKED, KEY_ROTATED, KEY_ROTATION, MAX_ID_LENGTH, NO_MEMBERS, SECRET_ROTATION,
+  TRUST, TRUST_CREATE, TRUST_LIST, TRUST_UPDATE, type JsonSchema,
 } from './schemas.js';
+import { MAX_TRUST_LIST_LIMIT } from '../../trusts/rules.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
@@ -66,6 +68,10 @@ const CLIENT_ID_PARAM: Parameter = {
   schema: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH },
   description: `The client_id (one over ${MAX_ID_LENGTH} characters: 414)`,
 };
+const TRUST_NAME_PARAM: Parameter = {
+  schema: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH },
+  description: `The trusted issuer's name (one over ${MAX_ID_LENGTH} characters: 414)`,
+};
 const KID_PARAM: Parameter = {
   schema: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH },
   description: `The key id (one over ${MAX_ID_LENGTH} characters: 414)`,
@@ -78,6 +84,7 @@ const BAD = 'invalid_request: a query parameter, a path parameter or the body is
 const BAD_QUERY = 'invalid_request: an unknown or repeated query parameter';
 const BAD_BODY = 'invalid_request: the body is not a JSON object of the members this route takes, or has a member named __proto__, constructor or prototype';
 const NO_CLIENT = 'not_found: no client with this client_id';
+const NO_TRUST = 'not_found: no trusted issuer with this name';
 const TOO_LARGE = 'invalid_request: the body is over M2M_AUTH_BODY_LIMIT';
 const NOT_JSON = 'invalid_request: a body that is not Content-Type application/json';
 const UNAVAILABLE = 'temporarily_unavailable: the database did not answer; nothing was done or acknowledged (Retry-After)';
@@ -113,7 +120,7 @@ export const ADMIN_OPERATIONS = {
     answers: {
       201: { description: 'Registered', schema: CLIENT_MAYBE_WITH_SECRET, headers: { location: 'The path of the new client' } },
     },
-    errors: { 400: BAD, 409: 'conflict: the chosen client_id is taken', ...BODY_ERRORS, 503: UNAVAILABLE },
+    errors: { 400: BAD, 409: 'conflict: the chosen client_id is taken, or another client has this federated_issuer and federated_subject', ...BODY_ERRORS, 503: UNAVAILABLE },
   },
   listClients: {
     operationId: 'listClients',
@@ -156,7 +163,7 @@ export const ADMIN_OPERATIONS = {
     params: { id: CLIENT_ID_PARAM },
     body: { schema: CLIENT_UPDATE, required: true, description: 'The fields to change' },
     answers: { 200: { description: 'The client, with client_secret when one was issued', schema: CLIENT_MAYBE_WITH_SECRET } },
-    errors: { 400: BAD, 404: NO_CLIENT, ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
+    errors: { 400: BAD, 404: NO_CLIENT, 409: 'conflict: another client has this federated_issuer and federated_subject', ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
   },
   deleteClient: {
     operationId: 'deleteClient',
@@ -185,6 +192,72 @@ export const ADMIN_OPERATIONS = {
     'Sets tokens_revoked_at to now; the client keeps getting new tokens.'),
   disableClient: clientAction('disable', 'disableClient', 'Stop the client: no token, and its tokens inactive', 'Sets disabled to true.'),
   enableClient: clientAction('enable', 'enableClient', 'Restore a disabled client', 'Sets disabled to false.'),
+  createTrust: {
+    operationId: 'createTrust',
+    method: 'POST',
+    path: `${ADMIN_PREFIX}/trusted-issuers`,
+    tag: 'trusted-issuers',
+    summary: 'Register a trusted issuer',
+    description: 'A platform whose signed workload identities authenticate federated_jwt clients: kubernetes (issuer), '
+      + 'spiffe (trust_domain and a bundle endpoint or a static bundle) or oidc (issuer with OIDC discovery).',
+    body: { schema: TRUST_CREATE, required: true, description: 'The new trusted issuer' },
+    answers: { 201: { description: 'Registered', schema: TRUST, headers: { location: 'The path of the new trusted issuer' } } },
+    errors: { 400: BAD, 409: 'conflict: a trusted issuer with this name exists', ...BODY_ERRORS, 503: UNAVAILABLE },
+  },
+  listTrusts: {
+    operationId: 'listTrusts',
+    method: 'GET',
+    path: `${ADMIN_PREFIX}/trusted-issuers`,
+    tag: 'trusted-issuers',
+    summary: 'A page of trusted issuers, in name order',
+    query: {
+      limit: {
+        schema: { type: 'string', pattern: '^\\d{1,9}$' },
+        description: `Most trusted issuers in the page: a whole number from 1 to ${MAX_TRUST_LIST_LIMIT}, default ${DEFAULT_LIST_LIMIT}`,
+      },
+      after: {
+        schema: { type: 'string', minLength: 1, maxLength: MAX_ID_LENGTH },
+        description: 'The next of the previous page: the page starts after this name',
+      },
+    },
+    answers: { 200: { description: 'The page, and next (null on the last page)', schema: TRUST_LIST } },
+    errors: { 400: BAD, 503: UNAVAILABLE },
+  },
+  getTrust: {
+    operationId: 'getTrust',
+    method: 'GET',
+    path: `${ADMIN_PREFIX}/trusted-issuers/{name}`,
+    tag: 'trusted-issuers',
+    summary: 'Read a trusted issuer',
+    params: { name: TRUST_NAME_PARAM },
+    query: {},
+    answers: { 200: { description: 'The trusted issuer', schema: TRUST } },
+    errors: { 400: BAD_QUERY, 404: NO_TRUST, ...TOO_LONG, 503: UNAVAILABLE },
+  },
+  updateTrust: {
+    operationId: 'updateTrust',
+    method: 'PATCH',
+    path: `${ADMIN_PREFIX}/trusted-issuers/{name}`,
+    tag: 'trusted-issuers',
+    summary: 'Change a trusted issuer',
+    description: 'The fields sent change, the others stay; null clears a nullable field. The name cannot change; '
+      + 'a trust that clients name keeps its kind and trust domain.',
+    params: { name: TRUST_NAME_PARAM },
+    body: { schema: TRUST_UPDATE, required: true, description: 'The fields to change' },
+    answers: { 200: { description: 'The trusted issuer', schema: TRUST } },
+    errors: { 400: BAD, 404: NO_TRUST, 409: 'conflict: clients name this trust, so its kind and trust domain stay', ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
+  },
+  deleteTrust: {
+    operationId: 'deleteTrust',
+    method: 'DELETE',
+    path: `${ADMIN_PREFIX}/trusted-issuers/{name}`,
+    tag: 'trusted-issuers',
+    summary: 'Delete a trusted issuer that no client names',
+    params: { name: TRUST_NAME_PARAM },
+    body: { schema: NO_MEMBERS, required: false, description: 'No members: no body, or {}' },
+    answers: { 204: { description: 'Deleted' } },
+    errors: { 400: BAD_BODY, 404: NO_TRUST, 409: 'conflict: clients name this trust (the message names them)', ...BODY_ERRORS, ...TOO_LONG, 503: UNAVAILABLE },
+  },
   listKeys: {
     operationId: 'listKeys',
     method: 'GET',

@@ -13,6 +13,7 @@
 
 import { GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS } from '../../ground/names.js';
 import { CLIENT_ID_PREFIX, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../../ground/client-id.js';
+import { TRUST_KINDS } from '../../ground/trusts.js';
 import {
   MAX_AUDIENCES, MAX_CLAIM_NAME_LENGTH, MAX_CLAIMS, MAX_GRACE_PERIOD, MAX_KEYS, MAX_NAME_LENGTH, MAX_RATE_LIMIT, MAX_URI_LENGTH,
 } from '../../clients/metadata.js';
@@ -152,6 +153,18 @@ export const CLIENT_FIELDS: Readonly<Record<string, ClientField>> = {
       propertyNames: { type: 'string', minLength: 1, maxLength: MAX_CLAIM_NAME_LENGTH, not: { enum: [...RESERVED_CLAIM_NAMES, '__proto__'] } },
     },
     wire: { type: 'object' },
+  },
+  federated_issuer: {
+    input: { type: ['string', 'null'], description: 'federated_jwt: the name of the trusted issuer whose platform tokens authenticate the client' },
+    wire: { type: ['string', 'null'] },
+  },
+  federated_subject: {
+    input: { type: ['string', 'null'], description: 'federated_jwt: the exact sub of those platform tokens (a SPIFFE ID in the trust domain for a spiffe trust)' },
+    wire: { type: ['string', 'null'] },
+  },
+  federated_claims: {
+    input: { type: ['object', 'null'], description: 'federated_jwt: claims the platform token must carry, with these exact JSON values; {} or null = none' },
+    wire: { type: ['object', 'null'] },
   },
   tokens_revoked_at: {
     wire: { ...nullable(EPOCH_SECONDS), description: 'Kill switch instant: tokens issued before it are inactive; null = never used' },
@@ -294,6 +307,117 @@ export const KEY_REVOKED: JsonSchema = {
   additionalProperties: false,
 };
 
+interface TrustField {
+  /** What create and update accept; absent for a read-only field. */
+  readonly input?: JsonSchema;
+  readonly wire: JsonSchema;
+}
+
+const stringList = (description: string): JsonSchema => ({ type: 'array', description, items: { type: 'string' } });
+
+/**
+ * The trusted issuer fields (issue 17), in the order answers show them: the one place a trust
+ * field is added, beside its rule in trusts/rules.ts and its wire form in trusts/wire.ts. As for
+ * clients, the input schemas check types only; the rules give every other refusal its words.
+ */
+export const TRUST_FIELDS: Readonly<Record<string, TrustField>> = {
+  name: {
+    input: { type: 'string', description: 'What clients name in federated_issuer: 1 to 64 of [a-z0-9-], starting with a letter; cannot change' },
+    wire: { type: 'string' },
+  },
+  kind: {
+    input: { type: 'string', enum: [...TRUST_KINDS], description: 'kubernetes, spiffe or oidc' },
+    wire: { type: 'string', enum: [...TRUST_KINDS] },
+  },
+  issuer: {
+    input: { type: ['string', 'null'], description: 'kubernetes and oidc: the iss of the platform tokens, an https URL (its OIDC discovery gives the keys unless jwks_uri or jwks is set)' },
+    wire: { type: ['string', 'null'] },
+  },
+  trust_domain: {
+    input: { type: ['string', 'null'], description: 'spiffe: the trust domain (prod.example.org)' },
+    wire: { type: ['string', 'null'] },
+  },
+  jwks_uri: {
+    input: { type: ['string', 'null'], description: 'An https JWKS URL, or the SPIFFE bundle endpoint; null = OIDC discovery of issuer' },
+    wire: { type: ['string', 'null'] },
+  },
+  jwks: {
+    input: { type: ['object', 'null'], description: 'Keys by value (a JWKS file, or a static SPIFFE bundle): public keys only' },
+    wire: {
+      type: ['object', 'null'],
+      required: ['keys'],
+      properties: { keys: { type: 'array', items: PUBLIC_JWK } },
+      additionalProperties: false,
+    },
+  },
+  ca_bundle: {
+    input: { type: ['string', 'null'], description: 'PEM certificates to trust when fetching keys (an in-cluster API server); null = the system CAs' },
+    wire: { type: ['string', 'null'] },
+  },
+  allowed_private_hosts: {
+    input: stringList('Hosts the keys may be fetched from although they resolve to a private, loopback or link-local address'),
+    wire: stringList('Hosts allowed a private address'),
+  },
+  audiences: {
+    input: stringList('Audiences accepted besides the issuer and the token endpoint (not for spiffe)'),
+    wire: stringList('Extra accepted audiences'),
+  },
+  max_token_lifetime: {
+    input: { type: 'integer', description: 'Longest platform token lifetime accepted, in seconds (60 s to 7 days; default 24 h)' },
+    wire: { type: 'integer' },
+  },
+  single_use_jti: {
+    input: { type: ['boolean', 'null'], description: 'Single-use jti: null = the kind\'s default (off for kubernetes and spiffe, on for oidc when the token has a jti)' },
+    wire: { type: ['boolean', 'null'] },
+  },
+  created_at: { wire: EPOCH_SECONDS },
+  updated_at: { wire: EPOCH_SECONDS },
+};
+
+function pickTrust(kind: 'input' | 'wire'): Record<string, JsonSchema> {
+  const out: Record<string, JsonSchema> = {};
+  for (const [name, field] of Object.entries(TRUST_FIELDS)) {
+    const schema = field[kind];
+    if (schema !== undefined) out[name] = schema;
+  }
+  return out;
+}
+
+/** POST /admin/trusted-issuers. */
+export const TRUST_CREATE: JsonSchema = {
+  type: 'object',
+  description: 'A new trusted issuer',
+  required: ['name', 'kind'],
+  properties: pickTrust('input'),
+  additionalProperties: false,
+};
+
+/** PATCH /admin/trusted-issuers/{name}: the fields to change (null clears a nullable one). */
+export const TRUST_UPDATE: JsonSchema = {
+  type: 'object',
+  description: 'Trusted issuer fields to change; fields left out keep their value',
+  properties: pickTrust('input'),
+  additionalProperties: false,
+};
+
+export const TRUST: JsonSchema = {
+  type: 'object',
+  description: 'A trusted issuer',
+  required: Object.keys(TRUST_FIELDS),
+  properties: pickTrust('wire'),
+  additionalProperties: false,
+};
+
+export const TRUST_LIST: JsonSchema = {
+  type: 'object',
+  required: ['trusted_issuers', 'next'],
+  properties: {
+    trusted_issuers: { type: 'array', items: TRUST },
+    next: { type: ['string', 'null'], description: 'Pass as after for the next page; null on the last page' },
+  },
+  additionalProperties: false,
+};
+
 /** Every error of the admin listener. */
 export const ADMIN_ERROR: JsonSchema = {
   type: 'object',
@@ -319,4 +443,8 @@ export const COMPONENTS: Readonly<Record<string, JsonSchema>> = {
   KeyList: KEY_LIST,
   KeyRotated: KEY_ROTATED,
   KeyRevoked: KEY_REVOKED,
+  TrustCreate: TRUST_CREATE,
+  TrustUpdate: TRUST_UPDATE,
+  Trust: TRUST,
+  TrustList: TRUST_LIST,
 };
