@@ -228,6 +228,9 @@ export class ClientAuthentication {
     if (wait) await wait;
     const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
     if (!client) throw invalidClient('unknown client', false, claimed);
+    // federated_jwt clients present their platform's token (issue 17); until its authenticator is
+    // plugged into this chain they are refused like any other wrong method. (A platform token
+    // names the workload's subject, not the client, so it usually fails the client_id match above.)
     if (client.tokenEndpointAuthMethod !== 'private_key_jwt' || !client.jwks) {
       throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used private_key_jwt`, false, claimed);
     }
