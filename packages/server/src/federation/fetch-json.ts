@@ -5,7 +5,7 @@
 // that resolves to a public address when checked and a private one when connected (DNS
 // rebinding) cannot get through.
 
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { BlockList, isIP } from 'node:net';
@@ -84,8 +84,9 @@ type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | Look
 
 /** The socket's lookup: the addresses a name resolves to, refused when private and not allowed. */
 function guardedLookup(allowed: boolean) {
-  return (hostname: string, options: { all?: boolean; family?: number }, callback: LookupCallback): void => {
-    dnsLookup(hostname, { all: true, family: options.family ?? 0 }, (err, addresses) => {
+  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family ?? 0;
+    dnsLookup(hostname, { all: true, family }, (err, addresses) => {
       if (err) return callback(err, []);
       const usable = allowed ? addresses : addresses.filter((a) => !isPrivateAddress(a.address));
       if (usable.length === 0) {

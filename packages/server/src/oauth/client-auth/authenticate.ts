@@ -43,8 +43,7 @@ export interface ClientAuthenticationOptions {
 
 /** A federated client's identity at its trust; undefined for every other client. */
 export function federationOf(client: ClientRecord): FederatedIdentity | undefined {
-  const federation = (client as ClientRecord & { federation?: FederatedIdentity | null }).federation;
-  return (client.tokenEndpointAuthMethod as string) === FEDERATED_JWT && federation ? federation : undefined;
+  return client.tokenEndpointAuthMethod === FEDERATED_JWT && client.federation !== null ? client.federation : undefined;
 }
 
 const MAX_CLIENT_ID_LENGTH = 256;
@@ -189,7 +188,7 @@ export class ClientAuthentication {
       if (err instanceof OAuthError) throw invalidClient(err.detail ?? 'platform token rejected', false, clientId);
       throw err;
     }
-    return { client, method: FEDERATED_JWT as TokenEndpointAuthMethod, secret: undefined };
+    return { client, method: FEDERATED_JWT, secret: undefined };
   }
 
   /** The client whose secret `secret` is; throws invalid_client. */
@@ -228,9 +227,8 @@ export class ClientAuthentication {
     if (wait) await wait;
     const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
     if (!client) throw invalidClient('unknown client', false, claimed);
-    // federated_jwt clients present their platform's token (issue 17); until its authenticator is
-    // plugged into this chain they are refused like any other wrong method. (A platform token
-    // names the workload's subject, not the client, so it usually fails the client_id match above.)
+    // A federated_jwt client's platform token without client_id (or with federation not wired) ends
+    // here, refused like any other wrong method.
     if (client.tokenEndpointAuthMethod !== 'private_key_jwt' || !client.jwks) {
       throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used private_key_jwt`, false, claimed);
     }

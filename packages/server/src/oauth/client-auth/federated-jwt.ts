@@ -5,7 +5,7 @@
 // reason goes to the log only.
 
 import { isDeepStrictEqual } from 'node:util';
-import { compactVerify, decodeProtectedHeader, errors as joseErrors, type CompactVerifyResult, type KeyLike } from 'jose';
+import { compactVerify, decodeProtectedHeader, errors as joseErrors, type CompactVerifyResult } from 'jose';
 import { OAuthError } from '../../ground/errors.js';
 import { CLIENT_ASSERTION_ALGS, CLIENT_ASSERTION_TYPE } from '../../ground/names.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, type FederatedIdentity, type TrustedIssuerRecord, type TrustLookup } from '../../ground/trusts.js';
@@ -50,7 +50,7 @@ async function verifyWith(assertion: string, keys: KeySet): Promise<CompactVerif
   } catch (err) {
     if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
     // No kid and several keys of the alg (an issuer mid-rotation): try each.
-    for await (const key of err as AsyncIterable<KeyLike>) {
+    for await (const key of err) {
       try {
         return await compactVerify(assertion, key, options);
       } catch {
