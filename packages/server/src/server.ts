@@ -226,15 +226,15 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const tokenEndpoint = (): string => tokenEndpointUrl;
     // Request rates and failed-authentication throttling; shared through Redis when configured.
     const limits = new Limits(config, { logger, now });
-    // Federated clients: their trusts' keys fetched and cached per process, single-use jtis
-    // remembered per process and written behind to the replay store every instance shares.
+    // Federated clients: their trusts' keys fetched and cached per process; single-use jtis decided
+    // in Redis when configured, else remembered per process and written behind to the replay store.
     const trustKeys = new TrustKeys({ events, allowHttpLoopback: config.unsafeFederationHttpLoopback, now });
     const authentication = new ClientAuthentication({
       clients: guarded, replay: traced.replay, issuer, tokenEndpoint, now, throttle: limits.authThrottle,
       federation: {
         trusts: options.trusts ?? NO_TRUSTS,
         keys: trustKeys,
-        jtis: new SingleUseJtis({ replay: traced.replay, events }),
+        jtis: new SingleUseJtis({ replay: traced.replay, events, shared: limits.sharedFirstUse }),
       },
     });
     // The endpoints' steps, and each connection's own, which remember what it sent last.

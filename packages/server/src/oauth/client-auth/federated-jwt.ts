@@ -24,7 +24,7 @@ export interface TrustKeySource {
 
 /** Single-use jti (src/federation/single-use.ts). */
 export interface JtiLedger {
-  firstUse(trust: string, clientId: string, jti: string, expMs: number, now: number): boolean;
+  firstUse(trust: string, clientId: string, jti: string, expMs: number, now: number): boolean | Promise<boolean>;
 }
 
 export interface FederationPorts {
@@ -158,6 +158,6 @@ export async function verifyFederatedAssertion(
   const jti = claims.jti;
   if (singleUse && (jti !== undefined || trust.singleUseJti === true)) {
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) fail('platform token has no usable jti');
-    if (!ports.jtis.firstUse(trust.name, clientId, jti, Math.ceil(exp * 1000), ctx.now)) fail('platform token jti was already used');
+    if (!await ports.jtis.firstUse(trust.name, clientId, jti, Math.ceil(exp * 1000), ctx.now)) fail('platform token jti was already used');
   }
 }
