@@ -154,6 +154,7 @@ describe.skipIf(!databaseUrl)('PostgreSQL', () => {
           'revocations',
           'schema_migrations',
           'signing_keys',
+          'trusted_issuers',
         ]);
       });
     });
