@@ -10,7 +10,7 @@ import { perSecond, trueOrFalse, wholeSeconds } from './flags.js';
 import { adminRequest, CliError, resolveAdminTarget, type AdminConnectionOptions } from './admin-client.js';
 import { clientDetails, clientsTable, isoTime, keysTable, keyValueLines, SECRET_WARNING, type Output } from './output.js';
 
-interface CommonFlags extends AdminConnectionOptions {
+export interface CommonFlags extends AdminConnectionOptions {
   json?: boolean;
 }
 
@@ -34,13 +34,16 @@ interface MetadataFlags extends CommonFlags {
   resetDefaultScope?: boolean;
   resetDefaultAudience?: boolean;
   resetTtl?: boolean;
+  federatedIssuer?: string;
+  federatedSubject?: string;
+  federatedClaims?: string;
 }
 
-function collect(value: string, previous: string[] | undefined): string[] {
+export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function withConnection(cmd: Command): Command {
+export function withConnection(cmd: Command): Command {
   return cmd
     .option('--admin-url <url>', 'admin API base URL (env M2M_AUTH_ADMIN_URL; default http://<M2M_AUTH_ADMIN_LISTEN or 127.0.0.1:8081>)')
     .option('--admin-token <token>', 'admin bearer token (env M2M_AUTH_ADMIN_TOKEN; default: read <data-dir>/admin-token)')
@@ -62,7 +65,10 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--grant-types <types>', 'grant_types, space- or comma-separated: "client_credentials" (default) or "none" for a client that only introspects or revokes')
     .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
     .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse)
-    .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond);
+    .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond)
+    .option('--federated-issuer <trust>', 'federated_issuer for federated_jwt: the name of a trusted issuer (m2m-auth trusts list)')
+    .option('--federated-subject <sub>', 'federated_subject for federated_jwt: the exact sub of the platform token, e.g. system:serviceaccount:payments:billing')
+    .option('--federated-claims <file-or-json>', 'federated_claims for federated_jwt: claims the platform token must carry, a file or inline JSON object, e.g. \'{"repository":"acme/billing"}\' ({} for none)');
   if (forUpdate) {
     cmd
       .option('--reset-rate-limit', 'rate_limit back to the server default')
@@ -131,6 +137,9 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;
   if (f.tokenReuse !== undefined) body.token_reuse = f.tokenReuse;
   setOrReset(body, 'rate_limit', f.rateLimit, f.resetRateLimit, '--rate-limit');
+  if (f.federatedIssuer !== undefined) body.federated_issuer = f.federatedIssuer;
+  if (f.federatedSubject !== undefined) body.federated_subject = f.federatedSubject;
+  if (f.federatedClaims !== undefined) body.federated_claims = readJsonFlag('--federated-claims', f.federatedClaims);
   if (f.disabled) body.disabled = true;
   return body;
 }
@@ -139,7 +148,7 @@ function clientPath(id: string, suffix = ''): string {
   return `/admin/clients/${encodeURIComponent(id)}${suffix}`;
 }
 
-function printJson(io: Output, value: unknown): void {
+export function printJson(io: Output, value: unknown): void {
   io.out(JSON.stringify(value, null, 2));
 }
 
