@@ -49,7 +49,9 @@ export const SERVER_MODULES: Readonly<Record<string, Component>> = Object.freeze
   'oauth/request': 'http',
   'oauth/client-auth': 'client_auth',
   clients: 'client_auth',
+  // Trusted issuers of federated clients (issue 17): read when a federated client authenticates.
   trusts: 'client_auth',
+  // Their keys fetched and cached, single-use jtis, reused tokens (issue 17).
   federation: 'client_auth',
   'ground/bytes': 'client_auth',
   keys: 'token_signing',
