@@ -48,6 +48,9 @@ import { ListenerDrain } from './http/drain.js';
 import { connectionLimits, limitListener, openFileLimit, RESERVED_FILES } from './http/connections.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
+import { TrustKeys } from './federation/trust-keys.js';
+import { SingleUseJtis } from './federation/single-use.js';
+import { VerifiedTokens } from './federation/verified-tokens.js';
 
 export interface ServerOptions {
   logger?: Logger;
@@ -207,7 +210,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const trustStore = workers
       ? propagatingWrites({ clients: storage.clients, keys: storage.keys, revocations: storage.revocations, trusts: storage.trusts }, () => propagate()).trusts!
       : storage.trusts;
-    const trusts = new TrustRegistry(trustStore, events, { now });
+    const trusts = new TrustRegistry(trustStore, events, { now, allowHttpLoopback: config.unsafeFederationHttpLoopback });
     const clients = new ClientRegistry(traced.clients, events, {
       // A federated client's trust is read fresh when the client is written.
       trusts: { get: (name) => trustStore.getTrust(name) },
@@ -230,8 +233,19 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const tokenEndpoint = (): string => tokenEndpointUrl;
     // Request rates and failed-authentication throttling; shared through Redis when configured.
     const limits = new Limits(config, { logger, now });
+    // Federated clients: their trusts' keys fetched and cached per process; single-use jtis decided
+    // in Redis when configured, else remembered per process and written behind to the replay store.
+    const trustKeys = new TrustKeys({ events, allowHttpLoopback: config.unsafeFederationHttpLoopback, now });
+    // A trust changed or deleted here or on another instance: its keys are fetched again at its next use.
+    trusts.onChange((name) => (name === '' ? trustKeys.clear() : trustKeys.forget(name)));
     const authentication = new ClientAuthentication({
       clients: guarded, replay: traced.replay, issuer, tokenEndpoint, now, throttle: limits.authThrottle,
+      federation: {
+        trusts,
+        keys: trustKeys,
+        jtis: new SingleUseJtis({ replay: traced.replay, events, shared: limits.sharedFirstUse }),
+        verified: new VerifiedTokens(),
+      },
     });
     // The endpoints' steps, and each connection's own, which remember what it sent last.
     const steps = plainSteps({ authentication, issuer });
@@ -344,6 +358,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // listener is private, and scrapers carry no bearer token).
     const metrics = new ServerMetrics({
       events, keys, clients, storage, syncLastSuccess: () => sync.lastSuccess, keyRotationIntervalSeconds: config.keyRotationInterval,
+      trustKeyAges: () => trustKeys.keyAges(),
     }, { now });
     metrics.instrument(publicApp);
     registerMetricsRoute(adminApp, metrics);
