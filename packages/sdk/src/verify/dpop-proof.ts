@@ -3,7 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
-import { accessTokenHash, DPOP_ALGORITHMS, DPOP_TYP, type DPoPAlgorithm } from '../shared/dpop.js';
+import { accessTokenHash, DPOP_ALGORITHMS, DPOP_TYP, htuOf, type DPoPAlgorithm } from '../shared/dpop.js';
 import { SdkOptionsError } from '../shared/errors.js';
 import { TokenVerificationError } from './errors.js';
 
@@ -155,7 +155,8 @@ export function createProofChecker(options: DPoPVerifierOptions = {}, now: () =>
       // §4.3 step 7-9.
       if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH) invalid('jti is missing');
       if (htm !== ctx.method) invalid('htm is not the method of this request');
-      if (htu !== ctx.htu) invalid('htu is not the URL of this request');
+      // Compared after the syntax-based normalisation the section recommends (case, default port).
+      if (typeof htu !== 'string' || htuOf(htu) !== ctx.htu) invalid('htu is not the URL of this request');
       // §4.3 step 11: iat within the window, the clock tolerance applying on both sides.
       const t = now() / 1000;
       if (typeof iat !== 'number' || !Number.isFinite(iat)) invalid('iat is missing');
