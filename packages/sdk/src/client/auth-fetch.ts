@@ -16,6 +16,24 @@ function wantsNonce(res: Response): boolean {
   return /\bDPoP\b/i.test(challenge) && new RegExp(`error="?${USE_DPOP_NONCE}"?`).test(challenge);
 }
 
+/**
+ * The request as (url, init): a fetch of another copy of undici (the caller's, bound to a
+ * dispatcher with a client certificate) does not recognise this runtime's Request objects.
+ */
+function initOf(request: Request): RequestInit {
+  const init: RequestInit & { duplex?: 'half' } = {
+    method: request.method,
+    headers: [...request.headers],
+    signal: request.signal,
+    redirect: request.redirect,
+  };
+  if (request.body !== null) {
+    init.body = request.body;
+    init.duplex = 'half';
+  }
+  return init;
+}
+
 async function drop(res: Response | Request): Promise<void> {
   await res.body?.cancel().catch(() => undefined);
 }
@@ -33,7 +51,7 @@ export function createAuthFetch(provider: TokenProvider, fetchImpl: FetchLike = 
         request.headers.set('authorization', `DPoP ${token}`);
         request.headers.set('dpop', await dpop.proof(request.method, request.url, token));
       }
-      const res = await fetchImpl(request);
+      const res = await fetchImpl(request.url, initOf(request));
       dpop?.rememberNonce(request.url, res.headers);
       return res;
     };
