@@ -5,7 +5,7 @@ import { randomFillSync } from 'node:crypto';
 import type { ClientRecord } from '../ground/records.js';
 import type { ClientLookup } from '../ground/records.js';
 import { MAX_TOKEN_LENGTH } from '../keys/jwt.js';
-import { isConfirmation, type Confirmation } from './token/binding.js';
+import { isConfirmation, type Confirmation } from './request/binding.js';
 
 /** RFC 9068 §2.2 claims. */
 export interface AccessTokenClaims {

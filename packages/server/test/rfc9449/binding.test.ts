@@ -10,7 +10,7 @@ import { IntrospectionEndpoint } from '../../src/oauth/introspection/introspecti
 import type { OAuthRequest } from '../../src/oauth/request/context.js';
 import { parseRequest } from '../../src/oauth/request/parse.js';
 import type { Steps } from '../../src/oauth/steps.js';
-import type { TokenBinding } from '../../src/oauth/token/binding.js';
+import type { TokenBinding } from '../../src/oauth/request/binding.js';
 import { grantAnswer } from '../../src/oauth/token/granted.js';
 import { TokenEndpoint } from '../../src/oauth/token/token-endpoint.js';
 

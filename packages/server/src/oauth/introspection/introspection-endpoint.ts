@@ -10,7 +10,7 @@ import { param, rejectRepeatedParams, type FormParams } from '../request/form.js
 import { JSON_NO_STORE as HEADERS, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { answered, denied, type EndpointAnswer } from '../respond.js';
 import type { Steps } from '../steps.js';
-import { tokenTypeOf } from '../token/binding.js';
+import { tokenTypeOf } from '../request/binding.js';
 
 export interface IntrospectionEndpointOptions {
   /** The plain steps (a connection's own, with its memos, are passed to handle()). */

@@ -5,7 +5,7 @@
 import type { ClientRecord } from '../../ground/records.js';
 import type { RevocationCheck } from '../access-token.js';
 import type { GrantResult } from './grants/grant.js';
-import { bindingReuseKey, type TokenBinding } from './binding.js';
+import { bindingReuseKey, type TokenBinding } from '../request/binding.js';
 
 /** A token kept for a client with token reuse on. */
 export interface ReusableToken {

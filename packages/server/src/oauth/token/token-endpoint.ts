@@ -1,6 +1,6 @@
 // The token endpoint (RFC 6749 §3.2, §5) as a chain of named steps: parse the form, reject
 // repeated parameters, pick the grant by grant_type, authenticate the client, bind (the key or
-// certificate the request proves, ./binding.ts), apply its request rate, run the grant, issue an
+// certificate the request proves, ../request/binding.ts), apply its request rate, run the grant, issue an
 // RFC 9068 access token (or reuse one), respond. It emits token.issued and token.denied.
 
 import { OAuthError } from '../../ground/errors.js';
@@ -15,7 +15,7 @@ import type { Steps } from '../steps.js';
 import { selectGrant } from './grants/select.js';
 import type { Granted } from './granted.js';
 import { TokenReuse } from './reuse.js';
-import { bindingTokenType, cnfMember, type TokenBinding } from './binding.js';
+import { bindingTokenType, cnfMember, type TokenBinding } from '../request/binding.js';
 
 /** RFC 8707 §2: resource may repeat; audience likewise (one value per audience). */
 const REPEATABLE = new Set(['resource', 'audience']);
