@@ -55,8 +55,9 @@ function toParams(client: ClientRecord): unknown[] {
     client.rateLimit,
     client.tokenReuse,
     jsonb(client.claims),
-    client.dpopBoundAccessTokens,
-    client.fapi2,
+    // A record of an export made before these fields existed has none: off.
+    client.dpopBoundAccessTokens === true,
+    client.fapi2 === true,
   ];
 }
 
