@@ -12,6 +12,7 @@ const KEYS = floor('keys');
 const OBSERVABILITY = floor('observability');
 const CLIENTS = floor('clients');
 const LIMITS = floor('limits');
+const FEDERATION = floor('federation');
 const OAUTH = floor('oauth');
 const HTTP = floor('http');
 const ADMIN = floor('admin');
@@ -43,13 +44,15 @@ module.exports = {
     never('config-imports-only-ground', 'config imports nothing of ours but ground.',
       { path: CONFIG }, { path: '^packages/', pathNot: [GROUND, CONFIG] }),
     never('observability-knows-no-feature', 'observability knows no feature (no clients, oauth, sync, http, admin, limits, keys, cli, server.ts): features emit events, it listens.',
-      { path: OBSERVABILITY }, { path: [CLIENTS, OAUTH, SYNC, HTTP, ADMIN, LIMITS, KEYS, CLI, SERVER_TS] }),
+      { path: OBSERVABILITY }, { path: [CLIENTS, OAUTH, SYNC, HTTP, ADMIN, LIMITS, KEYS, FEDERATION, CLI, SERVER_TS] }),
     never('clients-imports-no-oauth', 'clients imports no oauth (nor http, admin, limits, sync, cli, server.ts).',
       { path: CLIENTS }, { path: [OAUTH, HTTP, ADMIN, LIMITS, SYNC, CLI, SERVER_TS] }),
     never('sync-imports-no-oauth', 'sync imports no oauth (nor http, admin, clients, limits, keys, cli, server.ts).',
       { path: SYNC }, { path: [OAUTH, HTTP, ADMIN, CLIENTS, LIMITS, KEYS, CLI, SERVER_TS] }),
     never('limits-below-the-core', 'limits imports no oauth, http, admin, cli, server.ts (it implements what the core asks of it).',
       { path: LIMITS }, { path: [OAUTH, HTTP, ADMIN, CLI, SERVER_TS] }),
+    never('federation-below-the-core', 'federation (fetching trusted issuers\' keys, single-use jti) imports no oauth, http, admin, clients, limits, sync, cli, server.ts: the core asks it for keys.',
+      { path: FEDERATION }, { path: [OAUTH, HTTP, ADMIN, CLIENTS, LIMITS, SYNC, CLI, SERVER_TS] }),
     never('oauth-knows-no-transport', 'oauth imports no http, admin, cli, server.ts, sync, and no HTTP framework.',
       { path: OAUTH }, { path: [HTTP, ADMIN, CLI, SERVER_TS, SYNC, '(^|/)node_modules/(fastify|@fastify/[^/]+|find-my-way|light-my-request)/'] }),
     never('http-imports-no-storage', 'http imports no storage: it reaches data through the core\'s ports (nor admin, sync, cli, server.ts).',

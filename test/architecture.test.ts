@@ -42,6 +42,7 @@ const VIOLATIONS: Record<string, Record<string, string>> = {
   'clients-imports-no-oauth': { 'packages/server/src/clients/bad.ts': "import { oauth } from '../oauth/token.js';\nexport const bad = oauth;\n" },
   'sync-imports-no-oauth': { 'packages/server/src/sync/bad.ts': "import { oauth } from '../oauth/token.js';\nexport const bad = oauth;\n" },
   'limits-below-the-core': { 'packages/server/src/limits/bad.ts': "import { oauth } from '../oauth/token.js';\nexport const bad = oauth;\n" },
+  'federation-below-the-core': { 'packages/server/src/federation/bad.ts': "import { oauth } from '../oauth/token.js';\nexport const bad = oauth;\n" },
   'oauth-knows-no-transport': { 'packages/server/src/oauth/bad.ts': "import { http } from '../http/app.js';\nexport const bad = http;\n" },
   'http-imports-no-storage': { 'packages/server/src/http/bad.ts': "import { storage } from '../storage/types.js';\nexport const bad = storage;\n" },
   'admin-imports-no-public-listener': { 'packages/server/src/admin/bad.ts': "import { http } from '../http/app.js';\nexport const bad = http;\n" },

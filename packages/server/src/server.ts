@@ -51,6 +51,9 @@ import { ListenerDrain } from './http/drain.js';
 import { connectionLimits, limitListener, openFileLimit, RESERVED_FILES } from './http/connections.js';
 import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
+import { TrustKeys } from './federation/trust-keys.js';
+import { SingleUseJtis } from './federation/single-use.js';
+import type { TrustLookup } from './ground/trusts.js';
 
 export interface ServerOptions {
   logger?: Logger;
@@ -63,7 +66,12 @@ export interface ServerOptions {
   now?: () => number;
   /** Tracing to use instead of the one M2M_AUTH_OTEL_ENABLED starts; the caller shuts it down. */
   tracing?: Tracing;
+  /** Where the trusted issuers of federated clients come from instead of storage (tests). */
+  trusts?: TrustLookup;
 }
+
+/** No trusted issuer: every federated client is refused (invalid_client, "trust ... does not exist"). */
+const NO_TRUSTS: TrustLookup = { get: () => Promise.resolve(undefined) };
 
 export interface M2MAuthServer {
   readonly config: Config;
@@ -223,8 +231,16 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const tokenEndpoint = (): string => tokenEndpointUrl;
     // Request rates and failed-authentication throttling; shared through Redis when configured.
     const limits = new Limits(config, { logger, now });
+    // Federated clients: their trusts' keys fetched and cached per process; single-use jtis decided
+    // in Redis when configured, else remembered per process and written behind to the replay store.
+    const trustKeys = new TrustKeys({ events, allowHttpLoopback: config.unsafeFederationHttpLoopback, now });
     const authentication = new ClientAuthentication({
       clients: guarded, replay: traced.replay, issuer, tokenEndpoint, now, throttle: limits.authThrottle,
+      federation: {
+        trusts: options.trusts ?? NO_TRUSTS,
+        keys: trustKeys,
+        jtis: new SingleUseJtis({ replay: traced.replay, events, shared: limits.sharedFirstUse }),
+      },
     });
     // The endpoints' steps, and each connection's own, which remember what it sent last.
     const steps = plainSteps({ authentication, issuer });
@@ -339,6 +355,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // listener is private, and scrapers carry no bearer token).
     const metrics = new ServerMetrics({
       events, keys, clients, storage, syncLastSuccess: () => sync.lastSuccess, keyRotationIntervalSeconds: config.keyRotationInterval,
+      trustKeyAges: () => trustKeys.keyAges(),
     }, { now });
     metrics.instrument(publicApp);
     registerMetricsRoute(adminApp, metrics);

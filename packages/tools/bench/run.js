@@ -34,11 +34,17 @@
 //      request at a time on the idle server (p50); both again on hello-world, for reference; 1000 connections x 100 requests (failures,
 //      max latency, RSS after; the project's own generator from dist/loadtest when built, else
 //      wrk -c1000); 1000 sockets opened at once while wrk loads the server;
-//   4. `serve --workers 1` and `--workers 2` (on a shared SQLite file), when the CLI has it.
+//   4. `serve --workers 1` and `--workers 2` (on a shared SQLite file), when the CLI has it;
+//   5. federated clients (`federated_jwt`), when the server has trusted issuers: a local issuer
+//      (OIDC discovery and a JWKS on loopback), a trust and a federated client; the token rate
+//      with a platform token as client assertion, in interleaved rounds against its own floor,
+//      1 / (1 / hello rate + one raw signature + one raw verification), hello-world getting the
+//      same request body. `--federated-only` runs this step alone (about a minute).
 // Each server's token response is checked to be an RFC 9068 JWT (signature, typ, iss, aud)
 // before it is measured; a server that answers anything else stops the run.
 
 import { spawnSync } from 'node:child_process';
+import { createServer as createHttpServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -46,9 +52,9 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import pg from 'pg';
-import { rawSignSeconds } from './lib/crypto-floor.js';
+import { rawSignSeconds, rawSignVerifySeconds } from './lib/crypto-floor.js';
 import {
   firstJsonLine, freePort, haveTaskset, killAll, pinSelf, readMemory, runNodeJson, startNode, stop, waitForHttp,
 } from './lib/processes.js';
@@ -58,7 +64,7 @@ import { haveWrk, runWrk } from './lib/wrk.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = (name) => join(ROOT, 'bench', name);
-const USAGE = 'usage: node bench/run.js [--quick] [--json results.json] [--no-pin] [--skip-oidc] [--no-loadtest] --server <m2m-auth dist/cli/main.js> --sign-only <sign-only-server.js>';
+const USAGE = 'usage: node bench/run.js [--quick] [--json results.json] [--no-pin] [--skip-oidc] [--no-loadtest] [--federated-only] --server <m2m-auth dist/cli/main.js> --sign-only <sign-only-server.js>';
 
 const SERVER_CPU = 0;
 const LOAD_CPU = 1;
@@ -87,6 +93,7 @@ const { values: args } = parseArgs({
     'no-pin': { type: 'boolean', default: false },
     'skip-oidc': { type: 'boolean', default: false },
     'no-loadtest': { type: 'boolean', default: false },
+    'federated-only': { type: 'boolean', default: false },
     server: { type: 'string' },
     'sign-only': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -197,10 +204,11 @@ class Runner {
     return { ...out, roundResults };
   }
 
-  async startHello() {
+  /** `like`: the request the hello-world server gets (the same bytes as the token request it is the floor of). */
+  async startHello(like = { body: TOKEN_BODY, authorization: SAME_SIZE_BASIC }) {
     const proc = startNode([BENCH('hello-server.js')], { cpu: this.cpu(SERVER_CPU), env: cleanEnv() });
     const { url } = await firstJsonLine(proc);
-    const target = { url: `${url}/hello`, body: TOKEN_BODY, authorization: SAME_SIZE_BASIC };
+    const target = { url: `${url}/hello`, body: like.body, authorization: like.authorization };
     const res = await formPost(target);
     if (res.status !== 200) throw new Error(`hello-server answered ${res.status}`);
     await res.arrayBuffer();
@@ -329,6 +337,115 @@ function cliHas(args, needle) {
   return r.status === 0 && `${r.stdout}${r.stderr}`.includes(needle);
 }
 
+const FEDERATED_SUBJECT = 'system:serviceaccount:bench:loader';
+
+/** A platform token issuer on loopback: OIDC discovery and a JWKS over plain http, one ES256 key. */
+async function startLocalIssuer() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const kid = randomBytes(8).toString('base64url');
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] });
+  let url = '';
+  const server = createHttpServer((req, res) => {
+    if (req.url === '/.well-known/openid-configuration') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ issuer: url, jwks_uri: `${url}/openid/v1/jwks` }));
+    } else if (req.url === '/openid/v1/jwks') {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=3600' }).end(jwks);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((done) => server.listen(0, '127.0.0.1', done));
+  url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    sign: (claims) => new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).sign(privateKey),
+    close: () => new Promise((done) => server.close(done)),
+  };
+}
+
+async function adminPost(m2m, path, body) {
+  const res = await fetch(`${m2m.adminUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${m2m.adminToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => undefined) };
+}
+
+/**
+ * Step 5: the federated token request against its floor, in interleaved rounds (a raw signature
+ * and verification, hello-world with the same body, m2m-auth). Undefined when the server has no
+ * trusted issuers yet.
+ */
+async function federatedStage(runner, plan, pin) {
+  const issuer = await startLocalIssuer();
+  try {
+    const m2m = await runner.startM2mAuth({ extraArgs: ['--unsafe-federation-http-loopback'] });
+    const trust = await adminPost(m2m, '/admin/trusted-issuers', {
+      name: 'bench', kind: 'kubernetes', issuer: issuer.url, allowed_private_hosts: ['127.0.0.1'],
+    });
+    if (trust.status === 404) {
+      await stop(m2m.proc);
+      return undefined;
+    }
+    if (trust.status !== 201) throw new Error(`m2m-auth: creating the trust answered ${trust.status}: ${JSON.stringify(trust.body)}`);
+    const client = await adminPost(m2m, '/admin/clients', {
+      client_name: 'bench federated', scope: SCOPE, audience: [RESOURCE], rate_limit: 0,
+      token_endpoint_auth_method: 'federated_jwt', federated_issuer: 'bench', federated_subject: FEDERATED_SUBJECT,
+    });
+    if (client.status !== 201) throw new Error(`m2m-auth: registering the federated client answered ${client.status}: ${JSON.stringify(client.body)}`);
+    const iat = Math.floor(Date.now() / 1000);
+    // A projected service-account token as the kubelet writes it: reused for every request.
+    const assertion = await issuer.sign({
+      iss: issuer.url, sub: FEDERATED_SUBJECT, aud: [m2m.issuer], iat, nbf: iat, exp: iat + 3600,
+      'kubernetes.io': { namespace: 'bench', serviceaccount: { name: 'loader', uid: randomBytes(8).toString('hex') } },
+    });
+    const body = new URLSearchParams({
+      grant_type: 'client_credentials', scope: SCOPE, resource: RESOURCE, client_id: client.body.client_id,
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion,
+    }).toString();
+    const target = { url: `${m2m.base}/oauth2/token`, body };
+    await verifiedAccessToken('m2m-auth federated', target, m2m.issuer);
+    const hello = await runner.startHello({ body });
+    try {
+      const { roundResults, ...rates } = await runner.rates([
+        { key: 'hello', label: 'hello-world POST, federated request body', target: hello.target },
+        { key: 'federated', label: 'm2m-auth token, federated_jwt', target },
+      ], {
+        beforeRound: async (round) => {
+          if (pin) pinSelf(SERVER_CPU);
+          const c = rawSignVerifySeconds('ES256', { durationMs: plan.roundSignMs });
+          if (pin) pinSelf(LOAD_CPU);
+          log(`  round ${round}/${plan.rounds} raw signature ${formatDuration(c.signS)}, verification ${formatDuration(c.verifyS)}`);
+          return c;
+        },
+      });
+      const floors = roundResults.map((c, i) => 1 / (1 / rates.hello.rounds[i] + c.signS + c.verifyS));
+      const ratios = floors.map((f, i) => rates.federated.rounds[i] / f);
+      return { ...rates, crypto: roundResults, floors, ratios, ratioMedian: median(ratios), bodyBytes: body.length };
+    } finally {
+      await Promise.all([stop(hello.proc), stop(m2m.proc)]);
+    }
+  } finally {
+    await issuer.close();
+  }
+}
+
+/** The federated step's lines and its target. */
+function reportFederated(f) {
+  if (f === undefined) {
+    console.log('federated clients: not available yet (no /admin/trusted-issuers in this build)');
+    return [];
+  }
+  const list = (xs, fmt) => xs.map(fmt).join(' / ');
+  console.log(`federated_jwt (a ${f.bodyBytes}-byte request with a projected service-account token, keys from a local issuer): `
+    + `m2m-auth ${formatRate(f.federated.okRate)} (rounds ${list(f.federated.rounds, (x) => Math.round(x))}); `
+    + `hello-world with the same body ${formatRate(f.hello.okRate)}; raw signature ${list(f.crypto, (c) => formatDuration(c.signS))}, `
+    + `verification ${list(f.crypto, (c) => formatDuration(c.verifyS))}; floor = 1 / (1/hello + signature + verification) `
+    + `${list(f.floors, (x) => Math.round(x))} /s; federated / floor ${list(f.ratios, formatRatio)} (median ${formatRatio(f.ratioMedian)})`);
+  return [checkTarget({ name: 'federated token / its floor (median of rounds)', value: f.ratioMedian, target: 0.8, better: 'higher' })];
+}
+
 async function main() {
   if (args.help) {
     log(USAGE);
@@ -372,6 +489,21 @@ async function main() {
   }, plan.watchdogS * 1000);
   watchdog.unref();
 
+  if (args['federated-only']) {
+    try {
+      log(`federated_jwt: ${plan.rounds} interleaved rounds of ${plan.roundS} s against its floor`);
+      const f = await federatedStage(runner, plan, pin);
+      console.log(`m2m-auth federated benchmark, ${startedAt.toISOString()}; ${cores} cores, Node ${process.version}; `
+        + `${pin ? 'pinned' : 'NOT pinned'}; load average (1 min) at start ${loadStart[0].toFixed(2)}, at end ${loadavg()[0].toFixed(2)}`);
+      const targets = reportFederated(f);
+      for (const t of targets) console.log(t.line);
+      if (args.json) writeFileSync(args.json, JSON.stringify({ federated: f, targets: targets.map(({ line, ...rest }) => rest) }, null, 2) + '\n');
+    } finally {
+      runner.cleanup();
+    }
+    return;
+  }
+
   const r = {
     startedAt: startedAt.toISOString(), node: process.version, cores, cpuModel: cpus()[0]?.model, pinned: pin,
     generator: wrk ? 'wrk' : 'undici', quick: args.quick, plan,
@@ -383,11 +515,11 @@ async function main() {
     return s;
   };
   try {
-    log(`1/4 raw node:crypto ES256 signature (${plan.signMs} ms, on CPU ${SERVER_CPU})`);
+    log(`1/5 raw node:crypto ES256 signature (${plan.signMs} ms, on CPU ${SERVER_CPU})`);
     r.rawSignFirstS = await signature();
     log(`  ${formatDuration(r.rawSignFirstS)} per signature`);
 
-    log(`2/4 rates at ${CONNECTIONS} connections: warm-up, then ${plan.rounds} interleaved rounds of ${plan.roundS} s`);
+    log(`2/5 rates at ${CONNECTIONS} connections: warm-up, then ${plan.rounds} interleaved rounds of ${plan.roundS} s`);
     const hello = await runner.startHello();
     const signOnly = await runner.startSignOnly();
     const m2m = await runner.startM2mAuth();
@@ -440,7 +572,7 @@ async function main() {
       await c.end();
     }
 
-    log('3/4 m2m-auth latency and robustness');
+    log('3/5 m2m-auth latency and robustness');
     const openRate = Math.max(1, Math.floor(r.m2mToken.okRate / 2));
     log(`  open loop at ${openRate}/s (half the token rate) for ${plan.openLoopS} s`);
     const tokenEnv = cleanEnv({ BENCH_BODY: m2m.token.body, BENCH_AUTHORIZATION: m2m.token.authorization });
@@ -505,9 +637,9 @@ async function main() {
 
     r.workersAvailable = cliHas(['serve'], '--workers');
     if (!r.workersAvailable) {
-      log('4/4 workers: not available yet (`serve --workers` is not in this build)');
+      log('4/5 workers: not available yet (`serve --workers` is not in this build)');
     } else {
-      log('4/4 serve --workers 1 and --workers 2, interleaved');
+      log('4/5 serve --workers 1 and --workers 2, interleaved');
       r.workers = {};
       const servers = {};
       try {
@@ -526,6 +658,9 @@ async function main() {
         await Promise.all(Object.values(servers).map((s) => stop(s.proc)));
       }
     }
+
+    log('5/5 federated clients (federated_jwt) against their floor');
+    r.federated = await federatedStage(runner, plan, pin);
 
     log(`again: raw node:crypto ES256 signature (${plan.signMs} ms)`);
     r.rawSignLastS = await signature();
@@ -623,6 +758,7 @@ function report(r) {
     + `signature ${r.roundSignS.map((x) => formatDuration(x)).join(' / ')}; floor ${pr.floors.map((x) => Math.round(x)).join(' / ')} /s; `
     + `token / floor ${list(pr.token)} (median ${formatRatio(pr.tokenMedian)}); sign-only / floor ${list(pr.signOnly)} (median ${formatRatio(pr.signOnlyMedian)})`);
   console.log(`token / floor from the medians of the whole stage (rates above): ${formatRatio(r.m2mToken.okRate / r.floorRate)}`);
+  const federatedTargets = reportFederated(r.federated);
   console.log('');
 
   const burstBad = b.sockets - b.ok + b.late;
@@ -642,6 +778,7 @@ function report(r) {
     checkTarget({ name: '1000 sockets at once: stalled > 2 s or refused', value: burstBad, target: 0, better: 'at-most', format: String }),
     checkTarget({ name: 'open loop at half max rate: p99', value: o.latency.p99 / 1000, target: 0.005, better: 'lower', format: formatDuration }),
     checkTarget({ name: 'idle, one at a time: p50', value: s.latency.p50 / 1000, target: 0.0003, better: 'lower', format: formatDuration }),
+    ...federatedTargets,
   ];
   console.log('targets:');
   for (const t of targets) console.log(t.line);

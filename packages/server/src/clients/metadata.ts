@@ -321,6 +321,9 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
     const extra = c.defaultAudience.find((a) => !c.audience.includes(a));
     if (extra !== undefined) invalid('default_audience', `default_audience ${JSON.stringify(extra)} is not in audience`);
   }
+  if (c.tokenEndpointAuthMethod === 'federated_jwt' && c.federation === null) {
+    invalid('federated_issuer', 'federated_issuer and federated_subject are required for token_endpoint_auth_method federated_jwt');
+  }
   if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
     invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
   }

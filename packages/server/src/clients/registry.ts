@@ -102,6 +102,7 @@ export function draftNewClient(input: unknown, ttl: { min: number; max: number }
     resourceUris: fields.resourceUris ?? [],
     tokenEndpointAuthMethod: method,
     jwks: fields.jwks ?? null,
+    federation: null,
     accessTokenTtl: fields.accessTokenTtl ?? null,
     rateLimit: fields.rateLimit ?? null,
     tokenReuse: fields.tokenReuse ?? false,

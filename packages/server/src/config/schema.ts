@@ -47,6 +47,7 @@ export interface Config {
   shutdownTimeout: number;
   pprof: boolean;
   otelEnabled: boolean;
+  unsafeFederationHttpLoopback: boolean;
 }
 
 type Kind = 'string' | 'url' | 'address' | 'int' | 'number' | 'bool' | 'enum' | 'secret';
@@ -224,6 +225,10 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'pprof', env: 'M2M_AUTH_PPROF', flag: '--pprof', kind: 'bool', default: false,
     description: 'Serve CPU and heap profiles (pprof) at `/debug/pprof/profile?seconds=N`, `/debug/pprof/heap` and `/debug/pprof/allocs?seconds=N`, and runtime measurements at `/debug/runtime?seconds=N`, on the admin listener, behind the admin token (`m2m-auth profile` reads them). Off by default: profiles expose function names, file paths and allocation sites.',
+  }),
+  k({
+    key: 'unsafeFederationHttpLoopback', env: 'M2M_AUTH_UNSAFE_FEDERATION_HTTP_LOOPBACK', flag: '--unsafe-federation-http-loopback', kind: 'bool', default: false,
+    description: 'Let a trusted issuer whose keys are fetched from a loopback address (127.0.0.0/8, ::1, localhost) be fetched over plain http, for tests. Any other issuer is fetched over https only, whatever this says.',
   }),
   k({
     key: 'otelEnabled', env: 'M2M_AUTH_OTEL_ENABLED', flag: '--otel-enabled', kind: 'bool', default: false,

@@ -1,12 +1,14 @@
 // Names on the wire this server knows: token endpoint authentication methods (RFC 7591 §2),
 // access token signing algorithms, client assertion algorithms and type (RFC 7523), grant types.
 
-export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'federated_jwt';
 
+/** federated_jwt (no registered value exists): the client presents its platform's signed workload identity (see trusts.ts). */
 export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
   'client_secret_basic',
   'client_secret_post',
   'private_key_jwt',
+  'federated_jwt',
 ];
 
 export type SigningAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';

@@ -3,6 +3,8 @@
 // All times are epoch milliseconds.
 
 import type { SigningAlgorithm, TokenEndpointAuthMethod } from './names.js';
+import type { PublicJwk } from './public-jwk.js';
+import type { FederatedIdentity } from './trusts.js';
 
 /** One client secret, stored as the hex SHA-256 digest of the secret string. */
 export interface ClientSecretRecord {
@@ -13,8 +15,7 @@ export interface ClientSecretRecord {
   expiresAt: number | null;
 }
 
-/** A public JWK as registered by a private_key_jwt client (RFC 7517). */
-export type PublicJwk = Record<string, unknown> & { kty: string; kid?: string; alg?: string; use?: string };
+export type { PublicJwk } from './public-jwk.js';
 
 /** A client's custom claims: claim names (none reserved, see RESERVED_CLAIM_NAMES) to JSON values. */
 export type CustomClaims = Record<string, unknown>;
@@ -41,8 +42,13 @@ export interface ClientRecord {
    * whose `aud` names one of them (RFC 7662 §4). Wire name `resource_uris`; default [].
    */
   resourceUris: string[];
-  /** Public keys for private_key_jwt; null for the secret methods. */
+  /** Public keys for private_key_jwt; null for the other methods. */
   jwks: { keys: PublicJwk[] } | null;
+  /**
+   * federated_jwt only: the trust and the external subject whose platform token authenticates the
+   * client (wire names federated_issuer, federated_subject, federated_claims); null otherwise.
+   */
+  federation: FederatedIdentity | null;
   /** Access token lifetime in seconds; null = the server default. */
   accessTokenTtl: number | null;
   /**
@@ -73,7 +79,7 @@ export interface ClientRecord {
    * none. Wire name `claims`.
    */
   claims: CustomClaims;
-  /** Current secrets (newest first); empty for private_key_jwt. */
+  /** Current secrets (newest first); empty for private_key_jwt and federated_jwt. */
   secrets: ClientSecretRecord[];
   /** Kill switch: tokens issued to this client before this instant are inactive; null = never used. */
   tokensRevokedAt: number | null;

@@ -3,7 +3,7 @@
 // client holds. A Kubernetes cluster's service-account issuer, a SPIFFE trust domain, or any
 // issuer with OIDC discovery (GitHub Actions, GitLab, a cloud IdP). All times are epoch ms.
 
-import type { PublicJwk } from './records.js';
+import type { PublicJwk } from './public-jwk.js';
 
 export type TrustKind = 'kubernetes' | 'spiffe' | 'oidc';
 

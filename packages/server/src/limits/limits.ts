@@ -68,7 +68,7 @@ export class Limits {
   readonly #failedClients: LocalFailureCounter;
   readonly #failedAddresses: LocalFailureCounter;
   readonly #windowMs: number;
-  readonly #keys: { token: string; introspection: string; client: string; address: string };
+  readonly #keys: { token: string; introspection: string; client: string; address: string; once: string };
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(config: LimitsConfig, options: LimitsOptions) {
@@ -91,7 +91,10 @@ export class Limits {
     this.#failedAddresses = new LocalFailureCounter(maxKeys);
     this.#windowMs = config.authFailureWindow * 1000;
     const p = config.redisKeyPrefix;
-    this.#keys = { token: `${p}rate:token:`, introspection: `${p}rate:introspection:`, client: `${p}authfail:client:`, address: `${p}authfail:address:` };
+    this.#keys = {
+      token: `${p}rate:token:`, introspection: `${p}rate:introspection:`, client: `${p}authfail:client:`, address: `${p}authfail:address:`,
+      once: `${p}once:`,
+    };
     this.#logger = options.logger;
   }
 
@@ -113,6 +116,20 @@ export class Limits {
     clearInterval(this.#sweep);
     await this.#store?.close();
   }
+
+  /**
+   * A key used once across every instance and worker (a single-use platform token jti), in Redis
+   * until `expMs`: true the first time, false after. Undefined when Redis is not configured or not
+   * answering: the caller keeps its own memory then.
+   */
+  readonly sharedFirstUse = (key: string, expMs: number, now: number): Promise<boolean | undefined> | undefined => {
+    const store = this.#store;
+    if (!store?.available) return undefined;
+    return store.once(`${this.#keys.once}${key}`, expMs - now + 1000).catch((err: unknown) => {
+      store.failed(err);
+      return undefined;
+    });
+  };
 
   /** Drops per-process entries that hold no information any more; returns how many. */
   sweep(now = this.#now()): number {

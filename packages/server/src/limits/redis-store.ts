@@ -141,6 +141,13 @@ export class RedisLimitStore {
     if (this.#down) this.#recovered();
   }
 
+  /** Sets `key` for `ttlMs` unless it exists: true the first time (a single-use jti), false after. */
+  async once(key: string, ttlMs: number): Promise<boolean> {
+    const set = await this.#redis!.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+    if (this.#down) this.#recovered();
+    return set === 'OK';
+  }
+
   /** Redis answers (again): say so once, and use it from now on. */
   #recovered(): void {
     this.#coolUntil = 0;

@@ -24,7 +24,7 @@ export interface AuditLogOptions {
   safety?: LogSafety;
 }
 
-const WARN = new Set<EventName>(['admin.auth_failed', 'key.rotation_failed']);
+const WARN = new Set<EventName>(['admin.auth_failed', 'key.rotation_failed', 'federation.keys_unavailable', 'federation.jti_replayed']);
 
 /** Who caused the event: the client for token events, the admin API for client changes. */
 export function auditActor<E extends EventName>(type: E, payload: EventMap[E]): string {
@@ -61,7 +61,7 @@ export function subscribeAuditLog(events: EventBus, logger: Logger, options: Aud
       return;
     }
     const line = lineOf(type, payload);
-    if (WARN.has(type)) audit.warn(line, type);
+    if (WARN.has(type) || (type === 'federation.keys_fetched' && line.result === 'failed')) audit.warn(line, type);
     else audit.info(line, type);
   });
 }

@@ -11,7 +11,8 @@ export interface AuditContext {
 }
 
 export interface EventMap {
-  'token.issued': { clientId: string; jti: string; scope: string; aud: string[]; exp: number; kid: string } & AuditContext;
+  /** trust and federatedSubject: a federated client's (federated_jwt) platform identity, the external subject it authenticated as. */
+  'token.issued': { clientId: string; jti: string; scope: string; aud: string[]; exp: number; kid: string; trust?: string; federatedSubject?: string } & AuditContext;
   'token.denied': { clientId?: string; error: string; reason?: string } & AuditContext;
   'token.revoked': { clientId: string; jti: string } & AuditContext;
   'token.introspected': { callerClientId: string; active: boolean } & AuditContext;
@@ -30,6 +31,15 @@ export interface EventMap {
   'key.revoked': { kid: string } & AuditContext;
   'key.rotation_failed': { error: string };
   'admin.auth_failed': { reason: string } & AuditContext;
+  /** A trusted issuer's keys fetched (result ok: `keys` usable keys) or not (failed: `reason`). */
+  'federation.keys_fetched': { trust: string; result: 'ok' | 'failed'; keys?: number; reason?: string };
+  /** A trust's keys could not be had within the staleness bound: its clients' requests fail. */
+  'federation.keys_unavailable': { trust: string; reason: string };
+  /**
+   * A single-use platform token jti that this instance accepted had already been used elsewhere
+   * (another instance or worker): found by the write behind the request, after the token was issued.
+   */
+  'federation.jti_replayed': { trust: string; clientId: string; jti: string };
 }
 
 export type EventName = keyof EventMap;
@@ -71,4 +81,5 @@ export const EVENT_NAMES: readonly EventName[] = [
   'client.secret_rotated', 'client.tokens_revoked',
   'key.created', 'key.activated', 'key.retired', 'key.deleted', 'key.revoked', 'key.rotation_failed',
   'admin.auth_failed',
+  'federation.keys_fetched', 'federation.keys_unavailable', 'federation.jti_replayed',
 ];

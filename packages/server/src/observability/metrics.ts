@@ -63,6 +63,8 @@ export interface MetricsSources {
   syncLastSuccess: () => number;
   /** M2M_AUTH_KEY_ROTATION_INTERVAL, seconds; 0 = automatic rotation off. */
   keyRotationIntervalSeconds: number;
+  /** Seconds since each trusted issuer's keys were last fetched (the federation key cache); none when absent. */
+  trustKeyAges?: () => Array<{ trust: string; ageSeconds: number }>;
 }
 
 export interface MetricsOptions {
@@ -238,6 +240,9 @@ export class ServerMetrics {
     let revoked = 0;
     let rotationFailures = 0;
     const byType = new Map<string, { n: number }>(EVENT_NAMES.map((t) => [t, { n: 0 }]));
+    // Trust names are the operator's (admin API), not a caller's: bounded all the same.
+    const trustFetches = { ok: new BoundedCounts(maxClients, 'other'), failed: new BoundedCounts(maxClients, 'other') };
+    const trustUnavailable = new BoundedCounts(maxClients, 'other');
 
     const ourId = (id: string): string => (hasIssuedClientIdShape(id) ? id : UNKNOWN_CLIENT);
     this.#unsubscribe.push(
@@ -261,6 +266,8 @@ export class ServerMetrics {
       events.on('key.rotation_failed', () => {
         rotationFailures++;
       }),
+      events.on('federation.keys_fetched', (e) => trustFetches[e.result].inc(e.trust)),
+      events.on('federation.keys_unavailable', (e) => trustUnavailable.inc(e.trust)),
       events.onAny((type) => {
         byType.get(type)!.n++;
       }),
@@ -316,6 +323,40 @@ export class ServerMetrics {
         for (const [type, c] of byType) this.inc({ type }, c.n);
       },
     });
+
+    new Counter({
+      name: `${p}federation_key_fetches_total`,
+      help: 'Fetches of a trusted issuer\'s keys (discovery and JWKS, or SPIFFE bundle), by trust and result (ok, failed).',
+      labelNames: ['trust', 'result'],
+      registers,
+      collect() {
+        this.reset();
+        for (const result of ['ok', 'failed'] as const) for (const [trust, c] of trustFetches[result].entries()) this.inc({ trust, result }, c.n);
+      },
+    });
+    new Counter({
+      name: `${p}federation_keys_unavailable_total`,
+      help: 'Platform tokens refused because the trust had no keys within the staleness bound (issuer down for too long, or never reached).',
+      labelNames: ['trust'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [trust, c] of trustUnavailable.entries()) this.inc({ trust }, c.n);
+      },
+    });
+    const trustKeyAges = sources.trustKeyAges;
+    if (trustKeyAges !== undefined) {
+      new Gauge({
+        name: `${p}federation_key_age_seconds`,
+        help: 'Seconds since a trusted issuer\'s keys were last fetched successfully (cached keys serve up to 6 h of an issuer outage).',
+        labelNames: ['trust'],
+        registers,
+        collect() {
+          this.reset();
+          for (const { trust, ageSeconds } of trustKeyAges()) this.set({ trust }, ageSeconds);
+        },
+      });
+    }
 
     this.#latency = new RequestLatencyHistogram(
       `${p}http_request_duration_seconds`,

@@ -25,6 +25,7 @@ function secretClient(clientId: string): ClientRecord {
     audience: ['https://api.example.com'],
     defaultAudience: null,
     tokenEndpointAuthMethod: 'client_secret_basic',
+    federation: null,
     grantTypes: ['client_credentials'],
     resourceUris: [],
     jwks: null,
@@ -55,6 +56,7 @@ function jwtClient(clientId: string): ClientRecord {
     audience: ['https://billing.example.com', 'urn:example:ledger'],
     defaultAudience: ['urn:example:ledger'],
     tokenEndpointAuthMethod: 'private_key_jwt',
+    federation: null,
     grantTypes: [],
     resourceUris: ['https://billing.example.com', 'urn:example:ledger'],
     jwks: {

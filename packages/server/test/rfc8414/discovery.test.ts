@@ -9,7 +9,7 @@ const ISSUER = 'http://localhost:8080';
 const METADATA = '/.well-known/oauth-authorization-server';
 const OPENID = '/.well-known/openid-configuration';
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'federated_jwt', 'private_key_jwt'];
 const ALG_MEMBERS = [
   'token_endpoint_auth_signing_alg_values_supported',
   'introspection_endpoint_auth_signing_alg_values_supported',
@@ -71,7 +71,7 @@ describe('authorization server metadata', () => {
     }
   });
 
-  it('supports client_credentials and the three client authentication methods', async () => {
+  it('supports client_credentials and the four client authentication methods (federated_jwt among them)', async () => {
     const m = await metadata();
     expect(m.grant_types_supported).toEqual(['client_credentials']);
     for (const name of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint']) {

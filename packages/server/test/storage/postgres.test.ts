@@ -78,6 +78,7 @@ function client(clientId: string): ClientRecord {
     audience: ['https://api.example.com'],
     defaultAudience: null,
     tokenEndpointAuthMethod: 'client_secret_basic',
+    federation: null,
     grantTypes: ['client_credentials'],
     resourceUris: [],
     jwks: null,

@@ -62,6 +62,7 @@ const rotatedClient: ClientRecord = {
   audience: ['https://api.example.com'],
   defaultAudience: null,
   tokenEndpointAuthMethod: 'client_secret_post',
+  federation: null,
   grantTypes: ['client_credentials'],
   resourceUris: ['https://api.example.com'],
   jwks: null,

@@ -15,6 +15,8 @@ import { param, type FormParams } from '../request/form.js';
 import type { OAuthRequest } from '../request/context.js';
 import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, verifyClientAssertion } from './private-key-jwt.js';
+import { CLIENT_ASSERTION_TYPE_SPIFFE, FEDERATED_JWT, type FederatedIdentity } from '../../ground/trusts.js';
+import { verifyFederatedAssertion, type FederationPorts } from './federated-jwt.js';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
@@ -35,6 +37,13 @@ export interface ClientAuthenticationOptions {
   now?: () => number;
   /** Throttling of failed authentication (src/limits); none when absent. */
   throttle?: AuthThrottle;
+  /** Trusts, their keys and single-use jtis for federated_jwt clients; none = no federated client authenticates. */
+  federation?: FederationPorts;
+}
+
+/** A federated client's identity at its trust; undefined for every other client. */
+export function federationOf(client: ClientRecord): FederatedIdentity | undefined {
+  return client.tokenEndpointAuthMethod === FEDERATED_JWT && client.federation !== null ? client.federation : undefined;
 }
 
 const MAX_CLIENT_ID_LENGTH = 256;
@@ -59,6 +68,7 @@ export class ClientAuthentication {
   readonly #tokenEndpoint: () => string;
   readonly #now: () => number;
   readonly #throttle: AuthThrottle | undefined;
+  readonly #federation: FederationPorts | undefined;
 
   constructor(opts: ClientAuthenticationOptions) {
     this.#clients = opts.clients;
@@ -67,6 +77,7 @@ export class ClientAuthentication {
     this.#tokenEndpoint = opts.tokenEndpoint;
     this.#now = opts.now ?? Date.now;
     this.#throttle = opts.throttle;
+    this.#federation = opts.federation;
   }
 
   /**
@@ -143,10 +154,41 @@ export class ClientAuthentication {
       return this.#secret(bodyId, bodySecret, 'client_secret_post', false);
     }
     // RFC 7521 §4.2: client_assertion_type names the assertion format.
-    if (param(params, 'client_assertion_type') !== CLIENT_ASSERTION_TYPE) {
-      throw new OAuthError('invalid_request', `The client_assertion_type parameter must be ${CLIENT_ASSERTION_TYPE}.`);
+    const assertionType = param(params, 'client_assertion_type');
+    if (assertionType === CLIENT_ASSERTION_TYPE_SPIFFE) {
+      // draft-ietf-oauth-spiffe-client-auth; client_id is required here, as for every federated client.
+      if (bodyId === undefined) throw new OAuthError('invalid_request', 'The client_id parameter is required with a jwt-spiffe client assertion.');
+      return this.#federated(bodyId, assertion!, assertionType, ip);
+    }
+    if (assertionType !== CLIENT_ASSERTION_TYPE) {
+      throw new OAuthError('invalid_request', `The client_assertion_type parameter must be ${CLIENT_ASSERTION_TYPE} or ${CLIENT_ASSERTION_TYPE_SPIFFE}.`);
     }
     return this.#assertion(assertion!, bodyId, ip);
+  }
+
+  /** A platform token for the federated client `clientId` (federated_jwt); throws invalid_client. */
+  async #federated(clientId: string, assertion: string, assertionType: string, ip: string | undefined, looked?: { client: ClientRecord | undefined }): Promise<AuthenticatedClient> {
+    if (!looked) {
+      const wait = this.throttled(clientId, ip);
+      if (wait) await wait;
+    }
+    const client = looked ? looked.client : clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
+    if (!client) throw invalidClient('unknown client', false, clientId);
+    const federation = federationOf(client);
+    if (federation === undefined) {
+      throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used ${FEDERATED_JWT}`, false, clientId);
+    }
+    if (client.disabled) throw invalidClient('client is disabled', false, clientId);
+    if (this.#federation === undefined) throw invalidClient('federated client authentication is not wired', false, clientId);
+    try {
+      await verifyFederatedAssertion(client.clientId, federation, assertion, assertionType, this.#federation, {
+        issuer: this.#issuer(), tokenEndpoint: this.#tokenEndpoint(), now: this.#now(),
+      });
+    } catch (err) {
+      if (err instanceof OAuthError) throw invalidClient(err.detail ?? 'platform token rejected', false, clientId);
+      throw err;
+    }
+    return { client, method: FEDERATED_JWT, secret: undefined };
   }
 
   /** The client whose secret `secret` is; throws invalid_client. */
@@ -168,6 +210,15 @@ export class ClientAuthentication {
   }
 
   async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {
+    // A platform token's iss and sub name the platform, not the client: client_id says which client.
+    if (bodyId !== undefined && this.#federation !== undefined) {
+      const wait = this.throttled(bodyId, ip);
+      if (wait) await wait;
+      const client = bodyId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(bodyId) : undefined;
+      if (client !== undefined && federationOf(client) !== undefined) {
+        return this.#federated(bodyId, assertion, CLIENT_ASSERTION_TYPE, ip, { client });
+      }
+    }
     const claimed = assertionClientId(assertion);
     if (claimed === undefined) throw invalidClient('client assertion is not a JWT with iss/sub', false, bodyId);
     // RFC 7523 §3: when client_id is sent too, it must identify the same client.
@@ -176,6 +227,8 @@ export class ClientAuthentication {
     if (wait) await wait;
     const client = claimed.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(claimed) : undefined;
     if (!client) throw invalidClient('unknown client', false, claimed);
+    // A federated_jwt client's platform token without client_id (or with federation not wired) ends
+    // here, refused like any other wrong method.
     if (client.tokenEndpointAuthMethod !== 'private_key_jwt' || !client.jwks) {
       throw invalidClient(`client is registered for ${client.tokenEndpointAuthMethod}, used private_key_jwt`, false, claimed);
     }

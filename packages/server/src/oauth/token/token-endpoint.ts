@@ -3,6 +3,7 @@
 // certificate the request proves, ../request/binding.ts), apply its request rate, run the grant, issue an
 // RFC 9068 access token (or reuse one), respond. It emits token.issued and token.denied.
 
+import { federationOf } from '../client-auth/authenticate.js';
 import { OAuthError } from '../../ground/errors.js';
 import type { ClientRecord } from '../../ground/records.js';
 import { MAX_TOKEN_LENGTH } from '../../keys/jwt.js';
@@ -103,8 +104,11 @@ export class TokenEndpoint {
         detail: `token of ${token.length} characters`,
       });
     }
+    const federation = federationOf(client);
     this.#o.events.emit('token.issued', {
       clientId: client.clientId, jti, scope, aud: granted.result.audience, exp, kid,
+      // The audit names the workload behind a federated client, not only the client.
+      ...(federation !== undefined && { trust: federation.trust, federatedSubject: federation.subject }),
       ip: req.ip, requestId: req.requestId,
     });
     const tokenType = bindingTokenType(binding);

@@ -73,6 +73,7 @@ function fromRow(row: ClientRow): ClientRecord {
     grantTypes: row.grant_types,
     resourceUris: row.resource_uris,
     jwks: row.jwks,
+    federation: null,
     accessTokenTtl: int8OrNullFromDb(row.access_token_ttl),
     // double precision comes back as a JS number.
     rateLimit: row.rate_limit,

@@ -81,6 +81,7 @@ function fromRow(row: ClientRow): ClientRecord {
     grantTypes: JSON.parse(row.grant_types) as string[],
     resourceUris: JSON.parse(row.resource_uris) as string[],
     jwks: parseOrNull<ClientRecord['jwks']>(row.jwks),
+    federation: null,
     accessTokenTtl: row.access_token_ttl,
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse === 1,

@@ -1,0 +1,163 @@
+// federated_jwt: a client authenticates with the signed identity its platform gave it (a
+// Kubernetes service-account token, a SPIFFE JWT-SVID, a CI job's OIDC token) as an RFC 7523 §2.2
+// client assertion (type jwt-bearer, or jwt-spiffe per draft-ietf-oauth-spiffe-client-auth),
+// verified with the keys of the client's trusted issuer. Every failure is invalid_client; the
+// reason goes to the log only.
+
+import { isDeepStrictEqual } from 'node:util';
+import { compactVerify, decodeProtectedHeader, errors as joseErrors, type CompactVerifyResult } from 'jose';
+import { OAuthError } from '../../ground/errors.js';
+import { CLIENT_ASSERTION_ALGS, CLIENT_ASSERTION_TYPE } from '../../ground/names.js';
+import { CLIENT_ASSERTION_TYPE_SPIFFE, type FederatedIdentity, type TrustedIssuerRecord, type TrustLookup } from '../../ground/trusts.js';
+import { KeysUnavailableError, type KeySet } from '../../federation/trust-keys.js';
+
+/** iat and nbf may be this far ahead of our clock. */
+const MAX_FUTURE_SKEW_S = 60;
+const MAX_JTI_LENGTH = 512;
+const ALGS: readonly string[] = CLIENT_ASSERTION_ALGS;
+
+/** The key cache of the trusts (src/federation/trust-keys.ts). */
+export interface TrustKeySource {
+  keySet(trust: TrustedIssuerRecord): Promise<KeySet>;
+  refreshForUnknownKid(trust: TrustedIssuerRecord, kid: string | undefined): Promise<boolean>;
+}
+
+/** Single-use jti (src/federation/single-use.ts). */
+export interface JtiLedger {
+  firstUse(trust: string, clientId: string, jti: string, expMs: number, now: number): boolean | Promise<boolean>;
+}
+
+export interface FederationPorts {
+  trusts: TrustLookup;
+  keys: TrustKeySource;
+  jtis: JtiLedger;
+}
+
+export interface FederatedContext {
+  issuer: string;
+  tokenEndpoint: string;
+  now: number;
+}
+
+function fail(detail: string): never {
+  throw new OAuthError('invalid_client', 'Client authentication failed.', { detail });
+}
+
+async function verifyWith(assertion: string, keys: KeySet): Promise<CompactVerifyResult> {
+  const options = { algorithms: [...ALGS] };
+  try {
+    return await compactVerify(assertion, keys, options);
+  } catch (err) {
+    if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
+    // No kid and several keys of the alg (an issuer mid-rotation): try each.
+    for await (const key of err) {
+      try {
+        return await compactVerify(assertion, key, options);
+      } catch {
+        // not this one
+      }
+    }
+    throw new joseErrors.JWSSignatureVerificationFailed();
+  }
+}
+
+/** The verified payload, signed by a current key of the trust (fetched again for an unknown kid). */
+async function verifiedPayload(trust: TrustedIssuerRecord, assertion: string, keys: TrustKeySource): Promise<Uint8Array> {
+  let header: ReturnType<typeof decodeProtectedHeader>;
+  try {
+    header = decodeProtectedHeader(assertion);
+  } catch {
+    fail('client assertion is not a JWS');
+  }
+  // RFC 7523 §3 item 9 leaves algorithms to us: asymmetric only, never none, never HMAC (the
+  // trust's public key is not a shared secret).
+  if (typeof header.alg !== 'string' || !ALGS.includes(header.alg)) fail(`platform token alg ${String(header.alg).slice(0, 16)} is not an accepted asymmetric algorithm`);
+  const kid = typeof header.kid === 'string' ? header.kid : undefined;
+  let set: KeySet;
+  try {
+    set = await keys.keySet(trust);
+  } catch (err) {
+    if (err instanceof KeysUnavailableError) fail(`keys of trust ${trust.name} unavailable: ${err.message}`);
+    throw err;
+  }
+  try {
+    return (await verifyWith(assertion, set)).payload;
+  } catch (err) {
+    if (err instanceof joseErrors.JWKSNoMatchingKey && await keys.refreshForUnknownKid(trust, kid)) {
+      try {
+        return (await verifyWith(assertion, await keys.keySet(trust))).payload;
+      } catch (again) {
+        err = again;
+      }
+    }
+    const code = err instanceof joseErrors.JOSEError ? err.code : 'unknown';
+    fail(`platform token signature not verified by trust ${trust.name} (${code})`);
+  }
+}
+
+function numeric(claims: Record<string, unknown>, name: string): number | undefined {
+  const v = claims[name];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) fail(`platform token ${name} is not numeric`);
+  return v;
+}
+
+/** Checks `assertion` as the platform token of `client`'s identity `federation`; throws invalid_client. */
+export async function verifyFederatedAssertion(
+  clientId: string,
+  federation: FederatedIdentity,
+  assertion: string,
+  assertionType: string,
+  ports: FederationPorts,
+  ctx: FederatedContext,
+): Promise<void> {
+  const trust = await ports.trusts.get(federation.trust);
+  if (trust === undefined) fail(`trust ${federation.trust} does not exist`);
+  const spiffe = trust.kind === 'spiffe';
+  // draft-ietf-oauth-spiffe-client-auth: a JWT-SVID comes as jwt-spiffe; other platform tokens as jwt-bearer.
+  if (assertionType !== (spiffe ? CLIENT_ASSERTION_TYPE_SPIFFE : CLIENT_ASSERTION_TYPE)) {
+    fail(`client assertion type ${assertionType.slice(0, 64)} does not fit trust kind ${trust.kind}`);
+  }
+  const payload = await verifiedPayload(trust, assertion, ports.keys);
+  let claims: Record<string, unknown>;
+  try {
+    claims = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('not an object');
+  } catch {
+    fail('platform token payload is not a JSON object');
+  }
+  const nowS = ctx.now / 1000;
+  const sub = claims.sub;
+  if (spiffe) {
+    // The trust domain is in the SPIFFE ID; a JWT-SVID's iss is not checked (the draft).
+    if (typeof sub !== 'string' || !sub.startsWith(`spiffe://${trust.trustDomain}/`)) fail(`platform token sub is not a SPIFFE ID of trust domain ${trust.trustDomain}`);
+  } else if (claims.iss !== trust.issuer) {
+    fail(`platform token iss is not the issuer of trust ${trust.name}`);
+  }
+  // RFC 7523 §3 item 3: aud names this server; a SPIFFE JWT-SVID our issuer only (the draft).
+  const aud = claims.aud;
+  const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  const accepted = spiffe ? [ctx.issuer] : [ctx.issuer, ctx.tokenEndpoint, ...trust.audiences];
+  if (!auds.some((a) => typeof a === 'string' && accepted.includes(a))) fail('platform token aud does not name this server');
+  // §3 item 4: exp required; the lifetime bounded by the trust.
+  const exp = numeric(claims, 'exp');
+  if (exp === undefined) fail('platform token has no exp');
+  if (exp <= nowS) fail('platform token expired');
+  const iat = numeric(claims, 'iat');
+  const nbf = numeric(claims, 'nbf');
+  const lifetime = exp - Math.min(nowS, iat ?? nowS);
+  if (lifetime > trust.maxTokenLifetime) fail(`platform token lifetime ${Math.round(lifetime)} s is over the trust's maximum of ${trust.maxTokenLifetime} s`);
+  if (iat !== undefined && iat > nowS + MAX_FUTURE_SKEW_S) fail('platform token iat is in the future');
+  if (nbf !== undefined && nbf > nowS + MAX_FUTURE_SKEW_S) fail('platform token is not valid yet (nbf)');
+  // The exact external subject: a prefix or pattern would let every workload under it in.
+  if (sub !== federation.subject) fail('platform token sub is not the client\'s federated subject');
+  for (const [name, value] of Object.entries(federation.claims)) {
+    if (!isDeepStrictEqual(claims[name], value)) fail(`platform token claim ${name.slice(0, 64)} does not hold the required value`);
+  }
+  const singleUse = trust.singleUseJti ?? trust.kind === 'oidc';
+  const jti = claims.jti;
+  if (singleUse && (jti !== undefined || trust.singleUseJti === true)) {
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) fail('platform token has no usable jti');
+    if (!await ports.jtis.firstUse(trust.name, clientId, jti, Math.ceil(exp * 1000), ctx.now)) fail('platform token jti was already used');
+  }
+}
