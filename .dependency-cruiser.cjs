@@ -12,6 +12,7 @@ const KEYS = floor('keys');
 const OBSERVABILITY = floor('observability');
 const CLIENTS = floor('clients');
 const LIMITS = floor('limits');
+const TRUSTS = floor('trusts');
 const FEDERATION = floor('federation');
 const OAUTH = floor('oauth');
 const HTTP = floor('http');
@@ -47,12 +48,16 @@ module.exports = {
       { path: OBSERVABILITY }, { path: [CLIENTS, OAUTH, SYNC, HTTP, ADMIN, LIMITS, KEYS, FEDERATION, CLI, SERVER_TS] }),
     never('clients-imports-no-oauth', 'clients imports no oauth (nor http, admin, limits, sync, cli, server.ts).',
       { path: CLIENTS }, { path: [OAUTH, HTTP, ADMIN, LIMITS, SYNC, CLI, SERVER_TS] }),
+    never('trusts-below-the-core', 'trusts imports no oauth (nor http, admin, limits, sync, cli, server.ts); clients imports no trusts (the client registry reads trusts through ground\'s TrustLookup).',
+      { path: TRUSTS }, { path: [OAUTH, HTTP, ADMIN, LIMITS, SYNC, CLI, SERVER_TS] }),
+    never('clients-imports-no-trusts', 'clients imports no trusts: a federated client\'s trust is read through ground\'s TrustLookup, and trusts reuses clients/jwk.ts.',
+      { path: CLIENTS }, { path: TRUSTS }),
     never('sync-imports-no-oauth', 'sync imports no oauth (nor http, admin, clients, limits, keys, cli, server.ts).',
       { path: SYNC }, { path: [OAUTH, HTTP, ADMIN, CLIENTS, LIMITS, KEYS, CLI, SERVER_TS] }),
     never('limits-below-the-core', 'limits imports no oauth, http, admin, cli, server.ts (it implements what the core asks of it).',
       { path: LIMITS }, { path: [OAUTH, HTTP, ADMIN, CLI, SERVER_TS] }),
-    never('federation-below-the-core', 'federation (fetching trusted issuers\' keys, single-use jti) imports no oauth, http, admin, clients, limits, sync, cli, server.ts: the core asks it for keys.',
-      { path: FEDERATION }, { path: [OAUTH, HTTP, ADMIN, CLIENTS, LIMITS, SYNC, CLI, SERVER_TS] }),
+    never('federation-below-the-core', 'federation (fetching trusted issuers\' keys, single-use jti) imports no oauth, http, admin, clients, trusts, limits, sync, cli, server.ts: the core asks it for keys of a trust record.',
+      { path: FEDERATION }, { path: [OAUTH, HTTP, ADMIN, CLIENTS, TRUSTS, LIMITS, SYNC, CLI, SERVER_TS] }),
     never('oauth-knows-no-transport', 'oauth imports no http, admin, cli, server.ts, sync, and no HTTP framework.',
       { path: OAUTH }, { path: [HTTP, ADMIN, CLI, SERVER_TS, SYNC, '(^|/)node_modules/(fastify|@fastify/[^/]+|find-my-way|light-my-request)/'] }),
     never('http-imports-no-storage', 'http imports no storage: it reaches data through the core\'s ports (nor admin, sync, cli, server.ts).',

@@ -14,6 +14,7 @@ import type { KeyStore, Storage } from './storage/types.js';
 import { deriveKey, KEK_FILE_NAME, loadKek } from './keys/kek.js';
 import { KeyRing, keyMaintenanceInterval } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
+import { TrustRegistry } from './trusts/registry.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { adminTokenPath, loadAdminToken } from './admin/admin-token.js';
 import { registerPprofRoutes } from './admin/pprof-routes.js';
@@ -53,7 +54,6 @@ import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } fro
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 import { TrustKeys } from './federation/trust-keys.js';
 import { SingleUseJtis } from './federation/single-use.js';
-import type { TrustLookup } from './ground/trusts.js';
 
 export interface ServerOptions {
   logger?: Logger;
@@ -66,12 +66,7 @@ export interface ServerOptions {
   now?: () => number;
   /** Tracing to use instead of the one M2M_AUTH_OTEL_ENABLED starts; the caller shuts it down. */
   tracing?: Tracing;
-  /** Where the trusted issuers of federated clients come from instead of storage (tests). */
-  trusts?: TrustLookup;
 }
-
-/** No trusted issuer: every federated client is refused (invalid_client, "trust ... does not exist"). */
-const NO_TRUSTS: TrustLookup = { get: () => Promise.resolve(undefined) };
 
 export interface M2MAuthServer {
   readonly config: Config;
@@ -80,6 +75,8 @@ export interface M2MAuthServer {
   readonly storage: Storage;
   readonly keys: KeyRing;
   readonly clients: ClientRegistry;
+  /** Trusted issuers of federated clients (issue 17), cached and kept coherent like clients. */
+  readonly trusts: TrustRegistry;
   readonly events: EventBus;
   readonly logger: Logger;
   readonly sync: ClusterSync;
@@ -211,7 +208,14 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const changesHead = await traced.changes.head();
     const kek = loadKek({ kek: config.kek, dataDir: config.dataDir });
     const keys = await openKeyRing(config, keyStore, events, now, kek);
+    // Trusted issuers (issue 17); a write waits for the other workers like a client's does.
+    const trustStore = workers
+      ? propagatingWrites({ clients: storage.clients, keys: storage.keys, revocations: storage.revocations, trusts: storage.trusts }, () => propagate()).trusts!
+      : storage.trusts;
+    const trusts = new TrustRegistry(trustStore, events, { now, allowHttpLoopback: config.unsafeFederationHttpLoopback });
     const clients = new ClientRegistry(traced.clients, events, {
+      // A federated client's trust is read fresh when the client is written.
+      trusts: { get: (name) => trustStore.getTrust(name) },
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
       secretGracePeriod: config.secretGracePeriod,
@@ -234,10 +238,12 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // Federated clients: their trusts' keys fetched and cached per process; single-use jtis decided
     // in Redis when configured, else remembered per process and written behind to the replay store.
     const trustKeys = new TrustKeys({ events, allowHttpLoopback: config.unsafeFederationHttpLoopback, now });
+    // A trust changed or deleted here or on another instance: its keys are fetched again at its next use.
+    trusts.onChange((name) => (name === '' ? trustKeys.clear() : trustKeys.forget(name)));
     const authentication = new ClientAuthentication({
       clients: guarded, replay: traced.replay, issuer, tokenEndpoint, now, throttle: limits.authThrottle,
       federation: {
-        trusts: options.trusts ?? NO_TRUSTS,
+        trusts,
         keys: trustKeys,
         jtis: new SingleUseJtis({ replay: traced.replay, events, shared: limits.sharedFirstUse }),
       },
@@ -302,7 +308,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       logger, name: 'admin',
       timeoutBody: JSON.stringify({ error: 'invalid_request', message: 'The request did not arrive within the request timeout.' }),
     });
-    await registerAdminRoutes(adminApp, { registry: clients, keys, adminToken: admin.token, events });
+    await registerAdminRoutes(adminApp, { registry: clients, trusts, keys, adminToken: admin.token, events });
     await registerPprofRoutes(adminApp, { adminToken: admin.token, enabled: config.pprof, events });
 
     // Changes made by other instances (or worker processes) on the same database.
@@ -319,6 +325,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           clients.invalidate(clientId);
           metadata.invalidate();
         },
+        trust: (name) => trusts.invalidate(name),
         revocation: (jti, expiresAt) => revocations.remember(jti, expiresAt),
         keys: async () => {
           await keys.refresh();
@@ -326,6 +333,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         },
         resyncAll: async () => {
           clients.clear();
+          trusts.clear();
           await revocations.load(now());
           await keys.refresh();
           metadata.invalidate();
@@ -336,7 +344,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     propagate = () => sync.propagate();
     for (const e of [
       'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
-      'client.secret_rotated', 'client.tokens_revoked', 'token.revoked', 'key.created', 'key.activated', 'key.retired',
+      'client.secret_rotated', 'client.tokens_revoked', 'trust.created', 'trust.updated', 'trust.deleted',
+      'token.revoked', 'key.created', 'key.activated', 'key.retired',
       'key.revoked',
     ] as const) {
       events.on(e, () => sync.nudge());
@@ -367,7 +376,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     let closing = false;
     let closed: Promise<void> | undefined;
     const server: M2MAuthServer = {
-      config, publicApp, adminApp, storage, keys, clients, events, logger, sync,
+      config, publicApp, adminApp, storage, keys, clients, trusts, events, logger, sync,
       async listen() {
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);

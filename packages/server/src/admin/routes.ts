@@ -1,12 +1,15 @@
-// The admin API: client registry management (RFC 7591 §2 metadata) and signing key rotation and
-// revocation, on its own listener, behind the RFC 6750 bearer admin token.
+// The admin API: client registry management (RFC 7591 §2 metadata), trusted issuers (federated
+// clients, issue 17) and signing key rotation and revocation, on its own listener, behind the RFC 6750 bearer admin token.
 //
 // Responses are JSON with Cache-Control: no-store. Client mistakes get 400/404/409/413/415 with
 // { error, message }; a database that does not answer is a 503 (nothing acknowledged, retry
 // later); only a fault of the server itself becomes a 500.
 
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ClientExistsError, ClientNotFoundError, type ClientRegistry } from '../clients/registry.js';
+import { ClientExistsError, ClientNotFoundError, FederatedIdentityTakenError, type ClientRegistry } from '../clients/registry.js';
+import { TrustExistsError, TrustInUseError, TrustNotFoundError, type TrustRegistry } from '../trusts/registry.js';
+import { MAX_TRUST_LIST_LIMIT, TrustValidationError } from '../trusts/rules.js';
+import { trustToWire } from '../trusts/wire.js';
 import { ClientValidationError, MAX_LIST_LIMIT } from '../clients/metadata.js';
 import { clientToWire, clientToWireWithSecret, epochSeconds, type ClientCreateInput, type ClientMetadataInput } from '../clients/wire.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
@@ -28,6 +31,8 @@ export interface AdminKeys {
 
 export interface AdminDeps {
   registry: ClientRegistry;
+  /** Trusted issuers (issue 17): /admin/trusted-issuers. */
+  trusts: TrustRegistry;
   keys: AdminKeys;
   adminToken: string;
   events: EventBus;
@@ -40,6 +45,10 @@ const MAX_ID_LENGTH = 100;
 
 interface IdParams {
   id: string;
+}
+
+interface NameParams {
+  name: string;
 }
 
 interface KidParams {
@@ -64,7 +73,12 @@ function clientId(req: FastifyRequest<{ Params: IdParams }>): string {
 
 /** Registers the admin routes under /admin in an encapsulated context of `app`. */
 export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps): Promise<void> {
-  const { registry, keys, events } = deps;
+  const { registry, trusts, keys, events } = deps;
+  const trustName = (req: FastifyRequest<{ Params: NameParams }>): string => {
+    const { name } = req.params;
+    if (name.length === 0 || name.length > MAX_ID_LENGTH) throw new TrustNotFoundError(name);
+    return name;
+  };
 
   await app.register(async (admin) => {
     // Only JSON bodies; an empty body reads as no body, so action routes work without one. A
@@ -110,6 +124,10 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
       if (err instanceof KeyNotFoundError) return sendError(reply, 404, 'not_found', err.message);
       if (err instanceof KeyRevocationRefusedError) return sendError(reply, 409, 'conflict', err.message);
       if (err instanceof ClientExistsError) return sendError(reply, 409, 'conflict', err.message);
+      if (err instanceof FederatedIdentityTakenError) return sendError(reply, 409, 'conflict', err.message);
+      if (err instanceof TrustValidationError) return sendError(reply, 400, 'invalid_request', err.message);
+      if (err instanceof TrustNotFoundError) return sendError(reply, 404, 'not_found', err.message);
+      if (err instanceof TrustExistsError || err instanceof TrustInUseError) return sendError(reply, 409, 'conflict', err.message);
       if (err instanceof AdminRequestError) return sendError(reply, err.status, 'invalid_request', err.message);
       switch (err.code) {
         case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
@@ -191,6 +209,40 @@ export async function registerAdminRoutes(app: FastifyInstance, deps: AdminDeps)
         return clientToWire(await registry.setDisabled(id, disabled, audit(req)));
       });
     }
+
+    // Trusted issuers (issue 17): the same shape as /clients, named by their name.
+    admin.post('/trusted-issuers', async (req, reply) => {
+      const trust = await trusts.create(objectBody(req.body), audit(req));
+      reply.code(201).header('location', `${ADMIN_PREFIX}/trusted-issuers/${encodeURIComponent(trust.name)}`);
+      return trustToWire(trust);
+    });
+
+    admin.get('/trusted-issuers', async (req) => {
+      const query = readQuery(req.query, ['limit', 'after']);
+      const limit = queryInt(query.limit, 'limit', 1, MAX_TRUST_LIST_LIMIT, DEFAULT_LIST_LIMIT);
+      if (query.after !== undefined && (query.after === '' || query.after.length > MAX_ID_LENGTH)) {
+        throw new AdminRequestError(400, `after must be a trust name of 1 to ${MAX_ID_LENGTH} characters`);
+      }
+      const page = await trusts.list(query.after === undefined ? { limit } : { after: query.after, limit });
+      return { trusted_issuers: page.trusts.map(trustToWire), next: page.next };
+    });
+
+    admin.get<{ Params: NameParams }>('/trusted-issuers/:name', async (req) => {
+      readQuery(req.query, []);
+      return trustToWire(await trusts.read(trustName(req)));
+    });
+
+    admin.patch<{ Params: NameParams }>('/trusted-issuers/:name', async (req) => {
+      const name = trustName(req);
+      return trustToWire(await trusts.update(name, objectBody(req.body), audit(req)));
+    });
+
+    admin.delete<{ Params: NameParams }>('/trusted-issuers/:name', async (req, reply) => {
+      const name = trustName(req);
+      optionalBody(req.body, []);
+      await trusts.delete(name, audit(req));
+      return reply.code(204).send();
+    });
 
     admin.get('/keys', async (req) => {
       readQuery(req.query, []);

@@ -4,6 +4,7 @@
 
 import { FAPI2_AUTH_METHODS, GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
 import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
+import { FEDERATED_JWT, TRUST_NAME, type FederatedIdentity, type TrustedIssuerRecord } from '../ground/trusts.js';
 import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
 import { parseClientJwk } from './jwk.js';
@@ -61,6 +62,7 @@ const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
   'dpop_bound_access_tokens', 'fapi2',
+  'federated_issuer', 'federated_subject', 'federated_claims',
 ]);
 
 /** Fields a caller may see in the wire form but never set; named so the error says why. */
@@ -182,30 +184,30 @@ function parseJwks(v: unknown): { keys: PublicJwk[] } {
 }
 
 /** A claim value: JSON only, finite numbers, bounded depth (the whole object's size is checked by the caller). */
-function checkClaimValue(name: string, v: unknown, depth: number): void {
-  if (depth > MAX_CLAIM_DEPTH) invalid('claims', `claims.${name} nests arrays and objects more than ${MAX_CLAIM_DEPTH} deep`);
+function checkClaimValue(name: string, v: unknown, depth: number, field = 'claims'): void {
+  if (depth > MAX_CLAIM_DEPTH) invalid(field, `${field}.${name} nests arrays and objects more than ${MAX_CLAIM_DEPTH} deep`);
   // PostgreSQL cannot store U+0000 in a JSON string (nor can many JWT libraries read it back).
   if (typeof v === 'string') {
-    if (v.includes('\u0000')) invalid('claims', `claims.${name} must not contain the NUL character (U+0000)`);
+    if (v.includes('\u0000')) invalid(field, `${field}.${name} must not contain the NUL character (U+0000)`);
     return;
   }
   if (v === null || typeof v === 'boolean') return;
   if (typeof v === 'number') {
-    if (!Number.isFinite(v)) invalid('claims', `claims.${name} holds a number that does not fit in JSON`);
+    if (!Number.isFinite(v)) invalid(field, `${field}.${name} holds a number that does not fit in JSON`);
     return;
   }
   if (Array.isArray(v)) {
-    for (const item of v) checkClaimValue(name, item, depth + 1);
+    for (const item of v) checkClaimValue(name, item, depth + 1, field);
     return;
   }
   if (isPlainObject(v)) {
     for (const [key, item] of Object.entries(v)) {
-      if (key.includes('\u0000')) invalid('claims', `claims.${name} must not contain the NUL character (U+0000)`);
-      checkClaimValue(name, item, depth + 1);
+      if (key.includes('\u0000')) invalid(field, `${field}.${name} must not contain the NUL character (U+0000)`);
+      checkClaimValue(name, item, depth + 1, field);
     }
     return;
   }
-  invalid('claims', `claims.${name} must be a JSON value, got ${describeJsonType(v)}`);
+  invalid(field, `${field}.${name} must be a JSON value, got ${describeJsonType(v)}`);
 }
 
 /**
@@ -236,11 +238,64 @@ function parseClaims(v: unknown): CustomClaims {
   return JSON.parse(json) as CustomClaims;
 }
 
+/** Longest federated_subject, in characters. */
+export const MAX_FEDERATED_SUBJECT_LENGTH = 1024;
+/**
+ * Claims a federated client may not require in federated_claims: the registered ones the trust
+ * checks itself (RFC 7519 §4.1; sub is federated_subject).
+ */
+const TRUST_CHECKED_CLAIMS = new Set(['iss', 'sub', 'aud', 'exp', 'nbf', 'iat', 'jti']);
+
+function parseTrustName(v: unknown): string {
+  if (typeof v !== 'string' || !TRUST_NAME.test(v)) {
+    invalid('federated_issuer', `federated_issuer must be the name of a trusted issuer (1 to 64 of lowercase letters, digits and "-", starting with a letter)${typeof v === 'string' ? '' : `, got ${describeJsonType(v)}`}`);
+  }
+  return v;
+}
+
+function parseFederatedSubject(v: unknown): string {
+  if (typeof v !== 'string') invalid('federated_subject', `federated_subject must be a string (the exact sub of the platform token), got ${describeJsonType(v)}`);
+  if (v.length === 0) invalid('federated_subject', 'federated_subject must not be empty');
+  if (v.length > MAX_FEDERATED_SUBJECT_LENGTH) invalid('federated_subject', `federated_subject must be at most ${MAX_FEDERATED_SUBJECT_LENGTH} characters`);
+  if (CONTROL_CHARS.test(v)) invalid('federated_subject', 'federated_subject must not contain control characters');
+  if (v.trim() !== v) invalid('federated_subject', 'federated_subject must not begin or end with white space');
+  return v;
+}
+
+/** Required claim values of the platform token: like `claims`, bounded the same way, but the registered JWT claims are the trust's to check. */
+function parseFederatedClaims(v: unknown): Record<string, unknown> {
+  const field = 'federated_claims';
+  if (v === null) return {};
+  if (!isPlainObject(v)) invalid(field, `${field} must be a JSON object of claim names to the values they must have, got ${describeJsonType(v)}`);
+  const names = Object.keys(v);
+  const checked = names.filter((n) => TRUST_CHECKED_CLAIMS.has(n));
+  if (checked.length > 0) {
+    invalid(field, `${field} may not name ${checked.map((n) => JSON.stringify(n)).join(', ')}: the trust checks these itself (sub is federated_subject)`);
+  }
+  if (names.length > MAX_CLAIMS) invalid(field, `${field} must have at most ${MAX_CLAIMS} names`);
+  for (const name of names) {
+    if (name.length === 0) invalid(field, `${field} names must not be empty`);
+    if (name.length > MAX_CLAIM_NAME_LENGTH) invalid(field, `${field} names must be at most ${MAX_CLAIM_NAME_LENGTH} characters`);
+    if (CONTROL_CHARS.test(name)) invalid(field, `${field} name ${JSON.stringify(name)} must not contain control characters`);
+    if (name === '__proto__') invalid(field, `${field} may not name "__proto__"`);
+    checkClaimValue(name, v[name], 1, field);
+  }
+  const json = JSON.stringify(v);
+  const bytes = Buffer.byteLength(json, 'utf8');
+  if (bytes > MAX_CLAIMS_JSON) invalid(field, `${field} take ${bytes} bytes of JSON, more than the ${MAX_CLAIMS_JSON} allowed`);
+  return JSON.parse(json) as Record<string, unknown>;
+}
+
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 export type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
   | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'
-  | 'dpopBoundAccessTokens' | 'fapi2'>>;
+  | 'dpopBoundAccessTokens' | 'fapi2'>> & {
+  /** federated_issuer, federated_subject, federated_claims as sent (null = cleared). */
+  federatedIssuer?: string | null;
+  federatedSubject?: string | null;
+  federatedClaims?: Record<string, unknown> | null;
+};
 
 function parseTtl(v: unknown, { min, max }: { min: number; max: number }): number {
 
@@ -280,6 +335,9 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('fapi2')) out.fapi2 = parseBoolean('fapi2', input.fapi2);
   if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
   if (has('claims')) out.claims = parseClaims(input.claims);
+  if (has('federated_issuer')) out.federatedIssuer = input.federated_issuer === null ? null : parseTrustName(input.federated_issuer);
+  if (has('federated_subject')) out.federatedSubject = input.federated_subject === null ? null : parseFederatedSubject(input.federated_subject);
+  if (has('federated_claims')) out.federatedClaims = input.federated_claims === null ? null : parseFederatedClaims(input.federated_claims);
   return out;
 }
 
@@ -321,8 +379,11 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
     const extra = c.defaultAudience.find((a) => !c.audience.includes(a));
     if (extra !== undefined) invalid('default_audience', `default_audience ${JSON.stringify(extra)} is not in audience`);
   }
-  if (c.tokenEndpointAuthMethod === 'federated_jwt' && c.federation === null) {
-    invalid('federated_issuer', 'federated_issuer and federated_subject are required for token_endpoint_auth_method federated_jwt');
+  if (c.tokenEndpointAuthMethod === FEDERATED_JWT) {
+    if (c.federation === null) invalid('federated_issuer', 'federated_issuer and federated_subject are required for token_endpoint_auth_method federated_jwt');
+    if (c.jwks !== null) invalid('jwks', 'jwks is not for token_endpoint_auth_method federated_jwt: the client proves itself with its platform\'s token');
+  } else if (c.federation !== null) {
+    invalid('federated_issuer', 'federated_issuer, federated_subject and federated_claims are only for token_endpoint_auth_method federated_jwt');
   }
   if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
     invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
@@ -369,10 +430,62 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['fapi2', 'fapi2'],
   ['disabled', 'disabled'],
   ['claims', 'claims'],
+  ['federation', 'federation'],
   ['secrets', 'client_secret'],
 ];
 
 /** Wire names of the fields that differ. */
 export function changedFields(a: ClientRecord, b: ClientRecord): string[] {
-  return METADATA_FIELDS.filter(([k]) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map(([, name]) => name);
+  const names: string[] = [];
+  for (const [k, name] of METADATA_FIELDS) {
+    if (k === 'federation') {
+      const [fa, fb] = [a.federation, b.federation];
+      if (fa?.trust !== fb?.trust) names.push('federated_issuer');
+      if (fa?.subject !== fb?.subject) names.push('federated_subject');
+      if (JSON.stringify(fa?.claims ?? null) !== JSON.stringify(fb?.claims ?? null)) names.push('federated_claims');
+    } else if (JSON.stringify(a[k]) !== JSON.stringify(b[k])) {
+      names.push(name);
+    }
+  }
+  return names;
+}
+
+/**
+ * The federation a create or update leaves: the current one changed by what was sent; null when
+ * nothing names a trust. A federation needs both federated_issuer and federated_subject.
+ */
+export function mergedFederation(current: FederatedIdentity | null, f: ParsedMetadata): FederatedIdentity | null {
+  const trust = f.federatedIssuer === undefined ? current?.trust ?? null : f.federatedIssuer;
+  const subject = f.federatedSubject === undefined ? current?.subject ?? null : f.federatedSubject;
+  const claims = f.federatedClaims === undefined ? current?.claims ?? {} : f.federatedClaims ?? {};
+  if (trust === null && subject === null) {
+    if (f.federatedClaims != null && Object.keys(f.federatedClaims).length > 0) {
+      invalid('federated_claims', 'federated_claims needs federated_issuer and federated_subject');
+    }
+    return null;
+  }
+  if (trust === null) invalid('federated_issuer', 'federated_issuer is required with federated_subject: the name of the trusted issuer');
+  if (subject === null) invalid('federated_subject', 'federated_subject is required with federated_issuer: the exact sub of the platform token');
+  return { trust, subject, claims };
+}
+
+/** SPIFFE ID path segments (SPIFFE ID spec §2.2): [A-Za-z0-9.-_], none empty, "." or "..". */
+const SPIFFE_SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * The rules that need the trust itself: it must exist, and for a spiffe trust the subject must be
+ * a SPIFFE ID in its trust domain (spiffe://<trust domain>/<path>).
+ */
+export function checkFederationAgainst(federation: FederatedIdentity, trust: TrustedIssuerRecord | undefined): void {
+  if (trust === undefined) {
+    invalid('federated_issuer', `federated_issuer ${JSON.stringify(federation.trust)} names no trusted issuer: create it first (POST /admin/trusted-issuers)`);
+  }
+  if (trust.kind === 'spiffe') {
+    const prefix = `spiffe://${trust.trustDomain}/`;
+    const path = federation.subject.startsWith(prefix) ? federation.subject.slice(prefix.length) : undefined;
+    const segments = path?.split('/');
+    if (segments === undefined || segments.some((s) => !SPIFFE_SEGMENT.test(s) || s === '.' || s === '..')) {
+      invalid('federated_subject', `federated_subject must be a SPIFFE ID in trust domain ${trust.trustDomain ?? ''} (spiffe://${trust.trustDomain ?? ''}/path, path segments of letters, digits, ".", "-" and "_") for trust ${JSON.stringify(trust.name)} of kind spiffe`);
+    }
+  }
 }

@@ -6,11 +6,13 @@
 // next token request of this instance. Other instances are told through invalidate()/clear().
 
 import type { ClientRecord, ClientSecretRecord } from '../ground/records.js';
+import { FEDERATED_JWT, type TrustLookup } from '../ground/trusts.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
 import { StorageConflictError, type ClientStore } from '../storage/types.js';
+import { ClientValidationError } from './metadata.js';
 import {
-  changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT,
-  parseChosenClientId, parseMetadata, parseSecretDigest, type ParsedMetadata,
+  changedFields, checkFederationAgainst, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT,
+  mergedFederation, parseChosenClientId, parseMetadata, parseSecretDigest, type ParsedMetadata,
 } from './metadata.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
 import type { ClientCreateInput, ClientMetadataInput } from './wire.js';
@@ -36,6 +38,24 @@ export class ClientExistsError extends Error {
   }
 }
 
+/** A federated (trust, subject) pair another client already has (HTTP 409). */
+export class FederatedIdentityTakenError extends Error {
+  readonly code = 'FEDERATED_IDENTITY_TAKEN';
+  constructor(message: string) {
+    super(`${message.charAt(0).toUpperCase()}${message.slice(1)}: a (federated_issuer, federated_subject) pair belongs to one client at most`);
+    this.name = 'FederatedIdentityTakenError';
+  }
+}
+
+/** The registry's words for a store conflict on a federated client; undefined for other conflicts. */
+function federationConflict(err: unknown): Error | undefined {
+  if (!(err instanceof StorageConflictError)) return undefined;
+  if (err.reason === 'federated_identity') return new FederatedIdentityTakenError(err.message);
+  // A trust deleted between the check and the write.
+  if (err.reason === 'unknown_trust') return new ClientValidationError(`federated_issuer names no trusted issuer (${err.message})`, 'federated_issuer');
+  return undefined;
+}
+
 export interface ClientRegistryOptions {
   /** Bounds of a client's access_token_ttl, in seconds. */
   tokenTtlMin: number;
@@ -46,6 +66,12 @@ export interface ClientRegistryOptions {
   now?: () => number;
   /** Most records kept in memory; default 10,000. */
   cacheSize?: number;
+  /**
+   * Where a federated client's trust is read when the client is written (it must exist; a spiffe
+   * trust's domain bounds the subject). Read fresh, not from a cache. Without it only the
+   * database's reference check applies.
+   */
+  trusts?: TrustLookup;
 }
 
 export interface IssuedClient {
@@ -87,6 +113,7 @@ export function draftNewClient(input: unknown, ttl: { min: number; max: number }
   if (isSecretMethod(method) && fields.jwks != null) {
     invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
   }
+  const federation = mergedFederation(null, fields);
   if (givenDigest !== undefined && !isSecretMethod(method)) {
     invalid('client_secret_sha256', 'client_secret_sha256 is only for the secret methods (client_secret_basic, client_secret_post)');
   }
@@ -102,7 +129,7 @@ export function draftNewClient(input: unknown, ttl: { min: number; max: number }
     resourceUris: fields.resourceUris ?? [],
     tokenEndpointAuthMethod: method,
     jwks: fields.jwks ?? null,
-    federation: null,
+    federation,
     accessTokenTtl: fields.accessTokenTtl ?? null,
     rateLimit: fields.rateLimit ?? null,
     tokenReuse: fields.tokenReuse ?? false,
@@ -140,7 +167,8 @@ function deepFreeze<T>(value: T): T {
 export class ClientRegistry {
   readonly #store: ClientStore;
   readonly #events: EventBus;
-  readonly #opts: Required<Omit<ClientRegistryOptions, 'now'>>;
+  readonly #opts: Required<Omit<ClientRegistryOptions, 'now' | 'trusts'>>;
+  readonly #trusts: TrustLookup | undefined;
   readonly #now: () => number;
   /** Insertion order is recency order: a hit moves the entry to the end, eviction takes the first. */
   readonly #cache = new Map<string, ClientRecord>();
@@ -157,6 +185,7 @@ export class ClientRegistry {
     this.#store = store;
     this.#events = events;
     this.#now = opts.now ?? Date.now;
+    this.#trusts = opts.trusts;
     this.#opts = {
       tokenTtlMin: opts.tokenTtlMin,
       tokenTtlMax: opts.tokenTtlMax,
@@ -229,6 +258,7 @@ export class ClientRegistry {
    */
   async create(input: ClientCreateInput, ctx: AuditContext = {}): Promise<IssuedClient> {
     const { clientId, draft, clientSecret } = draftNewClient(input, { min: this.#opts.tokenTtlMin, max: this.#opts.tokenTtlMax }, this.#now());
+    await this.#checkFederation(draft);
     // 96 random bits make a collision unheard of; a retry keeps one from surfacing as an error.
     // A chosen client_id is tried once: a clash is the operator's to resolve.
     for (let attempt = 0; ; attempt++) {
@@ -236,6 +266,8 @@ export class ClientRegistry {
       try {
         await this.#store.createClient(client);
       } catch (err) {
+        const federated = federationConflict(err);
+        if (federated) throw federated;
         if (err instanceof StorageConflictError && clientId !== undefined) throw new ClientExistsError(clientId);
         if (err instanceof StorageConflictError && attempt < 2) continue;
         throw err;
@@ -256,7 +288,12 @@ export class ClientRegistry {
     return this.#exclusive(clientId, async () => {
       const current = await this.#load(clientId);
       const now = this.#now();
-      const next: ClientRecord = { ...current, ...fields };
+      const { federatedIssuer, federatedSubject, federatedClaims, ...recordFields } = fields;
+      const next: ClientRecord = { ...current, ...recordFields };
+      const federationSent = federatedIssuer !== undefined || federatedSubject !== undefined || federatedClaims !== undefined;
+      // Switching away from federated_jwt drops the federation, as switching away from private_key_jwt drops jwks.
+      next.federation = next.tokenEndpointAuthMethod !== FEDERATED_JWT && !federationSent ? null : mergedFederation(current.federation, fields);
+      if (next.tokenEndpointAuthMethod === FEDERATED_JWT && fields.jwks === undefined) next.jwks = null;
       let clientSecret: string | undefined;
       if (isSecretMethod(next.tokenEndpointAuthMethod)) {
         if (fields.jwks != null) invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');
@@ -272,8 +309,13 @@ export class ClientRegistry {
       checkRecord(next, DEFAULT_GRANT_FIELDS.some((f) => fields[f] !== undefined));
       const changed = changedFields(current, next);
       if (changed.length === 0) return { client: current };
+      if (changed.some((f) => f.startsWith('federated_'))) await this.#checkFederation(next);
       next.updatedAt = now;
-      await this.#replace(next);
+      try {
+        await this.#replace(next);
+      } catch (err) {
+        throw federationConflict(err) ?? err;
+      }
       this.#events.emit('client.updated', { clientId, fields: changed, ...ctx });
       if (current.disabled !== next.disabled) {
         this.#events.emit(next.disabled ? 'client.disabled' : 'client.enabled', { clientId, ...ctx });
@@ -307,7 +349,7 @@ export class ClientRegistry {
     return this.#exclusive(clientId, async () => {
       const current = await this.#load(clientId);
       if (!isSecretMethod(current.tokenEndpointAuthMethod)) {
-        invalid('token_endpoint_auth_method', 'The client authenticates with private_key_jwt and has no secret to rotate');
+        invalid('token_endpoint_auth_method', `The client authenticates with ${current.tokenEndpointAuthMethod} and has no secret to rotate`);
       }
       const now = this.#now();
       const until = now + grace * 1000;
@@ -361,6 +403,11 @@ export class ClientRegistry {
     const clients = rows.slice(0, limit);
     const next = rows.length > limit ? (clients[clients.length - 1]?.clientId ?? null) : null;
     return { clients, next };
+  }
+
+  async #checkFederation(client: Omit<ClientRecord, 'clientId'>): Promise<void> {
+    if (client.federation === null || this.#trusts === undefined) return;
+    checkFederationAgainst(client.federation, await this.#trusts.get(client.federation.trust));
   }
 
   #fields(input: unknown): ParsedMetadata {

@@ -43,6 +43,12 @@ export interface ClientMetadataInput {
   disabled?: boolean;
   /** Custom claims copied into every access token of the client; {} or null = none. */
   claims?: Record<string, unknown> | null;
+  /** federated_jwt: the name of the trusted issuer whose platform tokens authenticate the client. */
+  federated_issuer?: string | null;
+  /** federated_jwt: the exact `sub` of those platform tokens. */
+  federated_subject?: string | null;
+  /** federated_jwt: claims the platform token must carry, with these exact values; {} or null = none. */
+  federated_claims?: Record<string, unknown> | null;
 }
 
 /** What a create may send besides the metadata: a chosen client_id, the digest of an existing secret. */
@@ -72,6 +78,10 @@ export interface ClientWire {
   disabled: boolean;
   /** Custom claims copied into every access token of the client; {} = none. */
   claims: Record<string, unknown>;
+  /** federated_jwt clients only (null otherwise): the trust's name, the exact subject, the required claims. */
+  federated_issuer: string | null;
+  federated_subject: string | null;
+  federated_claims: Record<string, unknown> | null;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
   created_at: number;
@@ -108,6 +118,9 @@ export function clientToWire(client: ClientRecord): ClientWire {
     fapi2: client.fapi2,
     disabled: client.disabled,
     claims: JSON.parse(JSON.stringify(client.claims)) as Record<string, unknown>,
+    federated_issuer: client.federation?.trust ?? null,
+    federated_subject: client.federation?.subject ?? null,
+    federated_claims: client.federation === null ? null : JSON.parse(JSON.stringify(client.federation.claims)) as Record<string, unknown>,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),
     updated_at: epochSeconds(client.updatedAt),

@@ -149,6 +149,11 @@ export class TrustKeys {
     this.#entries.delete(name);
   }
 
+  /** Forgets every trust's keys. */
+  clear(): void {
+    this.#entries.clear();
+  }
+
   #usable(trust: TrustedIssuerRecord, entry: Entry): KeySet {
     if (entry.keySet !== undefined && this.#now() - entry.fetchedAt <= KEYS_STALE_BOUND_MS) return entry.keySet;
     const reason = entry.keySet === undefined

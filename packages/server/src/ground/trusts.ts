@@ -15,6 +15,9 @@ export const FEDERATED_JWT = 'federated_jwt';
 /** The client assertion type of a SPIFFE JWT-SVID (draft-ietf-oauth-spiffe-client-auth). */
 export const CLIENT_ASSERTION_TYPE_SPIFFE = 'urn:ietf:params:oauth:client-assertion-type:jwt-spiffe';
 
+/** A trust's name (what a client's federated_issuer names): 1 to 64 of [a-z0-9-], starting with a letter. */
+export const TRUST_NAME = /^[a-z][a-z0-9-]{0,63}$/;
+
 /** Longest platform token lifetime (exp - iat, or exp - now) a trust accepts by default: 24 h. */
 export const DEFAULT_MAX_TOKEN_LIFETIME = 24 * 3600;
 

@@ -30,7 +30,7 @@ const WARN = new Set<EventName>(['admin.auth_failed', 'key.rotation_failed', 'fe
 export function auditActor<E extends EventName>(type: E, payload: EventMap[E]): string {
   const p = payload as { clientId?: string; callerClientId?: string };
   if (type.startsWith('token.')) return p.callerClientId ?? p.clientId ?? 'anonymous';
-  if (type.startsWith('client.') || type === 'key.revoked') return 'admin';
+  if (type.startsWith('client.') || type.startsWith('trust.') || type === 'key.revoked') return 'admin';
   if (type === 'admin.auth_failed') return 'anonymous';
   // Other key events come from the key ring: automatic rotation, maintenance, or an admin's rotate request.
   return 'system';

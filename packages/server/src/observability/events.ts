@@ -23,6 +23,10 @@ export interface EventMap {
   'client.deleted': { clientId: string } & AuditContext;
   'client.secret_rotated': { clientId: string; previousExpiresAt: number | null } & AuditContext;
   'client.tokens_revoked': { clientId: string; before: number } & AuditContext;
+  /** A trusted issuer (issue 17) was created, changed (the wire names of the fields) or deleted. */
+  'trust.created': { trust: string } & AuditContext;
+  'trust.updated': { trust: string; fields: string[] } & AuditContext;
+  'trust.deleted': { trust: string } & AuditContext;
   'key.created': { kid: string; alg: string; activatesAt: number };
   'key.activated': { kid: string };
   'key.retired': { kid: string; expiresAt: number };
@@ -79,6 +83,7 @@ export const EVENT_NAMES: readonly EventName[] = [
   'token.issued', 'token.denied', 'token.revoked', 'token.introspected',
   'client.created', 'client.updated', 'client.disabled', 'client.enabled', 'client.deleted',
   'client.secret_rotated', 'client.tokens_revoked',
+  'trust.created', 'trust.updated', 'trust.deleted',
   'key.created', 'key.activated', 'key.retired', 'key.deleted', 'key.revoked', 'key.rotation_failed',
   'admin.auth_failed',
   'federation.keys_fetched', 'federation.keys_unavailable', 'federation.jti_replayed',

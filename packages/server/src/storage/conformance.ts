@@ -7,6 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageConflictError, type Storage } from './types.js';
 import { type ClientRecord, type RevocationRecord, type SigningKeyRecord } from '../ground/records.js';
+import type { TrustedIssuerRecord } from '../ground/trusts.js';
 
 const T0 = Date.UTC(2030, 0, 1);
 const HOUR = 3_600_000;
@@ -109,6 +110,42 @@ function signingKey(kid: string, overrides: Partial<SigningKeyRecord> = {}): Sig
     expiresAt: null,
     revokedAt: null,
     ...overrides,
+  };
+}
+
+/** A kubernetes trust with every nullable field set (a static JWKS, a CA bundle, single-use jti forced on). */
+function kubernetesTrust(name: string): TrustedIssuerRecord {
+  return {
+    name,
+    kind: 'kubernetes',
+    issuer: 'https://kubernetes.default.svc.cluster.local',
+    trustDomain: null,
+    jwksUri: 'https://10.0.0.1/openid/v1/jwks',
+    jwks: { keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', kid: 'sa-1' }] },
+    caBundle: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+    allowedPrivateHosts: ['10.0.0.1', 'kubernetes.default.svc'],
+    audiences: ['https://auth.example.com', 'm2m-auth'],
+    maxTokenLifetime: 48 * 3600,
+    singleUseJti: true,
+    createdAt: T0,
+    updatedAt: T0 + 10,
+  };
+}
+
+/** A spiffe trust whose nullable fields are null and lists empty. */
+function spiffeTrust(name: string): TrustedIssuerRecord {
+  return {
+    name, kind: 'spiffe', issuer: null, trustDomain: 'prod.example.org', jwksUri: null, jwks: null, caBundle: null,
+    allowedPrivateHosts: [], audiences: [], maxTokenLifetime: 3600, singleUseJti: null, createdAt: T0, updatedAt: T0,
+  };
+}
+
+function federatedClient(clientId: string, trust: string, subject: string): ClientRecord {
+  return {
+    ...secretClient(clientId),
+    tokenEndpointAuthMethod: 'federated_jwt',
+    federation: { trust, subject, claims: { repository: 'acme/billing', environment: 'production', run: { attempt: 1 } } },
+    secrets: [],
   };
 }
 
@@ -309,6 +346,112 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         expect(listed).toStrictEqual(expected);
         const page = (await storage.clients.listClients({ after: 'cl_B', limit: 2 })).map((c) => c.clientId);
         expect(page).toStrictEqual(['cl__', 'cl_a']);
+      });
+    });
+
+    describe('trusts', () => {
+      it('round-trips a trust whose nullable fields are set, and one whose are null', async () => {
+        await storage.trusts.createTrust(kubernetesTrust('prod-cluster'));
+        await storage.trusts.createTrust(spiffeTrust('mesh'));
+        expect(await storage.trusts.getTrust('prod-cluster')).toStrictEqual(kubernetesTrust('prod-cluster'));
+        expect(await storage.trusts.getTrust('mesh')).toStrictEqual(spiffeTrust('mesh'));
+        await storage.trusts.createTrust({ ...spiffeTrust('off'), singleUseJti: false });
+        expect((await storage.trusts.getTrust('off'))?.singleUseJti).toBe(false);
+      });
+
+      it('returns undefined for an unknown trust', async () => {
+        expect(await storage.trusts.getTrust('nope')).toBeUndefined();
+      });
+
+      it('rejects a duplicate name with StorageConflictError (reason duplicate) and keeps the original', async () => {
+        await storage.trusts.createTrust(kubernetesTrust('prod'));
+        const err = await storage.trusts.createTrust({ ...spiffeTrust('prod') }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StorageConflictError);
+        expect((err as StorageConflictError).reason).toBe('duplicate');
+        expect(await storage.trusts.getTrust('prod')).toStrictEqual(kubernetesTrust('prod'));
+      });
+
+      it('replaces every field on update; false for a missing trust, which is not created', async () => {
+        await storage.trusts.createTrust(kubernetesTrust('t'));
+        const next: TrustedIssuerRecord = { ...spiffeTrust('t'), createdAt: T0 + 1, updatedAt: T0 + 2 };
+        expect(await storage.trusts.updateTrust(next)).toBe(true);
+        expect(await storage.trusts.getTrust('t')).toStrictEqual(next);
+        expect(await storage.trusts.updateTrust(spiffeTrust('missing'))).toBe(false);
+        expect(await storage.trusts.getTrust('missing')).toBeUndefined();
+      });
+
+      it('lists and pages trusts by name, in code point order', async () => {
+        for (const n of ['b-2', 'a-1', 'c-3', 'a-10']) await storage.trusts.createTrust(spiffeTrust(n));
+        expect((await storage.trusts.listTrusts({ limit: 10 })).map((t) => t.name)).toStrictEqual(['a-1', 'a-10', 'b-2', 'c-3']);
+        expect((await storage.trusts.listTrusts({ limit: 2 })).map((t) => t.name)).toStrictEqual(['a-1', 'a-10']);
+        expect((await storage.trusts.listTrusts({ after: 'a-10', limit: 2 })).map((t) => t.name)).toStrictEqual(['b-2', 'c-3']);
+        expect(await storage.trusts.listTrusts({ after: 'c-3', limit: 2 })).toStrictEqual([]);
+      });
+
+      it('deletes a trust once: true, then false', async () => {
+        await storage.trusts.createTrust(spiffeTrust('gone'));
+        expect(await storage.trusts.deleteTrust('gone')).toBe(true);
+        expect(await storage.trusts.deleteTrust('gone')).toBe(false);
+        expect(await storage.trusts.getTrust('gone')).toBeUndefined();
+      });
+
+      it('round-trips a federated client, its claims as written', async () => {
+        await storage.trusts.createTrust(kubernetesTrust('prod'));
+        const client = federatedClient('cl_fed', 'prod', 'system:serviceaccount:payments:billing');
+        await storage.clients.createClient(client);
+        expect(await storage.clients.getClient('cl_fed')).toStrictEqual(client);
+        expect(JSON.stringify((await storage.clients.getClient('cl_fed'))!.federation)).toBe(JSON.stringify(client.federation));
+        const moved: ClientRecord = { ...client, federation: { trust: 'prod', subject: 'system:serviceaccount:payments:other', claims: {} } };
+        expect(await storage.clients.updateClient(moved)).toBe(true);
+        expect(await storage.clients.getClient('cl_fed')).toStrictEqual(moved);
+        const plain: ClientRecord = { ...secretClient('cl_fed') };
+        expect(await storage.clients.updateClient(plain)).toBe(true);
+        expect(await storage.clients.getClient('cl_fed')).toStrictEqual(plain);
+      });
+
+      it('refuses a second client with the same (trust, subject): reason federated_identity; the same subject at another trust is fine', async () => {
+        await storage.trusts.createTrust(kubernetesTrust('prod'));
+        await storage.trusts.createTrust(kubernetesTrust('staging'));
+        await storage.clients.createClient(federatedClient('cl_a', 'prod', 'sub-1'));
+        const created = await storage.clients.createClient(federatedClient('cl_b', 'prod', 'sub-1')).catch((e: unknown) => e);
+        expect(created).toBeInstanceOf(StorageConflictError);
+        expect((created as StorageConflictError).reason).toBe('federated_identity');
+        expect((created as StorageConflictError).message).toBe('another client already has federated_subject "sub-1" at trust "prod"');
+        expect(await storage.clients.getClient('cl_b')).toBeUndefined();
+        await storage.clients.createClient(federatedClient('cl_b', 'staging', 'sub-1'));
+        await storage.clients.createClient(federatedClient('cl_c', 'prod', 'sub-2'));
+        const updated = await storage.clients.updateClient(federatedClient('cl_c', 'prod', 'sub-1')).catch((e: unknown) => e);
+        expect((updated as StorageConflictError).reason).toBe('federated_identity');
+        expect((await storage.clients.getClient('cl_c'))?.federation?.subject).toBe('sub-2');
+        // Clients without a federation never clash with each other.
+        await storage.clients.createClient(secretClient('cl_d'));
+        await storage.clients.createClient(secretClient('cl_e'));
+      });
+
+      it('refuses a client naming a missing trust: reason unknown_trust', async () => {
+        const err = await storage.clients.createClient(federatedClient('cl_x', 'absent', 's')).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StorageConflictError);
+        expect((err as StorageConflictError).reason).toBe('unknown_trust');
+        expect(await storage.clients.getClient('cl_x')).toBeUndefined();
+        await storage.clients.createClient(secretClient('cl_y'));
+        const updated = await storage.clients.updateClient(federatedClient('cl_y', 'absent', 's')).catch((e: unknown) => e);
+        expect((updated as StorageConflictError).reason).toBe('unknown_trust');
+      });
+
+      it('refuses to delete a trust that clients name (reason trust_in_use) and names them; deletes it once they are gone', async () => {
+        await storage.trusts.createTrust(kubernetesTrust('prod'));
+        await storage.clients.createClient(federatedClient('cl_2', 'prod', 's2'));
+        await storage.clients.createClient(federatedClient('cl_1', 'prod', 's1'));
+        const err = await storage.trusts.deleteTrust('prod').catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StorageConflictError);
+        expect((err as StorageConflictError).reason).toBe('trust_in_use');
+        expect(await storage.trusts.getTrust('prod')).toStrictEqual(kubernetesTrust('prod'));
+        expect(await storage.trusts.clientsOfTrust('prod', 10)).toStrictEqual(['cl_1', 'cl_2']);
+        expect(await storage.trusts.clientsOfTrust('prod', 1)).toStrictEqual(['cl_1']);
+        expect(await storage.trusts.clientsOfTrust('other', 10)).toStrictEqual([]);
+        await storage.clients.deleteClient('cl_1');
+        await storage.clients.updateClient(secretClient('cl_2'));
+        expect(await storage.trusts.deleteTrust('prod')).toBe(true);
       });
     });
 
@@ -563,7 +706,7 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         expect(await storage.changes.since(start, 10)).toStrictEqual({ changes: [], complete: true });
       });
 
-      it('records every client, key and revocation write, in order, with increasing seq', async () => {
+      it('records every client, key, revocation and trust write, in order, with increasing seq', async () => {
         const start = await storage.changes.head();
         await storage.clients.createClient(secretClient('cl_a'));
         await storage.clients.updateClient({ ...secretClient('cl_a'), disabled: true });
@@ -581,6 +724,11 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         await storage.clients.updateClient(secretClient('cl_missing'));
         await storage.clients.deleteClient('cl_missing');
         await storage.replay.consumeOnce('r', T0 + HOUR, T0);
+        await storage.trusts.createTrust(spiffeTrust('mesh'));
+        await storage.trusts.updateTrust({ ...spiffeTrust('mesh'), maxTokenLifetime: 60 });
+        await storage.trusts.updateTrust(spiffeTrust('missing'));
+        await storage.trusts.deleteTrust('mesh');
+        await storage.trusts.deleteTrust('mesh');
         expect(await all(start)).toStrictEqual([
           ['client', 'cl_a', null],
           ['client', 'cl_a', null],
@@ -591,6 +739,9 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
           ['keys', 'k1', null],
           ['keys', 'k2', null],
           ['revocation', 'jti-1', T0 + HOUR],
+          ['trust', 'mesh', null],
+          ['trust', 'mesh', null],
+          ['trust', 'mesh', null],
         ]);
         const { changes } = await storage.changes.since(start, 1000);
         for (let i = 1; i < changes.length; i++) expect(changes[i]!.seq).toBeGreaterThan(changes[i - 1]!.seq);

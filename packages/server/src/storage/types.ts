@@ -10,6 +10,7 @@
 //   answers synchronously underneath.
 
 import type { ClientRecord, RevocationRecord, SigningKeyRecord } from '../ground/records.js';
+import type { TrustedIssuerRecord } from '../ground/trusts.js';
 
 export interface ListClientsOptions {
   /** Return clients whose clientId sorts after this one (keyset pagination). */
@@ -18,7 +19,12 @@ export interface ListClientsOptions {
 }
 
 export interface ClientStore {
-  /** Inserts a new client; rejects with StorageConflictError if the clientId exists. */
+  /**
+   * Inserts a new client; rejects with StorageConflictError if the clientId exists (reason
+   * 'duplicate'), if another client has its federation's (trust, subject) ('federated_identity'),
+   * or if its federation names a trust that does not exist ('unknown_trust'). updateClient rejects
+   * the last two alike.
+   */
   createClient(client: ClientRecord): Promise<void>;
   getClient(clientId: string): Promise<ClientRecord | undefined>;
   /** Clients ordered by clientId ascending, compared by code point (binary; COLLATE "C" in PostgreSQL). */
@@ -27,6 +33,31 @@ export interface ClientStore {
   updateClient(client: ClientRecord): Promise<boolean>;
   /** False when it did not exist. */
   deleteClient(clientId: string): Promise<boolean>;
+}
+
+export interface ListTrustsOptions {
+  /** Return trusts whose name sorts after this one (keyset pagination). */
+  after?: string;
+  limit: number;
+}
+
+/** Trusted issuers (issue 17), each named by its unique name; clients name them in their federation. */
+export interface TrustStore {
+  /** Inserts a new trust; rejects with StorageConflictError (reason 'duplicate') if the name exists. */
+  createTrust(trust: TrustedIssuerRecord): Promise<void>;
+  getTrust(name: string): Promise<TrustedIssuerRecord | undefined>;
+  /** Trusts ordered by name ascending, by code point. */
+  listTrusts(options: ListTrustsOptions): Promise<TrustedIssuerRecord[]>;
+  /** Replaces the stored trust (found by name); false when it does not exist. */
+  updateTrust(trust: TrustedIssuerRecord): Promise<boolean>;
+  /**
+   * Deletes the trust; false when it did not exist. Rejects with StorageConflictError (reason
+   * 'trust_in_use') while a client's federation names it: the database refuses it, so a client
+   * written concurrently cannot be left naming a deleted trust.
+   */
+  deleteTrust(name: string): Promise<boolean>;
+  /** The client_ids (ascending, at most `limit`) whose federation names the trust. */
+  clientsOfTrust(name: string, limit: number): Promise<string[]>;
 }
 
 export interface KeyStore {
@@ -75,8 +106,8 @@ export interface ReplayRecord {
   expiresAt: number;
 }
 
-/** What changed: a client (key = client_id), a revocation (key = jti) or the key set (key = kid). */
-export type ChangeKind = 'client' | 'revocation' | 'keys';
+/** What changed: a client (key = client_id), a revocation (key = jti), the key set (key = kid) or a trust (key = name). */
+export type ChangeKind = 'client' | 'revocation' | 'keys' | 'trust';
 
 export interface ChangeRecord {
   /** Strictly increasing across the database (gaps allowed). */
@@ -92,7 +123,7 @@ export interface ChangeRecord {
 export const CHANGE_RETENTION_MS = 60 * 60 * 1000;
 
 /**
- * The change log: every write to clients, signing keys and revocations appends a change in the
+ * The change log: every write to clients, trusts, signing keys and revocations appends a change in the
  * same transaction (the backends use triggers), so instances sharing a database can invalidate
  * their caches by reading it (and by a notification channel where the backend has one).
  */
@@ -108,6 +139,7 @@ export interface ChangeLog {
 
 export interface Storage {
   readonly clients: ClientStore;
+  readonly trusts: TrustStore;
   readonly keys: KeyStore;
   readonly revocations: RevocationStore;
   readonly replay: ReplayStore;
@@ -125,12 +157,20 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-/** A write that conflicts with an existing row (duplicate id). */
+/**
+ * Why a write conflicts: a duplicate id, a federated (trust, subject) pair another client has, a
+ * client naming a trust that does not exist, or deleting a trust that clients name.
+ */
+export type ConflictReason = 'duplicate' | 'federated_identity' | 'unknown_trust' | 'trust_in_use';
+
+/** A write that conflicts with existing rows (see ConflictReason). */
 export class StorageConflictError extends Error {
   readonly code = 'STORAGE_CONFLICT';
-  constructor(message: string) {
+  readonly reason: ConflictReason;
+  constructor(message: string, reason: ConflictReason = 'duplicate') {
     super(message);
     this.name = 'StorageConflictError';
+    this.reason = reason;
   }
 }
 

@@ -21,6 +21,8 @@ export interface Notifier {
 /** What a change means for this instance's caches. */
 export interface SyncTargets {
   client(clientId: string): void;
+  /** A trusted issuer changed (created, updated or deleted). */
+  trust(name: string): void;
   revocation(jti: string, expiresAt: number): void;
   /** Reload the key set (once per batch, however many key changes it holds). */
   keys(): Promise<void>;
@@ -155,6 +157,7 @@ export class ClusterSync {
     let keys = false;
     for (const c of changes) {
       if (c.kind === 'client') this.#o.targets.client(c.key);
+      else if (c.kind === 'trust') this.#o.targets.trust(c.key);
       else if (c.kind === 'revocation') this.#o.targets.revocation(c.key, c.expiresAt ?? 0);
       else keys = true;
     }

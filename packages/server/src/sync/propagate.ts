@@ -1,13 +1,14 @@
 // Writes acknowledged only once the other workers of this server have applied them: each write to
-// clients, signing keys or revocations resolves after `propagate` (ClusterSync.propagate, which
+// clients, trusts, signing keys or revocations resolves after `propagate` (ClusterSync.propagate, which
 // waits for the workers through the primary, src/sync/ipc-notifier.ts). Reads pass through.
 
-import type { ClientStore, KeyStore, RevocationStore } from '../storage/types.js';
+import type { ClientStore, KeyStore, RevocationStore, TrustStore } from '../storage/types.js';
 
 export interface WriteStores {
   clients: ClientStore;
   keys: KeyStore;
   revocations: RevocationStore;
+  trusts?: TrustStore;
 }
 
 /** The write's result, once the workers have applied it (not waited for when it changed nothing). */
@@ -21,9 +22,19 @@ const isTrue = (result: boolean): boolean => result;
 
 /** `stores` with every write of clients, keys and revocations followed by `propagate`. */
 export function propagatingWrites<T extends WriteStores>(stores: T, propagate: () => Promise<void>): T {
-  const { clients, keys, revocations } = stores;
+  const { clients, keys, revocations, trusts } = stores;
   return {
     ...stores,
+    ...(trusts && {
+      trusts: {
+        createTrust: (trust) => then(trusts.createTrust(trust), propagate),
+        getTrust: (name) => trusts.getTrust(name),
+        listTrusts: (options) => trusts.listTrusts(options),
+        updateTrust: (trust) => then(trusts.updateTrust(trust), propagate, isTrue),
+        deleteTrust: (name) => then(trusts.deleteTrust(name), propagate, isTrue),
+        clientsOfTrust: (name, limit) => trusts.clientsOfTrust(name, limit),
+      } satisfies TrustStore,
+    }),
     clients: {
       createClient: (client) => then(clients.createClient(client), propagate),
       getClient: (clientId) => clients.getClient(clientId),

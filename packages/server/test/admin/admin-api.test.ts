@@ -10,6 +10,8 @@ import { KeyNotFoundError, KeyRevocationRefusedError } from '../../src/keys/keyr
 import { EventBus, type AuditContext, type EventMap, type EventName } from '../../src/observability/events.js';
 import { keyPair } from '../clients/keys.js';
 import { MemoryClientStore } from '../clients/memory-client-store.js';
+import { TrustRegistry } from '../../src/trusts/registry.js';
+import { openStorage } from '../../src/storage/open.js';
 
 const TOKEN = 'admin-token-for-tests-0123456789abcdef';
 const T0 = 1_700_000_000_000;
@@ -34,8 +36,11 @@ let revokeImpl: (kid: string, opts: { rotate: boolean; audit: AuditContext }) =>
 async function build(opts: { bodyLimit?: number } = {}): Promise<FastifyInstance> {
   const instance = Fastify({ logger: false, ...(opts.bodyLimit ? { bodyLimit: opts.bodyLimit } : {}) });
   const registry = new ClientRegistry(store, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600, now: () => now });
+  // Trusts have their own tests (trusted-issuers-api.test.ts); an empty embedded store serves them here.
+  const trusts = new TrustRegistry((await openStorage('sqlite::memory:')).trusts, events);
   await registerAdminRoutes(instance, {
     registry,
+    trusts,
     keys: { list: () => keyList, rotate: (opts) => rotateImpl(opts), revoke: (kid, opts) => revokeImpl(kid, opts) },
     adminToken: TOKEN,
     events,
@@ -202,6 +207,9 @@ describe('POST /admin/clients', () => {
       fapi2: false,
       disabled: false,
       claims: {},
+      federated_issuer: null,
+      federated_subject: null,
+      federated_claims: null,
       tokens_revoked_at: null,
       created_at: T0 / 1000,
       updated_at: T0 / 1000,

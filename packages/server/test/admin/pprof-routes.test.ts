@@ -13,6 +13,7 @@ import { fastifyOptions } from '../../src/http/fastify-options.js';
 import { EventBus } from '../../src/observability/events.js';
 import { registerPprofRoutes } from '../../src/admin/pprof-routes.js';
 import { openStorage } from '../../src/storage/open.js';
+import { TrustRegistry } from '../../src/trusts/registry.js';
 import type { Storage } from '../../src/storage/types.js';
 
 const TOKEN = randomBytes(32).toString('base64url');
@@ -37,7 +38,7 @@ async function adminListener(enabled: boolean): Promise<AdminListener> {
     handled.push(req.url.split('?')[0]!);
   });
   const registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86400, secretGracePeriod: 0, now: Date.now });
-  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: async () => undefined, revoke: async () => ({ revoked: undefined, replacement: undefined }) }, adminToken: TOKEN, events });
+  await registerAdminRoutes(app, { registry, trusts: new TrustRegistry(storage.trusts, events), keys: { list: () => [], rotate: async () => undefined, revoke: async () => ({ revoked: undefined, replacement: undefined }) }, adminToken: TOKEN, events });
   await registerPprofRoutes(app, { adminToken: TOKEN, enabled, events });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const reached = async (path: string): Promise<void> => {

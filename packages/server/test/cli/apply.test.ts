@@ -11,6 +11,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registerAdminRoutes } from '../../src/admin/routes.js';
 import { ClientRegistry } from '../../src/clients/registry.js';
+import { TrustRegistry } from '../../src/trusts/registry.js';
 import { secretDigest, verifyClientSecret } from '../../src/clients/secrets.js';
 import { run } from '../../src/cli/program.js';
 import { EventBus } from '../../src/observability/events.js';
@@ -24,6 +25,7 @@ const API = 'https://orders.example.com';
 let work: string;
 let storage: Storage;
 let registry: ClientRegistry;
+let trusts: TrustRegistry;
 let app: FastifyInstance;
 let adminUrl: string;
 
@@ -55,10 +57,11 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'm2m-apply-'));
   storage = await openStorage('sqlite::memory:');
   const events = new EventBus();
-  registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600 });
+  trusts = new TrustRegistry(storage.trusts, events);
+  registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600, trusts });
   app = Fastify({ logger: false });
   // apply never touches the signing keys.
-  await registerAdminRoutes(app, { registry, keys: { list: () => [], rotate: () => Promise.reject(new Error('not in this test')), revoke: () => Promise.reject(new Error('not in this test')) }, adminToken: TOKEN, events });
+  await registerAdminRoutes(app, { registry, trusts, keys: { list: () => [], rotate: () => Promise.reject(new Error('not in this test')), revoke: () => Promise.reject(new Error('not in this test')) }, adminToken: TOKEN, events });
   adminUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 

@@ -12,6 +12,7 @@ import { ensureBuilt, TSC } from '../helpers/process.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerAdminRoutes } from '../../src/admin/routes.js';
 import { ClientRegistry } from '../../src/clients/registry.js';
+import { TrustRegistry } from '../../src/trusts/registry.js';
 import { verifyClientSecret } from '../../src/clients/secrets.js';
 import { KeyRing } from '../../src/keys/keyring.js';
 import { EventBus } from '../../src/observability/events.js';
@@ -29,6 +30,7 @@ let work: string;
 let storage: Storage;
 let keys: KeyRing;
 let registry: ClientRegistry;
+let trusts: TrustRegistry;
 let app: FastifyInstance;
 let adminUrl: string;
 
@@ -81,9 +83,10 @@ beforeAll(async () => {
     maxTokenTtlMs: 86_400_000,
     events,
   });
-  registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600 });
+  trusts = new TrustRegistry(storage.trusts, events);
+  registry = new ClientRegistry(storage.clients, events, { tokenTtlMin: 60, tokenTtlMax: 86_400, secretGracePeriod: 3600, trusts });
   app = Fastify({ logger: false });
-  await registerAdminRoutes(app, { registry, keys, adminToken: TOKEN, events });
+  await registerAdminRoutes(app, { registry, trusts, keys, adminToken: TOKEN, events });
   adminUrl = await app.listen({ host: '127.0.0.1', port: 0 });
 });
 

@@ -1,6 +1,6 @@
 // Secretless clients end to end (issue 17): the SDK reads a Kubernetes-shaped projected
-// service-account token from a file and gets a token from a real m2m-auth (issue-17-federation's
-// federated_jwt), bound with DPoP too, which an API behind the SDK middleware accepts; an expired
+// service-account token from a file and gets a token from a real m2m-auth (a trust and a
+// federated_jwt client made through the server's registries), bound with DPoP too, which an API behind the SDK middleware accepts; an expired
 // platform token is refused until the platform writes a new one, which the SDK picks up.
 
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,6 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { createAuthFetch, createTokenProvider, TokenRequestError } from '@m2m-auth/sdk/client';
 import { createVerifier, fastifyBearerAuth } from '@m2m-auth/sdk/verify';
-import { DEFAULT_MAX_TOKEN_LIFETIME, type TrustedIssuerRecord } from '../../src/ground/trusts.js';
 import { ORDERS, startAuthServer, type AuthServer } from './helpers.js';
 
 const CLUSTER = 'https://kubernetes.default.svc.cluster.local';
@@ -40,12 +39,10 @@ beforeAll(async () => {
   const pair = await generateKeyPair('RS256');
   clusterKey = pair.privateKey;
   const jwk = { ...(await exportJWK(pair.publicKey)), kid: 'cluster-1', alg: 'RS256', use: 'sig' };
-  const trust: TrustedIssuerRecord = {
-    name: 'prod-cluster', kind: 'kubernetes', issuer: CLUSTER, trustDomain: null, jwksUri: null, jwks: { keys: [jwk as never] },
-    caBundle: null, allowedPrivateHosts: [], audiences: [], maxTokenLifetime: DEFAULT_MAX_TOKEN_LIFETIME, singleUseJti: null,
-    createdAt: 0, updatedAt: 0,
-  };
-  s = await startAuthServer({ trusts: { get: async (name) => (name === trust.name ? trust : undefined) } });
+  s = await startAuthServer();
+  // The trust, as `m2m-auth trusts create` or POST /admin/trusted-issuers would make it: the
+  // cluster's issuer and its keys given by value (the JWKS file of a cluster without discovery).
+  await s.server.trusts.create({ name: 'prod-cluster', kind: 'kubernetes', issuer: CLUSTER, jwks: { keys: [jwk] } });
   dir = mkdtempSync(join(tmpdir(), 'm2m-auth-sdk-sa-'));
   api = Fastify();
   await api.register(async (scope) => {

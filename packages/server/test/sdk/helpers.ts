@@ -11,7 +11,6 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWT
 import { loadConfig, type Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { createServer, type M2MAuthServer } from '../../src/server.js';
-import type { TrustLookup } from '../../src/ground/trusts.js';
 
 export const ORDERS = 'https://orders.example.com';
 export const ADMIN_TOKEN = 'sdk-test-admin-token-0123456789abcdef01234';
@@ -111,8 +110,6 @@ export interface AuthServerOptions {
   now?: () => number;
   /** Put a FrontProxy in front; the issuer becomes the proxy's URL. */
   behindProxy?: boolean;
-  /** The trusted issuers of federated clients. */
-  trusts?: TrustLookup;
 }
 
 export async function startAuthServer(options: AuthServerOptions = {}): Promise<AuthServer> {
@@ -133,7 +130,7 @@ export async function startAuthServer(options: AuthServerOptions = {}): Promise<
     ...options.overrides,
   });
   const logger = createLogger({ level: 'silent' });
-  const server = await createServer(config, { logger, ...(options.now && { now: options.now }), ...(options.trusts && { trusts: options.trusts }) });
+  const server = await createServer(config, { logger, ...(options.now && { now: options.now }) });
   const seen: SeenRequest[] = [];
   const records = new WeakMap<object, SeenRequest>();
   server.publicApp.addHook('onRequest', async (request) => {

@@ -156,6 +156,7 @@ describe.skipIf(!databaseUrl)('PostgreSQL', () => {
           'revocations',
           'schema_migrations',
           'signing_keys',
+          'trusted_issuers',
         ]);
       });
     });

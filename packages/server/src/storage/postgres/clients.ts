@@ -3,7 +3,8 @@
 import type { ClientRecord } from '../../ground/records.js';
 import type { ClientStore, ListClientsOptions } from '../types.js';
 import type { TokenEndpointAuthMethod } from '../../ground/names.js';
-import { conflictOnDuplicate, int8FromDb, int8OrNullFromDb, jsonb, jsonbOrNull, type Queryable } from './sql.js';
+import { conflictMessage } from '../conflict-messages.js';
+import { conflictOnConstraint, int8FromDb, int8OrNullFromDb, jsonb, jsonbOrNull, type Queryable } from './sql.js';
 
 interface ClientRow {
   client_id: string;
@@ -23,6 +24,9 @@ interface ClientRow {
   fapi2: boolean;
   disabled: boolean;
   claims: ClientRecord['claims'];
+  federated_issuer: string | null;
+  federated_subject: string | null;
+  federated_claims: Record<string, unknown> | null;
   secrets: ClientRecord['secrets'];
   tokens_revoked_at: string | null;
   created_at: string;
@@ -31,9 +35,9 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, rate_limit, token_reuse, claims, dpop_bound_access_tokens, fapi2`;
+  created_at, updated_at, rate_limit, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims`;
 
-/** Parameters $1..$21 in COLUMNS order. */
+/** Parameters $1..$24 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -58,6 +62,9 @@ function toParams(client: ClientRecord): unknown[] {
     // A record of an export made before these fields existed has none: off.
     client.dpopBoundAccessTokens === true,
     client.fapi2 === true,
+    client.federation?.trust ?? null,
+    client.federation?.subject ?? null,
+    client.federation === null ? null : jsonb(client.federation.claims),
   ];
 }
 
@@ -73,7 +80,11 @@ function fromRow(row: ClientRow): ClientRecord {
     grantTypes: row.grant_types,
     resourceUris: row.resource_uris,
     jwks: row.jwks,
-    federation: null,
+    federation: row.federated_issuer === null || row.federated_subject === null ? null : {
+      trust: row.federated_issuer,
+      subject: row.federated_subject,
+      claims: row.federated_claims ?? {},
+    },
     accessTokenTtl: int8OrNullFromDb(row.access_token_ttl),
     // double precision comes back as a JS number.
     rateLimit: row.rate_limit,
@@ -90,7 +101,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -99,7 +110,8 @@ const UPDATE = `UPDATE clients SET
   client_name = $2, scope = $3, default_scope = $4, audience = $5, default_audience = $6,
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
   access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
-  rate_limit = $17, token_reuse = $18, claims = $19, dpop_bound_access_tokens = $20, fapi2 = $21
+  rate_limit = $17, token_reuse = $18, claims = $19, dpop_bound_access_tokens = $20, fapi2 = $21,
+  federated_issuer = $22, federated_subject = $23, federated_claims = $24
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 
@@ -108,7 +120,7 @@ export class PostgresClientStore implements ClientStore {
 
   async createClient(client: ClientRecord): Promise<void> {
     const params = toParams(client);
-    await conflictOnDuplicate(() => this.db.query(INSERT, params), `client ${client.clientId} already exists`);
+    await conflictOnConstraint(() => this.db.query(INSERT, params), (reason) => conflictMessage(client, reason), 'unknown_trust');
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -125,7 +137,9 @@ export class PostgresClientStore implements ClientStore {
   }
 
   async updateClient(client: ClientRecord): Promise<boolean> {
-    return (await this.db.query(UPDATE, toParams(client))).rowCount === 1;
+    const params = toParams(client);
+    const result = await conflictOnConstraint(() => this.db.query(UPDATE, params), (reason) => conflictMessage(client, reason), 'unknown_trust');
+    return result.rowCount === 1;
   }
 
   async deleteClient(clientId: string): Promise<boolean> {

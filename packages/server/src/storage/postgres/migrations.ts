@@ -140,7 +140,43 @@ export const MIGRATIONS: readonly Migration[] = [
     // reads the same whichever backend stored its client.
     sql: `ALTER TABLE clients ADD COLUMN claims json NOT NULL DEFAULT '{}' CHECK (json_typeof(claims) = 'object');`,
   },
-  // Version 7 is the trusted issuers' (issue 17).
+  {
+    version: 7,
+    name: 'trusted issuers and federated clients',
+    // Issue 17. A client's federated_issuer references its trust, so the database itself refuses a
+    // client naming a missing trust and the deletion of a trust that clients name. A (trust,
+    // subject) pair belongs to one client at most; its unique index also serves the reference check
+    // when a trust is deleted. federated_claims is json, kept as written like claims. Trust writes
+    // enter the change log as kind 'trust', keyed by name.
+    sql: `
+      CREATE TABLE trusted_issuers (
+        name text COLLATE "C" PRIMARY KEY,
+        kind text NOT NULL CHECK (kind IN ('kubernetes', 'spiffe', 'oidc')),
+        issuer text,
+        trust_domain text,
+        jwks_uri text,
+        jwks jsonb CHECK (jsonb_typeof(jwks) = 'object'),
+        ca_bundle text,
+        allowed_private_hosts jsonb NOT NULL CHECK (jsonb_typeof(allowed_private_hosts) = 'array'),
+        audiences jsonb NOT NULL CHECK (jsonb_typeof(audiences) = 'array'),
+        max_token_lifetime integer NOT NULL,
+        single_use_jti boolean,
+        created_at bigint NOT NULL,
+        updated_at bigint NOT NULL
+      );
+
+      ALTER TABLE clients
+        ADD COLUMN federated_issuer text COLLATE "C" REFERENCES trusted_issuers (name),
+        ADD COLUMN federated_subject text COLLATE "C",
+        ADD COLUMN federated_claims json CHECK (json_typeof(federated_claims) = 'object'),
+        ADD CONSTRAINT clients_federated_identity UNIQUE (federated_issuer, federated_subject);
+
+      ALTER TABLE changes DROP CONSTRAINT changes_kind_check,
+        ADD CONSTRAINT changes_kind_check CHECK (kind IN ('client', 'revocation', 'keys', 'trust'));
+      CREATE TRIGGER trusted_issuers_changed AFTER INSERT OR UPDATE OR DELETE ON trusted_issuers
+        FOR EACH ROW EXECUTE FUNCTION record_change('trust', 'name');
+    `,
+  },
   {
     version: 8,
     name: 'client sender-constrained tokens',

@@ -1,7 +1,7 @@
 // Helpers the PostgreSQL stores share: duplicate keys as StorageConflictError, bigint times, transactions.
 
 import pg from 'pg';
-import { StorageConflictError } from '../types.js';
+import { StorageConflictError, type ConflictReason } from '../types.js';
 import { recognisePostgresErrors } from '../unavailable.js';
 
 // Every PostgreSQL store imports this module: from the moment pg is loaded, its errors can be
@@ -21,6 +21,29 @@ export async function conflictOnDuplicate<T>(write: () => Promise<T>, message: s
   } catch (err) {
     if (err instanceof pg.DatabaseError && err.code === UNIQUE_VIOLATION) throw new StorageConflictError(message);
     throw err;
+  }
+}
+
+/** SQLSTATE foreign_key_violation. */
+const FOREIGN_KEY_VIOLATION = '23503';
+
+/**
+ * Runs `write`; a broken constraint becomes StorageConflictError with the message `describe` gives
+ * for it: a duplicate primary key, a duplicate federated (trust, subject) pair (the unique
+ * constraint clients_federated_identity), or a foreign key (a missing trust, or a trust still named).
+ */
+export async function conflictOnConstraint<T>(
+  write: () => Promise<T>, describe: (reason: ConflictReason) => string, foreignKey: ConflictReason,
+): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (!(err instanceof pg.DatabaseError)) throw err;
+    let reason: ConflictReason | undefined;
+    if (err.code === FOREIGN_KEY_VIOLATION) reason = foreignKey;
+    else if (err.code === UNIQUE_VIOLATION) reason = err.constraint === 'clients_federated_identity' ? 'federated_identity' : 'duplicate';
+    if (reason === undefined) throw err;
+    throw new StorageConflictError(describe(reason), reason);
   }
 }
 

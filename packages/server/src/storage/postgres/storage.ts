@@ -5,6 +5,7 @@ import { ConfigError } from '../../ground/errors.js';
 import type { Storage } from '../types.js';
 import { PostgresChangeLog } from './changes.js';
 import { PostgresClientStore } from './clients.js';
+import { PostgresTrustStore } from './trusts.js';
 import { PostgresKeyStore } from './keys.js';
 import { applyMigrations } from './migrations.js';
 import { PostgresChangeFeed, type ChangeFeedHooks } from './notify.js';
@@ -86,6 +87,7 @@ export function postgresClientConfig(databaseUrl: string, options: PostgresStora
 
 export class PostgresStorage implements Storage {
   readonly clients: PostgresClientStore;
+  readonly trusts: PostgresTrustStore;
   readonly keys: PostgresKeyStore;
   readonly revocations: PostgresRevocationStore;
   readonly replay: PostgresReplayStore;
@@ -98,6 +100,7 @@ export class PostgresStorage implements Storage {
     private readonly connection: pg.ClientConfig,
   ) {
     this.clients = new PostgresClientStore(pool);
+    this.trusts = new PostgresTrustStore(pool);
     this.keys = new PostgresKeyStore(pool);
     this.revocations = new PostgresRevocationStore(pool);
     this.replay = new PostgresReplayStore(pool);

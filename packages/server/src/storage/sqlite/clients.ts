@@ -4,7 +4,8 @@ import type { Database } from 'better-sqlite3';
 import type { ClientRecord } from '../../ground/records.js';
 import type { ClientStore, ListClientsOptions } from '../types.js';
 import type { TokenEndpointAuthMethod } from '../../ground/names.js';
-import { conflictOnDuplicate, preparedOnce, type Gate } from './constraint.js';
+import { conflictMessage } from '../conflict-messages.js';
+import { conflictOnConstraint, preparedOnce, type Gate } from './constraint.js';
 
 interface ClientRow {
   client_id: string;
@@ -24,6 +25,9 @@ interface ClientRow {
   fapi2: number;
   disabled: number;
   claims: string;
+  federated_issuer: string | null;
+  federated_subject: string | null;
+  federated_claims: string | null;
   secrets: string;
   tokens_revoked_at: number | null;
   created_at: number;
@@ -32,7 +36,7 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, token_reuse, claims, dpop_bound_access_tokens, fapi2`;
+  created_at, updated_at, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims`;
 
 function jsonOrNull(value: unknown): string | null {
   return value === null ? null : JSON.stringify(value);
@@ -62,6 +66,9 @@ function toRow(client: ClientRecord): ClientRow {
     dpop_bound_access_tokens: client.dpopBoundAccessTokens ? 1 : 0,
     fapi2: client.fapi2 ? 1 : 0,
     claims: JSON.stringify(client.claims),
+    federated_issuer: client.federation?.trust ?? null,
+    federated_subject: client.federation?.subject ?? null,
+    federated_claims: client.federation === null ? null : JSON.stringify(client.federation.claims),
     secrets: JSON.stringify(client.secrets),
     tokens_revoked_at: client.tokensRevokedAt,
     created_at: client.createdAt,
@@ -81,7 +88,11 @@ function fromRow(row: ClientRow): ClientRecord {
     grantTypes: JSON.parse(row.grant_types) as string[],
     resourceUris: JSON.parse(row.resource_uris) as string[],
     jwks: parseOrNull<ClientRecord['jwks']>(row.jwks),
-    federation: null,
+    federation: row.federated_issuer === null || row.federated_subject === null ? null : {
+      trust: row.federated_issuer,
+      subject: row.federated_subject,
+      claims: row.federated_claims === null ? {} : JSON.parse(row.federated_claims) as Record<string, unknown>,
+    },
     accessTokenTtl: row.access_token_ttl,
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse === 1,
@@ -101,7 +112,7 @@ function prepareStatements(db: Database) {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
       @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
-      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @dpop_bound_access_tokens, @fapi2)`),
+      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @dpop_bound_access_tokens, @fapi2, @federated_issuer, @federated_subject, @federated_claims)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
     listFirst: db.prepare<[number], ClientRow>(`SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT ?`),
@@ -115,7 +126,8 @@ function prepareStatements(db: Database) {
       resource_uris = @resource_uris, jwks = @jwks,
       access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
       tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at,
-      token_reuse = @token_reuse, claims = @claims, dpop_bound_access_tokens = @dpop_bound_access_tokens, fapi2 = @fapi2
+      token_reuse = @token_reuse, claims = @claims, dpop_bound_access_tokens = @dpop_bound_access_tokens, fapi2 = @fapi2,
+      federated_issuer = @federated_issuer, federated_subject = @federated_subject, federated_claims = @federated_claims
       WHERE client_id = @client_id`),
     delete: db.prepare<[string]>('DELETE FROM clients WHERE client_id = ?'),
   };
@@ -130,7 +142,7 @@ export class SqliteClientStore implements ClientStore {
 
   async createClient(client: ClientRecord): Promise<void> {
     const row = toRow(client);
-    conflictOnDuplicate(() => this.statements().insert.run(row), `client ${client.clientId} already exists`);
+    conflictOnConstraint(() => this.statements().insert.run(row), (reason) => conflictMessage(client, reason), 'unknown_trust');
   }
 
   async getClient(clientId: string): Promise<ClientRecord | undefined> {
@@ -146,7 +158,8 @@ export class SqliteClientStore implements ClientStore {
   }
 
   async updateClient(client: ClientRecord): Promise<boolean> {
-    return this.statements().update.run(toRow(client)).changes === 1;
+    const row = toRow(client);
+    return conflictOnConstraint(() => this.statements().update.run(row), (reason) => conflictMessage(client, reason), 'unknown_trust').changes === 1;
   }
 
   async deleteClient(clientId: string): Promise<boolean> {

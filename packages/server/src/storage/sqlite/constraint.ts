@@ -1,7 +1,7 @@
 // Helpers the SQLite stores share: duplicate keys as StorageConflictError, statements prepared once.
 
 import Database from 'better-sqlite3';
-import { StorageConflictError } from '../types.js';
+import { StorageConflictError, type ConflictReason } from '../types.js';
 
 const UNIQUE_CODES = new Set(['SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_CONSTRAINT_UNIQUE']);
 
@@ -14,6 +14,25 @@ export function conflictOnDuplicate<T>(write: () => T, message: string): T {
       throw new StorageConflictError(message);
     }
     throw err;
+  }
+}
+
+/**
+ * Runs `write`; a broken constraint becomes StorageConflictError with the message `describe` gives
+ * for it: a duplicate primary key, a duplicate federated (trust, subject) pair (the unique index
+ * clients_federated_identity), or a foreign key (a missing trust, or a trust still named).
+ */
+export function conflictOnConstraint<T>(write: () => T, describe: (reason: ConflictReason) => string, foreignKey: ConflictReason): T {
+  try {
+    return write();
+  } catch (err) {
+    if (!(err instanceof Database.SqliteError)) throw err;
+    let reason: ConflictReason | undefined;
+    if (err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY') reason = foreignKey;
+    else if (err.code === 'SQLITE_CONSTRAINT_UNIQUE' && err.message.includes('federated_issuer')) reason = 'federated_identity';
+    else if (UNIQUE_CODES.has(err.code)) reason = 'duplicate';
+    if (reason === undefined) throw err;
+    throw new StorageConflictError(describe(reason), reason);
   }
 }
 

@@ -126,7 +126,47 @@ export const MIGRATIONS: readonly Migration[] = [
     // A JSON object of claim names to values copied into every access token of the client (issue 16).
     sql: `ALTER TABLE clients ADD COLUMN claims TEXT NOT NULL DEFAULT '{}' CHECK (json_type(claims) = 'object');`,
   },
-  // Version 7 is the trusted issuers' (issue 17).
+  {
+    version: 7,
+    name: 'trusted issuers and federated clients',
+    // Issue 17. A client's federated_issuer references its trust, so the database itself refuses a
+    // client naming a missing trust and the deletion of a trust that clients name (foreign_keys is
+    // on for every connection). A (trust, subject) pair belongs to one client at most; the unique
+    // index also serves the reference check when a trust is deleted. Trust writes enter the change
+    // log as kind 'trust', keyed by name.
+    sql: `
+      CREATE TABLE trusted_issuers (
+        name TEXT PRIMARY KEY NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('kubernetes', 'spiffe', 'oidc')),
+        issuer TEXT,
+        trust_domain TEXT,
+        jwks_uri TEXT,
+        jwks TEXT CHECK (jwks IS NULL OR json_type(jwks) = 'object'),
+        ca_bundle TEXT,
+        allowed_private_hosts TEXT NOT NULL CHECK (json_type(allowed_private_hosts) = 'array'),
+        audiences TEXT NOT NULL CHECK (json_type(audiences) = 'array'),
+        max_token_lifetime INTEGER NOT NULL,
+        single_use_jti INTEGER CHECK (single_use_jti IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      ) STRICT;
+
+      ALTER TABLE clients ADD COLUMN federated_issuer TEXT REFERENCES trusted_issuers (name);
+      ALTER TABLE clients ADD COLUMN federated_subject TEXT;
+      ALTER TABLE clients ADD COLUMN federated_claims TEXT CHECK (federated_claims IS NULL OR json_type(federated_claims) = 'object');
+      CREATE UNIQUE INDEX clients_federated_identity ON clients (federated_issuer, federated_subject);
+
+      CREATE TRIGGER trusted_issuers_changed_insert AFTER INSERT ON trusted_issuers BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('trust', NEW.name, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER trusted_issuers_changed_update AFTER UPDATE ON trusted_issuers BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('trust', NEW.name, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+      CREATE TRIGGER trusted_issuers_changed_delete AFTER DELETE ON trusted_issuers BEGIN
+        INSERT INTO changes (kind, key, expires_at, created_at) VALUES ('trust', OLD.name, NULL, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+      END;
+    `,
+  },
   {
     version: 8,
     name: 'client sender-constrained tokens',

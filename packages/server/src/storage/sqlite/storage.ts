@@ -7,6 +7,7 @@ import { ConfigError } from '../../ground/errors.js';
 import { StorageUnavailableError, type Storage } from '../types.js';
 import { companionFiles, DatabaseFileWatch, type DatabaseFileLost } from './file-watch.js';
 import { SqliteClientStore } from './clients.js';
+import { SqliteTrustStore } from './trusts.js';
 import { SqliteKeyStore } from './keys.js';
 import { applyMigrations } from './migrations.js';
 import { SqliteReplayStore } from './replay.js';
@@ -69,6 +70,7 @@ export interface LostDatabase extends DatabaseFileLost {
 
 export class SqliteStorage implements Storage {
   readonly clients: SqliteClientStore;
+  readonly trusts: SqliteTrustStore;
   readonly keys: SqliteKeyStore;
   readonly revocations: SqliteRevocationStore;
   readonly replay: SqliteReplayStore;
@@ -83,6 +85,7 @@ export class SqliteStorage implements Storage {
     // Every statement a store runs is refused once the file has vanished.
     const gate = { check: () => this.#checkFile() };
     this.clients = new SqliteClientStore(db, gate);
+    this.trusts = new SqliteTrustStore(db, gate);
     this.keys = new SqliteKeyStore(db, gate);
     this.revocations = new SqliteRevocationStore(db, gate);
     this.replay = new SqliteReplayStore(db, gate);
