@@ -7,6 +7,7 @@ export {
   type ClientSecretOptions,
   type PrivateKeyJwtOptions,
   type PlatformTokenOptions,
+  type TlsClientAuthOptions,
 } from './client/token-provider.js';
 export type { DPoPOptions, DPoPProver, DPoPKey } from './client/dpop.js';
 export type { PlatformTokenSource, PlatformAssertionType } from './client/platform-token.js';

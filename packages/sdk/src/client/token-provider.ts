@@ -48,6 +48,12 @@ interface TokenProviderCommonOptions {
    * token request then carries a proof, and the token must come back with token_type DPoP.
    */
   dpop?: DPoPOptions;
+  /**
+   * RFC 8705 §5: send token requests to discovery's `mtls_endpoint_aliases.token_endpoint` when the
+   * server publishes one (its listener that asks for client certificates). Use with a `fetch` whose
+   * dispatcher holds the client certificate. Default false.
+   */
+  mtlsEndpointAliases?: boolean;
 }
 
 export interface ClientSecretOptions extends TokenProviderCommonOptions {
@@ -59,6 +65,7 @@ export interface ClientSecretOptions extends TokenProviderCommonOptions {
   kid?: never;
   platformToken?: never;
   platformTokenType?: never;
+  tlsClientAuth?: never;
 }
 
 export interface PrivateKeyJwtOptions extends TokenProviderCommonOptions {
@@ -72,6 +79,7 @@ export interface PrivateKeyJwtOptions extends TokenProviderCommonOptions {
   tokenEndpointAuthMethod?: never;
   platformToken?: never;
   platformTokenType?: never;
+  tlsClientAuth?: never;
 }
 
 /** federated_jwt: the client authenticates with a token its platform issued to the workload. */
@@ -85,9 +93,26 @@ export interface PlatformTokenOptions extends TokenProviderCommonOptions {
   privateKey?: never;
   alg?: never;
   kid?: never;
+  tlsClientAuth?: never;
 }
 
-export type TokenProviderOptions = ClientSecretOptions | PrivateKeyJwtOptions | PlatformTokenOptions;
+/**
+ * tls_client_auth and self_signed_tls_client_auth (RFC 8705 §2): the client certificate of the TLS
+ * connection authenticates; give a `fetch` whose dispatcher holds it.
+ */
+export interface TlsClientAuthOptions extends TokenProviderCommonOptions {
+  tlsClientAuth: true;
+  fetch: FetchLike;
+  clientSecret?: never;
+  tokenEndpointAuthMethod?: never;
+  privateKey?: never;
+  alg?: never;
+  kid?: never;
+  platformToken?: never;
+  platformTokenType?: never;
+}
+
+export type TokenProviderOptions = ClientSecretOptions | PrivateKeyJwtOptions | PlatformTokenOptions | TlsClientAuthOptions;
 
 export interface TokenProvider {
   /** A valid access token: the cached one, or a new one when it is due for refresh. */
@@ -170,16 +195,22 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
 
   let authenticate: Authenticate;
   let platform: PlatformAuthentication | undefined;
-  const given = [options.clientSecret, options.privateKey, options.platformToken].filter((v) => v !== undefined).length;
-  if (given > 1) throw new SdkOptionsError('give one of clientSecret, privateKey and platformToken');
-  if (options.platformToken !== undefined) {
+  const given = [options.clientSecret, options.privateKey, options.platformToken, options.tlsClientAuth].filter((v) => v !== undefined).length;
+  if (given > 1) throw new SdkOptionsError('give one of clientSecret, privateKey, platformToken and tlsClientAuth');
+  if (options.tlsClientAuth !== undefined) {
+    if (options.tlsClientAuth !== true) throw new SdkOptionsError('tlsClientAuth must be true');
+    if (options.fetch === undefined) throw new SdkOptionsError('tlsClientAuth needs a fetch whose dispatcher holds the client certificate');
+    // RFC 8705 §2: the certificate authenticates; client_id names the client it must match.
+    const form: [string, string][] = [['client_id', clientId]];
+    authenticate = () => Promise.resolve({ headers: {}, form });
+  } else if (options.platformToken !== undefined) {
     platform = platformTokenAuthentication(clientId, options.platformToken, options.platformTokenType);
     authenticate = platform.authenticate;
   } else if (options.privateKey !== undefined) {
     authenticate = privateKeyJwtAuthentication(clientId, issuer, options.privateKey, options.alg, options.kid);
   } else {
     if (typeof options.clientSecret !== 'string' || options.clientSecret === '') {
-      throw new SdkOptionsError('clientSecret (or privateKey with alg, or platformToken) is required');
+      throw new SdkOptionsError('clientSecret (or privateKey with alg, platformToken or tlsClientAuth) is required');
     }
     const method = options.tokenEndpointAuthMethod ?? 'client_secret_basic';
     if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
@@ -203,7 +234,14 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
 
   function discover(): Promise<string> {
     tokenEndpoint ??= fetchMetadata(issuer, fetchImpl, timeoutMs)
-      .then((metadata) => endpoint(metadata, 'token_endpoint'))
+      .then((metadata) => {
+        const aliases = metadata.mtls_endpoint_aliases;
+        if (options.mtlsEndpointAliases === true && typeof aliases === 'object' && aliases !== null && !Array.isArray(aliases)
+          && (aliases as Record<string, unknown>).token_endpoint !== undefined) {
+          return endpoint({ issuer: metadata.issuer, token_endpoint: (aliases as Record<string, unknown>).token_endpoint }, 'token_endpoint');
+        }
+        return endpoint(metadata, 'token_endpoint');
+      })
       .catch((err: unknown) => {
         tokenEndpoint = undefined;
         throw err;

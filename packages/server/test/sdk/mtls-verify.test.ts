@@ -148,6 +148,42 @@ describe('the middleware over real TLS', () => {
     expect(garbage.status).toBe(401);
   });
 
+  it('tlsClientAuth + mtlsEndpointAliases: the token request goes to the mTLS alias with client_id alone, over the certificate', async () => {
+    const seen: { path: string; form: string; peer: string | undefined }[] = [];
+    const tokenServer = createHttpsServer({ key: ca.server.key, cert: ca.server.cert, ca: ca.ca.cert, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        const base = `https://127.0.0.1:${(tokenServer.address() as AddressInfo).port}`;
+        res.setHeader('content-type', 'application/json');
+        if (req.url === '/.well-known/oauth-authorization-server') {
+          res.end(JSON.stringify({ issuer: base, token_endpoint: `${base}/token`, mtls_endpoint_aliases: { token_endpoint: `${base}/mtls/token` } }));
+          return;
+        }
+        const cert = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        seen.push({ path: req.url ?? '', form: body, peer: cert.raw === undefined ? undefined : String(cert.subject?.CN) });
+        res.end(JSON.stringify({ access_token: certBound, token_type: 'Bearer', expires_in: 600 }));
+      });
+    });
+    await new Promise<void>((resolve) => tokenServer.listen(0, '127.0.0.1', () => resolve()));
+    const dispatcher = agent(billing);
+    const mtlsFetch = ((input: string | URL | Request, init?: RequestInit) =>
+      undiciFetch(input as string, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as FetchLike;
+    try {
+      const provider = createTokenProvider({
+        issuer: `https://127.0.0.1:${(tokenServer.address() as AddressInfo).port}`, clientId: 'cl_billing',
+        tlsClientAuth: true, fetch: mtlsFetch, mtlsEndpointAliases: true,
+      });
+      const res = await createAuthFetch(provider, mtlsFetch)(`${expressUrl}/orders`);
+      expect(res.status).toBe(200);
+      expect(seen).toEqual([{ path: '/mtls/token', form: 'grant_type=client_credentials&client_id=cl_billing', peer: 'billing' }]);
+    } finally {
+      await dispatcher.close();
+      tokenServer.closeAllConnections();
+      await new Promise((resolve) => tokenServer.close(resolve));
+    }
+  });
+
   it('the SDK client with its own fetch bound to an undici dispatcher holding the certificate', async () => {
     const dispatcher = agent(billing);
     const mtlsFetch = ((input: string | URL | Request, init?: RequestInit) =>
