@@ -306,10 +306,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (scheme !== 'DPoP') fail('dpop_required');
       const proof = presentation?.dpop;
       if (proof === undefined || proof === '') fail('invalid_dpop_proof', 'no DPoP header');
-      const htu = presentation?.url === undefined ? undefined : htuOf(presentation.url);
-      if (htu === undefined || typeof presentation?.method !== 'string') {
+      if (typeof presentation?.url !== 'string' || typeof presentation.method !== 'string') {
         throw new SdkOptionsError('verify() of a DPoP presentation needs the request\'s method and absolute url');
       }
+      // A Host header that makes no URL (the middleware's default origin) is the request's fault.
+      const htu = htuOf(presentation.url);
+      if (htu === undefined) fail('invalid_dpop_proof', 'the request has no usable URL to compare htu with');
       await proofs.check(proof, { method: presentation.method.toUpperCase(), htu, accessToken: token, jkt }, toleranceS);
     }
     const x5t = claims.cnf?.['x5t#S256'];

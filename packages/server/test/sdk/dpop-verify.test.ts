@@ -299,6 +299,21 @@ describe('the middleware with DPoP (real sockets)', () => {
     expect(text).not.toContain(bound.split('.')[2]!);
   });
 
+  it('a Host header that makes no URL is a 401, not a 500 (default origin)', async () => {
+    const app = Fastify();
+    await app.register(async (api) => {
+      await api.register(fastifyBearerAuth(verifier, { realm: 'orders' }));
+      api.get('/orders', async () => ({ ok: true }));
+    });
+    try {
+      const res = await app.inject({ method: 'GET', url: '/orders', headers: { host: 'bad host^', authorization: `DPoP ${bound}`, dpop: await proof(alice, bound) } });
+      expect(res.statusCode).toBe(401);
+      expect(res.headers['www-authenticate']).toContain('error="invalid_dpop_proof"');
+    } finally {
+      await app.close();
+    }
+  });
+
   it('refuses two DPoP headers', async () => {
     const headers = new Headers({ authorization: `DPoP ${bound}` });
     headers.append('dpop', await proof(alice, bound));
