@@ -54,6 +54,7 @@ import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } fro
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 import { TrustKeys } from './federation/trust-keys.js';
 import { SingleUseJtis } from './federation/single-use.js';
+import { VerifiedTokens } from './federation/verified-tokens.js';
 
 export interface ServerOptions {
   logger?: Logger;
@@ -246,6 +247,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         trusts,
         keys: trustKeys,
         jtis: new SingleUseJtis({ replay: traced.replay, events, shared: limits.sharedFirstUse }),
+        verified: new VerifiedTokens(),
       },
     });
     // The endpoints' steps, and each connection's own, which remember what it sent last.

@@ -125,7 +125,7 @@ function cleanEnv(extra = {}) {
 function formPost(target, body = target.body) {
   return fetch(target.url, {
     method: 'POST',
-    headers: { authorization: target.authorization, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { ...(target.authorization !== undefined && { authorization: target.authorization }), 'content-type': 'application/x-www-form-urlencoded' },
     body,
   });
 }
@@ -380,7 +380,7 @@ async function adminPost(m2m, path, body) {
 async function federatedStage(runner, plan, pin) {
   const issuer = await startLocalIssuer();
   try {
-    const m2m = await runner.startM2mAuth({ extraArgs: ['--unsafe-federation-http-loopback'] });
+    const m2m = await runner.startM2mAuth({ extraArgs: ['--unsafe-federation-http-loopback', 'true'] });
     const trust = await adminPost(m2m, '/admin/trusted-issuers', {
       name: 'bench', kind: 'kubernetes', issuer: issuer.url, allowed_private_hosts: ['127.0.0.1'],
     });

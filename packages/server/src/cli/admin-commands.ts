@@ -10,7 +10,7 @@ import { perSecond, trueOrFalse, wholeSeconds } from './flags.js';
 import { adminRequest, CliError, resolveAdminTarget, type AdminConnectionOptions } from './admin-client.js';
 import { clientDetails, clientsTable, isoTime, keysTable, keyValueLines, SECRET_WARNING, type Output } from './output.js';
 
-interface CommonFlags extends AdminConnectionOptions {
+export interface CommonFlags extends AdminConnectionOptions {
   json?: boolean;
 }
 
@@ -36,13 +36,16 @@ interface MetadataFlags extends CommonFlags {
   resetDefaultScope?: boolean;
   resetDefaultAudience?: boolean;
   resetTtl?: boolean;
+  federatedIssuer?: string;
+  federatedSubject?: string;
+  federatedClaims?: string;
 }
 
-function collect(value: string, previous: string[] | undefined): string[] {
+export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-function withConnection(cmd: Command): Command {
+export function withConnection(cmd: Command): Command {
   return cmd
     .option('--admin-url <url>', 'admin API base URL (env M2M_AUTH_ADMIN_URL; default http://<M2M_AUTH_ADMIN_LISTEN or 127.0.0.1:8081>)')
     .option('--admin-token <token>', 'admin bearer token (env M2M_AUTH_ADMIN_TOKEN; default: read <data-dir>/admin-token)')
@@ -66,7 +69,10 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse)
     .option('--dpop-bound-access-tokens <true|false>', 'dpop_bound_access_tokens (RFC 9449 §5.2): every token request of the client must carry a DPoP proof, and every token is DPoP-bound', trueOrFalse)
     .option('--fapi2 <true|false>', 'fapi2: the FAPI 2.0 Security Profile for this client (private_key_jwt only, sender-constrained tokens only, PS256, ES256 or EdDSA only)', trueOrFalse)
-    .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond);
+    .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond)
+    .option('--federated-issuer <trust>', 'federated_issuer for federated_jwt: the name of a trusted issuer (m2m-auth trusts list)')
+    .option('--federated-subject <sub>', 'federated_subject for federated_jwt: the exact sub of the platform token, e.g. system:serviceaccount:payments:billing')
+    .option('--federated-claims <file-or-json>', 'federated_claims for federated_jwt: claims the platform token must carry, a file or inline JSON object, e.g. \'{"repository":"acme/billing"}\' ({} for none)');
   if (forUpdate) {
     cmd
       .option('--reset-rate-limit', 'rate_limit back to the server default')
@@ -137,6 +143,9 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.dpopBoundAccessTokens !== undefined) body.dpop_bound_access_tokens = f.dpopBoundAccessTokens;
   if (f.fapi2 !== undefined) body.fapi2 = f.fapi2;
   setOrReset(body, 'rate_limit', f.rateLimit, f.resetRateLimit, '--rate-limit');
+  if (f.federatedIssuer !== undefined) body.federated_issuer = f.federatedIssuer;
+  if (f.federatedSubject !== undefined) body.federated_subject = f.federatedSubject;
+  if (f.federatedClaims !== undefined) body.federated_claims = readJsonFlag('--federated-claims', f.federatedClaims);
   if (f.disabled) body.disabled = true;
   return body;
 }
@@ -145,7 +154,7 @@ function clientPath(id: string, suffix = ''): string {
   return `/admin/clients/${encodeURIComponent(id)}${suffix}`;
 }
 
-function printJson(io: Output, value: unknown): void {
+export function printJson(io: Output, value: unknown): void {
   io.out(JSON.stringify(value, null, 2));
 }
 

@@ -1,4 +1,5 @@
-// `m2m-auth apply -f FILE`: brings the clients of a server to what a client file says, through
+// `m2m-auth apply -f FILE`: brings the trusted issuers and clients of a server to what a client
+// file says (trusts created and updated before the clients that name them, deleted after), through
 // the admin API (so it works against any deployment). The whole file is checked first; --dry-run
 // prints the plan and changes nothing; --prune deletes the clients the file does not name. The
 // secrets of created clients are printed once, or written to a new file of mode 0600, never into
@@ -8,7 +9,8 @@ import { open } from 'node:fs/promises';
 import { Command } from 'commander';
 import type { ClientWire } from '../clients/wire.js';
 import { adminRequest, CliError, resolveAdminTarget, type AdminConnectionOptions, type AdminTarget } from './admin-client.js';
-import { planApply, readClientFile, type PlanStep } from './client-file.js';
+import type { TrustWire } from '../trusts/wire.js';
+import { planApply, planTrusts, readClientFile, type PlanStep, type TrustPlanStep } from './client-file.js';
 import { SECRET_WARNING, table, type Output } from './output.js';
 
 interface ApplyFlags extends AdminConnectionOptions {
@@ -34,6 +36,31 @@ async function allClients(target: AdminTarget): Promise<ClientWire[]> {
   return all;
 }
 
+async function allTrusts(target: AdminTarget): Promise<TrustWire[]> {
+  const all: TrustWire[] = [];
+  let after: string | null = null;
+  do {
+    const query: string = after === null ? `limit=${PAGE}` : `limit=${PAGE}&after=${encodeURIComponent(after)}`;
+    const page = (await adminRequest(target, 'GET', `/admin/trusted-issuers?${query}`)).body as { trusted_issuers: TrustWire[]; next: string | null };
+    all.push(...page.trusted_issuers);
+    after = page.next;
+  } while (after !== null);
+  return all;
+}
+
+/** One step of the whole plan: a trust's or a client's. */
+type Step = ({ of: 'trust' } & TrustPlanStep) | ({ of: 'client' } & PlanStep);
+
+const idOf = (s: Step): string => (s.of === 'trust' ? s.name : s.clientId);
+
+/** The order changes are made in: trusts before the clients that name them, client deletions before trust deletions. */
+function ordered(trusts: TrustPlanStep[], clients: PlanStep[]): Step[] {
+  const t: Step[] = trusts.map((s) => ({ of: 'trust', ...s }));
+  const c: Step[] = clients.map((s) => ({ of: 'client', ...s }));
+  const isDelete = (s: Step): boolean => s.action === 'delete';
+  return [...t.filter((s) => !isDelete(s)), ...c, ...t.filter(isDelete)];
+}
+
 const VERBS: Record<PlanStep['action'], string> = {
   create: 'create',
   update: 'update',
@@ -42,23 +69,28 @@ const VERBS: Record<PlanStep['action'], string> = {
   keep: 'not in file',
 };
 
-function planLines(steps: PlanStep[]): string[] {
-  if (steps.length === 0) return ['The file names no clients and the server has none.'];
-  const rows = steps.map((s) => [
-    VERBS[s.action],
-    s.clientId,
-    s.action === 'update' ? s.fields.join(', ') : s.action === 'keep' ? 'kept (--prune deletes it)' : '',
-  ]);
-  return table(['ACTION', 'CLIENT_ID', 'DETAIL'], rows);
+function planLines(all: Step[]): string[] {
+  const detail = (s: Step): string => (s.action === 'update' ? s.fields.join(', ') : s.action === 'keep' ? 'kept (--prune deletes it)' : '');
+  const trusts = all.filter((s) => s.of === 'trust');
+  const steps = all.filter((s) => s.of === 'client');
+  const lines = trusts.length === 0 ? [] : table(['ACTION', 'TRUST', 'DETAIL'], trusts.map((s) => [VERBS[s.action], idOf(s), detail(s)]));
+  if (steps.length === 0) return [...lines, 'The file names no clients and the server has none.'];
+  return [...lines, ...table(['ACTION', 'CLIENT_ID', 'DETAIL'], steps.map((s) => [VERBS[s.action], idOf(s), detail(s)]))];
 }
 
-function summary(steps: PlanStep[], done: boolean): string {
+function summary(all: Step[], done: boolean): string {
+  const trusts = all.filter((s) => s.of === 'trust');
+  const steps = all.filter((s) => s.of === 'client');
   const count = (a: PlanStep['action']): number => steps.filter((s) => s.action === a).length;
+  const trustCount = (a: PlanStep['action']): number => trusts.filter((s) => s.action === a).length;
+  const trustPart = trusts.length === 0 ? '' : done
+    ? `Trusted issuers: ${trustCount('create')} created, ${trustCount('update')} updated, ${trustCount('delete')} deleted, ${trustCount('unchanged')} unchanged${trustCount('keep') > 0 ? `, ${trustCount('keep')} not in the file kept` : ''}. Clients: `
+    : `Trusted issuers: ${trustCount('create')} to create, ${trustCount('update')} to update, ${trustCount('delete')} to delete, ${trustCount('unchanged')} unchanged${trustCount('keep') > 0 ? `, ${trustCount('keep')} not in the file kept` : ''}. Clients: `;
   const parts = done
     ? [`${count('create')} created`, `${count('update')} updated`, `${count('delete')} deleted`, `${count('unchanged')} unchanged`]
     : [`${count('create')} to create`, `${count('update')} to update`, `${count('delete')} to delete`, `${count('unchanged')} unchanged`];
   if (count('keep') > 0) parts.push(`${count('keep')} not in the file kept`);
-  return `${parts.join(', ')}.`;
+  return `${trustPart}${parts.join(', ')}.`;
 }
 
 /** A new file only readable by its owner: never overwrites one (it may hold other secrets). */
@@ -75,10 +107,10 @@ async function openSecretsFile(path: string) {
 
 export function applyCommand(io: Output): Command {
   return new Command('apply')
-    .description('create, update (and with --prune delete) clients so that the server has what a client file says')
-    .requiredOption('-f, --file <path>', 'the client file: JSON or YAML, {"version": 1, "clients": [...]}')
+    .description('create, update (and with --prune delete) trusted issuers and clients so that the server has what a client file says')
+    .requiredOption('-f, --file <path>', 'the client file: JSON or YAML, {"version": 1, "trusted_issuers": [...], "clients": [...]}')
     .option('--dry-run', 'print the plan (create, update with the changed fields, unchanged, delete) and change nothing')
-    .option('--prune', 'delete the clients the file does not name')
+    .option('--prune', 'delete the clients the file does not name (and the trusted issuers, when the file has trusted_issuers)')
     .option('--secrets-file <path>', 'write the secrets of created clients to this new file (mode 0600) instead of printing them')
     .option('--admin-url <url>', 'admin API base URL (env M2M_AUTH_ADMIN_URL; default http://<M2M_AUTH_ADMIN_LISTEN or 127.0.0.1:8081>)')
     .option('--admin-token <token>', 'admin bearer token (env M2M_AUTH_ADMIN_TOKEN; default: read <data-dir>/admin-token)')
@@ -88,7 +120,8 @@ export function applyCommand(io: Output): Command {
       // The whole file first: a bad entry applies nothing, and needs no server to be found.
       const file = await readClientFile(flags.file);
       const target = resolveAdminTarget(flags);
-      const steps = planApply(file, await allClients(target), flags.prune === true);
+      const trustSteps = planTrusts(file.trusts, file.trusts === undefined ? [] : await allTrusts(target), flags.prune === true);
+      const steps = ordered(trustSteps, planApply(file.clients, await allClients(target), flags.prune === true));
       const changes = steps.filter((s) => s.action === 'create' || s.action === 'update' || s.action === 'delete');
 
       if (flags.dryRun || changes.length === 0) {
@@ -102,13 +135,13 @@ export function applyCommand(io: Output): Command {
 
       const secretsFile = flags.secretsFile === undefined ? undefined : await openSecretsFile(flags.secretsFile);
       const secrets: Array<{ client_id: string; client_secret: string }> = [];
-      const applied: PlanStep[] = [];
-      let failure: { step: PlanStep; err: unknown } | undefined;
+      const applied: Step[] = [];
+      let failure: { step: Step; err: unknown } | undefined;
       try {
         for (const step of changes) {
           try {
-            const secret = await applyStep(target, step);
-            if (secret !== undefined) secrets.push({ client_id: step.clientId, client_secret: secret });
+            const secret = step.of === 'trust' ? await applyTrustStep(target, step) : await applyStep(target, step);
+            if (secret !== undefined && step.of === 'client') secrets.push({ client_id: step.clientId, client_secret: secret });
             applied.push(step);
           } catch (err) {
             failure = { step, err };
@@ -143,19 +176,28 @@ export function applyCommand(io: Output): Command {
           : `The secrets of ${secrets.length} client${secrets.length === 1 ? '' : 's'} are in ${flags.secretsFile} (mode 0600).`);
       }
       if (failure !== undefined) {
-        const what = (a: PlanStep['action']): string[] => applied.filter((s) => s.action === a).map((s) => s.clientId);
+        const what = (a: PlanStep['action']): string[] => applied.filter((s) => s.action === a).map((s) => (s.of === 'trust' ? `trust ${s.name}` : s.clientId));
         const appliedText = applied.length === 0 ? 'nothing'
           : [['created', what('create')], ['updated', what('update')], ['deleted', what('delete')]]
             .filter(([, ids]) => ids!.length > 0).map(([verb, ids]) => `${verb as string} ${(ids as string[]).join(', ')}`).join('; ');
-        const left = changes.slice(changes.indexOf(failure.step)).map((s) => s.clientId);
-        throw new CliError(`${VERBS[failure.step.action]} ${failure.step.clientId} failed: ${(failure.err as Error).message}. `
+        const left = changes.slice(changes.indexOf(failure.step)).map((s) => (s.of === 'trust' ? `trust ${s.name}` : s.clientId));
+        throw new CliError(`${VERBS[failure.step.action]} ${failure.step.of === 'trust' ? `trust ${failure.step.name}` : failure.step.clientId} failed: ${(failure.err as Error).message}. `
           + `Applied before it: ${appliedText}. Not applied: ${left.join(', ')}.`);
       }
     });
 }
 
-function stepJson(s: PlanStep): Record<string, unknown> {
-  return { action: s.action, client_id: s.clientId, ...(s.action === 'update' && { fields: s.fields }) };
+function stepJson(s: Step): Record<string, unknown> {
+  return { action: s.action, ...(s.of === 'trust' ? { trust: s.name } : { client_id: s.clientId }), ...(s.action === 'update' && { fields: s.fields }) };
+}
+
+/** One trust change through the admin API. */
+async function applyTrustStep(target: AdminTarget, step: TrustPlanStep): Promise<undefined> {
+  const path = `/admin/trusted-issuers/${encodeURIComponent(step.name)}`;
+  if (step.action === 'create') await adminRequest(target, 'POST', '/admin/trusted-issuers', step.body);
+  else if (step.action === 'update') await adminRequest(target, 'PATCH', path, step.body);
+  else if (step.action === 'delete') await adminRequest(target, 'DELETE', path);
+  return undefined;
 }
 
 /** One change through the admin API; the secret it issued, if any. */

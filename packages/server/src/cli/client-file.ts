@@ -1,5 +1,7 @@
 // The client file of `m2m-auth apply` (JSON, or YAML of the same shape):
-//   {"version": 1, "clients": [{"client_id": "cl_billing", ...RFC 7591 metadata and ours}]}
+//   {"version": 1, "trusted_issuers": [{"name": "prod-cluster", "kind": "kubernetes", ...}],
+//    "clients": [{"client_id": "cl_billing", ...RFC 7591 metadata and ours}]}
+// (trusted_issuers is optional: a file without it leaves the server's trusts alone, even with --prune)
 // read and checked whole before anything is applied, and the plan that brings a server's clients
 // to what the file says: create what is missing, update what differs, leave the rest, delete
 // what the file does not name (only when asked).
@@ -13,6 +15,8 @@ import { draftNewClient } from '../clients/registry.js';
 import { clientToWire, type ClientWire } from '../clients/wire.js';
 import { CliError } from './admin-client.js';
 import { isPlainObject } from '../ground/json.js';
+import { draftNewTrust, TrustValidationError } from '../trusts/rules.js';
+import { trustToWire, type TrustWire } from '../trusts/wire.js';
 
 /** The one version of the file format this m2m-auth reads. */
 export const CLIENT_FILE_VERSION = 1;
@@ -22,7 +26,35 @@ export const MANAGED_FIELDS = [
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
   'dpop_bound_access_tokens', 'fapi2',
+  'federated_issuer', 'federated_subject', 'federated_claims',
 ] as const satisfies ReadonlyArray<keyof ClientWire>;
+
+/** Wire fields a file's trust entry decides (all but its name and times). */
+export const MANAGED_TRUST_FIELDS = [
+  'kind', 'issuer', 'trust_domain', 'jwks_uri', 'jwks', 'ca_bundle', 'allowed_private_hosts', 'audiences',
+  'max_token_lifetime', 'single_use_jti',
+] as const satisfies ReadonlyArray<keyof TrustWire>;
+
+export type ManagedTrustField = (typeof MANAGED_TRUST_FIELDS)[number];
+
+export interface FileTrust {
+  name: string;
+  /** The entry as written (the create body). */
+  input: Record<string, unknown>;
+  desired: Pick<TrustWire, ManagedTrustField>;
+}
+
+export type TrustPlanStep =
+  | { action: 'create'; name: string; body: Record<string, unknown> }
+  | { action: 'update'; name: string; fields: ManagedTrustField[]; body: Record<string, unknown> }
+  | { action: 'unchanged'; name: string }
+  | { action: 'delete' | 'keep'; name: string };
+
+/** A client file, checked: its trusts (undefined when it has no trusted_issuers member) and its clients. */
+export interface ApplyFile {
+  trusts: FileTrust[] | undefined;
+  clients: FileClient[];
+}
 
 export type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -66,15 +98,16 @@ export async function parseClientFileText(text: string, name: string): Promise<u
  * CliError naming each bad client and field (all of them, not only the first), so that an invalid
  * file applies nothing.
  */
-export function checkClientFile(doc: unknown, now = Date.now()): FileClient[] {
+export function checkClientFile(doc: unknown, now = Date.now()): ApplyFile {
   if (!isPlainObject(doc)) throw new CliError('The client file must hold an object: {"version": 1, "clients": [...]}');
-  const extra = Object.keys(doc).find((k) => k !== 'version' && k !== 'clients');
-  if (extra !== undefined) throw new CliError(`The client file has an unknown member ${JSON.stringify(extra)} (allowed: version, clients)`);
+  const extra = Object.keys(doc).find((k) => k !== 'version' && k !== 'clients' && k !== 'trusted_issuers');
+  if (extra !== undefined) throw new CliError(`The client file has an unknown member ${JSON.stringify(extra)} (allowed: version, trusted_issuers, clients)`);
   if (doc.version !== CLIENT_FILE_VERSION) {
     throw new CliError(`The client file's version must be ${CLIENT_FILE_VERSION}, got ${JSON.stringify(doc.version) ?? 'none'}`);
   }
   if (!Array.isArray(doc.clients)) throw new CliError('The client file\'s clients must be a list of clients');
   const problems: string[] = [];
+  const trusts = doc.trusted_issuers === undefined ? undefined : checkTrustEntries(doc.trusted_issuers, problems, now);
   const seen = new Map<string, number>();
   const out: FileClient[] = [];
   doc.clients.forEach((entry: unknown, i: number) => {
@@ -108,10 +141,45 @@ export function checkClientFile(doc: unknown, now = Date.now()): FileClient[] {
   if (problems.length > 0) {
     throw new CliError(`The client file is invalid; nothing was applied. ${problems.join('; ')}`);
   }
+  return { trusts, clients: out };
+}
+
+/** The trusted_issuers of a client file, each checked by the rules the server applies on create; problems are added to `problems`. */
+function checkTrustEntries(list: unknown, problems: string[], now: number): FileTrust[] {
+  if (!Array.isArray(list)) {
+    problems.push('trusted_issuers: must be a list of trusted issuers');
+    return [];
+  }
+  const seen = new Map<string, number>();
+  const out: FileTrust[] = [];
+  list.forEach((entry: unknown, i: number) => {
+    const where = `trusted_issuers[${i}]`;
+    if (!isPlainObject(entry)) {
+      problems.push(`${where}: must be an object`);
+      return;
+    }
+    const label = typeof entry.name === 'string' ? `${where} ${JSON.stringify(entry.name.slice(0, 80))}` : where;
+    try {
+      // Plain http for a loopback issuer is the server's to allow or refuse (a test setting).
+      const trust = draftNewTrust(entry, { allowHttpLoopback: true }, now);
+      const first = seen.get(trust.name);
+      if (first !== undefined) {
+        problems.push(`${label}: field name: the same name as trusted_issuers[${first}]`);
+        return;
+      }
+      seen.set(trust.name, i);
+      const wire = trustToWire(trust);
+      const desired = Object.fromEntries(MANAGED_TRUST_FIELDS.map((f) => [f, wire[f]])) as Pick<TrustWire, ManagedTrustField>;
+      out.push({ name: trust.name, input: entry, desired });
+    } catch (err) {
+      if (!(err instanceof TrustValidationError)) throw err;
+      problems.push(`${label}: ${err.field === undefined ? '' : `field ${err.field}: `}${err.message}`);
+    }
+  });
   return out;
 }
 
-export async function readClientFile(path: string): Promise<FileClient[]> {
+export async function readClientFile(path: string): Promise<ApplyFile> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -152,5 +220,35 @@ export function planApply(file: FileClient[], current: ClientWire[], prune: bool
   const named = new Set(file.map((f) => f.clientId));
   const rest = current.map((c) => c.client_id).filter((id) => !named.has(id)).sort();
   for (const id of rest) steps.push({ action: prune ? 'delete' : 'keep', clientId: id });
+  return steps;
+}
+
+/**
+ * The steps that bring the server's trusts to the file's, as planApply does for clients; none when
+ * the file has no trusted_issuers member (then its trusts are not the file's to manage).
+ */
+export function planTrusts(file: FileTrust[] | undefined, current: TrustWire[], prune: boolean): TrustPlanStep[] {
+  if (file === undefined) return [];
+  const byName = new Map(current.map((t) => [t.name, t]));
+  const steps: TrustPlanStep[] = [];
+  for (const f of file) {
+    const now = byName.get(f.name);
+    if (now === undefined) {
+      steps.push({ action: 'create', name: f.name, body: f.input });
+      continue;
+    }
+    const fields = MANAGED_TRUST_FIELDS.filter((k) => canonical(now[k]) !== canonical(f.desired[k]));
+    if (fields.length === 0) {
+      steps.push({ action: 'unchanged', name: f.name });
+      continue;
+    }
+    const body: Record<string, unknown> = {};
+    for (const k of fields) body[k] = f.desired[k];
+    steps.push({ action: 'update', name: f.name, fields, body });
+  }
+  const named = new Set(file.map((f) => f.name));
+  for (const name of current.map((t) => t.name).filter((n) => !named.has(n)).sort()) {
+    steps.push({ action: prune ? 'delete' : 'keep', name });
+  }
   return steps;
 }

@@ -2,6 +2,7 @@
 
 import type { ClientWire } from '../clients/wire.js';
 import type { KeyWire } from '../admin/key-wire.js';
+import type { TrustWire } from '../trusts/wire.js';
 
 export interface Output {
   out(line: string): void;
@@ -59,6 +60,11 @@ export function clientDetails(c: ClientWire & { client_secret?: string }): strin
     ['dpop_bound_access_tokens', c.dpop_bound_access_tokens ? 'on' : 'off'],
     ['fapi2', c.fapi2 ? 'on' : 'off'],
     ['claims', Object.keys(c.claims ?? {}).length === 0 ? '(none)' : JSON.stringify(c.claims)],
+    ...(c.federated_issuer == null ? [] : [
+      ['federated_issuer', c.federated_issuer],
+      ['federated_subject', c.federated_subject ?? '-'],
+      ['federated_claims', Object.keys(c.federated_claims ?? {}).length === 0 ? '(none)' : JSON.stringify(c.federated_claims)],
+    ] as Array<[string, string]>),
     ['tokens_revoked_at', isoTime(c.tokens_revoked_at)],
     ['created_at', isoTime(c.created_at)],
     ['updated_at', isoTime(c.updated_at)],
@@ -83,6 +89,36 @@ export function clientsTable(clients: ClientWire[]): string[] {
       c.token_endpoint_auth_method,
       c.scope === '' ? '-' : c.scope,
       c.audience.length ? c.audience.join(' ') : '-',
+    ]),
+  );
+}
+
+/** One trusted issuer as key/value lines, wire names on the left. */
+export function trustDetails(t: TrustWire): string[] {
+  return keyValueLines([
+    ['name', t.name],
+    ['kind', t.kind],
+    ['issuer', t.issuer ?? '-'],
+    ['trust_domain', t.trust_domain ?? '-'],
+    ['jwks_uri', t.jwks_uri ?? (t.kind === 'spiffe' ? '-' : '(from the issuer\'s OIDC discovery)')],
+    ['jwks', jwksSummary(t.jwks)],
+    ['ca_bundle', t.ca_bundle === null ? '(system CAs)' : `${(t.ca_bundle.match(/-----BEGIN CERTIFICATE-----/g) ?? []).length} certificate(s)`],
+    ['allowed_private_hosts', t.allowed_private_hosts.length ? t.allowed_private_hosts.join(' ') : '(none)'],
+    ['audiences', t.audiences.length ? t.audiences.join(' ') : '(this server\'s issuer and token endpoint only)'],
+    ['max_token_lifetime', `${t.max_token_lifetime}s`],
+    ['single_use_jti', t.single_use_jti === null ? '(the kind\'s default)' : t.single_use_jti ? 'on' : 'off'],
+    ['created_at', isoTime(t.created_at)],
+    ['updated_at', isoTime(t.updated_at)],
+  ]);
+}
+
+export function trustsTable(trusts: TrustWire[]): string[] {
+  if (trusts.length === 0) return ['No trusted issuers.'];
+  return table(
+    ['NAME', 'KIND', 'ISSUER_OR_TRUST_DOMAIN', 'KEYS_FROM'],
+    trusts.map((t) => [
+      t.name, t.kind, t.issuer ?? t.trust_domain ?? '-',
+      t.jwks_uri ?? (t.jwks !== null ? 'static jwks' : 'OIDC discovery'),
     ]),
   );
 }

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { clientsCommand, keysCommand } from './admin-commands.js';
 import { applyCommand } from './apply-command.js';
+import { trustsCommand } from './trust-commands.js';
 import { loadtestCommand, profileCommand } from './loadtest-commands.js';
 import { stdio, type Output } from './output.js';
 import { exportCommand, importCommand, migrateCommand, serveCommand } from './server-commands.js';
@@ -27,6 +28,7 @@ export function buildProgram(io: Output = stdio): Command {
   program.addCommand(exportCommand(io));
   program.addCommand(importCommand(io));
   program.addCommand(clientsCommand(io));
+  program.addCommand(trustsCommand(io));
   program.addCommand(keysCommand(io));
   program.addCommand(applyCommand(io));
   program.addCommand(loadtestCommand(io));

@@ -154,7 +154,7 @@ async function existingKek(config: Config): Promise<Buffer> {
 
 export function exportCommand(io: Output): Command {
   const cmd = new Command('export')
-    .description('write the whole state of a database (clients, signing keys still encrypted, revocations, replay entries) as one sealed JSON document')
+    .description('write the whole state of a database (trusted issuers, clients, signing keys still encrypted, revocations, replay entries) as one sealed JSON document')
     .option('-o, --output <file>', 'write to this new file (mode 0600) instead of stdout');
   const overrides = addConfigOptions(cmd, ['databaseUrl', 'dataDir', 'kek']);
   cmd.action(async (flags: { output?: string }) => {
@@ -170,7 +170,7 @@ export function exportCommand(io: Output): Command {
     try {
       const doc = await exportState(storage, kek, Date.now());
       text = `${JSON.stringify(doc)}\n`;
-      summary = `${doc.clients.length} clients, ${doc.signing_keys.length} signing keys, ${doc.revocations.length} revocations, ${doc.replay.length} replay entries`;
+      summary = `${doc.trusted_issuers.length} trusted issuers, ${doc.clients.length} clients, ${doc.signing_keys.length} signing keys, ${doc.revocations.length} revocations, ${doc.replay.length} replay entries`;
     } finally {
       await storage.close();
     }
@@ -214,8 +214,8 @@ export function importCommand(io: Output): Command {
     try {
       await storage.migrate();
       const n = await importState(storage, body, { merge: flags.merge === true, now: Date.now() });
-      io.out(`Imported into ${databaseLabel(config.databaseUrl)}: ${n.clients} clients, ${n.signingKeys} signing keys, `
-        + `${n.revocations} revocations, ${n.replay} replay entries${n.kept > 0 ? `; ${n.kept} clients or keys already there were kept` : ''}.`);
+      io.out(`Imported into ${databaseLabel(config.databaseUrl)}: ${n.trustedIssuers} trusted issuers, ${n.clients} clients, ${n.signingKeys} signing keys, `
+        + `${n.revocations} revocations, ${n.replay} replay entries${n.kept > 0 ? `; ${n.kept} trusts, clients or keys already there were kept` : ''}.`);
     } finally {
       await storage.close();
     }

@@ -6,24 +6,30 @@
 // KEK, the revocations and the replay entries still in force. It is sealed with an HMAC-SHA256
 // under a key derived from the KEK, so an import refuses a document that was truncated or changed,
 // and tells a document made under another KEK (whose keys the target could not open) apart.
-// Later features add their state with a version bump.
+// Later features add their state with a version bump: version 2 adds the trusted issuers (and the
+// clients' federation); version 1 documents are still read (no trusts, no federated clients).
 
 import { createHmac, hkdfSync } from 'node:crypto';
 import { sameBytes } from '../ground/bytes.js';
 import type { ClientRecord, RevocationRecord, SigningKeyRecord } from '../ground/records.js';
+import type { TrustedIssuerRecord } from '../ground/trusts.js';
 import { decryptPrivateKey } from '../keys/kek.js';
 import { StorageConflictError, type ReplayRecord, type Storage } from '../storage/types.js';
 import { CliError } from './admin-client.js';
 import { isPlainObject } from '../ground/json.js';
 
 export const STATE_FORMAT = 'm2m-auth-state';
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
+/** The versions an import reads: 1 (before trusted issuers) and this one. */
+const READABLE_VERSIONS: readonly number[] = [1, STATE_VERSION];
 
 export interface StateBody {
   format: typeof STATE_FORMAT;
-  version: typeof STATE_VERSION;
+  version: number;
   /** Epoch ms. */
   exported_at: number;
+  /** Version 2 on; a version 1 document reads as []. Imported before the clients that name them. */
+  trusted_issuers: TrustedIssuerRecord[];
   clients: ClientRecord[];
   signing_keys: SigningKeyRecord[];
   revocations: RevocationRecord[];
@@ -55,10 +61,19 @@ export async function exportState(storage: Storage, kek: Buffer, now: number): P
     if (page.length < PAGE) break;
     after = page[page.length - 1]!.clientId;
   }
+  const trusts: TrustedIssuerRecord[] = [];
+  let afterTrust: string | undefined;
+  for (;;) {
+    const page = await storage.trusts.listTrusts(afterTrust === undefined ? { limit: PAGE } : { after: afterTrust, limit: PAGE });
+    trusts.push(...page);
+    if (page.length < PAGE) break;
+    afterTrust = page[page.length - 1]!.name;
+  }
   const body: StateBody = {
     format: STATE_FORMAT,
     version: STATE_VERSION,
     exported_at: now,
+    trusted_issuers: trusts,
     clients,
     signing_keys: await storage.keys.listKeys(),
     revocations: await storage.revocations.listRevocations(now),
@@ -90,12 +105,14 @@ export function readStateDocument(text: string, kek: Buffer, name: string): Stat
   if (!isPlainObject(doc) || doc.format !== STATE_FORMAT) {
     throw new CliError(`${name} is not an m2m-auth export (no "format": "${STATE_FORMAT}"); nothing was imported`);
   }
-  if (doc.version !== STATE_VERSION) {
-    throw new CliError(`${name} is version ${JSON.stringify(doc.version)} of the export format; this m2m-auth reads version ${STATE_VERSION}; nothing was imported`);
+  if (typeof doc.version !== 'number' || !READABLE_VERSIONS.includes(doc.version)) {
+    throw new CliError(`${name} is version ${JSON.stringify(doc.version)} of the export format; this m2m-auth reads versions ${READABLE_VERSIONS.join(' and ')}; nothing was imported`);
   }
   const { mac, ...rest } = doc;
   const body = rest as unknown as StateBody;
-  const lists = ['clients', 'signing_keys', 'revocations', 'replay'] as const;
+  const lists = doc.version === 1
+    ? ['clients', 'signing_keys', 'revocations', 'replay'] as const
+    : ['trusted_issuers', 'clients', 'signing_keys', 'revocations', 'replay'] as const;
   const intact = typeof mac === 'string' && typeof body.exported_at === 'number' && lists.every((k) => Array.isArray(body[k]))
     && Object.keys(rest).length === 3 + lists.length
     && sameBytes(Buffer.from(mac), Buffer.from(seal(kek, body)));
@@ -110,21 +127,27 @@ export function readStateDocument(text: string, kek: Buffer, name: string): Stat
   if (closed.length > 0) {
     throw new CliError(`${name}: this key-encryption key cannot open signing key ${closed[0]!.kid}; nothing was imported`);
   }
+  if (doc.version === 1) {
+    // Sealed as written; read as this version's shape: no trusts, no federated clients.
+    return { ...body, trusted_issuers: [], clients: body.clients.map((c) => ({ ...c, federation: null })) };
+  }
   return body;
 }
 
 export interface ImportCounts {
+  trustedIssuers: number;
   clients: number;
   signingKeys: number;
   revocations: number;
   replay: number;
-  /** Clients and keys already in the database (--merge): left as they were. */
+  /** Trusts, clients and keys already in the database (--merge): left as they were. */
   kept: number;
 }
 
 /** True when the storage holds nothing an import could clash with. */
 export async function isEmpty(storage: Storage, now: number): Promise<boolean> {
   return (await storage.clients.listClients({ limit: 1 })).length === 0
+    && (await storage.trusts.listTrusts({ limit: 1 })).length === 0
     && (await storage.keys.listKeys()).length === 0
     && (await storage.revocations.listRevocations(now)).length === 0
     && (await storage.replay.listReplay(now)).length === 0;
@@ -140,13 +163,14 @@ export async function importState(storage: Storage, body: StateBody, options: { 
   if (!merge && !(await isEmpty(storage, now))) {
     throw new CliError('The target database is not empty: import into an empty one, or pass --merge to add what is missing; nothing was imported');
   }
-  const counts: ImportCounts = { clients: 0, signingKeys: 0, revocations: 0, replay: 0, kept: 0 };
+  const counts: ImportCounts = { trustedIssuers: 0, clients: 0, signingKeys: 0, revocations: 0, replay: 0, kept: 0 };
   const kept = async (write: () => Promise<void>): Promise<boolean> => {
     try {
       await write();
       return true;
     } catch (err) {
-      if (merge && err instanceof StorageConflictError) {
+      // A client kept for its id is kept; one whose federation clashes with a client already there is too.
+      if (merge && err instanceof StorageConflictError && err.reason !== 'unknown_trust') {
         counts.kept++;
         return false;
       }
@@ -155,6 +179,8 @@ export async function importState(storage: Storage, body: StateBody, options: { 
   };
   // Keys first: a server started on a database with clients and no keys would make a new one.
   for (const key of body.signing_keys) if (await kept(() => storage.keys.insertKey(key))) counts.signingKeys++;
+  // Trusts before the clients that name them.
+  for (const trust of body.trusted_issuers) if (await kept(() => storage.trusts.createTrust(trust))) counts.trustedIssuers++;
   for (const client of body.clients) if (await kept(() => storage.clients.createClient(client))) counts.clients++;
   for (const r of body.revocations) {
     if (r.expiresAt <= now) continue;

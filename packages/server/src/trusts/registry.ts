@@ -27,11 +27,14 @@ export class TrustExistsError extends Error {
   }
 }
 
-/** Deleting a trust that clients still name (HTTP 409); the message names them. */
+/**
+ * Deleting a trust that clients still name, or changing its kind or trust domain, against which
+ * their subjects were checked (HTTP 409); the message names them.
+ */
 export class TrustInUseError extends Error {
   readonly code = 'TRUST_IN_USE';
-  constructor(readonly trust: string, readonly clientIds: string[], more: boolean) {
-    super(`Trusted issuer ${JSON.stringify(trust)} is the federated_issuer of client${clientIds.length === 1 && !more ? '' : 's'} `
+  constructor(readonly trust: string, readonly clientIds: string[], more: boolean, what = 'delete') {
+    super(`${what === 'delete' ? '' : `Cannot change ${what}: `}Trusted issuer ${JSON.stringify(trust)} is the federated_issuer of client${clientIds.length === 1 && !more ? '' : 's'} `
       + `${clientIds.join(', ')}${more ? ' and more' : ''}: change or delete ${clientIds.length === 1 && !more ? 'it' : 'them'} first`);
     this.name = 'TrustInUseError';
   }
@@ -147,6 +150,12 @@ export class TrustRegistry implements TrustLookup {
     checkTrust(next);
     const changed = changedTrustFields(current, next);
     if (changed.length === 0) return current;
+    // Its clients' subjects were checked against the kind and the trust domain (a SPIFFE ID in it).
+    const bound = changed.filter((f) => f === 'kind' || f === 'trust_domain');
+    if (bound.length > 0) {
+      const named = await this.#store.clientsOfTrust(name, NAMED_IN_USE + 1);
+      if (named.length > 0) throw new TrustInUseError(name, named.slice(0, NAMED_IN_USE), named.length > NAMED_IN_USE, bound.join(' and '));
+    }
     next.updatedAt = this.#now();
     let found: boolean;
     try {

@@ -323,4 +323,15 @@ describe('federated_jwt clients', () => {
     expect((await call('DELETE', '/admin/clients/cl_ledger')).status).toBe(204);
     expect((await call('DELETE', '/admin/trusted-issuers/prod-cluster')).status).toBe(204);
   });
+
+  it('refuses to change the kind or trust domain of a trust that clients name: their subjects were checked against it', async () => {
+    const c = await call('POST', '/admin/clients', { ...federatedClient({ federated_issuer: 'mesh', federated_subject: 'spiffe://prod.example.org/ns/a/sa/b' }), client_id: 'cl_mesh' });
+    expect(c.status, JSON.stringify(c.json)).toBe(201);
+    const moved = await call('PATCH', '/admin/trusted-issuers/mesh', { trust_domain: 'evil.example.org' });
+    expect(moved.status).toBe(409);
+    expect(moved.json.message).toBe('Cannot change trust_domain: Trusted issuer "mesh" is the federated_issuer of client cl_mesh: change or delete it first');
+    // Other fields change freely.
+    expect((await call('PATCH', '/admin/trusted-issuers/mesh', { max_token_lifetime: 600 })).status).toBe(200);
+    expect((await call('GET', '/admin/trusted-issuers/mesh')).json.trust_domain).toBe('prod.example.org');
+  });
 });

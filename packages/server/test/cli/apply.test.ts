@@ -309,3 +309,130 @@ describe('docs/clients-as-code.md', () => {
     expect((await apply(file, '--prune')).out.at(-1)).toBe('Nothing to change: 0 created, 0 updated, 0 deleted, 2 unchanged.');
   });
 });
+
+describe('apply with trusted issuers (issue 17)', () => {
+  const FEDERATED_FILE = `version: 1
+trusted_issuers:
+  - name: prod-cluster
+    kind: kubernetes
+    issuer: https://kubernetes.default.svc.cluster.local
+    max_token_lifetime: 7200
+  - name: gha
+    kind: oidc
+    issuer: https://token.actions.githubusercontent.com
+clients:
+  - client_id: cl_billing
+    client_name: Billing
+    audience: [${API}]
+    token_endpoint_auth_method: federated_jwt
+    federated_issuer: prod-cluster
+    federated_subject: system:serviceaccount:payments:billing
+  - client_id: cl_deploy
+    client_name: Deploy
+    audience: [${API}]
+    token_endpoint_auth_method: federated_jwt
+    federated_issuer: gha
+    federated_subject: repo:acme/billing:environment:production
+    federated_claims: {repository: acme/billing, environment: production}
+`;
+
+  async function names(): Promise<string[]> {
+    return (await trusts.list({ limit: 1000 })).trusts.map((t) => t.name);
+  }
+
+  beforeEach(async () => {
+    for (const name of await names()) await trusts.delete(name);
+  });
+
+  it('creates trusts before the clients that name them, shows them in the plan, and is idempotent', async () => {
+    const file = write('federated.yaml', FEDERATED_FILE);
+    const dry = await apply(file, '--dry-run');
+    expect(dry.code, dry.err.join('\n')).toBe(0);
+    expect(dry.out).toEqual([
+      'ACTION  TRUST         DETAIL',
+      'create  prod-cluster',
+      'create  gha',
+      'ACTION  CLIENT_ID   DETAIL',
+      'create  cl_billing',
+      'create  cl_deploy',
+      'Dry run, nothing changed: Trusted issuers: 2 to create, 0 to update, 0 to delete, 0 unchanged. Clients: 2 to create, 0 to update, 0 to delete, 0 unchanged.',
+    ]);
+    expect(await names()).toEqual([]);
+    const first = await apply(file);
+    expect(first.code, first.err.join('\n')).toBe(0);
+    // Federated clients get no secret: nothing to print.
+    expect(first.out.some((l) => l.startsWith('client_secret of'))).toBe(false);
+    expect(await names()).toEqual(['gha', 'prod-cluster']);
+    expect((await registry.read('cl_deploy')).federation).toEqual({ trust: 'gha', subject: 'repo:acme/billing:environment:production', claims: { repository: 'acme/billing', environment: 'production' } });
+    const again = await apply(file, '--json');
+    expect(JSON.parse(again.out.join('\n'))).toStrictEqual({
+      dry_run: false,
+      plan: [
+        { action: 'unchanged', trust: 'prod-cluster' }, { action: 'unchanged', trust: 'gha' },
+        { action: 'unchanged', client_id: 'cl_billing' }, { action: 'unchanged', client_id: 'cl_deploy' },
+      ],
+    });
+  });
+
+  it('updates a changed trust and a moved subject; --prune deletes the clients, then the trusts, the file no longer names', async () => {
+    await apply(write('federated.yaml', FEDERATED_FILE));
+    const changed = FEDERATED_FILE
+      .replace('    max_token_lifetime: 7200\n', '    max_token_lifetime: 3600\n    audiences: [m2m-auth]\n')
+      .replace(/  - name: gha[\s\S]*?(?=clients:)/, '')
+      .replace(/  - client_id: cl_deploy[\s\S]*$/, '')
+      .replace('system:serviceaccount:payments:billing', 'system:serviceaccount:payments:billing-v2');
+    const kept = await apply(write('changed.yaml', changed), '--dry-run');
+    expect(kept.out).toEqual([
+      'ACTION       TRUST         DETAIL',
+      'update       prod-cluster  audiences, max_token_lifetime',
+      'not in file  gha           kept (--prune deletes it)',
+      'ACTION       CLIENT_ID   DETAIL',
+      'update       cl_billing  federated_subject',
+      'not in file  cl_deploy   kept (--prune deletes it)',
+      'Dry run, nothing changed: Trusted issuers: 0 to create, 1 to update, 0 to delete, 0 unchanged, 1 not in the file kept. Clients: 0 to create, 1 to update, 0 to delete, 0 unchanged, 1 not in the file kept.',
+    ]);
+    const pruned = await apply(join(work, 'changed.yaml'), '--prune', '--json');
+    expect(pruned.code, pruned.err.join('\n')).toBe(0);
+    // gha is deleted after cl_deploy, which named it.
+    expect(JSON.parse(pruned.out.join('\n')).applied).toStrictEqual([
+      { action: 'update', trust: 'prod-cluster', fields: ['audiences', 'max_token_lifetime'] },
+      { action: 'update', client_id: 'cl_billing', fields: ['federated_subject'] },
+      { action: 'delete', client_id: 'cl_deploy' },
+      { action: 'delete', trust: 'gha' },
+    ]);
+    expect(await names()).toEqual(['prod-cluster']);
+    expect(await ids()).toEqual(['cl_billing']);
+    expect((await trusts.read('prod-cluster')).maxTokenLifetime).toBe(3600);
+  });
+
+  it('a file without trusted_issuers leaves the server\'s trusts alone, even with --prune', async () => {
+    await apply(write('federated.yaml', FEDERATED_FILE));
+    const r = await apply(write('none.yaml', `version: 1\nclients: []\n`), '--prune');
+    expect(r.code, r.err.join('\n')).toBe(0);
+    expect(await ids()).toEqual([]);
+    expect(await names()).toEqual(['gha', 'prod-cluster']);
+  });
+
+  it('refuses a bad trust entry, naming it, and applies nothing', async () => {
+    const bad = `version: 1
+trusted_issuers:
+  - name: prod-cluster
+    kind: kubernetes
+    issuer: http://kubernetes.example
+  - name: prod-cluster
+    kind: oidc
+    issuer: https://a.example
+  - name: Mesh
+    kind: spiffe
+clients: []
+`;
+    const r = await apply(write('bad.yaml', bad));
+    expect(r.code).toBe(1);
+    expect(r.err).toHaveLength(1);
+    expect(r.err[0]).toMatch(/trusted_issuers\[0\] "prod-cluster": field issuer: issuer must be an https URL/);
+    expect(r.err[0]).toMatch(/trusted_issuers\[2\] "Mesh": field name: name must be 1 to 64/);
+    expect(await names()).toEqual([]);
+    const notList = await apply(write('bad2.yaml', 'version: 1\ntrusted_issuers: {}\nclients: []\n'));
+    expect(notList.err[0]).toMatch(/trusted_issuers: must be a list of trusted issuers/);
+  });
+});

@@ -329,6 +329,65 @@ describe('clients actions', () => {
   });
 });
 
+describe('trusts and federated clients (issue 17)', () => {
+  it('create, list, get, update and delete a trust; --jwks-file and --ca-file read files', async () => {
+    const jwksFile = join(work, 'cluster-jwks.json');
+    const jwk = { ...keyPair('ec').publicJwk, kid: 'sa-key' };
+    writeFileSync(jwksFile, JSON.stringify({ keys: [jwk] }));
+    const created = await cli(['trusts', 'create', 'cli-cluster', '--kind', 'kubernetes', '--issuer', 'https://kubernetes.default.svc.cluster.local',
+      '--jwks-file', jwksFile, '--audience', 'm2m-auth', '--max-token-lifetime', '7200', '--single-use-jti', 'false']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^name\s+cli-cluster$/m);
+    expect(created.stdout).toMatch(/^jwks\s+1 key: sa-key EC$/m);
+    expect(created.stdout).toMatch(/^max_token_lifetime\s+7200s$/m);
+    expect(created.stdout).toMatch(/^single_use_jti\s+off$/m);
+    expect(await trusts.read('cli-cluster')).toMatchObject({ kind: 'kubernetes', audiences: ['m2m-auth'], singleUseJti: false, jwks: { keys: [{ kid: 'sa-key' }] } });
+
+    const list = await cli(['trusts', 'list']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^NAME\s+KIND\s+ISSUER_OR_TRUST_DOMAIN\s+KEYS_FROM$/m);
+    expect(list.stdout).toMatch(/^cli-cluster\s+kubernetes\s+https:\/\/kubernetes\.default\.svc\.cluster\.local\s+static jwks$/m);
+    const json = JSON.parse((await cli(['trusts', 'get', 'cli-cluster', '--json'])).stdout);
+    expect(json).toMatchObject({ name: 'cli-cluster', max_token_lifetime: 7200 });
+
+    const updated = await cli(['trusts', 'update', 'cli-cluster', '--json', '--reset', 'max_token_lifetime', '--reset', 'single_use_jti']);
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(JSON.parse(updated.stdout)).toMatchObject({ max_token_lifetime: 86400, single_use_jti: null });
+    expectOneLineError(await cli(['trusts', 'update', 'cli-cluster']), /^m2m-auth: Nothing to update/);
+    expectOneLineError(await cli(['trusts', 'update', 'cli-cluster', '--issuer', 'http://insecure.example']), /issuer must be an https URL/);
+    expectOneLineError(await cli(['trusts', 'create', 'x', '--kind', 'oidc', '--issuer', 'https://a.example', '--ca-file', join(work, 'missing.pem')]),
+      /^m2m-auth: --ca-file: cannot read .*missing\.pem: ENOENT$/);
+    const badCa = join(work, 'bad-ca.pem');
+    writeFileSync(badCa, 'not a certificate');
+    expectOneLineError(await cli(['trusts', 'create', 'x', '--kind', 'kubernetes', '--issuer', 'https://a.example', '--jwks-uri', 'https://10.0.0.1/jwks', '--ca-file', badCa]),
+      /ca_bundle must hold at least one PEM certificate/);
+    expectOneLineError(await cli(['trusts', 'create', 'x', '--kind', 'aws', '--issuer', 'https://a.example']), /--kind.*aws/);
+
+    const deleted = await cli(['trusts', 'delete', 'cli-cluster']);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stdout.trim()).toBe('Trusted issuer cli-cluster is deleted.');
+    expectOneLineError(await cli(['trusts', 'get', 'cli-cluster']), /not found/);
+  });
+
+  it('clients create --auth-method federated_jwt; the trust cannot go while the client names it', async () => {
+    expect((await cli(['trusts', 'create', 'gha', '--kind', 'oidc', '--issuer', 'https://token.actions.githubusercontent.com'])).code).toBe(0);
+    const created = await cli(['clients', 'create', '--name', 'deploy', '--audience', 'https://api.example.com', '--auth-method', 'federated_jwt',
+      '--federated-issuer', 'gha', '--federated-subject', 'repo:acme/billing:environment:production', '--federated-claims', '{"repository":"acme/billing"}']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^federated_issuer\s+gha$/m);
+    expect(created.stdout).toMatch(/^federated_subject\s+repo:acme\/billing:environment:production$/m);
+    expect(created.stdout).toMatch(/^federated_claims\s+\{"repository":"acme\/billing"\}$/m);
+    expect(created.stdout).not.toMatch(/client_secret/);
+    expect(created.stderr).toBe('');
+    const id = /^client_id\s+(cl_\S+)$/m.exec(created.stdout)![1]!;
+    expectOneLineError(await cli(['clients', 'create', '--name', 'copy', '--audience', 'https://api.example.com', '--auth-method', 'federated_jwt',
+      '--federated-issuer', 'gha', '--federated-subject', 'repo:acme/billing:environment:production']), /HTTP 409.*belongs to one client at most|belongs to one client at most.*409/);
+    expectOneLineError(await cli(['trusts', 'delete', 'gha']), new RegExp(`is the federated_issuer of client ${id}: change or delete it first`));
+    expect((await cli(['clients', 'delete', id])).code).toBe(0);
+    expect((await cli(['trusts', 'delete', 'gha'])).code).toBe(0);
+  });
+});
+
 describe('keys', () => {
   it('list and rotate', async () => {
     const list = await cli(['keys', 'list']);

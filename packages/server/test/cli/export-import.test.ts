@@ -3,7 +3,7 @@
 // secrets too), every token issued before introspects the same, revocations, kill switches and a
 // revoked signing key hold. And the refusals: a truncated or changed document, another KEK, a database not empty.
 
-import { randomBytes } from 'node:crypto';
+import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +70,16 @@ interface World {
   /** Tokens and what introspection answered for each at the source. */
   tokens: Array<{ token: string; caller: [string, string]; answer: string }>;
   kids: string[];
+  /** The trusted issuer and the federated client that names it (issue 17), as the admin API shows them. */
+  trust: unknown;
+  federated: unknown;
 }
+
+const FEDERATED_TRUST = { name: 'prod-cluster', kind: 'kubernetes', issuer: 'https://kubernetes.default.svc.cluster.local', audiences: ['m2m-auth'], max_token_lifetime: 7200 };
+const FEDERATED_CLIENT = {
+  client_id: 'cl_federated', client_name: 'billing', scope: 'orders:read', audience: [ORDERS], token_endpoint_auth_method: 'federated_jwt',
+  federated_issuer: 'prod-cluster', federated_subject: 'system:serviceaccount:payments:billing', federated_claims: { 'kubernetes.io': { namespace: 'payments' } },
+};
 
 async function introspect(t: TestServer, token: string, [id, secret]: [string, string]): Promise<string> {
   const res = await t.post('/oauth2/introspect', { token }, { authorization: basic(id, secret) });
@@ -118,7 +127,13 @@ async function populate(t: TestServer): Promise<World> {
   expect(JSON.parse(answered[1]!.answer)).toMatchObject({ active: true, tenant: 'acme' });
   expect(answered.map((x) => JSON.parse(x.answer).active)).toEqual([false, true, false, true, false]);
   const jwks = (await t.inject({ method: 'GET', url: '/oauth2/jwks' })).json() as { keys: Array<{ kid: string }> };
+  const trust = await t.admin({ method: 'POST', url: '/admin/trusted-issuers', payload: FEDERATED_TRUST });
+  expect(trust.statusCode, trust.body).toBe(201);
+  const federated = await t.admin({ method: 'POST', url: '/admin/clients', payload: FEDERATED_CLIENT });
+  expect(federated.statusCode, federated.body).toBe(201);
   return {
+    trust: trust.json(),
+    federated: federated.json(),
     secrets: new Map([
       ['cl_tenant', [a.clientSecret!]],
       [b.clientId, [b.clientSecret, rotated.clientSecret]],
@@ -137,18 +152,28 @@ async function holds(t: TestServer, world: World): Promise<void> {
   for (const x of world.tokens) expect(await introspect(t, x.token, x.caller)).toBe(x.answer);
   const jwks = (await t.inject({ method: 'GET', url: '/oauth2/jwks' })).json() as { keys: Array<{ kid: string }> };
   expect(jwks.keys.map((k) => k.kid).sort()).toEqual(world.kids);
+  expect((await t.admin({ method: 'GET', url: '/admin/trusted-issuers/prod-cluster' })).json()).toEqual(world.trust);
+  expect((await t.admin({ method: 'GET', url: '/admin/clients/cl_federated' })).json()).toEqual(world.federated);
+  // The trust is named: it cannot go while its client is there.
+  expect((await t.admin({ method: 'DELETE', url: '/admin/trusted-issuers/prod-cluster' })).statusCode).toBe(409);
 }
 
 async function exportFrom(databaseUrl: string): Promise<string> {
   const file = join(tempDir(), 'state.json');
   const r = await cli('export', '--database-url', databaseUrl, '--kek', KEK, '-o', file);
   expect(r.code, r.err.join('\n')).toBe(0);
-  expect(r.err.at(-1)).toMatch(/^Exported 4 clients, 3 signing keys, 1 revocations, 0 replay entries from .* to /);
+  expect(r.err.at(-1)).toMatch(/^Exported 1 trusted issuers, 5 clients, 3 signing keys, 1 revocations, 0 replay entries from .* to /);
   return file;
 }
 
 async function importInto(databaseUrl: string, file: string, ...flags: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
   return cli('import', '-f', file, '--database-url', databaseUrl, '--kek', KEK, ...flags);
+}
+
+/** The seal of a state document as export makes it (state-document.ts): HMAC-SHA256 under a key derived from the KEK. */
+function sealed(body: Record<string, unknown>): Record<string, unknown> {
+  const key = Buffer.from(hkdfSync('sha256', Buffer.from(KEK, 'base64'), Buffer.alloc(0), 'm2m-auth state document v1', 32));
+  return { ...body, mac: createHmac('sha256', key).update(JSON.stringify(body)).digest('base64url') };
 }
 
 describe('a round trip through export and import', () => {
@@ -170,10 +195,32 @@ describe('a round trip through export and import', () => {
     const target = await newDatabase('sqlite');
     const r = await importInto(target, file);
     expect(r.code, r.err.join('\n')).toBe(0);
-    expect(r.out).toEqual([`Imported into ${target}: 4 clients, 3 signing keys, 1 revocations, 0 replay entries.`]);
+    expect(r.out).toEqual([`Imported into ${target}: 1 trusted issuers, 5 clients, 3 signing keys, 1 revocations, 0 replay entries.`]);
     const t = await server(target);
     try {
       await holds(t, world);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('reads a version 1 document (before trusted issuers): its clients are imported, without federation', async () => {
+    const doc = JSON.parse(readFileSync(await exportFrom(sourceUrl), 'utf8'));
+    const { mac: _mac, trusted_issuers: _trusts, ...rest } = doc;
+    const clients = (rest.clients as Array<Record<string, unknown>>)
+      .filter((c) => c.federation === null)
+      .map(({ federation: _f, ...c }) => c);
+    const file = join(tempDir(), 'v1.json');
+    writeFileSync(file, JSON.stringify(sealed({ ...rest, version: 1, clients })));
+    const target = await newDatabase('sqlite');
+    const r = await importInto(target, file);
+    expect(r.code, r.err.join('\n')).toBe(0);
+    expect(r.out).toEqual([`Imported into ${target}: 0 trusted issuers, 4 clients, 3 signing keys, 1 revocations, 0 replay entries.`]);
+    const t = await server(target);
+    try {
+      for (const [id, secrets] of world.secrets) for (const s of secrets) expect((await t.token(id, s)).statusCode, id).toBe(200);
+      expect((await t.admin({ method: 'GET', url: '/admin/trusted-issuers' })).json()).toEqual({ trusted_issuers: [], next: null });
+      expect((await t.admin({ method: 'GET', url: '/admin/clients/cl_tenant' })).json()).toMatchObject({ federated_issuer: null });
     } finally {
       await t.close();
     }
@@ -248,8 +295,23 @@ describe('a round trip through export and import', () => {
       writeFileSync(file, JSON.stringify({ version: 1, clients: [] }));
       await refused(file, /is not an m2m-auth export/);
       const doc = JSON.parse(readFileSync(await exportFrom(sourceUrl), 'utf8'));
-      writeFileSync(file, JSON.stringify({ ...doc, version: 2 }));
-      await refused(file, /is version 2 of the export format; this m2m-auth reads version 1/);
+      writeFileSync(file, JSON.stringify({ ...doc, version: 3 }));
+      await refused(file, /is version 3 of the export format; this m2m-auth reads versions 1 and 2/);
+    });
+
+    it('a document changed after export: a trust\'s issuer or a federated subject', async () => {
+      const file = await exportFrom(sourceUrl);
+      const doc = JSON.parse(readFileSync(file, 'utf8'));
+      for (const change of [
+        (d: typeof doc) => { d.trusted_issuers[0].issuer = 'https://evil.example'; },
+        (d: typeof doc) => { for (const c of d.clients) if (c.federation) c.federation.subject = 'system:serviceaccount:kube-system:default'; },
+        (d: typeof doc) => { delete d.trusted_issuers; },
+      ]) {
+        const copy = JSON.parse(JSON.stringify(doc));
+        change(copy);
+        writeFileSync(file, JSON.stringify(copy));
+        await refused(file, /was changed after it was exported \(its seal does not match\)/);
+      }
     });
   });
 
@@ -264,9 +326,9 @@ describe('a round trip through export and import', () => {
     expect(r.err).toEqual(['m2m-auth: The target database is not empty: import into an empty one, or pass --merge to add what is missing; nothing was imported']);
     const merged = await importInto(target, file, '--merge');
     expect(merged.code, merged.err.join('\n')).toBe(0);
-    expect(merged.out[0]).toMatch(/: 4 clients, 3 signing keys, 1 revocations, 0 replay entries\.$/);
+    expect(merged.out[0]).toMatch(/: 1 trusted issuers, 5 clients, 3 signing keys, 1 revocations, 0 replay entries\.$/);
     const again = await importInto(target, file, '--merge');
-    expect(again.out[0]).toMatch(/: 0 clients, 0 signing keys, 1 revocations, 0 replay entries; 7 clients or keys already there were kept\.$/);
+    expect(again.out[0]).toMatch(/: 0 trusted issuers, 0 clients, 0 signing keys, 1 revocations, 0 replay entries; 9 trusts, clients or keys already there were kept\.$/);
     const after = await server(target);
     try {
       expect((await after.token(own.clientId, own.clientSecret)).statusCode).toBe(200);

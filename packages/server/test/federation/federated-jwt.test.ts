@@ -13,10 +13,11 @@ import type { ClientRecord } from '../../src/ground/records.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, DEFAULT_MAX_TOKEN_LIFETIME, type TrustedIssuerRecord } from '../../src/ground/trusts.js';
 import { KEYS_STALE_BOUND_MS, TrustKeys, UNKNOWN_KID_INTERVAL_MS } from '../../src/federation/trust-keys.js';
 import { SingleUseJtis } from '../../src/federation/single-use.js';
+import { VerifiedTokens } from '../../src/federation/verified-tokens.js';
 import { EventBus, type EventMap } from '../../src/observability/events.js';
 import type { ReplayStore } from '../../src/storage/types.js';
 import { createTestCa, opensslMissing, type TestCa } from '../tls/test-ca.js';
-import { startIssuer, type LocalIssuer } from './local-issuer.js';
+import { newKey, startIssuer, type LocalIssuer } from './local-issuer.js';
 import { testClock } from '../helpers/server.js';
 
 const OUR_ISSUER = 'https://auth.example.com';
@@ -106,7 +107,7 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
       issuer: () => OUR_ISSUER,
       tokenEndpoint: () => TOKEN_ENDPOINT,
       now: clock.now,
-      federation: { trusts: { get: async (name) => trusts.get(name) }, keys, jtis: new SingleUseJtis({ replay, events }) },
+      federation: { trusts: { get: async (name) => trusts.get(name) }, keys, jtis: new SingleUseJtis({ replay, events }), verified: new VerifiedTokens() },
     });
     for (const i of [k8s, gh, spiffe]) {
       i.delayMs = 0;
@@ -337,6 +338,25 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
       clock.advance(120_000);
       expect(await refused('cl_doomed', await doomed.sign(claims()))).toMatch(/keys of trust doomed unavailable: keys last fetched \d+ min ago, past the 6 h bound \(ECONNREFUSED/);
       expect(seen.map((s) => s.name)).toContain('federation.keys_unavailable');
+    });
+
+    it('checks a reused token again once the trust\'s keys changed, and every claim rule on every request', async () => {
+      fresh({ jwks: { keys: [k8s.keys[0]!.jwk as never] }, allowedPrivateHosts: [] });
+      const token = await k8s.sign(k8sClaims());
+      expect((await request('cl_probe', token)).client.clientId).toBe('cl_probe');
+      expect((await request('cl_probe', token)).client.clientId).toBe('cl_probe');
+      // The client's subject changed: the remembered token no longer fits it.
+      clients.set('cl_probe', clientOf('cl_probe', 'probe', 'system:serviceaccount:payments:other'));
+      expect(await refused('cl_probe', token)).toBe("platform token sub is not the client's federated subject");
+      clients.set('cl_probe', clientOf('cl_probe', 'probe', K8S_SUB));
+      // The trust's key replaced: the same bytes are verified again, and refused.
+      trusts.set('probe', { ...trusts.get('probe')!, jwks: { keys: [(await newKey('k1')).jwk as never] } });
+      expect(await refused('cl_probe', token)).toMatch(/signature not verified by trust probe/);
+      // And past its exp the remembered token is expired like any other.
+      trusts.set('probe', { ...trusts.get('probe')!, jwks: { keys: [k8s.keys[0]!.jwk as never] } });
+      expect((await request('cl_probe', token)).client.clientId).toBe('cl_probe');
+      clock.advance(3600_000);
+      expect(await refused('cl_probe', token)).toBe('platform token expired');
     });
 
     it('uses keys given by value without fetching anything', async () => {

@@ -26,7 +26,7 @@ export const COMPONENTS: readonly Component[] = [
 
 export const COMPONENT_LABELS: Readonly<Record<Component, string>> = {
   http: 'HTTP and parsing (node:_http*, fastify, light-my-request, find-my-way; the server\'s http/, oauth/request/)',
-  client_auth: 'Client authentication (the server\'s oauth/client-auth/, clients/, ground/bytes)',
+  client_auth: 'Client authentication (the server\'s oauth/client-auth/, clients/, trusts/, federation/, ground/bytes)',
   token_signing: 'Token signing (the server\'s keys/, node:crypto sign)',
   oauth: 'OAuth endpoint logic (the server\'s other oauth/, limits/, admin/, ground/, config/, cli/, server)',
   storage: 'Storage (the server\'s storage/ and sync/, better-sqlite3)',
@@ -49,6 +49,8 @@ export const SERVER_MODULES: Readonly<Record<string, Component>> = Object.freeze
   'oauth/request': 'http',
   'oauth/client-auth': 'client_auth',
   clients: 'client_auth',
+  trusts: 'client_auth',
+  federation: 'client_auth',
   'ground/bytes': 'client_auth',
   keys: 'token_signing',
   oauth: 'oauth',

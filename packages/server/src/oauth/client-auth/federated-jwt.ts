@@ -10,6 +10,7 @@ import { OAuthError } from '../../ground/errors.js';
 import { CLIENT_ASSERTION_ALGS, CLIENT_ASSERTION_TYPE } from '../../ground/names.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, type FederatedIdentity, type TrustedIssuerRecord, type TrustLookup } from '../../ground/trusts.js';
 import { KeysUnavailableError, type KeySet } from '../../federation/trust-keys.js';
+import type { VerifiedTokens } from '../../federation/verified-tokens.js';
 
 /** iat and nbf may be this far ahead of our clock. */
 const MAX_FUTURE_SKEW_S = 60;
@@ -31,6 +32,8 @@ export interface FederationPorts {
   trusts: TrustLookup;
   keys: TrustKeySource;
   jtis: JtiLedger;
+  /** Tokens already verified (reused platform tokens); none = every request checks the signature. */
+  verified?: VerifiedTokens;
 }
 
 export interface FederatedContext {
@@ -61,8 +64,30 @@ async function verifyWith(assertion: string, keys: KeySet): Promise<CompactVerif
   }
 }
 
-/** The verified payload, signed by a current key of the trust (fetched again for an unknown kid). */
-async function verifiedPayload(trust: TrustedIssuerRecord, assertion: string, keys: TrustKeySource): Promise<Uint8Array> {
+function claimsOf(payload: Uint8Array): Record<string, unknown> {
+  try {
+    const claims = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('not an object');
+    return Object.freeze(claims);
+  } catch {
+    fail('platform token payload is not a JSON object');
+  }
+}
+
+/**
+ * The verified claims, signed by a current key of the trust (fetched again for an unknown kid),
+ * or remembered from an earlier request that carried the same token under the same keys.
+ */
+async function verifiedClaims(trust: TrustedIssuerRecord, assertion: string, ports: FederationPorts, now: number): Promise<Readonly<Record<string, unknown>>> {
+  let set: KeySet;
+  try {
+    set = await ports.keys.keySet(trust);
+  } catch (err) {
+    if (err instanceof KeysUnavailableError) fail(`keys of trust ${trust.name} unavailable: ${err.message}`);
+    throw err;
+  }
+  const known = ports.verified?.get(assertion, set, now);
+  if (known !== undefined) return known;
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(assertion);
@@ -73,26 +98,28 @@ async function verifiedPayload(trust: TrustedIssuerRecord, assertion: string, ke
   // trust's public key is not a shared secret).
   if (typeof header.alg !== 'string' || !ALGS.includes(header.alg)) fail(`platform token alg ${String(header.alg).slice(0, 16)} is not an accepted asymmetric algorithm`);
   const kid = typeof header.kid === 'string' ? header.kid : undefined;
-  let set: KeySet;
+  let payload: Uint8Array;
   try {
-    set = await keys.keySet(trust);
+    payload = (await verifyWith(assertion, set)).payload;
   } catch (err) {
-    if (err instanceof KeysUnavailableError) fail(`keys of trust ${trust.name} unavailable: ${err.message}`);
-    throw err;
-  }
-  try {
-    return (await verifyWith(assertion, set)).payload;
-  } catch (err) {
-    if (err instanceof joseErrors.JWKSNoMatchingKey && await keys.refreshForUnknownKid(trust, kid)) {
+    let cause = err;
+    if (err instanceof joseErrors.JWKSNoMatchingKey && await ports.keys.refreshForUnknownKid(trust, kid)) {
       try {
-        return (await verifyWith(assertion, await keys.keySet(trust))).payload;
+        set = await ports.keys.keySet(trust);
+        payload = (await verifyWith(assertion, set)).payload;
+        cause = undefined;
       } catch (again) {
-        err = again;
+        cause = again;
       }
     }
-    const code = err instanceof joseErrors.JOSEError ? err.code : 'unknown';
-    fail(`platform token signature not verified by trust ${trust.name} (${code})`);
+    if (cause !== undefined) {
+      const code = cause instanceof joseErrors.JOSEError ? cause.code : 'unknown';
+      fail(`platform token signature not verified by trust ${trust.name} (${code})`);
+    }
   }
+  const claims = claimsOf(payload!);
+  if (typeof claims.exp === 'number') ports.verified?.remember(assertion, set, claims, claims.exp * 1000);
+  return claims;
 }
 
 function numeric(claims: Record<string, unknown>, name: string): number | undefined {
@@ -118,14 +145,7 @@ export async function verifyFederatedAssertion(
   if (assertionType !== (spiffe ? CLIENT_ASSERTION_TYPE_SPIFFE : CLIENT_ASSERTION_TYPE)) {
     fail(`client assertion type ${assertionType.slice(0, 64)} does not fit trust kind ${trust.kind}`);
   }
-  const payload = await verifiedPayload(trust, assertion, ports.keys);
-  let claims: Record<string, unknown>;
-  try {
-    claims = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
-    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('not an object');
-  } catch {
-    fail('platform token payload is not a JSON object');
-  }
+  const claims = await verifiedClaims(trust, assertion, ports, ctx.now);
   const nowS = ctx.now / 1000;
   const sub = claims.sub;
   if (spiffe) {
