@@ -7,6 +7,8 @@
 //   ORDERS_URL             the orders API (default http://127.0.0.1:3000)
 //   ORDERS_AUDIENCE        the resource to ask a token for (default the origin of ORDERS_URL)
 //   INTERVAL_MS            time between two rounds (default 5000)
+//   BILLING_DPOP           1: DPoP-bound tokens (RFC 9449), a key made at start and held in memory;
+//                          every call then sends `Authorization: DPoP` and a fresh proof
 //
 // Run `npm run build` first: this file uses the compiled SDK (@m2m-auth/sdk, packages/sdk/dist/).
 
@@ -18,6 +20,7 @@ const clientSecret = process.env.BILLING_CLIENT_SECRET;
 const ordersUrl = (process.env.ORDERS_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
 const audience = process.env.ORDERS_AUDIENCE ?? new URL(ordersUrl).origin;
 const intervalMs = Number(process.env.INTERVAL_MS ?? 5000);
+const dpop = process.env.BILLING_DPOP === '1';
 
 if (!clientId || !clientSecret) {
   console.error('[billing] set BILLING_CLIENT_ID and BILLING_CLIENT_SECRET (see examples/README.md)');
@@ -25,7 +28,8 @@ if (!clientId || !clientSecret) {
 }
 
 // No scope parameter: the server grants the client's registered scopes.
-const tokens = createTokenProvider({ issuer, clientId, clientSecret, resource: audience });
+// With dpop, a stolen token is useless without the key: the API checks a proof made with it.
+const tokens = createTokenProvider({ issuer, clientId, clientSecret, resource: audience, ...(dpop && { dpop: true }) });
 const authFetch = createAuthFetch(tokens);
 
 const items = ['invoice paper', 'stamps', 'envelopes', 'toner'];
@@ -64,7 +68,7 @@ async function tick() {
   }
 }
 
-console.log(`[billing] calling ${ordersUrl} every ${intervalMs} ms as ${clientId} (issuer ${issuer})`);
+console.log(`[billing] calling ${ordersUrl} every ${intervalMs} ms as ${clientId} (issuer ${issuer})${dpop ? `, DPoP key ${await tokens.dpop.thumbprint()}` : ''}`);
 await tick();
 const timer = setInterval(() => void tick(), intervalMs);
 for (const signal of ['SIGINT', 'SIGTERM']) {

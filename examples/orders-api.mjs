@@ -8,6 +8,10 @@
 //                    optional: this API's own client (registered with --grant-types none
 //                    --resource-uri <audience>); when set, every token is also introspected so
 //                    revoked tokens stop working within two seconds
+//   ORDERS_DPOP_NONCE 1: DPoP proofs must carry a nonce this API hands out (RFC 9449 §9)
+//
+// DPoP-bound tokens are accepted with the DPoP scheme and a valid proof only; a Bearer token works
+// as before. Tokens bound to a client certificate need this API to listen with TLS (see docs/sdk.md).
 //
 // Run `npm run build` first: this file uses the compiled SDK (@m2m-auth/sdk, packages/sdk/dist/).
 
@@ -19,6 +23,7 @@ const listenUrl = new URL(process.env.ORDERS_URL ?? 'http://127.0.0.1:3000');
 const audience = process.env.ORDERS_AUDIENCE ?? listenUrl.origin;
 const introspectionClientId = process.env.ORDERS_CLIENT_ID;
 const introspectionClientSecret = process.env.ORDERS_CLIENT_SECRET;
+const dpopNonce = process.env.ORDERS_DPOP_NONCE === '1';
 
 const verifier = createVerifier({
   issuer,
@@ -26,6 +31,8 @@ const verifier = createVerifier({
   ...(introspectionClientId && introspectionClientSecret
     ? { introspection: { clientId: introspectionClientId, clientSecret: introspectionClientSecret, cacheTtlMs: 2000 } }
     : {}),
+  // Advertises DPoP in challenges; proofs are checked for DPoP-bound tokens either way.
+  dpop: { nonce: dpopNonce },
 });
 
 /** @typedef {{ id: number, item: string, quantity: number, created_by: string, created_at: string }} Order */
@@ -35,7 +42,7 @@ const orders = [];
 const app = Fastify();
 
 app.addHook('onResponse', async (request, reply) => {
-  const caller = request.auth?.client_id ?? 'anonymous';
+  const caller = request.auth?.client_id === undefined ? 'anonymous' : `${request.auth.client_id}${request.auth.cnf?.jkt ? ', DPoP-bound' : ''}`;
   console.log(`[orders] ${request.method} ${request.url} -> ${reply.statusCode} (${caller})`);
 });
 
@@ -43,7 +50,8 @@ app.get('/health', async () => ({ ok: true }));
 
 // Everything registered in this scope needs a valid token; /health above stays public.
 await app.register(async (api) => {
-  await api.register(fastifyBearerAuth(verifier, { realm: 'orders' }));
+  // origin: the htu of DPoP proofs is the URL billing calls, whatever Host header arrives.
+  await api.register(fastifyBearerAuth(verifier, { realm: 'orders', origin: listenUrl.origin }));
 
   api.get('/orders', { preHandler: requireScope('orders:read') }, async () => ({ orders }));
 

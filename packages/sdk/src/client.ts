@@ -6,7 +6,12 @@ export {
   type TokenProviderOptions,
   type ClientSecretOptions,
   type PrivateKeyJwtOptions,
+  type PlatformTokenOptions,
+  type TlsClientAuthOptions,
 } from './client/token-provider.js';
+export type { DPoPOptions, DPoPProver, DPoPKey } from './client/dpop.js';
+export type { PlatformTokenSource, PlatformAssertionType } from './client/platform-token.js';
+export { DPOP_ALGORITHMS, type DPoPAlgorithm } from './shared/dpop.js';
 export { createAuthFetch, type AuthFetch } from './client/auth-fetch.js';
 export { TokenRequestError } from './client/errors.js';
 export { ASSERTION_ALGORITHMS, type AssertionAlgorithm, type PrivateKeyInput } from './client/client-auth.js';

@@ -3,7 +3,9 @@
 /**
  * `error` is the RFC 6749 §5.2 code the server answered (`invalid_client`, `invalid_scope`, ...),
  * or one of the SDK's own: `server_error` for a 5xx without an error body, `network_error` when no
- * HTTP answer came, `invalid_response` when the answer is not an RFC 6749 response.
+ * HTTP answer came, `invalid_response` when the answer is not an RFC 6749 response,
+ * `platform_token_unavailable` when the platform token could not be read (missing or empty file,
+ * the function failed; its message names the file, never the token).
  */
 export class TokenRequestError extends Error {
   override readonly name = 'TokenRequestError';
@@ -27,8 +29,8 @@ export class TokenRequestError extends Error {
     this.retryAfterMs = options.retryAfterMs;
   }
 
-  /** True when the same request may succeed later: no answer, a 5xx, or a 429 (too many requests). Never for another 4xx. */
+  /** True when the same request may succeed later: no answer, a 5xx, a 429 (too many requests), or no platform token yet. Never for another 4xx. */
   get transient(): boolean {
-    return this.error === 'network_error' || (this.status !== undefined && (this.status >= 500 || this.status === 429));
+    return this.error === 'network_error' || this.error === 'platform_token_unavailable' || (this.status !== undefined && (this.status >= 500 || this.status === 429));
   }
 }

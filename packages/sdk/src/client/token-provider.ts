@@ -1,6 +1,7 @@
 // A client credentials token source (RFC 6749 §4.4): discovers the token endpoint (RFC 8414),
 // caches the access token, refreshes it ahead of expiry, shares one request among concurrent
-// callers and retries only what is worth retrying.
+// callers and retries only what is worth retrying. With DPoP (RFC 9449) the tokens are bound to
+// the provider's key, and each token request carries a proof.
 
 import { checkIssuer, endpoint, fetchMetadata, type FetchLike } from '../shared/discovery.js';
 import { DiscoveryError, SdkOptionsError } from '../shared/errors.js';
@@ -11,7 +12,10 @@ import {
   type Authenticate,
   type PrivateKeyInput,
 } from './client-auth.js';
+import { createDPoPProver, type DPoPOptions, type DPoPProver } from './dpop.js';
 import { TokenRequestError } from './errors.js';
+import { platformTokenAuthentication, type PlatformAssertionType, type PlatformAuthentication, type PlatformTokenSource } from './platform-token.js';
+import { USE_DPOP_NONCE } from '../shared/dpop.js';
 import { DEFAULT_RETRY, retryAfterMs, withRetry, type RetryOptions, type RetryPolicy } from './retry.js';
 
 interface TokenProviderCommonOptions {
@@ -39,6 +43,17 @@ interface TokenProviderCommonOptions {
   retry?: RetryOptions;
   /** Clock in epoch ms (default Date.now). */
   now?: () => number;
+  /**
+   * DPoP-bound tokens (RFC 9449): `true` for a new ES256 key held in memory, or your own key. Every
+   * token request then carries a proof, and the token must come back with token_type DPoP.
+   */
+  dpop?: DPoPOptions;
+  /**
+   * RFC 8705 §5: send token requests to discovery's `mtls_endpoint_aliases.token_endpoint` when the
+   * server publishes one (its listener that asks for client certificates). Use with a `fetch` whose
+   * dispatcher holds the client certificate. Default false.
+   */
+  mtlsEndpointAliases?: boolean;
 }
 
 export interface ClientSecretOptions extends TokenProviderCommonOptions {
@@ -48,6 +63,9 @@ export interface ClientSecretOptions extends TokenProviderCommonOptions {
   privateKey?: never;
   alg?: never;
   kid?: never;
+  platformToken?: never;
+  platformTokenType?: never;
+  tlsClientAuth?: never;
 }
 
 export interface PrivateKeyJwtOptions extends TokenProviderCommonOptions {
@@ -59,9 +77,42 @@ export interface PrivateKeyJwtOptions extends TokenProviderCommonOptions {
   kid?: string;
   clientSecret?: never;
   tokenEndpointAuthMethod?: never;
+  platformToken?: never;
+  platformTokenType?: never;
+  tlsClientAuth?: never;
 }
 
-export type TokenProviderOptions = ClientSecretOptions | PrivateKeyJwtOptions;
+/** federated_jwt: the client authenticates with a token its platform issued to the workload. */
+export interface PlatformTokenOptions extends TokenProviderCommonOptions {
+  /** `{ file: path }` (read again when it changes) or a function called for each token request. */
+  platformToken: PlatformTokenSource;
+  /** `jwt-spiffe` for a SPIFFE JWT-SVID; default `jwt-bearer`. */
+  platformTokenType?: PlatformAssertionType;
+  clientSecret?: never;
+  tokenEndpointAuthMethod?: never;
+  privateKey?: never;
+  alg?: never;
+  kid?: never;
+  tlsClientAuth?: never;
+}
+
+/**
+ * tls_client_auth and self_signed_tls_client_auth (RFC 8705 §2): the client certificate of the TLS
+ * connection authenticates; give a `fetch` whose dispatcher holds it.
+ */
+export interface TlsClientAuthOptions extends TokenProviderCommonOptions {
+  tlsClientAuth: true;
+  fetch: FetchLike;
+  clientSecret?: never;
+  tokenEndpointAuthMethod?: never;
+  privateKey?: never;
+  alg?: never;
+  kid?: never;
+  platformToken?: never;
+  platformTokenType?: never;
+}
+
+export type TokenProviderOptions = ClientSecretOptions | PrivateKeyJwtOptions | PlatformTokenOptions | TlsClientAuthOptions;
 
 export interface TokenProvider {
   /** A valid access token: the cached one, or a new one when it is due for refresh. */
@@ -71,6 +122,8 @@ export interface TokenProvider {
    * is still the cached token (another caller may already have replaced it).
    */
   invalidate(token?: string): void;
+  /** The DPoP key's proofs, when the provider was created with `dpop`; createAuthFetch uses it. */
+  readonly dpop?: DPoPProver;
 }
 
 interface CachedToken {
@@ -141,12 +194,23 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
   const policy = checkPolicy(options.retry);
 
   let authenticate: Authenticate;
-  if (options.privateKey !== undefined) {
-    if (options.clientSecret !== undefined) throw new SdkOptionsError('give either clientSecret or privateKey, not both');
+  let platform: PlatformAuthentication | undefined;
+  const given = [options.clientSecret, options.privateKey, options.platformToken, options.tlsClientAuth].filter((v) => v !== undefined).length;
+  if (given > 1) throw new SdkOptionsError('give one of clientSecret, privateKey, platformToken and tlsClientAuth');
+  if (options.tlsClientAuth !== undefined) {
+    if (options.tlsClientAuth !== true) throw new SdkOptionsError('tlsClientAuth must be true');
+    if (options.fetch === undefined) throw new SdkOptionsError('tlsClientAuth needs a fetch whose dispatcher holds the client certificate');
+    // RFC 8705 §2: the certificate authenticates; client_id names the client it must match.
+    const form: [string, string][] = [['client_id', clientId]];
+    authenticate = () => Promise.resolve({ headers: {}, form });
+  } else if (options.platformToken !== undefined) {
+    platform = platformTokenAuthentication(clientId, options.platformToken, options.platformTokenType);
+    authenticate = platform.authenticate;
+  } else if (options.privateKey !== undefined) {
     authenticate = privateKeyJwtAuthentication(clientId, issuer, options.privateKey, options.alg, options.kid);
   } else {
     if (typeof options.clientSecret !== 'string' || options.clientSecret === '') {
-      throw new SdkOptionsError('clientSecret (or privateKey with alg) is required');
+      throw new SdkOptionsError('clientSecret (or privateKey with alg, platformToken or tlsClientAuth) is required');
     }
     const method = options.tokenEndpointAuthMethod ?? 'client_secret_basic';
     if (method !== 'client_secret_basic' && method !== 'client_secret_post') {
@@ -154,6 +218,8 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     }
     authenticate = secretAuthentication(clientId, options.clientSecret, method);
   }
+
+  const dpop = options.dpop === undefined || (options.dpop as unknown) === false ? undefined : createDPoPProver(options.dpop, now);
 
   const params: [string, string][] = [['grant_type', 'client_credentials']];
   const scope = list(options.scope, 'scope');
@@ -168,7 +234,14 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
 
   function discover(): Promise<string> {
     tokenEndpoint ??= fetchMetadata(issuer, fetchImpl, timeoutMs)
-      .then((metadata) => endpoint(metadata, 'token_endpoint'))
+      .then((metadata) => {
+        const aliases = metadata.mtls_endpoint_aliases;
+        if (options.mtlsEndpointAliases === true && typeof aliases === 'object' && aliases !== null && !Array.isArray(aliases)
+          && (aliases as Record<string, unknown>).token_endpoint !== undefined) {
+          return endpoint({ issuer: metadata.issuer, token_endpoint: (aliases as Record<string, unknown>).token_endpoint }, 'token_endpoint');
+        }
+        return endpoint(metadata, 'token_endpoint');
+      })
       .catch((err: unknown) => {
         tokenEndpoint = undefined;
         throw err;
@@ -176,23 +249,41 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     return tokenEndpoint;
   }
 
-  async function requestOnce(): Promise<CachedToken> {
-    const url = await discover();
-    const sentAt = now();
+  /** One POST to the token endpoint; the answer's JSON and status. */
+  async function post(url: string, sentAt: number): Promise<{ res: Response; json: unknown }> {
     const auth = await authenticate(sentAt);
     const body = new URLSearchParams([...params, ...auth.form]);
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...auth.headers };
+    // RFC 9449 §5: a new proof for every request, with the server's latest nonce.
+    if (dpop !== undefined) headers.dpop = await dpop.proof('POST', url);
     let res: Response;
     try {
-      res = await fetchImpl(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...auth.headers },
-        body: body.toString(),
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      res = await fetchImpl(url, { method: 'POST', headers, body: body.toString(), signal: AbortSignal.timeout(timeoutMs) });
     } catch (err) {
       throw new TokenRequestError('network_error', { error_description: (err as Error).message, cause: err });
     }
-    const json = await readJson(res);
+    dpop?.rememberNonce(url, res.headers);
+    return { res, json: await readJson(res) };
+  }
+
+  async function requestOnce(): Promise<CachedToken> {
+    const url = await discover();
+    const sentAt = now();
+    let { res, json } = await post(url, sentAt);
+    // RFC 9449 §8: the server wants its nonce in the proof; it sent one, so ask again at once.
+    if (dpop !== undefined && res.status === 400 && member(json, 'error') === USE_DPOP_NONCE && res.headers.has('dpop-nonce')) {
+      ({ res, json } = await post(url, sentAt));
+    }
+    // A refused platform token may have been replaced by the platform since it was read: the
+    // source is read again (always, so the next request has the newest), and asked again at once
+    // when it changed.
+    if (platform !== undefined && member(json, 'error') === 'invalid_client' && (await platform.refused())) {
+      ({ res, json } = await post(url, sentAt));
+      if (dpop !== undefined && res.status === 400 && member(json, 'error') === USE_DPOP_NONCE && res.headers.has('dpop-nonce')) {
+        ({ res, json } = await post(url, sentAt));
+      }
+      if (member(json, 'error') === 'invalid_client') await platform.refused();
+    }
     if (res.status !== 200) {
       // RFC 6749 §5.2: the error body; anything else is described by its status.
       const error = member(json, 'error');
@@ -209,9 +300,14 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     if (typeof accessToken !== 'string' || accessToken === '') {
       throw new TokenRequestError('invalid_response', { status: res.status, error_description: 'no access_token in the token response' });
     }
-    // RFC 6749 §7.1: the type is case-insensitive; only Bearer (RFC 6750) is something we can send.
-    if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
-      throw new TokenRequestError('invalid_response', { status: res.status, error_description: `unsupported token_type ${JSON.stringify(tokenType)}` });
+    // RFC 6749 §7.1: the type is case-insensitive. Without DPoP only Bearer (RFC 6750) is something
+    // we can send; with DPoP only a DPoP token: a Bearer one would silently drop the binding asked for.
+    const expected = dpop === undefined ? 'bearer' : 'dpop';
+    if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== expected) {
+      throw new TokenRequestError('invalid_response', {
+        status: res.status,
+        error_description: `unsupported token_type ${JSON.stringify(tokenType)}${dpop === undefined ? '' : ' (a DPoP-bound token was asked for)'}`,
+      });
     }
     const lifetimeMs =
       (typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn : ASSUMED_LIFETIME_S) * 1000;
@@ -258,5 +354,6 @@ export function createTokenProvider(options: TokenProviderOptions): TokenProvide
     invalidate(token) {
       if (token === undefined || cached?.accessToken === token) cached = undefined;
     },
+    ...(dpop !== undefined && { dpop }),
   };
 }

@@ -24,7 +24,17 @@ export type TokenVerificationErrorCode =
   /** The verifier could not fetch the discovery document or the JWKS: not the token's fault. */
   | 'jwks_unavailable'
   /** The introspection endpoint could not be asked: not the token's fault. */
-  | 'introspection_unavailable';
+  | 'introspection_unavailable'
+  /** RFC 9449: the DPoP proof is missing, malformed, for another request or key, or replayed. */
+  | 'invalid_dpop_proof'
+  /** RFC 9449 §9: the proof lacks the resource's current nonce (the answer carries one). */
+  | 'use_dpop_nonce'
+  /** A DPoP-bound token (cnf.jkt) presented without DPoP, as a Bearer token: no downgrade. */
+  | 'dpop_required'
+  /** The DPoP scheme with a token that is not DPoP-bound. */
+  | 'not_dpop_bound'
+  /** RFC 8705 §3: a certificate-bound token (cnf x5t#S256) without the client certificate it is bound to. */
+  | 'certificate_mismatch';
 
 /** Codes for which the token was not judged, because a server could not be reached. */
 const UNAVAILABLE: ReadonlySet<TokenVerificationErrorCode> = new Set(['jwks_unavailable', 'introspection_unavailable']);

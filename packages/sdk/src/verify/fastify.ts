@@ -1,10 +1,11 @@
-// A Fastify plugin that authenticates every request of its context with an RFC 6750 Bearer
-// token and puts the verified claims on request.auth. Imports only types from fastify.
+// A Fastify plugin that authenticates every request of its context with an RFC 6750 Bearer token
+// or an RFC 9449 DPoP token and its proof, and puts the verified claims on request.auth. Imports only types from fastify.
 
 import type { FastifyPluginCallback } from 'fastify';
 import { authenticate, type BearerAuthOptions } from './bearer.js';
 import { TokenVerificationError } from './errors.js';
-import { rememberRealm, sendWithFastify } from './respond.js';
+import { checkBindingOptions, requestBinding } from './request-binding.js';
+import { rememberChallenge, sendWithFastify } from './respond.js';
 import type { AccessTokenClaims, Verifier } from './verifier.js';
 
 declare module 'fastify' {
@@ -26,11 +27,21 @@ export interface FastifyBearerAuthOptions extends BearerAuthOptions {
  */
 export function fastifyBearerAuth(verifier: Verifier, options: FastifyBearerAuthOptions = {}): FastifyPluginCallback {
   const { realm, onUnavailable } = options;
+  const binding = checkBindingOptions(options);
   const plugin: FastifyPluginCallback = (instance, _opts, done) => {
     if (!instance.hasRequestDecorator('auth')) instance.decorateRequest('auth', null as unknown as AccessTokenClaims);
     instance.addHook('onRequest', async (request, reply) => {
-      rememberRealm(request, realm);
-      const outcome = await authenticate(verifier, request.headers.authorization, realm);
+      const outcome = await authenticate(
+        verifier,
+        {
+          authorization: request.headers.authorization,
+          dpop: request.headers.dpop,
+          method: request.method,
+          ...requestBinding(request.raw, request.url, binding),
+        },
+        realm,
+      );
+      rememberChallenge(request, outcome.ctx);
       if (outcome.ok) {
         request.auth = outcome.claims;
         return;

@@ -6,7 +6,7 @@ import type { RequestHandler } from 'express';
 import type { preHandlerHookHandler } from 'fastify';
 import { SdkOptionsError } from '../shared/errors.js';
 import { hasScopes, refusals, type Refusal } from './bearer.js';
-import { isFastifyReply, realmOf, sendWithFastify, sendWithNode } from './respond.js';
+import { challengeOf, isFastifyReply, sendWithFastify, sendWithNode } from './respond.js';
 import type { AccessTokenClaims } from './verifier.js';
 
 /** Usable as `{ preHandler: guard }` in Fastify and as `app.get(path, guard, handler)` in Express. */
@@ -20,11 +20,11 @@ export function requireScope(...scopes: string[]): ScopeGuard {
   const required = Object.freeze([...scopes]);
   function guard(request: { auth?: AccessTokenClaims | null }, reply: unknown, next: (err?: unknown) => void): void {
     const claims = request.auth;
-    const realm = realmOf(request);
+    const ctx = challengeOf(request);
     let refusal: Refusal | undefined;
     // Without verified claims the bearer hook did not run on this route: refuse, never allow.
-    if (claims === undefined || claims === null) refusal = refusals.missing(realm);
-    else if (!hasScopes(claims, required)) refusal = refusals.insufficientScope(realm, required);
+    if (claims === undefined || claims === null) refusal = refusals.missing(ctx);
+    else if (!hasScopes(claims, required)) refusal = refusals.insufficientScope(ctx, required);
     if (refusal === undefined) {
       next();
       return;

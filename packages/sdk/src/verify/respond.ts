@@ -1,18 +1,19 @@
 // Writing a Refusal with Fastify's reply or with a Node.js response (which Express's extends), and
-// remembering the realm of a request for the scope checks that come after authentication.
+// remembering the realm and scheme of a request for the scope checks that come after authentication.
 
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply } from 'fastify';
-import type { Refusal } from './bearer.js';
+import type { ChallengeContext, Refusal } from './bearer.js';
 
-const realms = new WeakMap<object, string | undefined>();
+const contexts = new WeakMap<object, ChallengeContext>();
 
-export function rememberRealm(request: object, realm: string | undefined): void {
-  realms.set(request, realm);
+/** The realm and the scheme of a request, so a later scope refusal challenges as authentication did. */
+export function rememberChallenge(request: object, ctx: ChallengeContext): void {
+  contexts.set(request, ctx);
 }
 
-export function realmOf(request: object): string | undefined {
-  return realms.get(request);
+export function challengeOf(request: object): ChallengeContext | undefined {
+  return contexts.get(request);
 }
 
 export function isFastifyReply(reply: unknown): reply is FastifyReply {

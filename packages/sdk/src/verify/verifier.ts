@@ -1,6 +1,8 @@
 // RFC 9068 §4: validating JWT access tokens at a resource server, with the issuer's keys found
-// through RFC 8414 discovery, and optionally RFC 7662 introspection for revocation.
+// through RFC 8414 discovery, and optionally RFC 7662 introspection for revocation; tokens bound
+// to a key (RFC 9449 DPoP, cnf.jkt) or a certificate (RFC 8705, cnf x5t#S256) only with their proof.
 
+import { createHash } from 'node:crypto';
 import {
   createRemoteJWKSet,
   customFetch,
@@ -14,6 +16,8 @@ import { checkIssuer, endpoint, fetchMetadata, type AuthorizationServerMetadata,
 import { SdkOptionsError } from '../shared/errors.js';
 import { TokenVerificationError, type TokenVerificationErrorCode } from './errors.js';
 import { IntrospectionClient, type IntrospectionOptions } from './introspection.js';
+import { createProofChecker, type DPoPVerifierOptions } from './dpop-proof.js';
+import { htuOf } from '../shared/dpop.js';
 
 /** Asymmetric JWS algorithms a verifier may allow; `none` and HS* are not among them. */
 export const VERIFIER_ALGORITHMS = [
@@ -44,6 +48,35 @@ export interface VerifierOptions {
   };
   /** The fetch used for discovery, the JWKS and introspection (default globalThis.fetch). */
   fetch?: FetchLike;
+  /**
+   * DPoP proof checks (RFC 9449). DPoP-bound tokens are checked with the defaults without this;
+   * giving it also advertises DPoP (`DPoP algs=...`) in the challenge to a request without a token.
+   */
+  dpop?: DPoPVerifierOptions;
+}
+
+/**
+ * How a token arrived, for the binding checks: the Authorization scheme, the request's DPoP
+ * header, method and absolute URL, and the DER of the TLS client certificate. The middleware
+ * fills it in; without it a token counts as a Bearer presentation with no certificate.
+ */
+export interface TokenPresentation {
+  scheme: 'Bearer' | 'DPoP';
+  /** The DPoP header (RFC 9449 §4.1). */
+  dpop?: string | undefined;
+  method?: string;
+  /** The request's URL as the client addressed it (scheme, host, path; a query is ignored). */
+  url?: string;
+  /** The client certificate of the request's TLS connection (DER), as req.socket.getPeerCertificate().raw. */
+  clientCertificate?: Uint8Array | undefined;
+}
+
+/** RFC 7800 confirmation of a bound token. */
+export interface Confirmation {
+  /** RFC 9449 §6: the SHA-256 JWK thumbprint of the DPoP key. */
+  jkt?: string;
+  /** RFC 8705 §3.1: the SHA-256 thumbprint of the client certificate. */
+  'x5t#S256'?: string;
 }
 
 /** The claims of a verified access token (RFC 9068 §2.2). */
@@ -59,6 +92,8 @@ export interface AccessTokenClaims {
   exp: number;
   iat: number;
   jti: string;
+  /** Present on sender-constrained tokens, already checked against the request. */
+  cnf?: Confirmation;
   /** The whole payload as received. */
   raw: Readonly<JWTPayload>;
 }
@@ -66,8 +101,19 @@ export interface AccessTokenClaims {
 export interface Verifier {
   readonly issuer: string;
   readonly audience: readonly string[];
-  /** The claims of a valid, active token; rejects with TokenVerificationError otherwise. */
-  verify(token: string): Promise<AccessTokenClaims>;
+  /**
+   * The claims of a valid, active token; rejects with TokenVerificationError otherwise. A bound
+   * token is valid only with a `presentation` that proves its key or certificate.
+   */
+  verify(token: string, presentation?: TokenPresentation): Promise<AccessTokenClaims>;
+  /** What the middleware needs to answer DPoP requests (RFC 9449 §7.1, §9). */
+  readonly dpop?: {
+    readonly algorithms: readonly string[];
+    /** Whether challenges advertise DPoP to requests without a token (the `dpop` option was given). */
+    readonly advertised: boolean;
+    /** The resource's current nonce, when nonces are on. */
+    nonce(): string | undefined;
+  };
 }
 
 /** RFC 9068 §2.2: what every access token carries besides iss and aud. */
@@ -91,6 +137,11 @@ const PUBLIC_MESSAGES: Record<TokenVerificationErrorCode, string> = {
   missing_claim: 'The access token lacks a required claim',
   invalid_claim: 'The access token has an invalid claim',
   inactive: 'The access token is not active',
+  invalid_dpop_proof: 'The DPoP proof is invalid',
+  use_dpop_nonce: 'Resource server requires nonce in DPoP proof',
+  dpop_required: 'The access token is DPoP-bound and needs the DPoP scheme with a proof',
+  not_dpop_bound: 'The access token is not DPoP-bound',
+  certificate_mismatch: 'The access token is bound to another client certificate',
   jwks_unavailable: 'The signing keys of the issuer cannot be fetched',
   introspection_unavailable: 'The introspection endpoint cannot be reached',
 };
@@ -135,7 +186,7 @@ function joseCode(err: unknown): TokenVerificationErrorCode | undefined {
 }
 
 function claimsOf(payload: JWTPayload, nowS: number, toleranceS: number): AccessTokenClaims {
-  const { iss, sub, client_id: clientId, aud, scope, exp, iat, jti } = payload as Record<string, unknown>;
+  const { iss, sub, client_id: clientId, aud, scope, exp, iat, jti, cnf } = payload as Record<string, unknown>;
   for (const [name, value] of [['iss', iss], ['sub', sub], ['client_id', clientId], ['jti', jti]] as const) {
     if (typeof value !== 'string' || value === '') fail('invalid_claim', `${name} is not a non-empty string`);
   }
@@ -144,6 +195,18 @@ function claimsOf(payload: JWTPayload, nowS: number, toleranceS: number): Access
   if (scope !== undefined && typeof scope !== 'string') fail('invalid_claim', 'scope is not a string');
   const audience = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? [...(aud as unknown[])] : [];
   if (audience.some((a) => typeof a !== 'string')) fail('invalid_claim', 'aud is not a string or an array of strings');
+  let confirmation: Confirmation | undefined;
+  if (cnf !== undefined) {
+    if (typeof cnf !== 'object' || cnf === null || Array.isArray(cnf)) fail('invalid_claim', 'cnf is not an object');
+    const { jkt, 'x5t#S256': x5t, ...others } = cnf as Record<string, unknown>;
+    // A binding this verifier cannot check must not be ignored: the token would work for anyone.
+    if (Object.keys(others).length > 0) fail('invalid_claim', `unsupported confirmation method ${Object.keys(others).join(', ')}`);
+    if (jkt === undefined && x5t === undefined) fail('invalid_claim', 'cnf names no key');
+    if ((jkt !== undefined && (typeof jkt !== 'string' || jkt === '')) || (x5t !== undefined && (typeof x5t !== 'string' || x5t === ''))) {
+      fail('invalid_claim', 'cnf.jkt and cnf.x5t#S256 must be non-empty strings');
+    }
+    confirmation = { ...(jkt !== undefined && { jkt: jkt as string }), ...(x5t !== undefined && { 'x5t#S256': x5t as string }) };
+  }
   return {
     iss: iss as string,
     sub: sub as string,
@@ -153,6 +216,7 @@ function claimsOf(payload: JWTPayload, nowS: number, toleranceS: number): Access
     exp,
     iat,
     jti: jti as string,
+    ...(confirmation !== undefined && { cnf: confirmation }),
     raw: Object.freeze({ ...payload }),
   };
 }
@@ -190,6 +254,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const fetchImpl: FetchLike = options.fetch ?? globalThis.fetch;
   const allowed = new Set<string>(algorithms);
   const introspection = options.introspection === undefined ? undefined : new IntrospectionClient(options.introspection, fetchImpl);
+  const proofs = createProofChecker(options.dpop ?? {});
 
   interface Resolved { getKey: JWTVerifyGetKey; introspectionEndpoint: string | undefined }
   let resolved: Promise<Resolved> | undefined;
@@ -230,7 +295,34 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return resolved;
   }
 
-  async function verify(token: string): Promise<AccessTokenClaims> {
+  /** RFC 9449 §7.1 and RFC 8705 §3: the token's binding, against how it was presented. */
+  async function checkBinding(token: string, claims: AccessTokenClaims, presentation: TokenPresentation | undefined): Promise<void> {
+    const scheme = presentation?.scheme ?? 'Bearer';
+    const jkt = claims.cnf?.jkt;
+    if (jkt === undefined) {
+      if (scheme === 'DPoP') fail('not_dpop_bound');
+    } else {
+      // §7.2: a DPoP-bound token presented as a Bearer token is refused, never downgraded.
+      if (scheme !== 'DPoP') fail('dpop_required');
+      const proof = presentation?.dpop;
+      if (proof === undefined || proof === '') fail('invalid_dpop_proof', 'no DPoP header');
+      if (typeof presentation?.url !== 'string' || typeof presentation.method !== 'string') {
+        throw new SdkOptionsError('verify() of a DPoP presentation needs the request\'s method and absolute url');
+      }
+      // A Host header that makes no URL (the middleware's default origin) is the request's fault.
+      const htu = htuOf(presentation.url);
+      if (htu === undefined) fail('invalid_dpop_proof', 'the request has no usable URL to compare htu with');
+      await proofs.check(proof, { method: presentation.method.toUpperCase(), htu, accessToken: token, jkt }, toleranceS);
+    }
+    const x5t = claims.cnf?.['x5t#S256'];
+    if (x5t !== undefined) {
+      const cert = presentation?.clientCertificate;
+      if (cert === undefined || cert.length === 0) fail('certificate_mismatch', 'no client certificate');
+      if (createHash('sha256').update(cert).digest('base64url') !== x5t) fail('certificate_mismatch', 'another client certificate');
+    }
+  }
+
+  async function verify(token: string, presentation?: TokenPresentation): Promise<AccessTokenClaims> {
     if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH || token.split('.').length !== 3) {
       fail('malformed');
     }
@@ -262,11 +354,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return fail(code, (err as Error).message, err);
     }
     const claims = claimsOf(payload, Math.floor(Date.now() / 1000), toleranceS);
+    await checkBinding(token, claims, presentation);
     if (introspection !== undefined && introspectionEndpoint !== undefined) {
       if (!(await introspection.isActive(introspectionEndpoint, token, claims.jti))) fail('inactive');
     }
     return claims;
   }
 
-  return { issuer, audience, verify };
+  const dpop = { algorithms: proofs.algorithms, advertised: options.dpop !== undefined, nonce: proofs.nonce };
+  return { issuer, audience, verify, dpop };
 }

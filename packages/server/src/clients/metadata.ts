@@ -2,7 +2,7 @@
 // its own (names, scopes, URIs, grant types, methods, JWKs, lifetimes, limits), the rules between
 // fields on the whole record, and which wire fields an update changed. The registry applies them.
 
-import { GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
+import { FAPI2_AUTH_METHODS, GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
 import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
 import { FEDERATED_JWT, TRUST_NAME, type FederatedIdentity, type TrustedIssuerRecord } from '../ground/trusts.js';
 import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
@@ -61,6 +61,7 @@ const MAX_CLAIM_DEPTH = 8;
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
+  'dpop_bound_access_tokens', 'fapi2',
   'federated_issuer', 'federated_subject', 'federated_claims',
 ]);
 
@@ -288,7 +289,8 @@ function parseFederatedClaims(v: unknown): Record<string, unknown> {
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 export type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
-  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'>> & {
+  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'
+  | 'dpopBoundAccessTokens' | 'fapi2'>> & {
   /** federated_issuer, federated_subject, federated_claims as sent (null = cleared). */
   federatedIssuer?: string | null;
   federatedSubject?: string | null;
@@ -329,6 +331,8 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('access_token_ttl')) out.accessTokenTtl = input.access_token_ttl === null ? null : parseTtl(input.access_token_ttl, ttl);
   if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
   if (has('token_reuse')) out.tokenReuse = parseBoolean('token_reuse', input.token_reuse);
+  if (has('dpop_bound_access_tokens')) out.dpopBoundAccessTokens = parseBoolean('dpop_bound_access_tokens', input.dpop_bound_access_tokens);
+  if (has('fapi2')) out.fapi2 = parseBoolean('fapi2', input.fapi2);
   if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
   if (has('claims')) out.claims = parseClaims(input.claims);
   if (has('federated_issuer')) out.federatedIssuer = input.federated_issuer === null ? null : parseTrustName(input.federated_issuer);
@@ -384,6 +388,10 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
   if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
     invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
   }
+  // FAPI 2.0 Security Profile (client authentication): private_key_jwt (or mutual TLS, once it exists) only.
+  if (c.fapi2 && !FAPI2_AUTH_METHODS.includes(c.tokenEndpointAuthMethod)) {
+    invalid('fapi2', `fapi2 requires token_endpoint_auth_method ${FAPI2_AUTH_METHODS.join(' or ')}`);
+  }
   if (grantChanged && c.grantTypes.includes('client_credentials')) {
     const scope = c.defaultScope ?? c.scope;
     const audience = c.defaultAudience ?? c.audience;
@@ -418,6 +426,8 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['accessTokenTtl', 'access_token_ttl'],
   ['rateLimit', 'rate_limit'],
   ['tokenReuse', 'token_reuse'],
+  ['dpopBoundAccessTokens', 'dpop_bound_access_tokens'],
+  ['fapi2', 'fapi2'],
   ['disabled', 'disabled'],
   ['claims', 'claims'],
   ['federation', 'federation'],

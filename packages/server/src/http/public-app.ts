@@ -77,6 +77,7 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
     contentType: request.headers['content-type'],
     body: Buffer.isBuffer(body) ? body : undefined,
     authorization: request.headers.authorization,
+    dpop: request.headers.dpop,
     ip: request.ip,
     requestId: request.id,
   };

@@ -134,7 +134,7 @@ describe('examples: orders API and billing service', () => {
     // No token, no orders.
     const anonymous = await fetch(`${ordersUrl}/orders`);
     expect(anonymous.status).toBe(401);
-    expect(anonymous.headers.get('www-authenticate')).toBe('Bearer realm="orders"');
+    expect(anonymous.headers.get('www-authenticate')).toBe('Bearer realm="orders", DPoP realm="orders", algs="ES256 EdDSA PS256 RS256"');
 
     billing = start('examples/billing-service.mjs', {
       M2M_AUTH_ISSUER: s.issuer,
@@ -149,5 +149,34 @@ describe('examples: orders API and billing service', () => {
     await orders.waitFor(new RegExp(`GET /orders -> 200 \\(${registered.client_id}\\)`));
     // One token served every round so far.
     expect(s.count('/oauth2/token')).toBe(1);
+    await Promise.all([stop(billing), stop(orders)]);
+  });
+
+  it('with DPoP (BILLING_DPOP=1, ORDERS_DPOP_NONCE=1): a DPoP-bound token, proofs with the API\'s nonce', async () => {
+    const ordersUrl = `http://127.0.0.1:${await reservedPort()}`;
+    const { stdout } = await run(process.execPath, [
+      CLI, 'clients', 'create',
+      '--name', 'billing-dpop', '--scope', 'orders:read orders:write', '--audience', ordersUrl, '--dpop-bound-access-tokens', 'true',
+      '--json', '--admin-url', s.adminUrl, '--admin-token', ADMIN_TOKEN,
+    ], { cwd: root });
+    const registered = JSON.parse(stdout) as { client_id: string; client_secret: string };
+    orders = start('examples/orders-api.mjs', { M2M_AUTH_ISSUER: s.issuer, ORDERS_URL: ordersUrl, ORDERS_DPOP_NONCE: '1' });
+    await orders.waitFor(/\[orders\] listening on /);
+    const tokensBefore = s.count('/oauth2/token');
+    billing = start('examples/billing-service.mjs', {
+      M2M_AUTH_ISSUER: s.issuer,
+      BILLING_CLIENT_ID: registered.client_id,
+      BILLING_CLIENT_SECRET: registered.client_secret,
+      ORDERS_URL: ordersUrl,
+      INTERVAL_MS: '300',
+      BILLING_DPOP: '1',
+    });
+    const out = await billing.waitFor(/\[billing\] GET \/orders -> 200 2 orders, latest #2: 2 x envelopes by cl_/);
+    expect(out).toMatch(/DPoP key [A-Za-z0-9_-]{43}/);
+    expect(out).not.toMatch(/no token|-> 40[13]/);
+    // the first call met the API's nonce challenge (a 401 the SDK answered), every later one carried it
+    const log = await orders.waitFor(new RegExp(`GET /orders -> 200 \\(${registered.client_id}, DPoP-bound\\)`));
+    expect(log.match(/-> 401/g) ?? []).toHaveLength(1);
+    expect(s.count('/oauth2/token') - tokensBefore).toBe(1);
   });
 });

@@ -85,6 +85,8 @@ function client(clientId: string): ClientRecord {
     accessTokenTtl: null,
     rateLimit: null,
     tokenReuse: false,
+    dpopBoundAccessTokens: false,
+    fapi2: false,
     disabled: false,
     claims: {},
     secrets: [{ digest: 'a'.repeat(64), createdAt: T0, expiresAt: null }],

@@ -20,6 +20,8 @@ interface ClientRow {
   access_token_ttl: string | null;
   rate_limit: number | null;
   token_reuse: boolean;
+  dpop_bound_access_tokens: boolean;
+  fapi2: boolean;
   disabled: boolean;
   claims: ClientRecord['claims'];
   federated_issuer: string | null;
@@ -33,9 +35,9 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, rate_limit, token_reuse, claims, federated_issuer, federated_subject, federated_claims`;
+  created_at, updated_at, rate_limit, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims`;
 
-/** Parameters $1..$22 in COLUMNS order. */
+/** Parameters $1..$24 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -57,6 +59,9 @@ function toParams(client: ClientRecord): unknown[] {
     client.rateLimit,
     client.tokenReuse,
     jsonb(client.claims),
+    // A record of an export made before these fields existed has none: off.
+    client.dpopBoundAccessTokens === true,
+    client.fapi2 === true,
     client.federation?.trust ?? null,
     client.federation?.subject ?? null,
     client.federation === null ? null : jsonb(client.federation.claims),
@@ -84,6 +89,8 @@ function fromRow(row: ClientRow): ClientRecord {
     // double precision comes back as a JS number.
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse,
+    dpopBoundAccessTokens: row.dpop_bound_access_tokens,
+    fapi2: row.fapi2,
     disabled: row.disabled,
     claims: row.claims,
     secrets: row.secrets,
@@ -94,7 +101,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -103,7 +110,8 @@ const UPDATE = `UPDATE clients SET
   client_name = $2, scope = $3, default_scope = $4, audience = $5, default_audience = $6,
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
   access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
-  rate_limit = $17, token_reuse = $18, claims = $19, federated_issuer = $20, federated_subject = $21, federated_claims = $22
+  rate_limit = $17, token_reuse = $18, claims = $19, dpop_bound_access_tokens = $20, fapi2 = $21,
+  federated_issuer = $22, federated_subject = $23, federated_claims = $24
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 

@@ -177,6 +177,13 @@ export const MIGRATIONS: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION record_change('trust', 'name');
     `,
   },
+  {
+    version: 8,
+    name: 'client sender-constrained tokens',
+    // RFC 9449 §5.2 dpop_bound_access_tokens and the per-client FAPI 2.0 switch (issue 18); off by default.
+    sql: `ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens boolean NOT NULL DEFAULT false;
+      ALTER TABLE clients ADD COLUMN fapi2 boolean NOT NULL DEFAULT false;`,
+  },
 ];
 
 /**

@@ -21,6 +21,8 @@ interface ClientRow {
   access_token_ttl: number | null;
   rate_limit: number | null;
   token_reuse: number;
+  dpop_bound_access_tokens: number;
+  fapi2: number;
   disabled: number;
   claims: string;
   federated_issuer: string | null;
@@ -34,7 +36,7 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, token_reuse, claims, federated_issuer, federated_subject, federated_claims`;
+  created_at, updated_at, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims`;
 
 function jsonOrNull(value: unknown): string | null {
   return value === null ? null : JSON.stringify(value);
@@ -61,6 +63,8 @@ function toRow(client: ClientRecord): ClientRow {
     // SQLite has no boolean type and better-sqlite3 refuses to bind one.
     disabled: client.disabled ? 1 : 0,
     token_reuse: client.tokenReuse ? 1 : 0,
+    dpop_bound_access_tokens: client.dpopBoundAccessTokens ? 1 : 0,
+    fapi2: client.fapi2 ? 1 : 0,
     claims: JSON.stringify(client.claims),
     federated_issuer: client.federation?.trust ?? null,
     federated_subject: client.federation?.subject ?? null,
@@ -92,6 +96,8 @@ function fromRow(row: ClientRow): ClientRecord {
     accessTokenTtl: row.access_token_ttl,
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse === 1,
+    dpopBoundAccessTokens: row.dpop_bound_access_tokens === 1,
+    fapi2: row.fapi2 === 1,
     disabled: row.disabled === 1,
     claims: JSON.parse(row.claims) as ClientRecord['claims'],
     secrets: JSON.parse(row.secrets) as ClientRecord['secrets'],
@@ -106,7 +112,7 @@ function prepareStatements(db: Database) {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
       @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
-      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @federated_issuer, @federated_subject, @federated_claims)`),
+      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @dpop_bound_access_tokens, @fapi2, @federated_issuer, @federated_subject, @federated_claims)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
     listFirst: db.prepare<[number], ClientRow>(`SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT ?`),
@@ -120,7 +126,7 @@ function prepareStatements(db: Database) {
       resource_uris = @resource_uris, jwks = @jwks,
       access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
       tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at,
-      token_reuse = @token_reuse, claims = @claims,
+      token_reuse = @token_reuse, claims = @claims, dpop_bound_access_tokens = @dpop_bound_access_tokens, fapi2 = @fapi2,
       federated_issuer = @federated_issuer, federated_subject = @federated_subject, federated_claims = @federated_claims
       WHERE client_id = @client_id`),
     delete: db.prepare<[string]>('DELETE FROM clients WHERE client_id = ?'),

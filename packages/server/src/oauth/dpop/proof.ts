@@ -1,0 +1,142 @@
+// DPoP proofs at the token endpoint (RFC 9449 §4.2, §4.3): one `DPoP` header, a JWT of type
+// dpop+jwt signed with an asymmetric algorithm by the public key in its own `jwk` header, for this
+// method and URL, fresh, and used once. Verified with jose; the answer is the key's RFC 7638
+// thumbprint (`jkt`), which the token is bound to.
+
+import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK, type CryptoKey, type JWK } from 'jose';
+import { OAuthError } from '../../ground/errors.js';
+import { isPlainObject } from '../../ground/json.js';
+
+/** How far a proof's iat may be from now, either way, in seconds (RFC 9449 §4.3 item 11, §11.1). */
+export const DPOP_IAT_WINDOW_S = 60;
+/** Longest proof read: a proof with an RSA-4096 key is about 1.5 KB. */
+const MAX_PROOF_LENGTH = 8192;
+const MAX_JTI_LENGTH = 256;
+/** Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a proof's key must carry none (RFC 9449 §4.2). */
+const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+/** Imported public keys by alg and thumbprint: a client signs its proofs with one key for a long time. */
+const KEY_CACHE_SIZE = 1000;
+
+export interface DpopCheckContext {
+  /** The URLs the proof's htu may name (the token endpoint, as the issuer gives it). */
+  htu: readonly string[];
+  /** The algorithms allowed for this client. */
+  algorithms: readonly string[];
+  now: number;
+  /** Records the proof's jti as used until its window ends; false when it was used already. */
+  consumeOnce(key: string, expiresAt: number, now: number): boolean | Promise<boolean>;
+  /** Checks the proof's nonce (RFC 9449 §8); throws use_dpop_nonce. Absent: nonces are off. */
+  nonce?: (nonce: unknown) => void;
+}
+
+/** The one public answer for a bad proof; the detail reaches only the log. */
+export function invalidProof(detail: string): OAuthError {
+  return new OAuthError('invalid_dpop_proof', 'The DPoP proof is invalid.', { detail });
+}
+
+/** The header as one string; more than one header, or a value holding several (joined with commas), is refused (§4.3 item 1). */
+export function singleProof(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (Array.isArray(header)) {
+    if (header.length !== 1) throw invalidProof('more than one DPoP header');
+    header = header[0]!;
+  }
+  // A JWS compact serialization has no comma or space: a comma means headers joined by the HTTP layer.
+  if (header.includes(',')) throw invalidProof('more than one DPoP header');
+  return header;
+}
+
+export class DpopProofs {
+  /** `${alg} ${jkt}` -> imported key; insertion order is recency (LRU). */
+  readonly #keys = new Map<string, CryptoKey | Uint8Array>();
+
+  /** The RFC 7638 thumbprint of the proof's key; throws invalid_dpop_proof (or use_dpop_nonce). */
+  async check(proof: string, ctx: DpopCheckContext): Promise<string> {
+    if (proof.length === 0 || proof.length > MAX_PROOF_LENGTH) throw invalidProof('DPoP proof empty or too long');
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(proof);
+    } catch {
+      throw invalidProof('DPoP proof is not a JWS');
+    }
+    // §4.3 items 2-6.
+    if (proof.split('.').length !== 3) throw invalidProof('DPoP proof is not a compact JWS');
+    if (header.typ !== 'dpop+jwt') throw invalidProof('DPoP proof typ is not dpop+jwt');
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !ctx.algorithms.includes(alg)) throw invalidProof(`DPoP proof alg ${String(alg).slice(0, 20)} not allowed`);
+    const jwk = header.jwk;
+    if (!isPlainObject(jwk)) throw invalidProof('DPoP proof has no jwk header');
+    for (const m of PRIVATE_MEMBERS) if (m in jwk) throw invalidProof('DPoP proof jwk holds a private key');
+    let jkt: string;
+    let key: CryptoKey | Uint8Array;
+    try {
+      jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+      key = await this.#key(alg, jkt, jwk as JWK);
+    } catch {
+      throw invalidProof('DPoP proof jwk is not a usable public key for its alg');
+    }
+    let payload: Uint8Array;
+    try {
+      payload = (await compactVerify(proof, key, { algorithms: [alg] })).payload;
+    } catch {
+      throw invalidProof('DPoP proof signature not verified');
+    }
+    let claims: unknown;
+    try {
+      claims = JSON.parse(Buffer.from(payload).toString('utf8'));
+    } catch {
+      throw invalidProof('DPoP proof payload is not JSON');
+    }
+    if (!isPlainObject(claims)) throw invalidProof('DPoP proof payload is not a JSON object');
+    // §4.3 items 7-11.
+    if (claims.htm !== 'POST') throw invalidProof('DPoP proof htm is not POST');
+    if (typeof claims.htu !== 'string' || !ctx.htu.includes(withoutQuery(claims.htu))) throw invalidProof('DPoP proof htu is not this endpoint');
+    const iat = claims.iat;
+    if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalidProof('DPoP proof has no numeric iat');
+    const nowS = ctx.now / 1000;
+    if (iat < nowS - DPOP_IAT_WINDOW_S) throw invalidProof('DPoP proof iat too old');
+    if (iat > nowS + DPOP_IAT_WINDOW_S) throw invalidProof('DPoP proof iat in the future');
+    const jti = claims.jti;
+    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) throw invalidProof('DPoP proof has no usable jti');
+    // §8: the nonce before the jti is spent, so the retry with the server's nonce is not a replay.
+    ctx.nonce?.(claims.nonce);
+    // §11.1: single use while the proof could be accepted, per key (another key's jti is another proof).
+    const used = ctx.consumeOnce(`dpop:${jkt}:${jti}`, Math.ceil((iat + DPOP_IAT_WINDOW_S) * 1000), ctx.now);
+    if (!(typeof used === 'boolean' ? used : await used)) throw invalidProof('DPoP proof jti was already used');
+    return jkt;
+  }
+
+  async #key(alg: string, jkt: string, jwk: JWK): Promise<CryptoKey | Uint8Array> {
+    const id = `${alg} ${jkt}`;
+    const cached = this.#keys.get(id);
+    if (cached !== undefined) {
+      this.#keys.delete(id);
+      this.#keys.set(id, cached);
+      return cached;
+    }
+    // Only the members the thumbprint covers matter to the key; jose checks the key fits the alg.
+    const key = await importJWK({ ...jwk, ext: true }, alg);
+    if (key instanceof Uint8Array || key.type !== 'public') throw new Error('not a public key');
+    this.#keys.set(id, key);
+    if (this.#keys.size > KEY_CACHE_SIZE) this.#keys.delete(this.#keys.keys().next().value!);
+    return key;
+  }
+}
+
+/** RFC 9449 §4.3 item 9: htu compared without its query and fragment, after URL normalisation. */
+function withoutQuery(htu: string): string {
+  let url: URL;
+  try {
+    url = new URL(htu);
+  } catch {
+    return '';
+  }
+  url.search = '';
+  url.hash = '';
+  return url.href;
+}
+
+/** The token endpoint URL as a proof's htu is compared with it. */
+export function normalisedHtu(url: string): string {
+  return withoutQuery(url);
+}
