@@ -2,12 +2,15 @@
 // its own (names, scopes, URIs, grant types, methods, JWKs, lifetimes, limits), the rules between
 // fields on the whole record, and which wire fields an update changed. The registry applies them.
 
-import { GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
+import {
+  GRANT_TYPES, RESERVED_CLAIM_NAMES, TLS_CLIENT_AUTH_FIELDS, TOKEN_ENDPOINT_AUTH_METHODS, type TlsClientAuthField, type TokenEndpointAuthMethod,
+} from '../ground/names.js';
 import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
 import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
 import { parseClientJwk } from './jwk.js';
 import { describeJsonType, isPlainObject } from '../ground/json.js';
+import { tlsClientAuthValueProblem } from './tls-client-auth.js';
 
 /** Bad client metadata or arguments; the message is written for the caller (an HTTP 400). */
 export class ClientValidationError extends Error {
@@ -60,6 +63,7 @@ const MAX_CLAIM_DEPTH = 8;
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
+  ...TLS_CLIENT_AUTH_FIELDS, 'tls_client_certificate_bound_access_tokens',
 ]);
 
 /** Fields a caller may see in the wire form but never set; named so the error says why. */
@@ -235,10 +239,45 @@ function parseClaims(v: unknown): CustomClaims {
   return JSON.parse(json) as CustomClaims;
 }
 
+/** The RFC 8705 §2.1.2 fields an input sets (a value) or clears (null). */
+export type TlsClientAuthPatch = Partial<Record<TlsClientAuthField, string | null>>;
+
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 export type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
-  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'>>;
+  | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'
+  | 'tlsClientCertificateBoundAccessTokens'>> & { tlsClientAuth?: TlsClientAuthPatch };
+
+function parseTlsClientAuthValue(field: TlsClientAuthField, v: unknown): string | null {
+  if (v === null) return null;
+  if (typeof v !== 'string') invalid(field, `${field} must be a string (or null to remove it), got ${describeJsonType(v)}`);
+  const problem = tlsClientAuthValueProblem(field, v);
+  if (problem !== undefined) invalid(field, `${field} ${problem}`);
+  return v;
+}
+
+/**
+ * The certificate name a tls_client_auth client is known by after `patch` on `current`: RFC 8705
+ * §2.1.2 allows exactly one of the five fields, so a second one set is refused, not chosen.
+ */
+export function patchTlsClientAuth(current: ClientRecord['tlsClientAuth'], patch: TlsClientAuthPatch | undefined): ClientRecord['tlsClientAuth'] {
+  if (patch === undefined) return current;
+  const values = new Map<TlsClientAuthField, string>();
+  if (current !== null) values.set(current.field, current.value);
+  for (const field of TLS_CLIENT_AUTH_FIELDS) {
+    if (!Object.hasOwn(patch, field)) continue;
+    const v = patch[field];
+    if (v === null || v === undefined) values.delete(field);
+    else values.set(field, v);
+  }
+  if (values.size > 1) {
+    const names = [...values.keys()];
+    invalid(names.find((n) => Object.hasOwn(patch, n) && patch[n] != null) ?? names[0]!,
+      `only one of ${TLS_CLIENT_AUTH_FIELDS.join(', ')} may be set (RFC 8705 §2.1.2), got ${names.join(' and ')}${current !== null && values.has(current.field) ? ` (set ${current.field} to null to replace it)` : ''}`);
+  }
+  const [entry] = values;
+  return entry === undefined ? null : { field: entry[0], value: entry[1] };
+}
 
 function parseTtl(v: unknown, { min, max }: { min: number; max: number }): number {
 
@@ -276,6 +315,14 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('token_reuse')) out.tokenReuse = parseBoolean('token_reuse', input.token_reuse);
   if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
   if (has('claims')) out.claims = parseClaims(input.claims);
+  for (const field of TLS_CLIENT_AUTH_FIELDS) {
+    if (has(field) || (Object.hasOwn(input, field) && input[field] === null)) {
+      (out.tlsClientAuth ??= {})[field] = parseTlsClientAuthValue(field, input[field]);
+    }
+  }
+  if (has('tls_client_certificate_bound_access_tokens')) {
+    out.tlsClientCertificateBoundAccessTokens = parseBoolean('tls_client_certificate_bound_access_tokens', input.tls_client_certificate_bound_access_tokens);
+  }
   return out;
 }
 
@@ -317,8 +364,14 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
     const extra = c.defaultAudience.find((a) => !c.audience.includes(a));
     if (extra !== undefined) invalid('default_audience', `default_audience ${JSON.stringify(extra)} is not in audience`);
   }
-  if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
-    invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
+  if ((c.tokenEndpointAuthMethod === 'private_key_jwt' || c.tokenEndpointAuthMethod === 'self_signed_tls_client_auth') && c.jwks === null) {
+    invalid('jwks', `jwks with at least one public key is required for token_endpoint_auth_method ${c.tokenEndpointAuthMethod}`);
+  }
+  if (c.tokenEndpointAuthMethod === 'tls_client_auth' && c.tlsClientAuth === null) {
+    invalid('token_endpoint_auth_method', `token_endpoint_auth_method tls_client_auth needs exactly one of ${TLS_CLIENT_AUTH_FIELDS.join(', ')} (RFC 8705 §2.1.2)`);
+  }
+  if (c.tokenEndpointAuthMethod !== 'tls_client_auth' && c.tlsClientAuth !== null) {
+    invalid(c.tlsClientAuth.field, `${c.tlsClientAuth.field} is only for token_endpoint_auth_method tls_client_auth`);
   }
   if (grantChanged && c.grantTypes.includes('client_credentials')) {
     const scope = c.defaultScope ?? c.scope;
@@ -356,10 +409,14 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['tokenReuse', 'token_reuse'],
   ['disabled', 'disabled'],
   ['claims', 'claims'],
+  ['tlsClientCertificateBoundAccessTokens', 'tls_client_certificate_bound_access_tokens'],
   ['secrets', 'client_secret'],
 ];
 
 /** Wire names of the fields that differ. */
 export function changedFields(a: ClientRecord, b: ClientRecord): string[] {
-  return METADATA_FIELDS.filter(([k]) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map(([, name]) => name);
+  const changed = METADATA_FIELDS.filter(([k]) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).map(([, name]) => name);
+  // The certificate name's wire field is the one that was or is set (both when it moved).
+  const tls = TLS_CLIENT_AUTH_FIELDS.filter((f) => (a.tlsClientAuth?.field === f ? a.tlsClientAuth.value : null) !== (b.tlsClientAuth?.field === f ? b.tlsClientAuth.value : null));
+  return [...changed, ...tls];
 }

@@ -9,7 +9,7 @@ import type { ClientRecord, ClientSecretRecord } from '../ground/records.js';
 import type { AuditContext, EventBus } from '../observability/events.js';
 import { StorageConflictError, type ClientStore } from '../storage/types.js';
 import {
-  changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT,
+  changedFields, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT, patchTlsClientAuth,
   parseChosenClientId, parseMetadata, parseSecretDigest, type ParsedMetadata,
 } from './metadata.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
@@ -107,6 +107,8 @@ export function draftNewClient(input: unknown, ttl: { min: number; max: number }
     tokenReuse: fields.tokenReuse ?? false,
     disabled: fields.disabled ?? false,
     claims: fields.claims ?? {},
+    tlsClientAuth: patchTlsClientAuth(null, fields.tlsClientAuth),
+    tlsClientCertificateBoundAccessTokens: fields.tlsClientCertificateBoundAccessTokens ?? false,
     secrets: secretDigests.map((d) => ({ digest: d, createdAt: now, expiresAt: null })),
     tokensRevokedAt: null,
     createdAt: now,
@@ -253,7 +255,11 @@ export class ClientRegistry {
     return this.#exclusive(clientId, async () => {
       const current = await this.#load(clientId);
       const now = this.#now();
-      const next: ClientRecord = { ...current, ...fields };
+      const { tlsClientAuth: tlsPatch, ...plainFields } = fields;
+      const next: ClientRecord = { ...current, ...plainFields, tlsClientAuth: patchTlsClientAuth(current.tlsClientAuth, tlsPatch) };
+      // Leaving tls_client_auth drops its certificate name, as leaving private_key_jwt drops jwks;
+      // a name sent in the same update is still refused by checkRecord.
+      if (next.tokenEndpointAuthMethod !== 'tls_client_auth' && tlsPatch === undefined) next.tlsClientAuth = null;
       let clientSecret: string | undefined;
       if (isSecretMethod(next.tokenEndpointAuthMethod)) {
         if (fields.jwks != null) invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');

@@ -10,7 +10,7 @@
 //   switches to a secret method); stored digests never leave the server.
 
 import type { ClientRecord, PublicJwk } from '../ground/records.js';
-import type { TokenEndpointAuthMethod } from '../ground/names.js';
+import { TLS_CLIENT_AUTH_FIELDS, type TlsClientAuthField, type TokenEndpointAuthMethod } from '../ground/names.js';
 import { publicJwk } from './jwk.js';
 
 /** Metadata a caller may send to create or update a client (validated by ClientRegistry). */
@@ -39,6 +39,14 @@ export interface ClientMetadataInput {
   disabled?: boolean;
   /** Custom claims copied into every access token of the client; {} or null = none. */
   claims?: Record<string, unknown> | null;
+  /** RFC 8705 §2.1.2, tls_client_auth only: exactly one of these five; null removes it. */
+  tls_client_auth_subject_dn?: string | null;
+  tls_client_auth_san_dns?: string | null;
+  tls_client_auth_san_uri?: string | null;
+  tls_client_auth_san_ip?: string | null;
+  tls_client_auth_san_email?: string | null;
+  /** RFC 8705 §3: tokens bound to the client certificate of the token request; default false. */
+  tls_client_certificate_bound_access_tokens?: boolean;
 }
 
 /** What a create may send besides the metadata: a chosen client_id, the digest of an existing secret. */
@@ -66,6 +74,13 @@ export interface ClientWire {
   disabled: boolean;
   /** Custom claims copied into every access token of the client; {} = none. */
   claims: Record<string, unknown>;
+  /** RFC 8705 §2.1.2: the one certificate name of a tls_client_auth client; null for the others. */
+  tls_client_auth_subject_dn: string | null;
+  tls_client_auth_san_dns: string | null;
+  tls_client_auth_san_uri: string | null;
+  tls_client_auth_san_ip: string | null;
+  tls_client_auth_san_email: string | null;
+  tls_client_certificate_bound_access_tokens: boolean;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
   created_at: number;
@@ -80,6 +95,11 @@ export interface ClientWireWithSecret extends ClientWire {
 
 export function epochSeconds(ms: number): number {
   return Math.floor(ms / 1000);
+}
+
+/** The five RFC 8705 §2.1.2 fields: the registered one with its value, the others null. */
+function tlsClientAuthWire(name: ClientRecord['tlsClientAuth']): Record<TlsClientAuthField, string | null> {
+  return Object.fromEntries(TLS_CLIENT_AUTH_FIELDS.map((f) => [f, name?.field === f ? name.value : null])) as Record<TlsClientAuthField, string | null>;
 }
 
 export function clientToWire(client: ClientRecord): ClientWire {
@@ -100,6 +120,8 @@ export function clientToWire(client: ClientRecord): ClientWire {
     token_reuse: client.tokenReuse,
     disabled: client.disabled,
     claims: JSON.parse(JSON.stringify(client.claims)) as Record<string, unknown>,
+    ...tlsClientAuthWire(client.tlsClientAuth),
+    tls_client_certificate_bound_access_tokens: client.tlsClientCertificateBoundAccessTokens,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),
     updated_at: epochSeconds(client.updatedAt),

@@ -1,12 +1,37 @@
 // Names on the wire this server knows: token endpoint authentication methods (RFC 7591 §2),
-// access token signing algorithms, client assertion algorithms and type (RFC 7523), grant types.
+// access token signing algorithms, client assertion algorithms and type (RFC 7523), grant types,
+// the mutual-TLS client metadata (RFC 8705 §2.1.2).
 
-export type TokenEndpointAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+export type TokenEndpointAuthMethod =
+  | 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'tls_client_auth' | 'self_signed_tls_client_auth';
 
 export const TOKEN_ENDPOINT_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = [
   'client_secret_basic',
   'client_secret_post',
   'private_key_jwt',
+  'tls_client_auth',
+  'self_signed_tls_client_auth',
+];
+
+/** The methods whose credential is the TLS client certificate (RFC 8705 §2). */
+export function isMutualTlsMethod(method: TokenEndpointAuthMethod): boolean {
+  return method === 'tls_client_auth' || method === 'self_signed_tls_client_auth';
+}
+
+/**
+ * RFC 8705 §2.1.2: the certificate field a tls_client_auth client is known by; a client registers
+ * exactly one of them.
+ */
+export type TlsClientAuthField =
+  | 'tls_client_auth_subject_dn' | 'tls_client_auth_san_dns' | 'tls_client_auth_san_uri'
+  | 'tls_client_auth_san_ip' | 'tls_client_auth_san_email';
+
+export const TLS_CLIENT_AUTH_FIELDS: readonly TlsClientAuthField[] = [
+  'tls_client_auth_subject_dn',
+  'tls_client_auth_san_dns',
+  'tls_client_auth_san_uri',
+  'tls_client_auth_san_ip',
+  'tls_client_auth_san_email',
 ];
 
 export type SigningAlgorithm = 'ES256' | 'EdDSA' | 'PS256' | 'RS256';

@@ -86,6 +86,8 @@ function client(clientId: string): ClientRecord {
     tokenReuse: false,
     disabled: false,
     claims: {},
+    tlsClientAuth: null,
+    tlsClientCertificateBoundAccessTokens: false,
     secrets: [{ digest: 'a'.repeat(64), createdAt: T0, expiresAt: null }],
     tokensRevokedAt: null,
     createdAt: T0,

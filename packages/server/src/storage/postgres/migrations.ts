@@ -140,6 +140,20 @@ export const MIGRATIONS: readonly Migration[] = [
     // reads the same whichever backend stored its client.
     sql: `ALTER TABLE clients ADD COLUMN claims json NOT NULL DEFAULT '{}' CHECK (json_typeof(claims) = 'object');`,
   },
+  {
+    version: 9,
+    name: 'client mutual TLS',
+    // RFC 8705 (issue 18): the one certificate name of a tls_client_auth client (§2.1.2, a column
+    // per metadata field, at most one set) and certificate-bound access tokens (§3).
+    sql: `
+      ALTER TABLE clients ADD COLUMN tls_client_auth_subject_dn text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_dns text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_uri text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_ip text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_email text;
+      ALTER TABLE clients ADD COLUMN tls_client_certificate_bound_access_tokens boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];
 
 /**
