@@ -1,5 +1,7 @@
 // The typed context every endpoint step receives: what the HTTP layer extracted, nothing else.
 
+import type { X509Certificate } from 'node:crypto';
+
 export interface OAuthRequest {
   /** The Content-Type header, if any. */
   contentType: string | undefined;
@@ -10,6 +12,13 @@ export interface OAuthRequest {
   /** The source address. */
   ip: string;
   requestId: string;
+  /**
+   * The client certificate of the request (RFC 8705): the one the TLS handshake of the mTLS
+   * listener proved, or the one a trusted proxy passed in Client-Cert (RFC 9440); absent when none.
+   */
+  clientCertificate?: X509Certificate;
+  /** Why a Client-Cert header from a trusted proxy could not be read (for the log); absent when it could. */
+  clientCertificateProblem?: string;
 }
 
 /** What an endpoint hands back to the HTTP layer. */
