@@ -5,6 +5,7 @@ import { randomFillSync } from 'node:crypto';
 import type { ClientRecord } from '../ground/records.js';
 import type { ClientLookup } from '../ground/records.js';
 import { MAX_TOKEN_LENGTH } from '../keys/jwt.js';
+import { isConfirmation, type Confirmation } from './request/binding.js';
 
 /** RFC 9068 §2.2 claims. */
 export interface AccessTokenClaims {
@@ -16,6 +17,8 @@ export interface AccessTokenClaims {
   jti: string;
   client_id: string;
   scope?: string;
+  /** RFC 7800 §3.1: the key (RFC 9449 §6.1 jkt) or certificate (RFC 8705 §3.1 x5t#S256) the token is bound to. */
+  cnf?: Confirmation;
 }
 
 /** What signs and verifies tokens (the KeyRing). */
@@ -78,7 +81,8 @@ function isClaims(p: Record<string, unknown>): p is Record<string, unknown> & Ac
     typeof p.iss === 'string' && typeof p.sub === 'string' && typeof p.client_id === 'string' &&
     typeof p.jti === 'string' && typeof p.exp === 'number' && typeof p.iat === 'number' &&
     (typeof p.aud === 'string' || (Array.isArray(p.aud) && p.aud.every((a) => typeof a === 'string'))) &&
-    (p.scope === undefined || typeof p.scope === 'string')
+    (p.scope === undefined || typeof p.scope === 'string') &&
+    (p.cnf === undefined || isConfirmation(p.cnf))
   );
 }
 

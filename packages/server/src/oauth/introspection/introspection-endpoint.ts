@@ -10,6 +10,7 @@ import { param, rejectRepeatedParams, type FormParams } from '../request/form.js
 import { JSON_NO_STORE as HEADERS, type OAuthRequest, type OAuthResponse } from '../request/context.js';
 import { answered, denied, type EndpointAnswer } from '../respond.js';
 import type { Steps } from '../steps.js';
+import { tokenTypeOf } from '../request/binding.js';
 
 export interface IntrospectionEndpointOptions {
   /** The plain steps (a connection's own, with its memos, are passed to handle()). */
@@ -78,8 +79,10 @@ export class IntrospectionEndpoint {
       exp: c.exp,
       iat: c.iat,
       jti: c.jti,
-      token_type: 'Bearer',
+      // RFC 9449 §6.2, RFC 8705 §3.2: a bound token's cnf, and DPoP as the type of a DPoP-bound one.
+      token_type: tokenTypeOf(c.cnf),
     };
+    if (c.cnf !== undefined) body.cnf = c.cnf;
     // The client's custom claims, as the token carries them (RFC 7662 §2.2 allows other members).
     for (const name of Object.keys(c)) {
       if (!RESERVED_CLAIM_NAMES.has(name) && name !== '__proto__') body[name] = (c as unknown as Record<string, unknown>)[name];

@@ -1,6 +1,8 @@
-// The typed context every endpoint step receives: what the HTTP layer extracted, nothing else.
+// The typed context every endpoint step receives: what the HTTP layer extracted, and the binding
+// an earlier step of the token endpoint found the request proves.
 
 import type { X509Certificate } from 'node:crypto';
+import type { TokenBinding } from './binding.js';
 
 export interface OAuthRequest {
   /** The Content-Type header, if any. */
@@ -19,6 +21,14 @@ export interface OAuthRequest {
   clientCertificate?: X509Certificate;
   /** Why a Client-Cert header from a trusted proxy could not be read (for the log); absent when it could. */
   clientCertificateProblem?: string;
+  /** The `DPoP` header (RFC 9449 §4.1): a string, or every value when it was sent more than once. */
+  dpop?: string | string[] | undefined;
+  /**
+   * The key or certificate the request proved possession of (./binding.ts): set by the
+   * token endpoint's binding step (a DPoP proof), or by the listener for a verified client
+   * certificate; the issue step writes it into the token as `cnf`.
+   */
+  binding?: TokenBinding | undefined;
 }
 
 /** What an endpoint hands back to the HTTP layer. */

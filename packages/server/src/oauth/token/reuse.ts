@@ -5,6 +5,7 @@
 import type { ClientRecord } from '../../ground/records.js';
 import type { RevocationCheck } from '../access-token.js';
 import type { GrantResult } from './grants/grant.js';
+import { bindingReuseKey, type TokenBinding } from '../request/binding.js';
 
 /** A token kept for a client with token reuse on. */
 export interface ReusableToken {
@@ -17,13 +18,15 @@ export interface ReusableToken {
   /** Its lifetime, in seconds. */
   ttl: number;
   scope: string;
+  /** "DPoP" for a DPoP-bound token, else "Bearer". */
+  tokenType: 'DPoP' | 'Bearer';
 }
 
 /** Most (client, scope, audience) tokens remembered. */
 const REUSE_CACHE_SIZE = 10_000;
 
 export class TokenReuse {
-  /** JSON [clientId, scope, audience] -> token; insertion order is recency order (LRU). */
+  /** JSON [clientId, scope, audience, binding] -> token; insertion order is recency order (LRU). */
   readonly #tokens = new Map<string, ReusableToken>();
   readonly #revocations: RevocationCheck;
   readonly #now: () => number;
@@ -33,9 +36,12 @@ export class TokenReuse {
     this.#now = now;
   }
 
-  /** What a token is remembered under. */
-  key(client: ClientRecord, result: GrantResult): string {
-    return JSON.stringify([client.clientId, result.scope, result.audience]);
+  /**
+   * What a token is remembered under. The binding is part of it: a bound token goes only to a
+   * request that proved the same key or certificate, never to an unbound one (RFC 9449 §6, RFC 8705 §3).
+   */
+  key(client: ClientRecord, result: GrantResult, binding: TokenBinding | undefined): string {
+    return JSON.stringify([client.clientId, result.scope, result.audience, bindingReuseKey(binding)]);
   }
 
   /**

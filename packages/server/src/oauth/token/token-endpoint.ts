@@ -1,7 +1,7 @@
 // The token endpoint (RFC 6749 §3.2, §5) as a chain of named steps: parse the form, reject
-// repeated parameters, pick the grant by grant_type, authenticate the client, apply its request
-// rate, run the grant, issue an RFC 9068 access token (or reuse one), respond. It emits
-// token.issued and token.denied.
+// repeated parameters, pick the grant by grant_type, authenticate the client, bind (the key or
+// certificate the request proves, ../request/binding.ts), apply its request rate, run the grant, issue an
+// RFC 9068 access token (or reuse one), respond. It emits token.issued and token.denied.
 
 import { OAuthError } from '../../ground/errors.js';
 import type { ClientRecord } from '../../ground/records.js';
@@ -15,6 +15,7 @@ import type { Steps } from '../steps.js';
 import { selectGrant } from './grants/select.js';
 import type { Granted } from './granted.js';
 import { TokenReuse } from './reuse.js';
+import { bindingTokenType, cnfMember, type TokenBinding } from '../request/binding.js';
 
 /** RFC 8707 §2: resource may repeat; audience likewise (one value per audience). */
 const REPEATABLE = new Set(['resource', 'audience']);
@@ -33,6 +34,12 @@ export interface TokenEndpointOptions {
   rateLimit?: (client: ClientRecord) => void | Promise<void>;
   /** Revoked jtis: a revoked token is never handed out again by token reuse. */
   revocations: RevocationCheck;
+  /**
+   * The binding step: sets `req.binding` from what the request proves (a DPoP proof, a client
+   * certificate) and refuses a client that must be sender-constrained but proved nothing.
+   * Unbound tokens only when absent.
+   */
+  bind?: (req: OAuthRequest, client: ClientRecord) => void | Promise<void>;
 }
 
 export class TokenEndpoint {
@@ -59,6 +66,8 @@ export class TokenEndpoint {
       rejectRepeatedParams(params, REPEATABLE);
       const grant = selectGrant(grantType);
       client = (await steps.authenticate(req, params)).client;
+      const bound = this.#o.bind?.(req, client);
+      if (bound) await bound;
       const limited = this.#o.rateLimit?.(client);
       if (limited) await limited;
       const granted = steps.grant(grant, client, params);
@@ -71,9 +80,9 @@ export class TokenEndpoint {
   /** The token: the client's last one again when it reuses tokens and that one is still good, else a new one. */
   #issue(client: ClientRecord, granted: Granted, req: OAuthRequest): OAuthResponse {
     if (!client.tokenReuse) return this.#sign(client, granted, req, undefined);
-    const key = this.#reuse.key(client, granted.result);
+    const key = this.#reuse.key(client, granted.result, req.binding);
     const reused = this.#reuse.take(key, client);
-    if (reused) return tokenResponse(reused.entry.token, reused.expiresIn, reused.entry.scope);
+    if (reused) return tokenResponse(reused.entry.token, reused.entry.tokenType, reused.expiresIn, reused.entry.scope);
     return this.#sign(client, granted, req, key);
   }
 
@@ -85,7 +94,9 @@ export class TokenEndpoint {
     const exp = iat + ttl;
     const jti = newJti(nowMs);
     // exp and iat are whole numbers and jti is base64url: nothing in them needs escaping.
-    const { token, kid } = this.#o.signer.sign(`${claimsJson},"exp":${exp},"iat":${iat},"jti":"${jti}"}`);
+    const binding: TokenBinding | undefined = req.binding;
+    // RFC 7800 §3.1 cnf (RFC 9449 §6.1 jkt, RFC 8705 §3.1 x5t#S256): base64url, nothing to escape.
+    const { token, kid } = this.#o.signer.sign(`${claimsJson}${cnfMember(binding)},"exp":${exp},"iat":${iat},"jti":"${jti}"}`);
     // Introspection, revocation and the SDK refuse longer tokens unread: never hand one out.
     if (token.length > MAX_TOKEN_LENGTH) {
       throw new OAuthError('invalid_scope', `The requested scope and audiences make an access token longer than ${MAX_TOKEN_LENGTH} characters; request fewer.`, {
@@ -96,12 +107,13 @@ export class TokenEndpoint {
       clientId: client.clientId, jti, scope, aud: granted.result.audience, exp, kid,
       ip: req.ip, requestId: req.requestId,
     });
+    const tokenType = bindingTokenType(binding);
     if (reuseKey !== undefined) {
       this.#reuse.remember(reuseKey, {
-        client, token, jti, issuedAtMs: nowMs, expMs: exp * 1000, ttl, scope,
+        client, token, jti, issuedAtMs: nowMs, expMs: exp * 1000, ttl, scope, tokenType,
       });
     }
-    return tokenResponse(token, ttl, scope);
+    return tokenResponse(token, tokenType, ttl, scope);
   }
 
   #deny(caught: unknown, client: ClientRecord | undefined, req: OAuthRequest, grantType: string | undefined): EndpointAnswer {
@@ -117,11 +129,11 @@ export class TokenEndpoint {
   }
 }
 
-/** RFC 6749 §5.1; no refresh_token for client credentials (§4.4.3). */
-function tokenResponse(token: string, expiresIn: number, scope: string): OAuthResponse {
+/** RFC 6749 §5.1 (RFC 9449 §5: token_type DPoP for a DPoP-bound token); no refresh_token for client credentials (§4.4.3). */
+function tokenResponse(token: string, tokenType: 'DPoP' | 'Bearer', expiresIn: number, scope: string): OAuthResponse {
   const body =
     scope.length > 0
-      ? `{"access_token":"${token}","token_type":"Bearer","expires_in":${expiresIn},"scope":${JSON.stringify(scope)}}`
-      : `{"access_token":"${token}","token_type":"Bearer","expires_in":${expiresIn}}`;
+      ? `{"access_token":"${token}","token_type":"${tokenType}","expires_in":${expiresIn},"scope":${JSON.stringify(scope)}}`
+      : `{"access_token":"${token}","token_type":"${tokenType}","expires_in":${expiresIn}}`;
   return { status: 200, headers: JSON_NO_STORE, body };
 }
