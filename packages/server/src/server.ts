@@ -47,6 +47,7 @@ import { ListenerDrain } from './http/drain.js';
 import { connectionLimits, limitListener, openFileLimit, RESERVED_FILES } from './http/connections.js';
 import { loadClientCas, loadTlsCredentials, reloadTls, swapTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
 import { trustedPeer } from './http/client-cert.js';
+import { bindCertificate } from './oauth/token/certificate-binding.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 
 export interface ServerOptions {
@@ -262,6 +263,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         steps, signer, events,
         tokenTtl: config.tokenTtl, tokenTtlMin: config.tokenTtlMin, tokenTtlMax: config.tokenTtlMax, now,
         rateLimit: limits.tokenRequest, revocations,
+        // RFC 8705 §3: tokens bound to the request's client certificate when the client asks for it.
+        bind: bindCertificate,
       }),
       introspection: new IntrospectionEndpoint({ steps, tokens, events, rateLimit: limits.introspectionRequest }),
       revocation: new RevocationEndpoint({ steps, tokens, revocations, events, now }),

@@ -56,33 +56,44 @@ function ava(part: string): Ava | undefined {
   return [TYPE_ALIASES[type] ?? type, unescapeValue(part.slice(eq + 1).trim())];
 }
 
-/**
- * An RFC 4514 distinguished name as a list of attributes, most significant (C, O) first, the
- * order a certificate stores them; undefined when it is not one. Multi-valued RDNs (`+`) count
- * as consecutive attributes.
- */
-export function parseDistinguishedName(dn: string): Ava[] | undefined {
-  const avas: Ava[] = [];
-  for (const rdn of splitUnescaped(dn, ',')) {
-    for (const part of splitUnescaped(rdn, '+')) {
-      const a = ava(part);
-      if (a === undefined) return undefined;
-      avas.push(a);
-    }
-  }
-  return avas.reverse();
-}
+/** A relative distinguished name: its attributes, sorted (RFC 4514 §2.2: a set, in any order). */
+type Rdn = Ava[];
 
-/** The subject of a certificate as Node prints it (one attribute a line, RFC 4514 escapes, most significant first). */
-function certificateSubject(cert: X509Certificate): Ava[] | undefined {
+function rdn(text: string): Rdn | undefined {
   const avas: Ava[] = [];
-  for (const line of cert.subject.split('\n')) {
-    if (line === '') continue;
-    const a = ava(line);
+  for (const part of splitUnescaped(text, '+')) {
+    const a = ava(part);
     if (a === undefined) return undefined;
     avas.push(a);
   }
-  return avas;
+  const key = ([t, v]: Ava) => `${t}=${normalValue(v)}`;
+  return avas.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+/**
+ * An RFC 4514 distinguished name as its RDNs, most significant (C, O) first, the order a
+ * certificate stores them; undefined when it is not one.
+ */
+export function parseDistinguishedName(dn: string): Rdn[] | undefined {
+  const rdns: Rdn[] = [];
+  for (const text of splitUnescaped(dn, ',')) {
+    const r = rdn(text);
+    if (r === undefined) return undefined;
+    rdns.push(r);
+  }
+  return rdns.reverse();
+}
+
+/** The subject of a certificate as Node prints it (an RDN a line, `+` between its attributes, RFC 4514 escapes, most significant first). */
+function certificateSubject(cert: X509Certificate): Rdn[] | undefined {
+  const rdns: Rdn[] = [];
+  for (const line of cert.subject.split('\n')) {
+    if (line === '') continue;
+    const r = rdn(line);
+    if (r === undefined) return undefined;
+    rdns.push(r);
+  }
+  return rdns;
 }
 
 /** RFC 4517 caseIgnoreMatch, near enough: spaces folded, case ignored. */
@@ -90,8 +101,11 @@ function normalValue(v: string): string {
   return v.trim().replace(/\s+/g, ' ').toLowerCase();
 }
 
-function sameDistinguishedName(a: Ava[], b: Ava[]): boolean {
-  return a.length === b.length && a.every(([t, v], i) => t === b[i]![0] && normalValue(v) === normalValue(b[i]![1]));
+function sameDistinguishedName(a: Rdn[], b: Rdn[]): boolean {
+  return a.length === b.length && a.every((r, i) => {
+    const other = b[i]!;
+    return r.length === other.length && r.every(([t, v], j) => t === other[j]![0] && normalValue(v) === normalValue(other[j]![1]));
+  });
 }
 
 /**
