@@ -34,7 +34,22 @@ interface MetadataFlags extends CommonFlags {
   resetDefaultScope?: boolean;
   resetDefaultAudience?: boolean;
   resetTtl?: boolean;
+  tlsClientAuthSubjectDn?: string;
+  tlsClientAuthSanDns?: string;
+  tlsClientAuthSanUri?: string;
+  tlsClientAuthSanIp?: string;
+  tlsClientAuthSanEmail?: string;
+  tlsBoundTokens?: boolean;
 }
+
+/** The RFC 8705 §2.1.2 flags: the metadata field each sets. */
+const TLS_NAME_FLAGS = [
+  ['tlsClientAuthSubjectDn', 'tls_client_auth_subject_dn', '--tls-client-auth-subject-dn <dn>', 'the subject DN (RFC 4514, e.g. "CN=billing,O=Example,C=US")'],
+  ['tlsClientAuthSanDns', 'tls_client_auth_san_dns', '--tls-client-auth-san-dns <name>', 'a subjectAltName DNS name'],
+  ['tlsClientAuthSanUri', 'tls_client_auth_san_uri', '--tls-client-auth-san-uri <uri>', 'a subjectAltName URI (a SPIFFE ID, say)'],
+  ['tlsClientAuthSanIp', 'tls_client_auth_san_ip', '--tls-client-auth-san-ip <address>', 'a subjectAltName IP address'],
+  ['tlsClientAuthSanEmail', 'tls_client_auth_san_email', '--tls-client-auth-san-email <address>', 'a subjectAltName e-mail address'],
+] as const;
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -63,6 +78,10 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
     .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse)
     .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond);
+  for (const [, field, flag, what] of TLS_NAME_FLAGS) {
+    cmd.option(flag, `${field}: for --auth-method tls_client_auth, the client certificate carries ${what}; one of the five (it replaces another set before)`);
+  }
+  cmd.option('--tls-bound-tokens <true|false>', 'tls_client_certificate_bound_access_tokens: bind the client\'s tokens to the TLS client certificate of its token request (RFC 8705 §3)', trueOrFalse);
   if (forUpdate) {
     cmd
       .option('--reset-rate-limit', 'rate_limit back to the server default')
@@ -132,6 +151,11 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.tokenReuse !== undefined) body.token_reuse = f.tokenReuse;
   setOrReset(body, 'rate_limit', f.rateLimit, f.resetRateLimit, '--rate-limit');
   if (f.disabled) body.disabled = true;
+  const names = TLS_NAME_FLAGS.filter(([key]) => f[key] !== undefined);
+  if (names.length > 1) throw new CliError(`Give one of ${TLS_NAME_FLAGS.map(([, , flag]) => flag.split(' ')[0]).join(', ')} (RFC 8705 §2.1.2: a client is known by one certificate name)`);
+  // The one name given replaces whichever was set: the others are cleared in the same request.
+  if (names.length === 1) for (const [key, field] of TLS_NAME_FLAGS) body[field] = f[key] ?? null;
+  if (f.tlsBoundTokens !== undefined) body.tls_client_certificate_bound_access_tokens = f.tlsBoundTokens;
   return body;
 }
 

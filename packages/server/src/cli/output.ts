@@ -1,6 +1,7 @@
 // Human output of the CLI: aligned tables and key/value listings of the admin API's wire forms.
 
 import type { ClientWire } from '../clients/wire.js';
+import { TLS_CLIENT_AUTH_FIELDS } from '../ground/names.js';
 import type { KeyWire } from '../admin/key-wire.js';
 
 export interface Output {
@@ -57,6 +58,9 @@ export function clientDetails(c: ClientWire & { client_secret?: string }): strin
     ['rate_limit', c.rate_limit === null ? '(server default)' : c.rate_limit === 0 ? 'none' : `${c.rate_limit}/s`],
     ['token_reuse', c.token_reuse ? 'on' : 'off'],
     ['claims', Object.keys(c.claims ?? {}).length === 0 ? '(none)' : JSON.stringify(c.claims)],
+    // RFC 8705: the one certificate name of a tls_client_auth client, and certificate-bound tokens.
+    ...TLS_CLIENT_AUTH_FIELDS.filter((f) => typeof c[f] === 'string').map((f): [string, string] => [f, c[f]!]),
+    ['tls_client_certificate_bound_access_tokens', c.tls_client_certificate_bound_access_tokens ? 'on' : 'off'],
     ['tokens_revoked_at', isoTime(c.tokens_revoked_at)],
     ['created_at', isoTime(c.created_at)],
     ['updated_at', isoTime(c.updated_at)],

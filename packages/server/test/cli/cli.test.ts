@@ -258,6 +258,21 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', id, '--claims', '{nope']), /--claims: the value is not valid JSON/);
   });
 
+  it('--tls-client-auth-* sets the one certificate name of a tls_client_auth client (another replaces it), --tls-bound-tokens binds its tokens', async () => {
+    const run = await cli(['clients', 'create', '--name', 'mtls', '--scope', 'a', '--audience', 'https://api.example.com',
+      '--auth-method', 'tls_client_auth', '--tls-client-auth-san-dns', 'billing.example.com', '--tls-bound-tokens', 'true']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^tls_client_auth_san_dns\s+billing\.example\.com$/m);
+    expect(run.stdout).toMatch(/^tls_client_certificate_bound_access_tokens\s+on$/m);
+    const id = /^client_id\s+(\S+)$/m.exec(run.stdout)![1]!;
+    expect(await registry.read(id)).toMatchObject({ tlsClientAuth: { field: 'tls_client_auth_san_dns', value: 'billing.example.com' }, tlsClientCertificateBoundAccessTokens: true, secrets: [] });
+    const moved = await cli(['clients', 'update', id, '--tls-client-auth-subject-dn', 'CN=billing,O=Example', '--tls-bound-tokens', 'false']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(await registry.read(id)).toMatchObject({ tlsClientAuth: { field: 'tls_client_auth_subject_dn', value: 'CN=billing,O=Example' }, tlsClientCertificateBoundAccessTokens: false });
+    expectOneLineError(await cli(['clients', 'update', id, '--tls-client-auth-san-ip', '10.0.0.1', '--tls-client-auth-san-dns', 'x.example.com']), /Give one of --tls-client-auth-subject-dn/);
+    expectOneLineError(await cli(['clients', 'update', id, '--tls-client-auth-san-ip', 'not-an-ip']), /tls_client_auth_san_ip must be an IPv4 or IPv6 address.*\(HTTP 400\)/);
+  });
+
   it('--rate-limit sets the client\'s own token rate, --reset-rate-limit gives it back the server default', async () => {
     const run = await cli(['clients', 'create', '--name', 'limited', '--scope', 'a', '--audience', 'https://api.example.com', '--rate-limit', '2.5']);
     expect(run.code, run.stderr).toBe(0);

@@ -66,7 +66,7 @@ function toParams(client: ClientRecord): unknown[] {
     jsonb(client.claims),
     // RFC 8705 §2.1.2: a column per metadata field, at most one set.
     ...TLS_CLIENT_AUTH_FIELDS.map((f) => (client.tlsClientAuth?.field === f ? client.tlsClientAuth.value : null)),
-    client.tlsClientCertificateBoundAccessTokens,
+    client.tlsClientCertificateBoundAccessTokens === true,
   ];
 }
 

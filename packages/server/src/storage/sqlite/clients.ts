@@ -76,7 +76,7 @@ function toRow(client: ClientRecord): ClientRow {
     token_reuse: client.tokenReuse ? 1 : 0,
     claims: JSON.stringify(client.claims),
     ...tlsColumns(client.tlsClientAuth),
-    tls_client_certificate_bound_access_tokens: client.tlsClientCertificateBoundAccessTokens ? 1 : 0,
+    tls_client_certificate_bound_access_tokens: client.tlsClientCertificateBoundAccessTokens === true ? 1 : 0,
     secrets: JSON.stringify(client.secrets),
     tokens_revoked_at: client.tokensRevokedAt,
     created_at: client.createdAt,
