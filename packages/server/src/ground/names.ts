@@ -22,12 +22,14 @@ export const CLIENT_ASSERTION_ALGS = [
 
 /**
  * RFC 9449 §5.1 dpop_signing_alg_values_supported: the DPoP proof algorithms, asymmetric only
- * (§4.2: never `none`, never a MAC).
+ * (§4.2: never `none`, never a MAC); the ones this server signs its own tokens with, whose
+ * verification (src/keys/algorithms.ts) the token endpoint already runs, and Ed25519 (RFC 9864's
+ * name for EdDSA with Ed25519, which some clients send).
  */
-export const DPOP_SIGNING_ALGS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'] as const;
+export const DPOP_SIGNING_ALGS: readonly string[] = [...SIGNING_ALGORITHMS, 'Ed25519'];
 
 /** FAPI 2.0 Security Profile (cryptography): the only algorithms a `fapi2` client's assertions and proofs may use. */
-export const FAPI2_ALGS: readonly string[] = ['PS256', 'ES256', 'EdDSA'];
+export const FAPI2_ALGS: readonly string[] = ['PS256', 'ES256', 'EdDSA', 'Ed25519'];
 
 /**
  * FAPI 2.0 Security Profile (client authentication): how a `fapi2` client may authenticate. The one place to

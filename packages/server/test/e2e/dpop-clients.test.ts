@@ -16,7 +16,9 @@ const ORDERS = 'https://orders.example.com';
 const insecure = { execute: [client.allowInsecureRequests] };
 const PG_URL = process.env.M2M_AUTH_TEST_DATABASE_URL;
 
-async function jktOf(keyPair: CryptoKeyPair): Promise<string> {
+type KeyPair = { publicKey: CryptoKey; privateKey: CryptoKey };
+
+async function jktOf(keyPair: KeyPair): Promise<string> {
   return calculateJwkThumbprint(await exportJWK(keyPair.publicKey));
 }
 
@@ -25,7 +27,7 @@ async function cnfOf(s: ListeningServer, token: string): Promise<unknown> {
   return payload.cnf;
 }
 
-async function proof(s: ListeningServer, key: CryptoKeyPair, claims: Record<string, unknown> = {}): Promise<string> {
+async function proof(s: ListeningServer, key: KeyPair, claims: Record<string, unknown> = {}): Promise<string> {
   return new SignJWT({ htm: 'POST', htu: `${s.issuer}/oauth2/token`, jti: randomUUID(), ...claims })
     .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(key.publicKey) })
     .setIssuedAt()
@@ -92,10 +94,11 @@ describe('third-party clients obtain DPoP-bound tokens', () => {
     });
 
     it('client_secret_basic and private_key_jwt (fapi2) with a DPoP handle, for EdDSA and ES256 keys', async () => {
-      for (const [c, auth, alg] of [
+      const cases: Array<[oauth.Client, oauth.ClientAuth, string]> = [
         [{ client_id: basicClient.id }, oauth.ClientSecretBasic(basicClient.secret), 'EdDSA'],
         [{ client_id: fapiClient.id }, oauth.PrivateKeyJwt({ key: fapiClient.privateKey, kid: fapiClient.kid }), 'ES256'],
-      ] as const) {
+      ];
+      for (const [c, auth, alg] of cases) {
         const keyPair = await oauth.generateKeyPair(alg);
         const DPoP = oauth.DPoP(c, keyPair);
         const res = await oauth.clientCredentialsGrantRequest(as, c, auth, {}, { DPoP, [oauth.allowInsecureRequests]: true });
@@ -106,7 +109,7 @@ describe('third-party clients obtain DPoP-bound tokens', () => {
     });
 
     it('introspection answers cnf and token_type DPoP', async () => {
-      const c = { client_id: basicClient.id };
+      const c: oauth.Client = { client_id: basicClient.id };
       const keyPair = await oauth.generateKeyPair('ES256');
       const res = await oauth.clientCredentialsGrantRequest(as, c, oauth.ClientSecretBasic(basicClient.secret), {}, { DPoP: oauth.DPoP(c, keyPair), [oauth.allowInsecureRequests]: true });
       const { access_token } = await oauth.processClientCredentialsResponse(as, c, res);
@@ -160,7 +163,7 @@ describe('server nonces with third-party clients', () => {
   it('oauth4webapi: use_dpop_nonce, then the retry succeeds', async () => {
     const issuer = new URL(s.issuer);
     const as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', [oauth.allowInsecureRequests]: true }));
-    const cl = { client_id: c.id };
+    const cl: oauth.Client = { client_id: c.id };
     const DPoP = oauth.DPoP(cl, await oauth.generateKeyPair('ES256'));
     const grant = async () => oauth.processClientCredentialsResponse(as, cl,
       await oauth.clientCredentialsGrantRequest(as, cl, oauth.ClientSecretBasic(c.secret), {}, { DPoP, [oauth.allowInsecureRequests]: true }));
@@ -201,10 +204,10 @@ describe.skipIf(!PG_URL)('a proof replayed at another instance on PostgreSQL', (
     const headers = { authorization: basicAuth(r.client_id, r.client_secret!), dpop: p };
     const first = await postForm(`${a.publicUrl}/oauth2/token`, { grant_type: 'client_credentials' }, headers);
     expect(first.status, await first.clone().text()).toBe(200);
-    expect((await first.json()).token_type).toBe('DPoP');
+    expect(((await first.json()) as { token_type: string }).token_type).toBe('DPoP');
     const replayed = await postForm(`${b.publicUrl}/oauth2/token`, { grant_type: 'client_credentials' }, headers);
     expect(replayed.status).toBe(400);
-    expect((await replayed.json()).error).toBe('invalid_dpop_proof');
+    expect(((await replayed.json()) as { error: string }).error).toBe('invalid_dpop_proof');
     // A fresh proof is good at the other instance.
     const fresh = await postForm(`${b.publicUrl}/oauth2/token`, { grant_type: 'client_credentials' }, { ...headers, dpop: await proof(a, key) });
     expect(fresh.status).toBe(200);
