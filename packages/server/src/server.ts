@@ -11,7 +11,7 @@ import { openStorage, sqliteDatabaseFile } from './storage/open.js';
 import { checkFreshDatabase } from './storage/sqlite/fresh-start.js';
 import { ConfigError } from './ground/errors.js';
 import type { KeyStore, Storage } from './storage/types.js';
-import { KEK_FILE_NAME, loadKek } from './keys/kek.js';
+import { deriveKey, KEK_FILE_NAME, loadKek } from './keys/kek.js';
 import { KeyRing, keyMaintenanceInterval } from './keys/keyring.js';
 import { ClientRegistry } from './clients/registry.js';
 import { registerAdminRoutes } from './admin/routes.js';
@@ -27,6 +27,10 @@ import { plainSteps } from './oauth/steps.js';
 import { ConnectionMemos } from './oauth/connection-memo.js';
 import { AccessTokenReader, type TokenSigner } from './oauth/access-token.js';
 import { TokenEndpoint } from './oauth/token/token-endpoint.js';
+import { senderConstraint } from './oauth/token/sender-constraint.js';
+import { DpopProofs, normalisedHtu } from './oauth/dpop/proof.js';
+import { DpopNonces } from './oauth/dpop/nonce.js';
+import { processReplay, sharedReplay } from './oauth/dpop/replay.js';
 import { IntrospectionEndpoint } from './oauth/introspection/introspection-endpoint.js';
 import { RevocationEndpoint } from './oauth/revocation/revocation-endpoint.js';
 import { RevocationList } from './oauth/revocation/revocation-list.js';
@@ -97,9 +101,9 @@ function needsDataDir(config: Config): boolean {
 }
 
 /** The signing keys in storage, the first one created when there is none. */
-function openKeyRing(config: Config, keyStore: KeyStore, events: EventBus, now: () => number): Promise<KeyRing> {
+function openKeyRing(config: Config, keyStore: KeyStore, events: EventBus, now: () => number, kek = loadKek({ kek: config.kek, dataDir: config.dataDir })): Promise<KeyRing> {
   return KeyRing.open(keyStore, {
-    kek: loadKek({ kek: config.kek, dataDir: config.dataDir }),
+    kek,
     alg: config.signingAlg,
     prepublishMs: config.keyPrepublish * 1000,
     rotationIntervalMs: config.keyRotationInterval * 1000,
@@ -203,7 +207,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // The change log's head before any cache is loaded: sync starts reading from there, so a change
     // written while this instance loads (another worker's revocation, say) is applied, not skipped.
     const changesHead = await traced.changes.head();
-    const keys = await openKeyRing(config, keyStore, events, now);
+    const kek = loadKek({ kek: config.kek, dataDir: config.dataDir });
+    const keys = await openKeyRing(config, keyStore, events, now, kek);
     const clients = new ClientRegistry(traced.clients, events, {
       tokenTtlMin: config.tokenTtlMin,
       tokenTtlMax: config.tokenTtlMax,
@@ -237,6 +242,15 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       revocationEpoch: () => keys.revocationEpoch(),
     };
     const tokens = new AccessTokenReader({ issuer, signer, revocations, clients: guarded, now });
+    // DPoP (RFC 9449): proof jtis are spent in the shared replay table on PostgreSQL (single use
+    // across instances), in this process's memory on SQLite (no database write per request).
+    const bind = senderConstraint({
+      proofs: new DpopProofs(),
+      htu: () => [normalisedHtu(tokenEndpoint())],
+      consumeOnce: config.databaseUrl.startsWith('sqlite:') ? processReplay(traced.replay) : sharedReplay(traced.replay),
+      ...(config.dpopNonce && { nonces: new DpopNonces(deriveKey(kek, 'dpop nonce'), now) }),
+      now,
+    });
 
     const trustProxy = parseTrustProxy(config.trustProxy);
     // The mutual-TLS listener's base URL once it listens (M2M_AUTH_MTLS_URL, or the issuer's host
@@ -263,8 +277,13 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         steps, signer, events,
         tokenTtl: config.tokenTtl, tokenTtlMin: config.tokenTtlMin, tokenTtlMax: config.tokenTtlMax, now,
         rateLimit: limits.tokenRequest, revocations,
-        // RFC 8705 §3: tokens bound to the request's client certificate when the client asks for it.
-        bind: bindCertificate,
+        // The bind step: the client certificate first (RFC 8705 §3, for a client that asks for
+        // certificate-bound tokens, or a fapi2 client over mutual TLS), then a DPoP proof (RFC 9449),
+        // which binds to its key instead, and the checks of what must be sender-constrained.
+        bind: (req, client) => {
+          bindCertificate(req, client);
+          return bind(req, client);
+        },
       }),
       introspection: new IntrospectionEndpoint({ steps, tokens, events, rateLimit: limits.introspectionRequest }),
       revocation: new RevocationEndpoint({ steps, tokens, revocations, events, now }),

@@ -29,6 +29,8 @@ interface MetadataFlags extends CommonFlags {
   resourceUri?: string[];
   disabled?: boolean;
   tokenReuse?: boolean;
+  dpopBoundAccessTokens?: boolean;
+  fapi2?: boolean;
   rateLimit?: number;
   resetRateLimit?: boolean;
   resetDefaultScope?: boolean;
@@ -77,6 +79,8 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--grant-types <types>', 'grant_types, space- or comma-separated: "client_credentials" (default) or "none" for a client that only introspects or revokes')
     .option('--resource-uri <uri>', 'resource_uris: an audience this client answers to when it introspects (repeatable)', collect)
     .option('--token-reuse <true|false>', 'token_reuse: answer a repeated request for the same scope and audience with the last token while it has more than half its lifetime left', trueOrFalse)
+    .option('--dpop-bound-access-tokens <true|false>', 'dpop_bound_access_tokens (RFC 9449 §5.2): every token request of the client must carry a DPoP proof, and every token is DPoP-bound', trueOrFalse)
+    .option('--fapi2 <true|false>', 'fapi2: the FAPI 2.0 Security Profile for this client (private_key_jwt only, sender-constrained tokens only, PS256, ES256 or EdDSA only)', trueOrFalse)
     .option('--rate-limit <per-second>', 'rate_limit: token requests a second for this client (fractions allowed; 0 = no limit; default the server\'s M2M_AUTH_TOKEN_RATE_LIMIT)', perSecond);
   for (const [, field, flag, what] of TLS_NAME_FLAGS) {
     cmd.option(flag, `${field}: for --auth-method tls_client_auth, the client certificate carries ${what}; one of the five (it replaces another set before)`);
@@ -149,6 +153,8 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.grantTypes !== undefined) body.grant_types = grantTypes(f.grantTypes);
   if (f.resourceUri !== undefined) body.resource_uris = f.resourceUri;
   if (f.tokenReuse !== undefined) body.token_reuse = f.tokenReuse;
+  if (f.dpopBoundAccessTokens !== undefined) body.dpop_bound_access_tokens = f.dpopBoundAccessTokens;
+  if (f.fapi2 !== undefined) body.fapi2 = f.fapi2;
   setOrReset(body, 'rate_limit', f.rateLimit, f.resetRateLimit, '--rate-limit');
   if (f.disabled) body.disabled = true;
   const names = TLS_NAME_FLAGS.filter(([key]) => f[key] !== undefined);

@@ -23,6 +23,7 @@ export const MANAGED_FIELDS = [
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
   'tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email',
   'tls_client_certificate_bound_access_tokens',
+  'dpop_bound_access_tokens', 'fapi2',
 ] as const satisfies ReadonlyArray<keyof ClientWire>;
 
 export type ManagedField = (typeof MANAGED_FIELDS)[number];

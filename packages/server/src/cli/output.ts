@@ -57,6 +57,8 @@ export function clientDetails(c: ClientWire & { client_secret?: string }): strin
     ['access_token_ttl', c.access_token_ttl === null ? '(server default)' : `${c.access_token_ttl}s`],
     ['rate_limit', c.rate_limit === null ? '(server default)' : c.rate_limit === 0 ? 'none' : `${c.rate_limit}/s`],
     ['token_reuse', c.token_reuse ? 'on' : 'off'],
+    ['dpop_bound_access_tokens', c.dpop_bound_access_tokens ? 'on' : 'off'],
+    ['fapi2', c.fapi2 ? 'on' : 'off'],
     ['claims', Object.keys(c.claims ?? {}).length === 0 ? '(none)' : JSON.stringify(c.claims)],
     // RFC 8705: the one certificate name of a tls_client_auth client, and certificate-bound tokens.
     ...TLS_CLIENT_AUTH_FIELDS.filter((f) => typeof c[f] === 'string').map((f): [string, string] => [f, c[f]!]),

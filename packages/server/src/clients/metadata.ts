@@ -3,7 +3,8 @@
 // fields on the whole record, and which wire fields an update changed. The registry applies them.
 
 import {
-  GRANT_TYPES, RESERVED_CLAIM_NAMES, TLS_CLIENT_AUTH_FIELDS, TOKEN_ENDPOINT_AUTH_METHODS, type TlsClientAuthField, type TokenEndpointAuthMethod,
+  FAPI2_AUTH_METHODS, GRANT_TYPES, RESERVED_CLAIM_NAMES, TLS_CLIENT_AUTH_FIELDS, TOKEN_ENDPOINT_AUTH_METHODS, type TlsClientAuthField,
+  type TokenEndpointAuthMethod,
 } from '../ground/names.js';
 import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
 import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
@@ -64,6 +65,7 @@ const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
   ...TLS_CLIENT_AUTH_FIELDS, 'tls_client_certificate_bound_access_tokens',
+  'dpop_bound_access_tokens', 'fapi2',
 ]);
 
 /** Fields a caller may see in the wire form but never set; named so the error says why. */
@@ -246,7 +248,7 @@ export type TlsClientAuthPatch = Partial<Record<TlsClientAuthField, string | nul
 export type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
   | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'
-  | 'tlsClientCertificateBoundAccessTokens'>> & { tlsClientAuth?: TlsClientAuthPatch };
+  | 'tlsClientCertificateBoundAccessTokens' | 'dpopBoundAccessTokens' | 'fapi2'>> & { tlsClientAuth?: TlsClientAuthPatch };
 
 function parseTlsClientAuthValue(field: TlsClientAuthField, v: unknown): string | null {
   if (v === null) return null;
@@ -313,6 +315,8 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('access_token_ttl')) out.accessTokenTtl = input.access_token_ttl === null ? null : parseTtl(input.access_token_ttl, ttl);
   if (has('rate_limit')) out.rateLimit = input.rate_limit === null ? null : parseRateLimit(input.rate_limit);
   if (has('token_reuse')) out.tokenReuse = parseBoolean('token_reuse', input.token_reuse);
+  if (has('dpop_bound_access_tokens')) out.dpopBoundAccessTokens = parseBoolean('dpop_bound_access_tokens', input.dpop_bound_access_tokens);
+  if (has('fapi2')) out.fapi2 = parseBoolean('fapi2', input.fapi2);
   if (has('disabled')) out.disabled = parseBoolean('disabled', input.disabled);
   if (has('claims')) out.claims = parseClaims(input.claims);
   for (const field of TLS_CLIENT_AUTH_FIELDS) {
@@ -373,6 +377,10 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
   if (c.tokenEndpointAuthMethod !== 'tls_client_auth' && c.tlsClientAuth !== null) {
     invalid(c.tlsClientAuth.field, `${c.tlsClientAuth.field} is only for token_endpoint_auth_method tls_client_auth`);
   }
+  // FAPI 2.0 Security Profile (client authentication): private_key_jwt (or mutual TLS, once it exists) only.
+  if (c.fapi2 && !FAPI2_AUTH_METHODS.includes(c.tokenEndpointAuthMethod)) {
+    invalid('fapi2', `fapi2 requires token_endpoint_auth_method ${FAPI2_AUTH_METHODS.join(' or ')}`);
+  }
   if (grantChanged && c.grantTypes.includes('client_credentials')) {
     const scope = c.defaultScope ?? c.scope;
     const audience = c.defaultAudience ?? c.audience;
@@ -407,6 +415,8 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['accessTokenTtl', 'access_token_ttl'],
   ['rateLimit', 'rate_limit'],
   ['tokenReuse', 'token_reuse'],
+  ['dpopBoundAccessTokens', 'dpop_bound_access_tokens'],
+  ['fapi2', 'fapi2'],
   ['disabled', 'disabled'],
   ['claims', 'claims'],
   ['tlsClientCertificateBoundAccessTokens', 'tls_client_certificate_bound_access_tokens'],

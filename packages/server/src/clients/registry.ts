@@ -105,6 +105,8 @@ export function draftNewClient(input: unknown, ttl: { min: number; max: number }
     accessTokenTtl: fields.accessTokenTtl ?? null,
     rateLimit: fields.rateLimit ?? null,
     tokenReuse: fields.tokenReuse ?? false,
+    dpopBoundAccessTokens: fields.dpopBoundAccessTokens ?? false,
+    fapi2: fields.fapi2 ?? false,
     disabled: fields.disabled ?? false,
     claims: fields.claims ?? {},
     tlsClientAuth: patchTlsClientAuth(null, fields.tlsClientAuth),

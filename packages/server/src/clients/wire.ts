@@ -36,6 +36,10 @@ export interface ClientMetadataInput {
   rate_limit?: number | null;
   /** Reuse the last token for a repeated request while it has more than half its lifetime left; default false. */
   token_reuse?: boolean;
+  /** RFC 9449 §5.2: every token request needs a DPoP proof; default false. */
+  dpop_bound_access_tokens?: boolean;
+  /** FAPI 2.0 Security Profile for this client (docs/sender-constrained-tokens.md); default false. */
+  fapi2?: boolean;
   disabled?: boolean;
   /** Custom claims copied into every access token of the client; {} or null = none. */
   claims?: Record<string, unknown> | null;
@@ -71,6 +75,8 @@ export interface ClientWire {
   access_token_ttl: number | null;
   rate_limit: number | null;
   token_reuse: boolean;
+  dpop_bound_access_tokens: boolean;
+  fapi2: boolean;
   disabled: boolean;
   /** Custom claims copied into every access token of the client; {} = none. */
   claims: Record<string, unknown>;
@@ -118,6 +124,8 @@ export function clientToWire(client: ClientRecord): ClientWire {
     access_token_ttl: client.accessTokenTtl,
     rate_limit: client.rateLimit,
     token_reuse: client.tokenReuse,
+    dpop_bound_access_tokens: client.dpopBoundAccessTokens,
+    fapi2: client.fapi2,
     disabled: client.disabled,
     claims: JSON.parse(JSON.stringify(client.claims)) as Record<string, unknown>,
     ...tlsClientAuthWire(client.tlsClientAuth),

@@ -37,6 +37,7 @@ export interface Config {
   authFailureWindow: number;
   trustProxy: string;
   autoMigrate: boolean;
+  dpopNonce: boolean;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logFormat: 'json' | 'pretty' | undefined;
   auditSampleRate: number;
@@ -203,6 +204,10 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'autoMigrate', env: 'M2M_AUTH_AUTO_MIGRATE', flag: '--auto-migrate', kind: 'bool', default: true,
     description: 'Apply schema migrations at start (`m2m-auth migrate` applies them explicitly).',
+  }),
+  k({
+    key: 'dpopNonce', env: 'M2M_AUTH_DPOP_NONCE', flag: '--dpop-nonce', kind: 'bool', default: false,
+    description: 'Require a server nonce in DPoP proofs at the token endpoint (RFC 9449 §8): a proof without a current one gets `400 use_dpop_nonce` and a `DPoP-Nonce` header to retry with. Nonces need no storage: each is good for two to four minutes on every instance that shares the key-encryption key. Off by default: the proof\'s `iat` window and single-use `jti` already bound a replay.',
   }),
   k({
     key: 'redisUrl', env: 'M2M_AUTH_REDIS_URL', flag: '--redis-url', kind: 'secret', default: undefined,

@@ -1,5 +1,6 @@
 // The server's error types, each with a closed set of codes: OAuthError, the RFC 6749 §5.2 error
-// responses (plus RFC 8707 §2 invalid_target and RFC 7009 §2.2.1 unsupported_token_type) and the
+// responses (plus RFC 8707 §2 invalid_target, RFC 7009 §2.2.1 unsupported_token_type and RFC 9449
+// §12.2 invalid_dpop_proof and use_dpop_nonce) and the
 // one function that writes its body; ConfigError, configuration and programmer mistakes.
 
 export type OAuthErrorCode =
@@ -11,6 +12,8 @@ export type OAuthErrorCode =
   | 'invalid_scope'
   | 'invalid_target'
   | 'unsupported_token_type'
+  | 'invalid_dpop_proof'
+  | 'use_dpop_nonce'
   | 'server_error'
   | 'temporarily_unavailable';
 
@@ -23,6 +26,8 @@ const DEFAULT_STATUS: Record<OAuthErrorCode, number> = {
   invalid_scope: 400,
   invalid_target: 400,
   unsupported_token_type: 400,
+  invalid_dpop_proof: 400,
+  use_dpop_nonce: 400,
   server_error: 500,
   temporarily_unavailable: 503,
 };

@@ -45,6 +45,20 @@ export const CLIENT_ASSERTION_ALGS = [
   'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512',
 ] as const;
 
+/**
+ * RFC 9449 §5.1 dpop_signing_alg_values_supported: the DPoP proof algorithms, asymmetric only
+ * (§4.2: never `none`, never a MAC); the ones this server signs its own tokens with, whose
+ * verification (src/keys/algorithms.ts) the token endpoint already runs, and Ed25519 (RFC 9864's
+ * name for EdDSA with Ed25519, which some clients send).
+ */
+export const DPOP_SIGNING_ALGS: readonly string[] = [...SIGNING_ALGORITHMS, 'Ed25519'];
+
+/** FAPI 2.0 Security Profile (cryptography): the only algorithms a `fapi2` client's assertions and proofs may use. */
+export const FAPI2_ALGS: readonly string[] = ['PS256', 'ES256', 'EdDSA', 'Ed25519'];
+
+/** FAPI 2.0 Security Profile (client authentication): how a `fapi2` client may authenticate: private_key_jwt or mutual TLS (RFC 8705). */
+export const FAPI2_AUTH_METHODS: readonly TokenEndpointAuthMethod[] = ['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'];
+
 /** RFC 7591 §2 grant_types this server implements. */
 export const GRANT_TYPES: readonly string[] = ['client_credentials'];
 

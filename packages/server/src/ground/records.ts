@@ -56,6 +56,17 @@ export interface ClientRecord {
    * default false.
    */
   tokenReuse: boolean;
+  /**
+   * RFC 9449 §5.2 `dpop_bound_access_tokens`: every token request must carry a DPoP proof, and
+   * every token is DPoP-bound. Default false.
+   */
+  dpopBoundAccessTokens: boolean;
+  /**
+   * FAPI 2.0 Security Profile for this client (wire name `fapi2`): private_key_jwt (or mutual TLS)
+   * authentication only, sender-constrained tokens only, PS256, ES256 or EdDSA only, assertion
+   * `aud` the issuer only. Default false.
+   */
+  fapi2: boolean;
   disabled: boolean;
   /**
    * Custom claims copied into every access token of the client, after the RFC 9068 ones; {} for

@@ -85,6 +85,7 @@ function toOAuthRequest(request: FastifyRequest, certificate: PresentedCertifica
     contentType: request.headers['content-type'],
     body: Buffer.isBuffer(body) ? body : undefined,
     authorization: request.headers.authorization,
+    dpop: request.headers.dpop,
     ip: request.ip,
     requestId: request.id,
   };

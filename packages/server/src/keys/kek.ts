@@ -1,7 +1,7 @@
 // Key-encryption key for signing keys at rest: AES-256-GCM (NIST SP 800-38D) with the kid as
 // additional authenticated data, so an encrypted private key only decrypts under the kid it was made for.
 
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import { chmodSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError } from '../ground/errors.js';
@@ -124,4 +124,12 @@ export function decryptPrivateKey(kek: Buffer, encrypted: string, kid: string): 
     err.cause = cause;
     throw err;
   }
+}
+
+/**
+ * A 32-byte key for one purpose (`label`), derived from the KEK with HKDF-SHA256 (RFC 5869): every
+ * instance sharing the KEK derives the same key, and the key tells nothing about the KEK.
+ */
+export function deriveKey(kek: Buffer, label: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', kek, Buffer.alloc(0), `m2m-auth ${label}`, KEK_BYTES));
 }

@@ -1,5 +1,5 @@
 // Structured logs (pino): JSON lines for machines, readable lines (pino-pretty) for a person at a
-// terminal, with one tested redaction list: secrets, client assertions and tokens never reach a
+// terminal, with one tested redaction list: secrets, client assertions, DPoP proofs and tokens never reach a
 // log line, even if a future change passes one to the logger by mistake.
 
 import { tracingChannel } from 'node:diagnostics_channel';
@@ -14,7 +14,7 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 export const SENSITIVE_FIELDS: readonly string[] = [
   'authorization', 'cookie', 'client_secret', 'clientSecret', 'client_assertion', 'clientAssertion',
   'token', 'access_token', 'accessToken', 'secret', 'password', 'adminToken', 'admin_token',
-  'kek', 'privateKey', 'private_key', 'body', 'params',
+  'kek', 'privateKey', 'private_key', 'body', 'params', 'dpop',
 ];
 
 /** Objects that may wrap a sensitive field when something is logged. */
@@ -29,6 +29,8 @@ export const REDACT_PATHS: readonly string[] = [
   'req.headers.authorization', 'req.headers.cookie', 'request.headers.authorization', 'request.headers.cookie',
   // RFC 9440's Client-Cert (a certificate a trusted proxy passes on), wherever request headers are logged.
   'headers["client-cert"]', 'req.headers["client-cert"]', 'request.headers["client-cert"]',
+  // RFC 9449 DPoP proofs.
+  'req.headers.dpop', 'request.headers.dpop',
 ];
 
 /** `json`: one JSON object a line (log collectors); `pretty`: readable lines (a person at a terminal). */

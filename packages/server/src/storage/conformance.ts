@@ -31,6 +31,8 @@ function secretClient(clientId: string): ClientRecord {
     accessTokenTtl: null,
     rateLimit: null,
     tokenReuse: false,
+    dpopBoundAccessTokens: false,
+    fapi2: false,
     disabled: false,
     claims: {},
     tlsClientAuth: null,
@@ -75,6 +77,8 @@ function jwtClient(clientId: string): ClientRecord {
     // A fraction: the column keeps it exactly.
     rateLimit: 2.5,
     tokenReuse: true,
+    dpopBoundAccessTokens: true,
+    fapi2: true,
     disabled: true,
     // Member order, nesting and unicode kept as written (PostgreSQL's jsonb would reorder the members).
     claims: { zone: 'eu-west', tenant: 'acme ✓', roles: ['reader', 'auditor'], limits: { orders: 10, ratio: 0.25, on: true, none: null }, note: 'line\nbreak' },

@@ -198,6 +198,8 @@ describe('POST /admin/clients', () => {
       access_token_ttl: 600,
       rate_limit: null,
       token_reuse: false,
+      dpop_bound_access_tokens: false,
+      fapi2: false,
       disabled: false,
       claims: {},
       tls_client_auth_subject_dn: null,

@@ -30,7 +30,7 @@ describe('REDACT_PATHS with createLogger', () => {
   const SECRET_KEYS = [
     'client_secret', 'clientSecret', 'authorization', 'cookie', 'token', 'access_token', 'accessToken',
     'client_assertion', 'clientAssertion', 'adminToken', 'admin_token', 'kek', 'secret', 'password',
-    'privateKey', 'private_key', 'body', 'params',
+    'privateKey', 'private_key', 'body', 'params', 'dpop',
   ];
   // Objects a secret may sit in one level down when something is logged.
   const CONTAINERS = ['req', 'request', 'headers', 'body', 'params', 'query', 'client', 'config', 'err', 'error', 'payload', 'input', 'data'];
@@ -44,6 +44,8 @@ describe('REDACT_PATHS with createLogger', () => {
     for (const c of CONTAINERS) expect(REDACT_CONTAINERS).toContain(c);
     expect(REDACT_PATHS).toContain('req.headers.authorization');
     expect(REDACT_PATHS).toContain('request.headers.authorization');
+    expect(REDACT_PATHS).toContain('req.headers.dpop');
+    expect(REDACT_PATHS).toContain('request.headers.dpop');
   });
 
   for (const key of SECRET_KEYS) {
@@ -176,6 +178,15 @@ describe('a real server at log level trace', () => {
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: await assertion(c.client_id, privateKey, kid, 'client assertion 1'),
     }));
+
+    // DPoP (RFC 9449): a proof, the DPoP-bound token, and the same proof replayed (refused).
+    const dpopKey = await generateKeyPair('ES256');
+    const dpopProof = secret('DPoP proof', await new SignJWT({ htm: 'POST', htu: `${s.issuer}/oauth2/token`, jti: randomUUID() })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(dpopKey.publicKey) })
+      .setIssuedAt()
+      .sign(dpopKey.privateKey));
+    await accessToken('token (DPoP)', await tokenRequest({}, { authorization: basicAuth(a.client_id, aSecret), dpop: dpopProof }));
+    expect((await tokenRequest({}, { authorization: basicAuth(a.client_id, aSecret), dpop: dpopProof })).status).toBe(400);
 
     // Failures: wrong secrets, a replayed assertion, malformed Basic, repeated secrets, a body too large.
     const wrong1 = secret('wrong secret (basic)', `m2m_cs_${randomBytes(32).toString('base64url')}`);

@@ -84,6 +84,8 @@ function client(clientId: string): ClientRecord {
     accessTokenTtl: null,
     rateLimit: null,
     tokenReuse: false,
+    dpopBoundAccessTokens: false,
+    fapi2: false,
     disabled: false,
     claims: {},
     tlsClientAuth: null,

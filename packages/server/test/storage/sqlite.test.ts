@@ -68,6 +68,8 @@ const rotatedClient: ClientRecord = {
   accessTokenTtl: 300,
   rateLimit: 12.5,
   tokenReuse: true,
+  dpopBoundAccessTokens: true,
+  fapi2: true,
   disabled: false,
   claims: { tenant: 'acme', roles: ['reader'] },
   tlsClientAuth: null,

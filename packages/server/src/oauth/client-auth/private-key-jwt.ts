@@ -3,7 +3,7 @@
 
 import { compactVerify, createLocalJWKSet, decodeJwt, errors as joseErrors, type JSONWebKeySet } from 'jose';
 import { OAuthError } from '../../ground/errors.js';
-import { CLIENT_ASSERTION_ALGS } from '../../ground/names.js';
+import { CLIENT_ASSERTION_ALGS, FAPI2_ALGS } from '../../ground/names.js';
 import type { ClientRecord } from '../../ground/records.js';
 import type { ReplayStore } from '../../storage/types.js';
 import { publicJwk } from '../../clients/jwk.js';
@@ -50,8 +50,12 @@ export function assertionClientId(assertion: string): string | undefined {
  * The verified payload. Without a kid (optional, RFC 7515 §4.1.4) several registered keys may fit
  * the alg, as while a client rotates its keys; jose then leaves trying each one to the caller.
  */
+const ANY_ALG = { algorithms: [...CLIENT_ASSERTION_ALGS] };
+/** FAPI 2.0 Security Profile (cryptography): PS256, ES256 or EdDSA only. */
+const FAPI2_ALG = { algorithms: CLIENT_ASSERTION_ALGS.filter((a) => FAPI2_ALGS.includes(a)) };
+
 async function verifiedPayload(client: ClientRecord, assertion: string): Promise<Uint8Array> {
-  const options = { algorithms: [...CLIENT_ASSERTION_ALGS] };
+  const options = client.fapi2 ? FAPI2_ALG : ANY_ALG;
   try {
     return (await compactVerify(assertion, keySet(client), options)).payload;
   } catch (err) {
@@ -88,8 +92,13 @@ export async function verifyClientAssertion(client: ClientRecord, assertion: str
   if (claims.sub !== client.clientId) fail('client assertion sub is not the client_id');
   // §3 item 3: aud identifies this authorization server (issuer identifier or token endpoint URL).
   const aud = claims.aud;
-  const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!auds.some((a) => a === ctx.issuer || a === ctx.tokenEndpoint)) fail('client assertion aud does not name this server');
+  if (client.fapi2) {
+    // FAPI 2.0 Security Profile (client authentication): the issuer identifier only, as a string.
+    if (aud !== ctx.issuer) fail('client assertion aud is not the issuer as a string (fapi2)');
+  } else {
+    const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+    if (!auds.some((a) => a === ctx.issuer || a === ctx.tokenEndpoint)) fail('client assertion aud does not name this server');
+  }
   // §3 item 4: exp is required; we also bound how far ahead it may be.
   const exp = claims.exp;
   if (typeof exp !== 'number' || !Number.isFinite(exp)) fail('client assertion has no numeric exp');

@@ -1,6 +1,6 @@
 // Authorization server metadata (RFC 8414 §2), computed from configuration and the registered clients.
 
-import { CLIENT_ASSERTION_ALGS } from '../../ground/names.js';
+import { CLIENT_ASSERTION_ALGS, DPOP_SIGNING_ALGS } from '../../ground/names.js';
 import { SUPPORTED_GRANT_TYPES } from '../token/grants/select.js';
 import { TOKEN_ENDPOINT_AUTH_METHODS } from '../../ground/names.js';
 
@@ -65,5 +65,7 @@ export function authorizationServerMetadata(input: MetadataInput): Record<string
         revocation_endpoint: endpointUrl(input.mutualTls.aliasBase, ENDPOINT_PATHS.revocation),
       },
     }),
+    // RFC 9449 §5.1: the DPoP proof algorithms the token endpoint accepts.
+    dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGS],
   };
 }

@@ -1,7 +1,9 @@
 // Certificate-bound access tokens (RFC 8705 §3): a client registered with
 // tls_client_certificate_bound_access_tokens gets tokens whose cnf carries the SHA-256 thumbprint
 // of the client certificate of its token request (§3.1 x5t#S256), whatever method authenticated
-// it; without a certificate it gets none.
+// it; without a certificate it gets none. A fapi2 client's token request with a certificate is
+// bound to it too: mutual TLS is one of FAPI 2.0's two sender constraints (a DPoP proof, the
+// next step, binds to its key instead).
 
 import type { X509Certificate } from 'node:crypto';
 import { OAuthError } from '../../ground/errors.js';
@@ -27,8 +29,13 @@ function thumbprintOf(cert: X509Certificate): string {
  * (a DPoP proof) is kept: the token is sender-constrained either way, and has one cnf.
  */
 export function bindCertificate(req: OAuthRequest, client: ClientRecord): void {
-  if (!client.tlsClientCertificateBoundAccessTokens || req.binding !== undefined) return;
+  if (req.binding !== undefined) return;
   const cert = req.clientCertificate;
+  if (client.fapi2 && cert !== undefined) {
+    req.binding = { x5tS256: thumbprintOf(cert) };
+    return;
+  }
+  if (!client.tlsClientCertificateBoundAccessTokens) return;
   if (cert === undefined) {
     throw new OAuthError('invalid_request', 'This client\'s tokens are bound to its TLS client certificate: send the token request with one, to the mutual-TLS endpoint (mtls_endpoint_aliases).', {
       detail: req.clientCertificateProblem ?? 'certificate-bound tokens but no client certificate',

@@ -19,6 +19,8 @@ interface ClientRow {
   access_token_ttl: string | null;
   rate_limit: number | null;
   token_reuse: boolean;
+  dpop_bound_access_tokens: boolean;
+  fapi2: boolean;
   disabled: boolean;
   claims: ClientRecord['claims'];
   tls_client_auth_subject_dn: string | null;
@@ -35,14 +37,15 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, rate_limit, token_reuse, claims, ${TLS_CLIENT_AUTH_FIELDS.join(', ')}, tls_client_certificate_bound_access_tokens`;
+  created_at, updated_at, rate_limit, token_reuse, claims, dpop_bound_access_tokens, fapi2, ${TLS_CLIENT_AUTH_FIELDS.join(', ')},
+  tls_client_certificate_bound_access_tokens`;
 
 function tlsFromColumns(row: Record<TlsClientAuthField, string | null>): ClientRecord['tlsClientAuth'] {
   const field = TLS_CLIENT_AUTH_FIELDS.find((f) => row[f] !== null);
   return field === undefined ? null : { field, value: row[field]! };
 }
 
-/** Parameters $1..$25 in COLUMNS order. */
+/** Parameters $1..$27 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -64,6 +67,9 @@ function toParams(client: ClientRecord): unknown[] {
     client.rateLimit,
     client.tokenReuse,
     jsonb(client.claims),
+    // A record of an export made before these fields existed has none: off.
+    client.dpopBoundAccessTokens === true,
+    client.fapi2 === true,
     // RFC 8705 §2.1.2: a column per metadata field, at most one set.
     ...TLS_CLIENT_AUTH_FIELDS.map((f) => (client.tlsClientAuth?.field === f ? client.tlsClientAuth.value : null)),
     client.tlsClientCertificateBoundAccessTokens === true,
@@ -86,6 +92,8 @@ function fromRow(row: ClientRow): ClientRecord {
     // double precision comes back as a JS number.
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse,
+    dpopBoundAccessTokens: row.dpop_bound_access_tokens,
+    fapi2: row.fapi2,
     disabled: row.disabled,
     claims: row.claims,
     tlsClientAuth: tlsFromColumns(row),
@@ -98,7 +106,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -107,9 +115,9 @@ const UPDATE = `UPDATE clients SET
   client_name = $2, scope = $3, default_scope = $4, audience = $5, default_audience = $6,
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
   access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
-  rate_limit = $17, token_reuse = $18, claims = $19, tls_client_auth_subject_dn = $20, tls_client_auth_san_dns = $21,
-  tls_client_auth_san_uri = $22, tls_client_auth_san_ip = $23, tls_client_auth_san_email = $24,
-  tls_client_certificate_bound_access_tokens = $25
+  rate_limit = $17, token_reuse = $18, claims = $19, dpop_bound_access_tokens = $20, fapi2 = $21,
+  tls_client_auth_subject_dn = $22, tls_client_auth_san_dns = $23, tls_client_auth_san_uri = $24, tls_client_auth_san_ip = $25,
+  tls_client_auth_san_email = $26, tls_client_certificate_bound_access_tokens = $27
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 

@@ -140,6 +140,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // reads the same whichever backend stored its client.
     sql: `ALTER TABLE clients ADD COLUMN claims json NOT NULL DEFAULT '{}' CHECK (json_typeof(claims) = 'object');`,
   },
+  // Version 7 is the trusted issuers' (issue 17).
+  {
+    version: 8,
+    name: 'client sender-constrained tokens',
+    // RFC 9449 §5.2 dpop_bound_access_tokens and the per-client FAPI 2.0 switch (issue 18); off by default.
+    sql: `ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens boolean NOT NULL DEFAULT false;
+      ALTER TABLE clients ADD COLUMN fapi2 boolean NOT NULL DEFAULT false;`,
+  },
   {
     version: 9,
     name: 'client mutual TLS',

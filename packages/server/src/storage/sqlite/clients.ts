@@ -20,6 +20,8 @@ interface ClientRow {
   access_token_ttl: number | null;
   rate_limit: number | null;
   token_reuse: number;
+  dpop_bound_access_tokens: number;
+  fapi2: number;
   disabled: number;
   claims: string;
   tls_client_auth_subject_dn: string | null;
@@ -36,7 +38,7 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, token_reuse, claims, tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri,
+  created_at, updated_at, token_reuse, claims, dpop_bound_access_tokens, fapi2, tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri,
   tls_client_auth_san_ip, tls_client_auth_san_email, tls_client_certificate_bound_access_tokens`;
 
 /** The one RFC 8705 §2.1.2 column a client fills (a column per wire field, at most one set). */
@@ -74,6 +76,8 @@ function toRow(client: ClientRecord): ClientRow {
     // SQLite has no boolean type and better-sqlite3 refuses to bind one.
     disabled: client.disabled ? 1 : 0,
     token_reuse: client.tokenReuse ? 1 : 0,
+    dpop_bound_access_tokens: client.dpopBoundAccessTokens ? 1 : 0,
+    fapi2: client.fapi2 ? 1 : 0,
     claims: JSON.stringify(client.claims),
     ...tlsColumns(client.tlsClientAuth),
     tls_client_certificate_bound_access_tokens: client.tlsClientCertificateBoundAccessTokens === true ? 1 : 0,
@@ -99,6 +103,8 @@ function fromRow(row: ClientRow): ClientRecord {
     accessTokenTtl: row.access_token_ttl,
     rateLimit: row.rate_limit,
     tokenReuse: row.token_reuse === 1,
+    dpopBoundAccessTokens: row.dpop_bound_access_tokens === 1,
+    fapi2: row.fapi2 === 1,
     disabled: row.disabled === 1,
     claims: JSON.parse(row.claims) as ClientRecord['claims'],
     tlsClientAuth: tlsFromColumns(row),
@@ -115,7 +121,8 @@ function prepareStatements(db: Database) {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
       @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
-      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @tls_client_auth_subject_dn, @tls_client_auth_san_dns,
+      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @dpop_bound_access_tokens, @fapi2,
+      @tls_client_auth_subject_dn, @tls_client_auth_san_dns,
       @tls_client_auth_san_uri, @tls_client_auth_san_ip, @tls_client_auth_san_email, @tls_client_certificate_bound_access_tokens)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
@@ -130,7 +137,8 @@ function prepareStatements(db: Database) {
       resource_uris = @resource_uris, jwks = @jwks,
       access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
       tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at,
-      token_reuse = @token_reuse, claims = @claims, tls_client_auth_subject_dn = @tls_client_auth_subject_dn,
+      token_reuse = @token_reuse, claims = @claims, dpop_bound_access_tokens = @dpop_bound_access_tokens, fapi2 = @fapi2,
+      tls_client_auth_subject_dn = @tls_client_auth_subject_dn,
       tls_client_auth_san_dns = @tls_client_auth_san_dns, tls_client_auth_san_uri = @tls_client_auth_san_uri,
       tls_client_auth_san_ip = @tls_client_auth_san_ip, tls_client_auth_san_email = @tls_client_auth_san_email,
       tls_client_certificate_bound_access_tokens = @tls_client_certificate_bound_access_tokens

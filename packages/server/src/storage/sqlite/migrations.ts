@@ -126,6 +126,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // A JSON object of claim names to values copied into every access token of the client (issue 16).
     sql: `ALTER TABLE clients ADD COLUMN claims TEXT NOT NULL DEFAULT '{}' CHECK (json_type(claims) = 'object');`,
   },
+  // Version 7 is the trusted issuers' (issue 17).
+  {
+    version: 8,
+    name: 'client sender-constrained tokens',
+    // RFC 9449 §5.2 dpop_bound_access_tokens and the per-client FAPI 2.0 switch (issue 18); off by default.
+    sql: `ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens INTEGER NOT NULL DEFAULT 0 CHECK (dpop_bound_access_tokens IN (0, 1));
+      ALTER TABLE clients ADD COLUMN fapi2 INTEGER NOT NULL DEFAULT 0 CHECK (fapi2 IN (0, 1));`,
+  },
   {
     version: 9,
     name: 'client mutual TLS',
