@@ -111,6 +111,7 @@ describe.skipIf(missing !== undefined)('mutual TLS (RFC 8705)', () => {
     });
     const bound = await reg('boundSecret', { tls_client_certificate_bound_access_tokens: true, token_reuse: true });
     boundSecretAuth = basicAuth(bound.client_id, bound.client_secret!);
+    await reg('fapiTls', { token_endpoint_auth_method: 'tls_client_auth', tls_client_auth_san_dns: 'billing.example.com', fapi2: true });
     const rs = await reg('rs', { grant_types: [], resource_uris: [AUD], audience: [] });
     rsAuth = basicAuth(rs.client_id, rs.client_secret!);
   });
@@ -305,6 +306,21 @@ describe.skipIf(missing !== undefined)('mutual TLS (RFC 8705)', () => {
     expect(switched.status).toBe(200);
     expect(switched.body).toMatchObject({ tls_client_auth_san_uri: null, token_endpoint_auth_method: 'client_secret_basic' });
     expect(typeof switched.body.client_secret).toBe('string');
+  });
+
+  it('FAPI 2.0: a fapi2 client authenticates by mutual TLS and its tokens are bound to the certificate', async () => {
+    const a = await token(ids.fapiTls!, certs.billing);
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    expect(payload(a.body.access_token as string).cnf).toStrictEqual({ 'x5t#S256': thumbprint(certs.billing!) });
+    // Through the trusted proxy's header as well.
+    const viaProxy = await post(`${s.publicUrl}${TOKEN}`, { grant_type: 'client_credentials', client_id: ids.fapiTls! }, agent(undefined, '127.0.0.2'),
+      { 'client-cert': `:${certs.billing!.der.toString('base64')}:` });
+    expect(viaProxy.status).toBe(200);
+    expect(payload(viaProxy.body.access_token as string).cnf).toStrictEqual({ 'x5t#S256': thumbprint(certs.billing!) });
+    // A secret method is still refused for fapi2, at registration.
+    const secret = await admin(s, 'POST', '/clients', { client_name: 'f', scope: 'orders:read', audience: [AUD], fapi2: true });
+    expect(secret.status).toBe(400);
+    expect(secret.body.message).toContain('tls_client_auth');
   });
 
   it('never answers 500', () => {
