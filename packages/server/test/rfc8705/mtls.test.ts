@@ -7,6 +7,7 @@
 
 import { createHash, X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect as h2connect } from 'node:http2';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { admin, basicAuth, registerClient, startListening, type ListeningServer } from '../e2e/listening-server.js';
 import { createTestCa, opensslMissing, type TestCa } from '../tls/test-ca.js';
@@ -164,6 +165,27 @@ describe.skipIf(missing !== undefined)('mutual TLS (RFC 8705)', () => {
       const i = await post(`${url}/oauth2/introspect`, { token: a.body.access_token as string }, agent(), { authorization: rsAuth });
       expect(i.status).toBe(200);
       expect(i.body).toMatchObject({ active: true, client_id: ids.self, cnf: { 'x5t#S256': thumbprint(certs.self!) }, token_type: 'Bearer' });
+    }
+  });
+
+  it('reads the certificate of an HTTP/2 connection (ALPN h2), for each of its streams', async () => {
+    const session = h2connect(mtlsUrl, { ca: serverCa.ca, cert: certs.billing!.cert, key: certs.billing!.key });
+    try {
+      const one = () => new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+        const stream = session.request({ ':method': 'POST', ':path': TOKEN, 'content-type': 'application/x-www-form-urlencoded' });
+        let status = 0;
+        let body = '';
+        stream.on('response', (h) => (status = Number(h[':status'])));
+        stream.setEncoding('utf8');
+        stream.on('data', (d: string) => (body += d));
+        stream.on('end', () => resolve({ status, body: JSON.parse(body) as Record<string, unknown> }));
+        stream.on('error', reject);
+        stream.end(`grant_type=client_credentials&client_id=${ids.dns}`);
+      });
+      const answers = await Promise.all([one(), one(), one()]);
+      expect(answers.map((a) => a.status)).toStrictEqual([200, 200, 200]);
+    } finally {
+      session.close();
     }
   });
 
