@@ -17,7 +17,8 @@ export interface PresentedCertificate {
   clientCertificateProblem?: string;
 }
 
-const NONE: PresentedCertificate = Object.freeze({});
+/** No certificate: one object for every request without one. */
+export const NO_CERTIFICATE: PresentedCertificate = Object.freeze({});
 
 /** proxy-addr's named ranges, as M2M_AUTH_TRUST_PROXY accepts them. */
 const NAMED_RANGES: Record<string, Array<[string, number, 'ipv4' | 'ipv6']>> = {
@@ -69,7 +70,7 @@ const MAX_HEADER_LENGTH = 16_384;
  * certificate, or why the header is not one.
  */
 export function parseClientCertHeader(value: string | string[] | undefined): PresentedCertificate {
-  if (value === undefined) return NONE;
+  if (value === undefined) return NO_CERTIFICATE;
   if (Array.isArray(value)) return { clientCertificateProblem: 'more than one Client-Cert header' };
   const text = value.trim();
   if (text.length > MAX_HEADER_LENGTH) return { clientCertificateProblem: 'Client-Cert header is too long' };
@@ -92,7 +93,7 @@ export class PeerCertificates {
 
   /** `connection`: the socket, or the HTTP/2 session; `socket`: what reads the peer certificate (for HTTP/2 its proxy of the TLS socket). */
   of(connection: object | undefined, socket: Pick<TLSSocket, 'getPeerX509Certificate'> | undefined): PresentedCertificate {
-    if (connection === undefined || socket === undefined) return NONE;
+    if (connection === undefined || socket === undefined) return NO_CERTIFICATE;
     let presented = this.#byConnection.get(connection);
     if (presented === undefined) {
       let cert: X509Certificate | undefined;
@@ -101,7 +102,7 @@ export class PeerCertificates {
       } catch {
         cert = undefined;
       }
-      presented = cert === undefined ? NONE : { clientCertificate: cert };
+      presented = cert === undefined ? NO_CERTIFICATE : { clientCertificate: cert };
       this.#byConnection.set(connection, presented);
     }
     return presented;

@@ -16,7 +16,7 @@ import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from './trusted-proxies.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
-import { CLIENT_CERT_HEADER, parseClientCertHeader, PeerCertificates, untrustedClientCertWarning, type PresentedCertificate } from './client-cert.js';
+import { CLIENT_CERT_HEADER, NO_CERTIFICATE, parseClientCertHeader, PeerCertificates, untrustedClientCertWarning, type PresentedCertificate } from './client-cert.js';
 import { limitListener, type ConnectionLimits } from './connections.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
 import { infoLineWriter } from '../observability/logger.js';
@@ -154,14 +154,14 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const warnUntrustedCert = untrustedClientCertWarning(log);
   /** The request's client certificate: the TLS peer's on the mTLS listener, a trusted proxy's Client-Cert header on the public one. */
   const certificateOf = (request: FastifyRequest): PresentedCertificate => {
-    if (certs === undefined) return {};
+    if (certs === undefined) return NO_CERTIFICATE;
     if (certs.from === 'tls') return peers.of(connectionOf(request), request.raw.socket as unknown as TLSSocket | undefined);
     const header = request.headers[CLIENT_CERT_HEADER];
-    if (header === undefined) return {};
+    if (header === undefined) return NO_CERTIFICATE;
     const peer = request.raw.socket?.remoteAddress;
     if (!certs.trusted(peer)) {
       warnUntrustedCert(peer);
-      return {};
+      return NO_CERTIFICATE;
     }
     return parseClientCertHeader(header);
   };
