@@ -244,9 +244,15 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const tokens = new AccessTokenReader({ issuer, signer, revocations, clients: guarded, now });
     // DPoP (RFC 9449): proof jtis are spent in the shared replay table on PostgreSQL (single use
     // across instances), in this process's memory on SQLite (no database write per request).
+    let htuOf = '';
+    let htu: string[] = [];
     const bind = senderConstraint({
       proofs: new DpopProofs(),
-      htu: () => [normalisedHtu(tokenEndpoint())],
+      htu: () => {
+        const url = tokenEndpoint();
+        if (url !== htuOf) htu = [normalisedHtu((htuOf = url))];
+        return htu;
+      },
       consumeOnce: config.databaseUrl.startsWith('sqlite:') ? processReplay(traced.replay) : sharedReplay(traced.replay),
       ...(config.dpopNonce && { nonces: new DpopNonces(deriveKey(kek, 'dpop nonce'), now) }),
       now,

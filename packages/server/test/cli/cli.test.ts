@@ -232,6 +232,19 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', id, '--token-reuse', 'yes']), /--token-reuse.*Expected true or false/);
   });
 
+  it('--dpop-bound-access-tokens and --fapi2 set the sender-constraint fields; fapi2 with a secret method is one line with HTTP 400', async () => {
+    const run = await cli(['clients', 'create', '--name', 'dpop', '--scope', 'a', '--audience', 'https://api.example.com', '--dpop-bound-access-tokens', 'true']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^dpop_bound_access_tokens\s+on$/m);
+    expect(run.stdout).toMatch(/^fapi2\s+off$/m);
+    const id = /^client_id\s+(cl_\S+)$/m.exec(run.stdout)![1]!;
+    expect((await registry.read(id)).dpopBoundAccessTokens).toBe(true);
+    const off = await cli(['clients', 'update', id, '--dpop-bound-access-tokens', 'false']);
+    expect(off.stdout).toMatch(/^dpop_bound_access_tokens\s+off$/m);
+    expect((await registry.read(id)).dpopBoundAccessTokens).toBe(false);
+    expectOneLineError(await cli(['clients', 'update', id, '--fapi2', 'true']), /fapi2 requires token_endpoint_auth_method private_key_jwt \(HTTP 400\)/);
+  });
+
   it('--client-id registers the client under a chosen client_id; a clash is one line with HTTP 409', async () => {
     const run = await cli(['clients', 'create', '--client-id', 'cl_cli-chosen', '--name', 'chosen', '--scope', 'a', '--audience', 'https://api.example.com']);
     expect(run.code, run.stderr).toBe(0);

@@ -297,9 +297,13 @@ describe('fapi2 clients', () => {
     expectRefused(await request(c, await assertion(c)), 'invalid_request');
   });
 
-  it('refuses a proof signed with RS256', async () => {
+  it('refuses a proof signed with RS256, also with a key an ordinary client used just before', async () => {
     const c = await fapi2Client();
     expectRefused(await request(c, await assertion(c), await proof(t, await dpopKey('RS256'))));
+    // The server keeps each protected header it checked: the alg is still checked per client.
+    const rs = await dpopKey('RS256');
+    expect((await tokenRequest(t, client.clientId, client.clientSecret, await proof(t, rs))).statusCode).toBe(200);
+    expectRefused(await request(c, await assertion(c), await proof(t, rs)));
   });
 
   it('refuses an RS256 assertion, an aud of the token endpoint, an aud array', async () => {
