@@ -37,7 +37,7 @@ import { RevocationEndpoint } from './oauth/revocation/revocation-endpoint.js';
 import { RevocationList } from './oauth/revocation/revocation-list.js';
 import { endpointUrl, ENDPOINT_PATHS } from './oauth/discovery/metadata.js';
 import { MetadataCache } from './oauth/discovery/metadata-cache.js';
-import { buildPublicApp } from './http/public-app.js';
+import { buildPublicApp, type PublicAppDeps } from './http/public-app.js';
 import { Limits } from './limits/limits.js';
 import { fastifyTrustProxy } from './http/trusted-proxies.js';
 import { parseTrustProxy } from './config/trust-proxy.js';
@@ -50,7 +50,9 @@ import { inClusterWorker } from './observability/metrics-relay.js';
 import { fastifyOptions } from './http/fastify-options.js';
 import { ListenerDrain } from './http/drain.js';
 import { connectionLimits, limitListener, openFileLimit, RESERVED_FILES } from './http/connections.js';
-import { loadTlsCredentials, reloadTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
+import { loadClientCas, loadTlsCredentials, reloadTls, swapTls, tlsFiles, type ReloadableTlsServer } from './http/tls.js';
+import { trustedPeer } from './http/client-cert.js';
+import { bindCertificate } from './oauth/token/certificate-binding.js';
 import { databaseSystem, startTracing, TRACING_OFF, type Tracing } from './observability/tracing.js';
 import { TrustKeys } from './federation/trust-keys.js';
 import { SingleUseJtis } from './federation/single-use.js';
@@ -72,6 +74,8 @@ export interface ServerOptions {
 export interface M2MAuthServer {
   readonly config: Config;
   readonly publicApp: FastifyInstance;
+  /** The mutual-TLS listener (M2M_AUTH_MTLS_LISTEN); undefined when not configured. */
+  readonly mtlsApp: FastifyInstance | undefined;
   readonly adminApp: FastifyInstance;
   /** Every route of the admin listener (method and path, HEAD left out), as registered: what the OpenAPI document must describe. */
   readonly adminRoutes: ReadonlyArray<{ readonly method: string; readonly url: string }>;
@@ -83,8 +87,8 @@ export interface M2MAuthServer {
   readonly events: EventBus;
   readonly logger: Logger;
   readonly sync: ClusterSync;
-  /** Starts both listeners; resolves to their URLs. */
-  listen(): Promise<{ publicUrl: string; adminUrl: string }>;
+  /** Starts the listeners; resolves to their URLs (mtlsUrl: the mutual-TLS listener's, when configured). */
+  listen(): Promise<{ publicUrl: string; adminUrl: string; mtlsUrl?: string }>;
   /**
    * Drains and stops: readiness goes false at once, clients are told to reconnect elsewhere, the
    * listeners close after M2M_AUTH_SHUTDOWN_DELAY, in-flight requests get M2M_AUTH_SHUTDOWN_TIMEOUT
@@ -173,6 +177,8 @@ export async function createServer(config: Config, options: ServerOptions = {}):
   const now = options.now ?? Date.now;
   const tlsFileNames = prepareFiles(config, options.init);
   const tls = tlsFileNames && loadTlsCredentials(tlsFileNames);
+  // RFC 8705 §2.1: the CAs whose certificates tls_client_auth accepts, read once at start.
+  const clientCas = config.mtlsCa === undefined ? undefined : loadClientCas(config.mtlsCa);
 
   const storage = await openStorage(config.databaseUrl, {
     migrate: config.autoMigrate,
@@ -251,6 +257,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         jtis: new SingleUseJtis({ replay: traced.replay, events, shared: limits.sharedFirstUse }),
         verified: new VerifiedTokens(),
       },
+      ...(clientCas && { clientCas: clientCas.cas }),
     });
     // The endpoints' steps, and each connection's own, which remember what it sent last.
     const steps = plainSteps({ authentication, issuer });
@@ -263,33 +270,52 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     const tokens = new AccessTokenReader({ issuer, signer, revocations, clients: guarded, now });
     // DPoP (RFC 9449): proof jtis are spent in the shared replay table on PostgreSQL (single use
     // across instances), in this process's memory on SQLite (no database write per request).
+    let htuOf = '';
+    let htu: string[] = [];
     const bind = senderConstraint({
       proofs: new DpopProofs(),
-      htu: () => [normalisedHtu(tokenEndpoint())],
+      htu: () => {
+        const url = tokenEndpoint();
+        if (url !== htuOf) htu = [normalisedHtu((htuOf = url))];
+        return htu;
+      },
       consumeOnce: config.databaseUrl.startsWith('sqlite:') ? processReplay(traced.replay) : sharedReplay(traced.replay),
       ...(config.dpopNonce && { nonces: new DpopNonces(deriveKey(kek, 'dpop nonce'), now) }),
       now,
     });
 
-    const metadata = new MetadataCache(issuer, clients, keys);
+    const trustProxy = parseTrustProxy(config.trustProxy);
+    // The mutual-TLS listener's base URL once it listens (M2M_AUTH_MTLS_URL, or the issuer's host
+    // with https and the listener's port), for discovery's mtls_endpoint_aliases.
+    let mtlsBase = config.mtlsUrl;
+    const mutualTls = config.mtlsListen !== undefined || trustProxy !== false
+      ? () => ({ boundAccessTokens: true, ...(mtlsBase !== undefined && { aliasBase: mtlsBase }) })
+      : () => undefined;
+    const metadata = new MetadataCache(issuer, clients, keys, mutualTls);
     for (const e of ['client.created', 'client.updated', 'client.deleted'] as const) events.on(e, () => metadata.invalidate());
     for (const e of ['key.created', 'key.activated', 'key.deleted', 'key.revoked'] as const) events.on(e, () => metadata.invalidate());
 
     const fileLimit = openFileLimit();
     const connections = connectionLimits(config, fileLimit);
-    const publicApp = buildPublicApp({
+    const appDeps: Omit<PublicAppDeps, 'tls' | 'clientCertificates'> = {
       logger,
       logSafety,
       connections,
       tracing,
-      ...(tls && { tls }),
       bodyLimit: config.bodyLimit,
-      trustProxy: fastifyTrustProxy(parseTrustProxy(config.trustProxy)),
+      trustProxy: fastifyTrustProxy(trustProxy),
       stepsFor: (connection) => memos.for(connection),
       token: new TokenEndpoint({
         steps, signer, events,
         tokenTtl: config.tokenTtl, tokenTtlMin: config.tokenTtlMin, tokenTtlMax: config.tokenTtlMax, now,
-        rateLimit: limits.tokenRequest, revocations, bind,
+        rateLimit: limits.tokenRequest, revocations,
+        // The bind step: the client certificate first (RFC 8705 §3, for a client that asks for
+        // certificate-bound tokens, or a fapi2 client over mutual TLS), then a DPoP proof (RFC 9449),
+        // which binds to its key instead, and the checks of what must be sender-constrained.
+        bind: (req, client) => {
+          bindCertificate(req, client);
+          return bind(req, client);
+        },
       }),
       introspection: new IntrospectionEndpoint({ steps, tokens, events, rateLimit: limits.introspectionRequest }),
       revocation: new RevocationEndpoint({ steps, tokens, revocations, events, now }),
@@ -305,7 +331,15 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         const keyOk = keys.isReady();
         return { ok: storageOk && keyOk && !closing, checks: { storage: storageOk, signing_key: keyOk } };
       },
+    };
+    // The public listener takes a client certificate only from a trusted proxy's Client-Cert
+    // header (RFC 9440); the mutual-TLS listener only from its own handshake.
+    const publicApp = buildPublicApp({
+      ...appDeps, ...(tls && { tls }), clientCertificates: { from: 'header', trusted: trustedPeer(trustProxy) },
     });
+    const mtlsApp = config.mtlsListen !== undefined && tls
+      ? buildPublicApp({ ...appDeps, tls, clientCertificates: { from: 'tls', ...(clientCas && { clientCa: clientCas.pem }) } })
+      : undefined;
 
     const adminApp = Fastify({ ...fastifyOptions(logger, config.bodyLimit), frameworkErrors: adminFrameworkErrors }) as unknown as FastifyInstance;
     const adminRoutes: Array<{ method: string; url: string }> = [];
@@ -375,16 +409,17 @@ export async function createServer(config: Config, options: ServerOptions = {}):
       trustKeyAges: () => trustKeys.keyAges(),
     }, { now });
     metrics.instrument(publicApp);
+    if (mtlsApp) metrics.instrument(mtlsApp);
     registerMetricsRoute(adminApp, metrics);
     metrics.start();
 
     // Connection: close / GOAWAY once draining, and a hard stop at the shutdown timeout.
-    const drains = [new ListenerDrain(publicApp), new ListenerDrain(adminApp)];
+    const drains = [new ListenerDrain(publicApp), new ListenerDrain(adminApp), ...(mtlsApp ? [new ListenerDrain(mtlsApp)] : [])];
     let listening = false;
     let closing = false;
     let closed: Promise<void> | undefined;
     const server: M2MAuthServer = {
-      config, publicApp, adminApp, adminRoutes, storage, keys, clients, trusts, events, logger, sync,
+      config, publicApp, mtlsApp, adminApp, adminRoutes, storage, keys, clients, trusts, events, logger, sync,
       async listen() {
         const pub = parseAddress(config.listen);
         const adm = parseAddress(config.adminListen);
@@ -397,12 +432,24 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           tokenEndpointUrl = endpointUrl(config.issuer, ENDPOINT_PATHS.token);
           metadata.invalidate();
         }
+        let mtlsUrl: string | undefined;
+        if (mtlsApp && config.mtlsListen !== undefined) {
+          const mtls = parseAddress(config.mtlsListen);
+          mtlsUrl = await mtlsApp.listen({ host: mtls.host, port: mtls.port, backlog: LISTEN_BACKLOG });
+          if (mtlsBase === undefined) {
+            const base = new URL(config.issuer);
+            base.protocol = 'https:';
+            base.port = String((mtlsApp.server.address() as AddressInfo).port);
+            mtlsBase = base.href.replace(/\/+$/, '');
+          }
+          metadata.invalidate();
+        }
         const adminUrl = await adminApp.listen({ host: adm.host, port: adm.port, backlog: LISTEN_BACKLOG });
         listening = true;
         // Written at info even when the level is warn or error (not when silent): whoever started
         // the server learns the ports it got (port 0) from this line.
         (logger.isLevelEnabled('info') || logger.level === 'silent' ? logger : logger.child({}, { level: 'info' })).info({
-          publicUrl, adminUrl, issuer: config.issuer, ...(tls && { certificate: tls.info }),
+          publicUrl, adminUrl, ...(mtlsUrl !== undefined && { mtlsUrl, mtlsBase }), issuer: config.issuer, ...(tls && { certificate: tls.info }),
           maxConnections: connections.maxConnections, openFileLimit: fileLimit ?? null,
         }, 'm2m-auth listening');
         if (fileLimit !== undefined && 2 * connections.maxConnections + RESERVED_FILES > fileLimit) {
@@ -410,7 +457,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
             'M2M_AUTH_MAX_CONNECTIONS on both listeners exceeds the open-file limit: raise the limit (ulimit -n) or lower the cap');
         }
         if (tls && !config.issuer.startsWith('https:')) logger.warn({ issuer: config.issuer }, 'TLS is on but the issuer is not an https URL');
-        return { publicUrl, adminUrl };
+        return { publicUrl, adminUrl, ...(mtlsUrl !== undefined && { mtlsUrl }) };
       },
       close() {
         closed ??= (async () => {
@@ -429,7 +476,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
           }, config.shutdownTimeout * 1000);
           for (const d of drains) d.closeSessions();
           // In-flight requests finish with storage, keys and the change log still live.
-          await Promise.allSettled([publicApp.close(), adminApp.close()]);
+          await Promise.allSettled([publicApp.close(), adminApp.close(), ...(mtlsApp ? [mtlsApp.close()] : [])]);
           clearTimeout(force);
           logger.info('listeners closed and requests in flight finished; closing storage');
           await metrics.stop();
@@ -450,6 +497,7 @@ export async function createServer(config: Config, options: ServerOptions = {}):
         }
         try {
           const reloaded = reloadTls(publicApp.server as unknown as ReloadableTlsServer, tlsFileNames);
+          if (mtlsApp) swapTls(mtlsApp.server as unknown as ReloadableTlsServer, reloaded, { clientCa: clientCas?.pem });
           logger.info({ certificate: reloaded.info }, 'TLS certificate reloaded; new connections use it');
           return true;
         } catch (err) {

@@ -40,6 +40,10 @@
 //      with a platform token as client assertion, in interleaved rounds against its own floor,
 //      1 / (1 / hello rate + one raw signature + one raw verification), hello-world getting the
 //      same request body. `--federated-only` runs this step alone (about a minute).
+//   6. DPoP (RFC 9449), with wrk only: m2m-auth's token endpoint with a new ES256 proof per request
+//      (made here before each load, bench/lib/dpop-proofs.js) against its own floor, 1 / (1 /
+//      hello-world rate with a DPoP header of the same size + one raw signature + one raw
+//      verification), in interleaved rounds as in step 2.
 // Each server's token response is checked to be an RFC 9068 JWT (signature, typ, iss, aud)
 // before it is measured; a server that answers anything else stops the run.
 
@@ -54,7 +58,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import pg from 'pg';
-import { rawSignSeconds, rawSignVerifySeconds } from './lib/crypto-floor.js';
+import { rawSignSeconds, rawSignVerifySeconds, rawVerifySeconds } from './lib/crypto-floor.js';
+import { dpopKey, dpopProof, writeDpopProofs } from './lib/dpop-proofs.js';
 import {
   firstJsonLine, freePort, haveTaskset, killAll, pinSelf, readMemory, runNodeJson, startNode, stop, waitForHttp,
 } from './lib/processes.js';
@@ -142,10 +147,19 @@ class Runner {
     return this.pin ? which : null;
   }
 
-  /** Closed-loop load: wrk when installed, else the undici generator. Times in seconds. */
+  /**
+   * Closed-loop load: wrk when installed, else the undici generator. Times in seconds. A target
+   * with `dpop` ({ key, htu, perSecond }) gets a new proof per request (wrk only), written before
+   * the load for `perSecond` x `durationS` requests and more.
+   */
   async load(target, { connections, durationS, timeoutS = 2, maxRequests }) {
     if (this.wrk) {
-      const r = await runWrk({ ...target, connections, durationS, timeoutS, maxRequests, cpu: this.cpu(LOAD_CPU) });
+      let dpopFile;
+      if (target.dpop) {
+        dpopFile = join(this.tmp, 'dpop-proofs.txt');
+        writeDpopProofs(dpopFile, target.dpop.key, target.dpop.htu, Math.ceil(target.dpop.perSecond * (durationS + 1) * 1.5) + 1000);
+      }
+      const r = await runWrk({ ...target, dpopFile, connections, durationS, timeoutS, maxRequests, cpu: this.cpu(LOAD_CPU) });
       const errors = r.socketErrors.connect + r.socketErrors.read + r.socketErrors.write + r.socketErrors.timeout;
       return { tool: 'wrk', rate: r.rate, requests: r.requests, elapsedS: r.elapsedS, non2xx: r.non2xx, errors, socketErrors: r.socketErrors, latency: r.latency };
     }
@@ -564,6 +578,41 @@ async function main() {
     });
     Object.assign(r, rates);
     r.roundSignS = roundResults;
+
+    // Step 6 (run here, while hello-world and m2m-auth are up): DPoP against its own floor.
+    if (!wrk) {
+      log('DPoP: skipped (needs wrk: its script sends a new proof per request)');
+    } else {
+      log(`DPoP: ${plan.rounds} interleaved rounds of ${plan.roundS} s (a signature and a verification, hello-world with a DPoP header, m2m-auth with a new proof per request)`);
+      const key = dpopKey();
+      const htu = m2m.token.url;
+      // Enough proofs for more than this machine could do: the floor of step 2 has no verification.
+      const perSecond = floorRate(r.hello.okRate, r.roundSignS[0]);
+      const check = await fetch(htu, {
+        method: 'POST', body: m2m.token.body,
+        headers: { authorization: m2m.token.authorization, 'content-type': 'application/x-www-form-urlencoded', dpop: dpopProof(key, htu) },
+      });
+      const answer = await check.json();
+      if (check.status !== 200 || answer.token_type !== 'DPoP') throw new Error(`m2m-auth: a DPoP token request answered ${check.status} ${JSON.stringify(answer)}`);
+      const dpopEntries = [
+        // The same request bytes: a DPoP header of a proof's length that hello-world ignores.
+        { key: 'helloDpop', label: 'hello-world POST with a DPoP header', target: { ...hello.target, dpopHeader: dpopProof(key, htu) } },
+        { key: 'm2mDpop', label: 'm2m-auth token with DPoP', target: { ...m2m.token, dpop: { key, htu, perSecond } } },
+      ];
+      const { roundResults: dpopRounds, ...dpopRates } = await runner.rates(dpopEntries, {
+        beforeRound: async (round) => {
+          if (pin) pinSelf(SERVER_CPU);
+          const signS = await rawSignSeconds('ES256', { durationMs: plan.roundSignMs });
+          const verifyS = await rawVerifySeconds('ES256', { durationMs: plan.roundSignMs });
+          if (pin) pinSelf(LOAD_CPU);
+          log(`  round ${round}/${plan.rounds} raw signature ${formatDuration(signS)}, raw verification ${formatDuration(verifyS)}`);
+          return { signS, verifyS };
+        },
+      });
+      const floors = dpopRounds.map((c, i) => floorRate(dpopRates.helloDpop.rounds[i], c.signS + c.verifyS));
+      const ratios = floors.map((f, i) => dpopRates.m2mDpop.rounds[i] / f);
+      r.dpop = { ...dpopRates, rounds: dpopRounds, floors, ratios, ratioMedian: median(ratios) };
+    }
     await Promise.all([stop(signOnly.proc), stop(quiet.proc), oidc && stop(oidc.proc), onPg && stop(onPg.proc)]);
     if (onPg) {
       const c = new pg.Client({ connectionString: pgUrl });
@@ -716,6 +765,13 @@ function report(r) {
   ];
   if (r.oidc) rows.push([`oidc-provider ${r.oidcVersion} token, same setup`, formatRate(r.oidc.okRate), perRequest(r.oidc.okRate), rounds(r.oidc)]);
   rows.push(['m2m-auth token, --log-level warn', formatRate(r.m2mTokenQuiet.okRate), perRequest(r.m2mTokenQuiet.okRate), rounds(r.m2mTokenQuiet)]);
+  if (r.dpop) {
+    const d = r.dpop;
+    const floor = median(d.floors);
+    rows.push(['hello-world POST with a DPoP header', formatRate(d.helloDpop.okRate), perRequest(d.helloDpop.okRate), rounds(d.helloDpop)]);
+    rows.push(['DPoP floor = 1 / (1/hello + 1 signature + 1 verification)', formatRate(floor), perRequest(floor), d.floors.map((x) => Math.round(x)).join(' / ')]);
+    rows.push(['m2m-auth token with DPoP (ES256 proof)', formatRate(d.m2mDpop.okRate), perRequest(d.m2mDpop.okRate), rounds(d.m2mDpop)]);
+  }
   if (r.m2mTokenPg) rows.push(['m2m-auth token, PostgreSQL (SQLite above)', formatRate(r.m2mTokenPg.okRate), perRequest(r.m2mTokenPg.okRate), rounds(r.m2mTokenPg)]);
   for (const [n, w] of workerRates.entries()) rows.push([`m2m-auth token, --workers ${n + 1} (SQLite file)`, formatRate(w.okRate), perRequest(w.okRate), rounds(w)]);
   console.log(table(['closed loop, 64 connections', 'rate', 'time/request', 'rounds (/s)'], rows));
@@ -759,11 +815,19 @@ function report(r) {
     + `token / floor ${list(pr.token)} (median ${formatRatio(pr.tokenMedian)}); sign-only / floor ${list(pr.signOnly)} (median ${formatRatio(pr.signOnlyMedian)})`);
   console.log(`token / floor from the medians of the whole stage (rates above): ${formatRatio(r.m2mToken.okRate / r.floorRate)}`);
   const federatedTargets = reportFederated(r.federated);
+  if (r.dpop) {
+    console.log(`DPoP round by round: signature ${r.dpop.rounds.map((c) => formatDuration(c.signS)).join(' / ')}; verification `
+      + `${r.dpop.rounds.map((c) => formatDuration(c.verifyS)).join(' / ')}; DPoP token / DPoP floor ${list(r.dpop.ratios)} (median ${formatRatio(r.dpop.ratioMedian)})`);
+  }
   console.log('');
 
   const burstBad = b.sockets - b.ok + b.late;
   const targets = [
     checkTarget({ name: 'token endpoint / floor (median of rounds)', value: pr.tokenMedian, target: 0.8, better: 'higher' }),
+    checkTarget({
+      name: 'DPoP token endpoint / its floor (median of rounds)', value: r.dpop ? r.dpop.ratioMedian : null, target: 0.8, better: 'higher',
+      ...(r.dpop ? {} : { note: 'DPoP needs wrk' }),
+    }),
     checkTarget({
       name: 'm2m-auth / oidc-provider (token endpoint)', value: r.oidc ? r.m2mToken.okRate / r.oidc.okRate : null, target: 3.5, better: 'higher',
       ...(r.oidc ? {} : { note: 'oidc-provider skipped' }),

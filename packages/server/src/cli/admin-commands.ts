@@ -39,7 +39,22 @@ interface MetadataFlags extends CommonFlags {
   federatedIssuer?: string;
   federatedSubject?: string;
   federatedClaims?: string;
+  tlsClientAuthSubjectDn?: string;
+  tlsClientAuthSanDns?: string;
+  tlsClientAuthSanUri?: string;
+  tlsClientAuthSanIp?: string;
+  tlsClientAuthSanEmail?: string;
+  tlsBoundTokens?: boolean;
 }
+
+/** The RFC 8705 §2.1.2 flags: the metadata field each sets. */
+const TLS_NAME_FLAGS = [
+  ['tlsClientAuthSubjectDn', 'tls_client_auth_subject_dn', '--tls-client-auth-subject-dn <dn>', 'the subject DN (RFC 4514, e.g. "CN=billing,O=Example,C=US")'],
+  ['tlsClientAuthSanDns', 'tls_client_auth_san_dns', '--tls-client-auth-san-dns <name>', 'a subjectAltName DNS name'],
+  ['tlsClientAuthSanUri', 'tls_client_auth_san_uri', '--tls-client-auth-san-uri <uri>', 'a subjectAltName URI (a SPIFFE ID, say)'],
+  ['tlsClientAuthSanIp', 'tls_client_auth_san_ip', '--tls-client-auth-san-ip <address>', 'a subjectAltName IP address'],
+  ['tlsClientAuthSanEmail', 'tls_client_auth_san_email', '--tls-client-auth-san-email <address>', 'a subjectAltName e-mail address'],
+] as const;
 
 export function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -73,6 +88,10 @@ function withMetadata(cmd: Command, forUpdate: boolean): Command {
     .option('--federated-issuer <trust>', 'federated_issuer for federated_jwt: the name of a trusted issuer (m2m-auth trusts list)')
     .option('--federated-subject <sub>', 'federated_subject for federated_jwt: the exact sub of the platform token, e.g. system:serviceaccount:payments:billing')
     .option('--federated-claims <file-or-json>', 'federated_claims for federated_jwt: claims the platform token must carry, a file or inline JSON object, e.g. \'{"repository":"acme/billing"}\' ({} for none)');
+  for (const [, field, flag, what] of TLS_NAME_FLAGS) {
+    cmd.option(flag, `${field}: for --auth-method tls_client_auth, the client certificate carries ${what}; one of the five (it replaces another set before)`);
+  }
+  cmd.option('--tls-bound-tokens <true|false>', 'tls_client_certificate_bound_access_tokens: bind the client\'s tokens to the TLS client certificate of its token request (RFC 8705 §3)', trueOrFalse);
   if (forUpdate) {
     cmd
       .option('--reset-rate-limit', 'rate_limit back to the server default')
@@ -147,6 +166,11 @@ function metadataFromFlags(f: MetadataFlags): Record<string, unknown> {
   if (f.federatedSubject !== undefined) body.federated_subject = f.federatedSubject;
   if (f.federatedClaims !== undefined) body.federated_claims = readJsonFlag('--federated-claims', f.federatedClaims);
   if (f.disabled) body.disabled = true;
+  const names = TLS_NAME_FLAGS.filter(([key]) => f[key] !== undefined);
+  if (names.length > 1) throw new CliError(`Give one of ${TLS_NAME_FLAGS.map(([, , flag]) => flag.split(' ')[0]).join(', ')} (RFC 8705 §2.1.2: a client is known by one certificate name)`);
+  // The one name given replaces whichever was set: the others are cleared in the same request.
+  if (names.length === 1) for (const [key, field] of TLS_NAME_FLAGS) body[field] = f[key] ?? null;
+  if (f.tlsBoundTokens !== undefined) body.tls_client_certificate_bound_access_tokens = f.tlsBoundTokens;
   return body;
 }
 

@@ -25,6 +25,8 @@ export const CLIENT_FILE_VERSION = 1;
 export const MANAGED_FIELDS = [
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
+  'tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email',
+  'tls_client_certificate_bound_access_tokens',
   'dpop_bound_access_tokens', 'fapi2',
   'federated_issuer', 'federated_subject', 'federated_claims',
 ] as const satisfies ReadonlyArray<keyof ClientWire>;

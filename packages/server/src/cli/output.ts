@@ -1,6 +1,7 @@
 // Human output of the CLI: aligned tables and key/value listings of the admin API's wire forms.
 
 import type { ClientWire } from '../clients/wire.js';
+import { TLS_CLIENT_AUTH_FIELDS } from '../ground/names.js';
 import type { KeyWire } from '../admin/key-wire.js';
 import type { TrustWire } from '../trusts/wire.js';
 
@@ -65,6 +66,9 @@ export function clientDetails(c: ClientWire & { client_secret?: string }): strin
       ['federated_subject', c.federated_subject ?? '-'],
       ['federated_claims', Object.keys(c.federated_claims ?? {}).length === 0 ? '(none)' : JSON.stringify(c.federated_claims)],
     ] as Array<[string, string]>),
+    // RFC 8705: the one certificate name of a tls_client_auth client, and certificate-bound tokens.
+    ...TLS_CLIENT_AUTH_FIELDS.filter((f) => typeof c[f] === 'string').map((f): [string, string] => [f, c[f]!]),
+    ['tls_client_certificate_bound_access_tokens', c.tls_client_certificate_bound_access_tokens ? 'on' : 'off'],
     ['tokens_revoked_at', isoTime(c.tokens_revoked_at)],
     ['created_at', isoTime(c.created_at)],
     ['updated_at', isoTime(c.updated_at)],

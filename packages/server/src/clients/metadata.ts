@@ -2,13 +2,17 @@
 // its own (names, scopes, URIs, grant types, methods, JWKs, lifetimes, limits), the rules between
 // fields on the whole record, and which wire fields an update changed. The registry applies them.
 
-import { FAPI2_AUTH_METHODS, GRANT_TYPES, RESERVED_CLAIM_NAMES, TOKEN_ENDPOINT_AUTH_METHODS, type TokenEndpointAuthMethod } from '../ground/names.js';
+import {
+  FAPI2_AUTH_METHODS, GRANT_TYPES, RESERVED_CLAIM_NAMES, TLS_CLIENT_AUTH_FIELDS, TOKEN_ENDPOINT_AUTH_METHODS, type TlsClientAuthField,
+  type TokenEndpointAuthMethod,
+} from '../ground/names.js';
 import type { ClientRecord, CustomClaims, PublicJwk } from '../ground/records.js';
 import { FEDERATED_JWT, TRUST_NAME, type FederatedIdentity, type TrustedIssuerRecord } from '../ground/trusts.js';
 import { CLIENT_ID_PREFIX, hasIssuedClientIdShape, MAX_CHOSEN_CLIENT_ID_LENGTH } from '../ground/client-id.js';
 import { SCOPE_TOKEN, URI_SCHEME } from '../ground/scope.js';
 import { parseClientJwk } from './jwk.js';
 import { describeJsonType, isPlainObject } from '../ground/json.js';
+import { tlsClientAuthValueProblem } from './tls-client-auth.js';
 
 /** Bad client metadata or arguments; the message is written for the caller (an HTTP 400). */
 export class ClientValidationError extends Error {
@@ -61,6 +65,7 @@ const MAX_CLAIM_DEPTH = 8;
 const FIELDS = new Set<string>([
   'client_name', 'scope', 'default_scope', 'audience', 'default_audience', 'grant_types', 'resource_uris',
   'token_endpoint_auth_method', 'jwks', 'access_token_ttl', 'rate_limit', 'token_reuse', 'disabled', 'claims',
+  ...TLS_CLIENT_AUTH_FIELDS, 'tls_client_certificate_bound_access_tokens',
   'dpop_bound_access_tokens', 'fapi2',
   'federated_issuer', 'federated_subject', 'federated_claims',
 ]);
@@ -285,17 +290,51 @@ function parseFederatedClaims(v: unknown): Record<string, unknown> {
   if (bytes > MAX_CLAIMS_JSON) invalid(field, `${field} take ${bytes} bytes of JSON, more than the ${MAX_CLAIMS_JSON} allowed`);
   return JSON.parse(json) as Record<string, unknown>;
 }
+/** The RFC 8705 §2.1.2 fields an input sets (a value) or clears (null). */
+export type TlsClientAuthPatch = Partial<Record<TlsClientAuthField, string | null>>;
 
 /** The fields of a create or update input, checked one by one; cross-field rules come later. */
 export type ParsedMetadata = Partial<Pick<ClientRecord,
   'clientName' | 'scope' | 'defaultScope' | 'audience' | 'defaultAudience' | 'grantTypes' | 'resourceUris'
   | 'tokenEndpointAuthMethod' | 'jwks' | 'accessTokenTtl' | 'rateLimit' | 'tokenReuse' | 'disabled' | 'claims'
-  | 'dpopBoundAccessTokens' | 'fapi2'>> & {
+  | 'tlsClientCertificateBoundAccessTokens' | 'dpopBoundAccessTokens' | 'fapi2'>> & {
+  tlsClientAuth?: TlsClientAuthPatch;
   /** federated_issuer, federated_subject, federated_claims as sent (null = cleared). */
   federatedIssuer?: string | null;
   federatedSubject?: string | null;
   federatedClaims?: Record<string, unknown> | null;
 };
+
+function parseTlsClientAuthValue(field: TlsClientAuthField, v: unknown): string | null {
+  if (v === null) return null;
+  if (typeof v !== 'string') invalid(field, `${field} must be a string (or null to remove it), got ${describeJsonType(v)}`);
+  const problem = tlsClientAuthValueProblem(field, v);
+  if (problem !== undefined) invalid(field, `${field} ${problem}`);
+  return v;
+}
+
+/**
+ * The certificate name a tls_client_auth client is known by after `patch` on `current`: RFC 8705
+ * §2.1.2 allows exactly one of the five fields, so a second one set is refused, not chosen.
+ */
+export function patchTlsClientAuth(current: ClientRecord['tlsClientAuth'], patch: TlsClientAuthPatch | undefined): ClientRecord['tlsClientAuth'] {
+  if (patch === undefined) return current;
+  const values = new Map<TlsClientAuthField, string>();
+  if (current !== null) values.set(current.field, current.value);
+  for (const field of TLS_CLIENT_AUTH_FIELDS) {
+    if (!Object.hasOwn(patch, field)) continue;
+    const v = patch[field];
+    if (v === null || v === undefined) values.delete(field);
+    else values.set(field, v);
+  }
+  if (values.size > 1) {
+    const names = [...values.keys()];
+    invalid(names.find((n) => Object.hasOwn(patch, n) && patch[n] != null) ?? names[0]!,
+      `only one of ${TLS_CLIENT_AUTH_FIELDS.join(', ')} may be set (RFC 8705 §2.1.2), got ${names.join(' and ')}${current !== null && values.has(current.field) ? ` (set ${current.field} to null to replace it)` : ''}`);
+  }
+  const [entry] = values;
+  return entry === undefined ? null : { field: entry[0], value: entry[1] };
+}
 
 function parseTtl(v: unknown, { min, max }: { min: number; max: number }): number {
 
@@ -338,6 +377,14 @@ export function parseMetadata(input: unknown, ttl: { min: number; max: number })
   if (has('federated_issuer')) out.federatedIssuer = input.federated_issuer === null ? null : parseTrustName(input.federated_issuer);
   if (has('federated_subject')) out.federatedSubject = input.federated_subject === null ? null : parseFederatedSubject(input.federated_subject);
   if (has('federated_claims')) out.federatedClaims = input.federated_claims === null ? null : parseFederatedClaims(input.federated_claims);
+  for (const field of TLS_CLIENT_AUTH_FIELDS) {
+    if (has(field) || (Object.hasOwn(input, field) && input[field] === null)) {
+      (out.tlsClientAuth ??= {})[field] = parseTlsClientAuthValue(field, input[field]);
+    }
+  }
+  if (has('tls_client_certificate_bound_access_tokens')) {
+    out.tlsClientCertificateBoundAccessTokens = parseBoolean('tls_client_certificate_bound_access_tokens', input.tls_client_certificate_bound_access_tokens);
+  }
   return out;
 }
 
@@ -385,10 +432,16 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
   } else if (c.federation !== null) {
     invalid('federated_issuer', 'federated_issuer, federated_subject and federated_claims are only for token_endpoint_auth_method federated_jwt');
   }
-  if (c.tokenEndpointAuthMethod === 'private_key_jwt' && c.jwks === null) {
-    invalid('jwks', 'jwks with at least one public key is required for token_endpoint_auth_method private_key_jwt');
+  if ((c.tokenEndpointAuthMethod === 'private_key_jwt' || c.tokenEndpointAuthMethod === 'self_signed_tls_client_auth') && c.jwks === null) {
+    invalid('jwks', `jwks with at least one public key is required for token_endpoint_auth_method ${c.tokenEndpointAuthMethod}`);
   }
-  // FAPI 2.0 Security Profile (client authentication): private_key_jwt (or mutual TLS, once it exists) only.
+  if (c.tokenEndpointAuthMethod === 'tls_client_auth' && c.tlsClientAuth === null) {
+    invalid('token_endpoint_auth_method', `token_endpoint_auth_method tls_client_auth needs exactly one of ${TLS_CLIENT_AUTH_FIELDS.join(', ')} (RFC 8705 §2.1.2)`);
+  }
+  if (c.tokenEndpointAuthMethod !== 'tls_client_auth' && c.tlsClientAuth !== null) {
+    invalid(c.tlsClientAuth.field, `${c.tlsClientAuth.field} is only for token_endpoint_auth_method tls_client_auth`);
+  }
+  // FAPI 2.0 Security Profile (client authentication): private_key_jwt or mutual TLS only.
   if (c.fapi2 && !FAPI2_AUTH_METHODS.includes(c.tokenEndpointAuthMethod)) {
     invalid('fapi2', `fapi2 requires token_endpoint_auth_method ${FAPI2_AUTH_METHODS.join(' or ')}`);
   }
@@ -431,6 +484,7 @@ const METADATA_FIELDS: ReadonlyArray<[keyof ClientRecord, string]> = [
   ['disabled', 'disabled'],
   ['claims', 'claims'],
   ['federation', 'federation'],
+  ['tlsClientCertificateBoundAccessTokens', 'tls_client_certificate_bound_access_tokens'],
   ['secrets', 'client_secret'],
 ];
 
@@ -447,7 +501,9 @@ export function changedFields(a: ClientRecord, b: ClientRecord): string[] {
       names.push(name);
     }
   }
-  return names;
+  // The certificate name's wire field is the one that was or is set (both when it moved).
+  const tls = TLS_CLIENT_AUTH_FIELDS.filter((f) => (a.tlsClientAuth?.field === f ? a.tlsClientAuth.value : null) !== (b.tlsClientAuth?.field === f ? b.tlsClientAuth.value : null));
+  return [...names, ...tls];
 }
 
 /**

@@ -12,7 +12,7 @@ import { StorageConflictError, type ClientStore } from '../storage/types.js';
 import { ClientValidationError } from './metadata.js';
 import {
   changedFields, checkFederationAgainst, checkRecord, DEFAULT_GRANT_FIELDS, invalid, isSecretMethod, MAX_GRACE_PERIOD, MAX_LIST_LIMIT,
-  mergedFederation, parseChosenClientId, parseMetadata, parseSecretDigest, type ParsedMetadata,
+  mergedFederation, parseChosenClientId, parseMetadata, parseSecretDigest, patchTlsClientAuth, type ParsedMetadata,
 } from './metadata.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
 import type { ClientCreateInput, ClientMetadataInput } from './wire.js';
@@ -137,6 +137,8 @@ export function draftNewClient(input: unknown, ttl: { min: number; max: number }
     fapi2: fields.fapi2 ?? false,
     disabled: fields.disabled ?? false,
     claims: fields.claims ?? {},
+    tlsClientAuth: patchTlsClientAuth(null, fields.tlsClientAuth),
+    tlsClientCertificateBoundAccessTokens: fields.tlsClientCertificateBoundAccessTokens ?? false,
     secrets: secretDigests.map((d) => ({ digest: d, createdAt: now, expiresAt: null })),
     tokensRevokedAt: null,
     createdAt: now,
@@ -298,12 +300,15 @@ export class ClientRegistry {
     return this.#exclusive(clientId, async () => {
       const current = await this.#load(clientId);
       const now = this.#now();
-      const { federatedIssuer, federatedSubject, federatedClaims, ...recordFields } = fields;
-      const next: ClientRecord = { ...current, ...recordFields };
+      const { federatedIssuer, federatedSubject, federatedClaims, tlsClientAuth: tlsPatch, ...recordFields } = fields;
+      const next: ClientRecord = { ...current, ...recordFields, tlsClientAuth: patchTlsClientAuth(current.tlsClientAuth, tlsPatch) };
       const federationSent = federatedIssuer !== undefined || federatedSubject !== undefined || federatedClaims !== undefined;
       // Switching away from federated_jwt drops the federation, as switching away from private_key_jwt drops jwks.
       next.federation = next.tokenEndpointAuthMethod !== FEDERATED_JWT && !federationSent ? null : mergedFederation(current.federation, fields);
       if (next.tokenEndpointAuthMethod === FEDERATED_JWT && fields.jwks === undefined) next.jwks = null;
+      // Leaving tls_client_auth drops its certificate name, as leaving private_key_jwt drops jwks;
+      // a name sent in the same update is still refused by checkRecord.
+      if (next.tokenEndpointAuthMethod !== 'tls_client_auth' && tlsPatch === undefined) next.tlsClientAuth = null;
       let clientSecret: string | undefined;
       if (isSecretMethod(next.tokenEndpointAuthMethod)) {
         if (fields.jwks != null) invalid('jwks', 'jwks is only for token_endpoint_auth_method private_key_jwt');

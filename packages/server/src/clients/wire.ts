@@ -10,7 +10,7 @@
 //   switches to a secret method); stored digests never leave the server.
 
 import type { ClientRecord, PublicJwk } from '../ground/records.js';
-import type { TokenEndpointAuthMethod } from '../ground/names.js';
+import { TLS_CLIENT_AUTH_FIELDS, type TlsClientAuthField, type TokenEndpointAuthMethod } from '../ground/names.js';
 import { publicJwk } from './jwk.js';
 
 /** Metadata a caller may send to create or update a client (validated by ClientRegistry). */
@@ -49,6 +49,14 @@ export interface ClientMetadataInput {
   federated_subject?: string | null;
   /** federated_jwt: claims the platform token must carry, with these exact values; {} or null = none. */
   federated_claims?: Record<string, unknown> | null;
+  /** RFC 8705 §2.1.2, tls_client_auth only: exactly one of these five; null removes it. */
+  tls_client_auth_subject_dn?: string | null;
+  tls_client_auth_san_dns?: string | null;
+  tls_client_auth_san_uri?: string | null;
+  tls_client_auth_san_ip?: string | null;
+  tls_client_auth_san_email?: string | null;
+  /** RFC 8705 §3: tokens bound to the client certificate of the token request; default false. */
+  tls_client_certificate_bound_access_tokens?: boolean;
 }
 
 /** What a create may send besides the metadata: a chosen client_id, the digest of an existing secret. */
@@ -82,6 +90,13 @@ export interface ClientWire {
   federated_issuer: string | null;
   federated_subject: string | null;
   federated_claims: Record<string, unknown> | null;
+  /** RFC 8705 §2.1.2: the one certificate name of a tls_client_auth client; null for the others. */
+  tls_client_auth_subject_dn: string | null;
+  tls_client_auth_san_dns: string | null;
+  tls_client_auth_san_uri: string | null;
+  tls_client_auth_san_ip: string | null;
+  tls_client_auth_san_email: string | null;
+  tls_client_certificate_bound_access_tokens: boolean;
   /** Kill switch instant (epoch seconds): tokens issued before it are inactive; null = never used. */
   tokens_revoked_at: number | null;
   created_at: number;
@@ -96,6 +111,11 @@ export interface ClientWireWithSecret extends ClientWire {
 
 export function epochSeconds(ms: number): number {
   return Math.floor(ms / 1000);
+}
+
+/** The five RFC 8705 §2.1.2 fields: the registered one with its value, the others null. */
+function tlsClientAuthWire(name: ClientRecord['tlsClientAuth']): Record<TlsClientAuthField, string | null> {
+  return Object.fromEntries(TLS_CLIENT_AUTH_FIELDS.map((f) => [f, name?.field === f ? name.value : null])) as Record<TlsClientAuthField, string | null>;
 }
 
 export function clientToWire(client: ClientRecord): ClientWire {
@@ -121,6 +141,8 @@ export function clientToWire(client: ClientRecord): ClientWire {
     federated_issuer: client.federation?.trust ?? null,
     federated_subject: client.federation?.subject ?? null,
     federated_claims: client.federation === null ? null : JSON.parse(JSON.stringify(client.federation.claims)) as Record<string, unknown>,
+    ...tlsClientAuthWire(client.tlsClientAuth),
+    tls_client_certificate_bound_access_tokens: client.tlsClientCertificateBoundAccessTokens,
     tokens_revoked_at: client.tokensRevokedAt === null ? null : epochSeconds(client.tokensRevokedAt),
     created_at: epochSeconds(client.createdAt),
     updated_at: epochSeconds(client.updatedAt),

@@ -11,6 +11,9 @@ export interface Config {
   adminListen: string;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
+  mtlsListen: string | undefined;
+  mtlsUrl: string | undefined;
+  mtlsCa: string | undefined;
   databaseUrl: string;
   dataDir: string;
   signingAlg: SigningAlgorithm;
@@ -90,6 +93,19 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   k({
     key: 'tlsKey', env: 'M2M_AUTH_TLS_KEY', flag: '--tls-key', kind: 'string', default: undefined,
     description: 'PEM private key file of `M2M_AUTH_TLS_CERT`.',
+  }),
+  k({
+    key: 'mtlsListen', env: 'M2M_AUTH_MTLS_LISTEN', flag: '--mtls-listen', kind: 'address', default: undefined,
+    description: 'host:port of a mutual-TLS listener (RFC 8705): the public endpoints again, with the certificate of `M2M_AUTH_TLS_CERT` (required), asking every client for its certificate (never requiring one) for `tls_client_auth`, `self_signed_tls_client_auth` and certificate-bound tokens. Discovery names it in `mtls_endpoint_aliases`. Unset: no such listener.',
+  }),
+  k({
+    key: 'mtlsUrl', env: 'M2M_AUTH_MTLS_URL', flag: '--mtls-url', kind: 'url', default: undefined,
+    defaultText: 'the issuer with https and the mTLS port',
+    description: 'The public base URL of the mutual-TLS listener, for discovery\'s `mtls_endpoint_aliases`: set it when clients reach that listener under another name or port than the issuer\'s host and `M2M_AUTH_MTLS_LISTEN`\'s port.',
+  }),
+  k({
+    key: 'mtlsCa', env: 'M2M_AUTH_MTLS_CA', flag: '--mtls-ca', kind: 'string', default: undefined,
+    description: 'PEM file of the CA certificates (roots or intermediates) whose client certificates `tls_client_auth` accepts (RFC 8705 §2.1): a certificate must be issued by one of them directly and be valid now. The mTLS listener names them in its certificate request. Read at start; unset, `tls_client_auth` authenticates nobody (`self_signed_tls_client_auth` needs no CA).',
   }),
   k({
     key: 'dataDir', env: 'M2M_AUTH_DATA_DIR', flag: '--data-dir', kind: 'string', default: './data',
@@ -353,6 +369,12 @@ export function loadConfig(
   }
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_TLS_CERT and M2M_AUTH_TLS_KEY go together: set both, or neither');
+  }
+  if (config.mtlsListen !== undefined && config.tlsCert === undefined) {
+    throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_MTLS_LISTEN needs M2M_AUTH_TLS_CERT and M2M_AUTH_TLS_KEY: the mutual-TLS listener serves that certificate');
+  }
+  if (config.mtlsUrl !== undefined && !config.mtlsUrl.startsWith('https:')) {
+    throw new ConfigError('CONFIG_INVALID', 'M2M_AUTH_MTLS_URL must be an https URL');
   }
   return config;
 }

@@ -2,7 +2,7 @@
 // revocations, as storage keeps them and the registry, the key ring and the OAuth core read them.
 // All times are epoch milliseconds.
 
-import type { SigningAlgorithm, TokenEndpointAuthMethod } from './names.js';
+import type { SigningAlgorithm, TlsClientAuthField, TokenEndpointAuthMethod } from './names.js';
 import type { PublicJwk } from './public-jwk.js';
 import type { FederatedIdentity } from './trusts.js';
 
@@ -42,7 +42,7 @@ export interface ClientRecord {
    * whose `aud` names one of them (RFC 7662 §4). Wire name `resource_uris`; default [].
    */
   resourceUris: string[];
-  /** Public keys for private_key_jwt; null for the other methods. */
+  /** Public keys for private_key_jwt and self_signed_tls_client_auth; null for the other methods. */
   jwks: { keys: PublicJwk[] } | null;
   /**
    * federated_jwt only: the trust and the external subject whose platform token authenticates the
@@ -79,7 +79,17 @@ export interface ClientRecord {
    * none. Wire name `claims`.
    */
   claims: CustomClaims;
-  /** Current secrets (newest first); empty for private_key_jwt and federated_jwt. */
+  /**
+   * tls_client_auth (RFC 8705 §2.1.2): the one certificate field the client is known by and its
+   * expected value; null for the other methods.
+   */
+  tlsClientAuth: { field: TlsClientAuthField; value: string } | null;
+  /**
+   * RFC 8705 §3: access tokens are bound to the client certificate of the token request
+   * (`cnf.x5t#S256`). Wire name `tls_client_certificate_bound_access_tokens`; default false.
+   */
+  tlsClientCertificateBoundAccessTokens: boolean;
+  /** Current secrets (newest first); empty for private_key_jwt, federated_jwt and the mTLS methods. */
   secrets: ClientSecretRecord[];
   /** Kill switch: tokens issued to this client before this instant are inactive; null = never used. */
   tokensRevokedAt: number | null;

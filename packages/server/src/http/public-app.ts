@@ -3,6 +3,7 @@
 // endpoint's chain with the steps of its connection, writes the answers in batches per event-loop
 // turn (src/http/batch.ts), and writes the request log line.
 
+import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { errorBody, OAuthError } from '../ground/errors.js';
@@ -15,6 +16,7 @@ import { fastifyOptions } from './fastify-options.js';
 import { forwardedForWarning, type FastifyTrustProxy } from './trusted-proxies.js';
 import { TRACING_OFF, type Tracing } from '../observability/tracing.js';
 import { secureServerOptions, type TlsCredentials } from './tls.js';
+import { CLIENT_CERT_HEADER, NO_CERTIFICATE, parseClientCertHeader, PeerCertificates, untrustedClientCertWarning, type PresentedCertificate } from './client-cert.js';
 import { limitListener, type ConnectionLimits } from './connections.js';
 import { afterReads, afterWrites, beforeWrites, connectionAccepted } from './batch.js';
 import { infoLineWriter } from '../observability/logger.js';
@@ -45,6 +47,12 @@ export interface PublicAppDeps {
   tracing?: Tracing;
   /** TLS with HTTP/2 and HTTP/1.1 (ALPN); plain HTTP/1.1 when absent. */
   tls?: TlsCredentials;
+  /**
+   * Where client certificates come from (RFC 8705): `tls`, the mutual-TLS listener, which asks
+   * every client for one (`tls` must be set; `clientCa`, PEM, names the CAs it suggests); `header`,
+   * the RFC 9440 Client-Cert header, from the peers `trusted` says are proxies. None when absent.
+   */
+  clientCertificates?: { from: 'tls'; clientCa?: Buffer } | { from: 'header'; trusted: (address: string | undefined) => boolean };
   /** Request and keep-alive timeouts and the connection cap (src/http/connections.ts). */
   connections: ConnectionLimits;
 }
@@ -71,9 +79,9 @@ function connectionOf(request: FastifyRequest): object | undefined {
   return raw.stream?.session ?? raw.socket;
 }
 
-function toOAuthRequest(request: FastifyRequest): OAuthRequest {
+function toOAuthRequest(request: FastifyRequest, certificate: PresentedCertificate): OAuthRequest {
   const body = request.body;
-  return {
+  const req: OAuthRequest = {
     contentType: request.headers['content-type'],
     body: Buffer.isBuffer(body) ? body : undefined,
     authorization: request.headers.authorization,
@@ -81,6 +89,9 @@ function toOAuthRequest(request: FastifyRequest): OAuthRequest {
     ip: request.ip,
     requestId: request.id,
   };
+  if (certificate.clientCertificate !== undefined) req.clientCertificate = certificate.clientCertificate;
+  if (certificate.clientCertificateProblem !== undefined) req.clientCertificateProblem = certificate.clientCertificateProblem;
+  return req;
 }
 
 /** The members of a request line (docs/operations.md, "Logs"). */
@@ -134,9 +145,26 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const plain = () => Fastify(options);
   // With TLS: HTTP/2 and HTTP/1.1 on one port. The routes below are the same for both.
   const { requestTimeoutMs, keepAliveTimeoutMs } = deps.connections;
+  const certs = deps.clientCertificates;
+  const mutual = certs?.from === 'tls' ? { clientCa: certs.clientCa } : undefined;
   const app = deps.tls
-    ? (Fastify({ ...options, ...secureServerOptions(deps.tls, requestTimeoutMs), http2SessionTimeout: keepAliveTimeoutMs }) as unknown as ReturnType<typeof plain>)
+    ? (Fastify({ ...options, ...secureServerOptions(deps.tls, requestTimeoutMs, mutual), http2SessionTimeout: keepAliveTimeoutMs }) as unknown as ReturnType<typeof plain>)
     : plain();
+  const peers = new PeerCertificates();
+  const warnUntrustedCert = untrustedClientCertWarning(log);
+  /** The request's client certificate: the TLS peer's on the mTLS listener, a trusted proxy's Client-Cert header on the public one. */
+  const certificateOf = (request: FastifyRequest): PresentedCertificate => {
+    if (certs === undefined) return NO_CERTIFICATE;
+    if (certs.from === 'tls') return peers.of(connectionOf(request), request.raw.socket as unknown as TLSSocket | undefined);
+    const header = request.headers[CLIENT_CERT_HEADER];
+    if (header === undefined) return NO_CERTIFICATE;
+    const peer = request.raw.socket?.remoteAddress;
+    if (!certs.trusted(peer)) {
+      warnUntrustedCert(peer);
+      return NO_CERTIFICATE;
+    }
+    return parseClientCertHeader(header);
+  };
   limitListener(app as unknown as FastifyInstance, deps.connections, {
     logger: log, name: 'public', http2: deps.tls !== undefined,
     timeoutBody: JSON.stringify({ error: 'invalid_request', error_description: 'The request did not arrive within the request timeout.' }),
@@ -167,7 +195,7 @@ export function buildPublicApp(deps: PublicAppDeps): FastifyInstance {
   const endpoint = (handler: OAuthEndpoint) =>
     async (request: FastifyRequest, reply: FastifyReply) => {
       warnForwarded?.(request.headers);
-      const req = toOAuthRequest(request);
+      const req = toOAuthRequest(request, certificateOf(request));
       const steps = deps.stepsFor(connectionOf(request));
       await afterReads();
       const answer = await handler.handle(req, steps);

@@ -106,15 +106,56 @@ export const MAX_CONCURRENT_STREAMS = 100;
  * listener stays plain HTTP/1.1: cleartext HTTP/2 (h2c) is not offered. A handshake not done
  * within `handshakeTimeoutMs` closes the connection.
  */
-export function secureServerOptions(credentials: TlsCredentials, handshakeTimeoutMs: number) {
+export function secureServerOptions(credentials: TlsCredentials, handshakeTimeoutMs: number, mutual?: MutualTlsOptions) {
   return {
     http2: true as const,
     https: {
       ...CONTEXT_DEFAULTS, allowHTTP1: true, cert: credentials.cert, key: credentials.key,
       handshakeTimeout: handshakeTimeoutMs,
       settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+      ...(mutual && mutualTlsOptions(mutual)),
     },
   };
+}
+
+/** The mTLS listener (RFC 8705): what it asks of clients. */
+export interface MutualTlsOptions {
+  /** PEM CAs named in the certificate request (M2M_AUTH_MTLS_CA), so a client picks a certificate they issued. */
+  clientCa?: Buffer | undefined;
+}
+
+/**
+ * A certificate is requested, never required, and not judged by the handshake: a client without
+ * one may still authenticate otherwise, a self-signed one is §2.2's credential, and the core
+ * checks a tls_client_auth certificate against the CAs itself (and so answers invalid_client,
+ * not a failed handshake). The handshake still proves the client holds the certificate's key.
+ */
+function mutualTlsOptions(mutual: MutualTlsOptions) {
+  return { requestCert: true, rejectUnauthorized: false, ...(mutual.clientCa && { ca: mutual.clientCa }) };
+}
+
+/** PEM blocks of a CA bundle. */
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+
+/**
+ * M2M_AUTH_MTLS_CA: the CA certificates (PEM, one or more, roots or intermediates) that issue the
+ * certificates of tls_client_auth clients. Throws a ConfigError naming the file at fault.
+ */
+export function loadClientCas(path: string): { pem: Buffer; cas: X509Certificate[] } {
+  const pem = readPem(path, 'M2M_AUTH_MTLS_CA', 'client CA bundle');
+  const blocks = pem.toString('utf8').match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new ConfigError('TLS_INVALID', `M2M_AUTH_MTLS_CA=${path} holds no PEM certificate`);
+  const cas = blocks.map((block, i) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(block);
+    } catch (err) {
+      throw new ConfigError('TLS_INVALID', `M2M_AUTH_MTLS_CA=${path}: certificate ${i + 1} cannot be read: ${opensslReason(err)}`);
+    }
+    if (!cert.ca) throw new ConfigError('TLS_INVALID', `M2M_AUTH_MTLS_CA=${path}: certificate ${i + 1} (${cert.subject.replace(/\n/g, ', ')}) is not a CA certificate`);
+    return cert;
+  });
+  return { pem, cas };
 }
 
 /**
@@ -122,8 +163,13 @@ export function secureServerOptions(credentials: TlsCredentials, handshakeTimeou
  * certificate; established connections are not touched. Throws (and changes nothing) when the
  * new files are unusable.
  */
-export function reloadTls(server: ReloadableTlsServer, files: TlsFiles): TlsCredentials {
+export function reloadTls(server: ReloadableTlsServer, files: TlsFiles, mutual?: MutualTlsOptions): TlsCredentials {
   const credentials = loadTlsCredentials(files);
-  server.setSecureContext({ ...CONTEXT_DEFAULTS, cert: credentials.cert, key: credentials.key });
+  server.setSecureContext({ ...CONTEXT_DEFAULTS, cert: credentials.cert, key: credentials.key, ...(mutual?.clientCa && { ca: mutual.clientCa }) });
   return credentials;
+}
+
+/** Swaps credentials already loaded (by reloadTls on another listener) into a second listening server. */
+export function swapTls(server: ReloadableTlsServer, credentials: TlsCredentials, mutual?: MutualTlsOptions): void {
+  server.setSecureContext({ ...CONTEXT_DEFAULTS, cert: credentials.cert, key: credentials.key, ...(mutual?.clientCa && { ca: mutual.clientCa }) });
 }

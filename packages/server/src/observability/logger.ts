@@ -27,6 +27,8 @@ export const REDACT_PATHS: readonly string[] = [
   ...SENSITIVE_FIELDS,
   ...REDACT_CONTAINERS.flatMap((c) => SENSITIVE_FIELDS.map((f) => `${c}.${f}`)),
   'req.headers.authorization', 'req.headers.cookie', 'request.headers.authorization', 'request.headers.cookie',
+  // RFC 9440's Client-Cert (a certificate a trusted proxy passes on), wherever request headers are logged.
+  'headers["client-cert"]', 'req.headers["client-cert"]', 'request.headers["client-cert"]',
   // RFC 9449 DPoP proofs.
   'req.headers.dpop', 'request.headers.dpop',
 ];

@@ -37,6 +37,8 @@ function secretClient(clientId: string): ClientRecord {
     fapi2: false,
     disabled: false,
     claims: {},
+    tlsClientAuth: null,
+    tlsClientCertificateBoundAccessTokens: false,
     secrets: [
       { digest: digest(2), createdAt: T0 + 10, expiresAt: null },
       { digest: digest(1), createdAt: T0, expiresAt: T0 + HOUR },
@@ -83,6 +85,8 @@ function jwtClient(clientId: string): ClientRecord {
     disabled: true,
     // Member order, nesting and unicode kept as written (PostgreSQL's jsonb would reorder the members).
     claims: { zone: 'eu-west', tenant: 'acme ✓', roles: ['reader', 'auditor'], limits: { orders: 10, ratio: 0.25, on: true, none: null }, note: 'line\nbreak' },
+    tlsClientAuth: null,
+    tlsClientCertificateBoundAccessTokens: false,
     secrets: [],
     tokensRevokedAt: T0 + 5 * HOUR,
     createdAt: T0 + 1,
@@ -218,6 +222,20 @@ export function storageConformance(name: string, factory: () => Promise<Storage>
         expect(JSON.stringify((await storage.clients.getClient('cl_claims'))?.claims)).toBe('{"b":[{"y":1,"x":2}],"a":"é"}');
         expect(await storage.clients.updateClient({ ...client, claims: {} })).toBe(true);
         expect((await storage.clients.getClient('cl_claims'))?.claims).toStrictEqual({});
+      });
+
+      it('keeps the mutual-TLS metadata: each certificate name in its field, and the binding', async () => {
+        const fields = ['tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email'] as const;
+        const values = ['CN=billing,O=Example\\, Inc.,C=US', 'billing.example.com', 'spiffe://example.org/billing', '2001:db8::1', 'billing@example.com'];
+        const client: ClientRecord = { ...secretClient('cl_mtls'), tokenEndpointAuthMethod: 'tls_client_auth', secrets: [], tlsClientCertificateBoundAccessTokens: true };
+        await storage.clients.createClient({ ...client, tlsClientAuth: { field: fields[0], value: values[0]! } });
+        expect(await storage.clients.getClient('cl_mtls')).toStrictEqual({ ...client, tlsClientAuth: { field: fields[0], value: values[0] } });
+        for (const [i, field] of fields.entries()) {
+          expect(await storage.clients.updateClient({ ...client, tlsClientAuth: { field, value: values[i]! } })).toBe(true);
+          expect((await storage.clients.getClient('cl_mtls'))?.tlsClientAuth).toStrictEqual({ field, value: values[i] });
+        }
+        expect(await storage.clients.updateClient({ ...client, tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false })).toBe(true);
+        expect(await storage.clients.getClient('cl_mtls')).toMatchObject({ tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false });
       });
 
       it('returns undefined for an unknown client', async () => {

@@ -235,6 +235,19 @@ describe('clients list, get, update', () => {
     expectOneLineError(await cli(['clients', 'update', id, '--token-reuse', 'yes']), /--token-reuse.*Expected true or false/);
   });
 
+  it('--dpop-bound-access-tokens and --fapi2 set the sender-constraint fields; fapi2 with a secret method is one line with HTTP 400', async () => {
+    const run = await cli(['clients', 'create', '--name', 'dpop', '--scope', 'a', '--audience', 'https://api.example.com', '--dpop-bound-access-tokens', 'true']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^dpop_bound_access_tokens\s+on$/m);
+    expect(run.stdout).toMatch(/^fapi2\s+off$/m);
+    const id = /^client_id\s+(cl_\S+)$/m.exec(run.stdout)![1]!;
+    expect((await registry.read(id)).dpopBoundAccessTokens).toBe(true);
+    const off = await cli(['clients', 'update', id, '--dpop-bound-access-tokens', 'false']);
+    expect(off.stdout).toMatch(/^dpop_bound_access_tokens\s+off$/m);
+    expect((await registry.read(id)).dpopBoundAccessTokens).toBe(false);
+    expectOneLineError(await cli(['clients', 'update', id, '--fapi2', 'true']), /fapi2 requires token_endpoint_auth_method private_key_jwt \(HTTP 400\)/);
+  });
+
   it('--client-id registers the client under a chosen client_id; a clash is one line with HTTP 409', async () => {
     const run = await cli(['clients', 'create', '--client-id', 'cl_cli-chosen', '--name', 'chosen', '--scope', 'a', '--audience', 'https://api.example.com']);
     expect(run.code, run.stderr).toBe(0);
@@ -259,6 +272,21 @@ describe('clients list, get, update', () => {
     expect(cleared.stdout).toMatch(/^claims\s+\(none\)$/m);
     expectOneLineError(await cli(['clients', 'update', id, '--claims', '{"sub":"x"}']), /claims may not set "sub".*\(HTTP 400\)/);
     expectOneLineError(await cli(['clients', 'update', id, '--claims', '{nope']), /--claims: the value is not valid JSON/);
+  });
+
+  it('--tls-client-auth-* sets the one certificate name of a tls_client_auth client (another replaces it), --tls-bound-tokens binds its tokens', async () => {
+    const run = await cli(['clients', 'create', '--name', 'mtls', '--scope', 'a', '--audience', 'https://api.example.com',
+      '--auth-method', 'tls_client_auth', '--tls-client-auth-san-dns', 'billing.example.com', '--tls-bound-tokens', 'true']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^tls_client_auth_san_dns\s+billing\.example\.com$/m);
+    expect(run.stdout).toMatch(/^tls_client_certificate_bound_access_tokens\s+on$/m);
+    const id = /^client_id\s+(\S+)$/m.exec(run.stdout)![1]!;
+    expect(await registry.read(id)).toMatchObject({ tlsClientAuth: { field: 'tls_client_auth_san_dns', value: 'billing.example.com' }, tlsClientCertificateBoundAccessTokens: true, secrets: [] });
+    const moved = await cli(['clients', 'update', id, '--tls-client-auth-subject-dn', 'CN=billing,O=Example', '--tls-bound-tokens', 'false']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(await registry.read(id)).toMatchObject({ tlsClientAuth: { field: 'tls_client_auth_subject_dn', value: 'CN=billing,O=Example' }, tlsClientCertificateBoundAccessTokens: false });
+    expectOneLineError(await cli(['clients', 'update', id, '--tls-client-auth-san-ip', '10.0.0.1', '--tls-client-auth-san-dns', 'x.example.com']), /Give one of --tls-client-auth-subject-dn/);
+    expectOneLineError(await cli(['clients', 'update', id, '--tls-client-auth-san-ip', 'not-an-ip']), /tls_client_auth_san_ip must be an IPv4 or IPv6 address.*\(HTTP 400\)/);
   });
 
   it('--rate-limit sets the client\'s own token rate, --reset-rate-limit gives it back the server default', async () => {

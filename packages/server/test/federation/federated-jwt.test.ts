@@ -42,7 +42,7 @@ function clientOf(clientId: string, trust: string, subject: string, claims: Reco
     clientId, clientName: clientId, scope: ['a'], defaultScope: null, audience: [], defaultAudience: null,
     tokenEndpointAuthMethod: 'federated_jwt', federation: { trust, subject, claims },
     grantTypes: ['client_credentials'], resourceUris: [], jwks: null, accessTokenTtl: null, rateLimit: null, tokenReuse: false,
-    dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, secrets: [], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
+    dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false, secrets: [], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
   };
 }
 

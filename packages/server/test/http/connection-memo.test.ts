@@ -231,7 +231,7 @@ describe('the Basic memo of a connection (unit level)', () => {
     return {
       clientId, clientName: 'memo', scope: ['a'], defaultScope: null, audience: ['https://api.example.com'], defaultAudience: null,
       tokenEndpointAuthMethod: 'client_secret_basic', federation: null, grantTypes: ['client_credentials'], resourceUris: [], jwks: null,
-      accessTokenTtl: null, rateLimit: null, tokenReuse: false, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {},
+      accessTokenTtl: null, rateLimit: null, tokenReuse: false, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false,
       secrets: [{ digest, createdAt: 0, expiresAt: null }], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
     };
   }

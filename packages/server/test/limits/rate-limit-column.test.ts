@@ -25,7 +25,7 @@ const INSERT_V2_CLIENT = `INSERT INTO clients (client_id, client_name, scope, de
 const before: ClientRecord = {
   clientId: 'cl_before', clientName: 'Before', scope: ['a'], defaultScope: null, audience: ['https://api.example.com'],
   defaultAudience: null, tokenEndpointAuthMethod: 'client_secret_basic', federation: null, grantTypes: ['client_credentials'], resourceUris: [],
-  jwks: null, accessTokenTtl: null, rateLimit: null, tokenReuse: false, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, secrets: [], tokensRevokedAt: null, createdAt: T0, updatedAt: T0,
+  jwks: null, accessTokenTtl: null, rateLimit: null, tokenReuse: false, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false, secrets: [], tokensRevokedAt: null, createdAt: T0, updatedAt: T0,
 };
 
 describe('the rate_limit column', () => {

@@ -92,6 +92,20 @@ describe('REDACT_PATHS with createLogger', () => {
     expect(headers.params).toBe(CENSOR);
     expect(error.err).toMatchObject({ type: 'Error', message: 'x', body: CENSOR });
   });
+
+  it('censors the Client-Cert header (RFC 9440) wherever request headers are logged', () => {
+    const { logger, lines } = captureLogger();
+    const cert = `:${randomBytes(48).toString('base64')}:`;
+    logger.info({ req: { method: 'POST', headers: { 'client-cert': cert, host: 'as' } } }, 'req');
+    logger.info({ request: { headers: { 'client-cert': cert } } }, 'request');
+    logger.info({ headers: { 'client-cert': cert } }, 'headers');
+    for (const line of lines) expect(line).not.toContain(cert.slice(1, -1));
+    const [req, request, headers] = lines.map((l) => JSON.parse(l));
+    expect(req.req.headers).toEqual({ 'client-cert': CENSOR, host: 'as' });
+    expect(request.request.headers['client-cert']).toBe(CENSOR);
+    expect(headers.headers['client-cert']).toBe(CENSOR);
+    expect(REDACT_PATHS).toContain('req.headers["client-cert"]');
+  });
 });
 
 describe('a real server at log level trace', () => {

@@ -17,7 +17,7 @@ const federated: ClientRecord = {
   tokenEndpointAuthMethod: 'federated_jwt',
   federation: { trust: 'prod-cluster', subject: 'system:serviceaccount:payments:billing', claims: {} },
   grantTypes: ['client_credentials'], resourceUris: [], jwks: null, accessTokenTtl: null, rateLimit: null, tokenReuse: false,
-  dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, secrets: [], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
+  dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false, secrets: [], tokensRevokedAt: null, createdAt: 0, updatedAt: 0,
 };
 
 const authentication = new ClientAuthentication({

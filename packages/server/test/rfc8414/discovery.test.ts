@@ -9,7 +9,7 @@ const ISSUER = 'http://localhost:8080';
 const METADATA = '/.well-known/oauth-authorization-server';
 const OPENID = '/.well-known/openid-configuration';
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'federated_jwt', 'private_key_jwt'];
+const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'federated_jwt', 'private_key_jwt', 'self_signed_tls_client_auth', 'tls_client_auth'];
 const ALG_MEMBERS = [
   'token_endpoint_auth_signing_alg_values_supported',
   'introspection_endpoint_auth_signing_alg_values_supported',
@@ -71,12 +71,15 @@ describe('authorization server metadata', () => {
     }
   });
 
-  it('supports client_credentials and the four client authentication methods (federated_jwt among them)', async () => {
+  it('supports client_credentials and the six client authentication methods (federated_jwt and the two mTLS ones among them)', async () => {
     const m = await metadata();
     expect(m.grant_types_supported).toEqual(['client_credentials']);
     for (const name of ['token_endpoint', 'introspection_endpoint', 'revocation_endpoint']) {
       expect([...(m[`${name}_auth_methods_supported`] as string[])].sort()).toEqual(AUTH_METHODS);
     }
+    // RFC 8705 §5, §3.3: no mTLS listener and no trusted proxy here, so no aliases and no bound tokens.
+    expect(m.mtls_endpoint_aliases).toBeUndefined();
+    expect(m.tls_client_certificate_bound_access_tokens).toBeUndefined();
   });
 
   it('lists asymmetric signing algorithms only: no none, no HMAC', async () => {

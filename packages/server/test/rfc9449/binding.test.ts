@@ -20,7 +20,8 @@ const NOW = 1_800_000_000_000;
 const client: ClientRecord = {
   clientId: 'svc', clientName: 'svc', scope: ['orders:read'], defaultScope: null, audience: ['https://orders.example.com'],
   defaultAudience: null, tokenEndpointAuthMethod: 'client_secret_basic', federation: null, grantTypes: ['client_credentials'], resourceUris: [],
-  jwks: null, accessTokenTtl: 600, rateLimit: null, tokenReuse: true, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, secrets: [],
+  jwks: null, accessTokenTtl: 600, rateLimit: null, tokenReuse: true, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, tlsClientAuth: null,
+  tlsClientCertificateBoundAccessTokens: false, secrets: [],
   tokensRevokedAt: null, createdAt: NOW, updatedAt: NOW,
 };
 

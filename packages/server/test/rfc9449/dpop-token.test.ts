@@ -3,7 +3,7 @@
 // 400 invalid_dpop_proof; dpop_bound_access_tokens clients; server nonces; the per-client FAPI 2.0
 // switch; discovery.
 
-import { randomUUID } from 'node:crypto';
+import { generateKeyPairSync, KeyObject, randomUUID, sign } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64url, calculateJwkThumbprint, exportJWK, generateKeyPair, generateSecret, SignJWT, type CryptoKey, type JWK } from 'jose';
@@ -40,6 +40,17 @@ function proof(s: TestServer, key: DpopKey, o: ProofOptions = {}): Promise<strin
   return new SignJWT(claims).setProtectedHeader({ alg: key.alg, typ: 'dpop+jwt', jwk: key.publicJwk, ...o.header } as never).sign(o.signWith ?? key.privateKey);
 }
 
+/** A proof jose would refuse to make: signed here with node:crypto (ES256 with `key`, or RS256 with an RSA key). */
+function rawProof(s: TestServer, header: Record<string, unknown>, signer: (data: Buffer) => Buffer): string {
+  const claims = { htm: 'POST', htu: TOKEN_URL, iat: Math.floor(s.clock.now() / 1000), jti: randomUUID() };
+  const input = `${base64url.encode(JSON.stringify(header))}.${base64url.encode(JSON.stringify(claims))}`;
+  return `${input}.${signer(Buffer.from(input)).toString('base64url')}`;
+}
+
+function es256Signer(k: DpopKey): (data: Buffer) => Buffer {
+  return (data) => sign('sha256', data, { key: KeyObject.from(k.privateKey), dsaEncoding: 'ieee-p1363' });
+}
+
 function tokenRequest(s: TestServer, id: string, secret: string, dpop?: string | string[], form: Record<string, string> = {}): Promise<LightMyRequestResponse> {
   return s.inject({
     method: 'POST', url: '/oauth2/token',
@@ -70,7 +81,7 @@ beforeAll(async () => {
 afterAll(() => t.close());
 
 describe('a valid proof', () => {
-  it.each(['ES256', 'EdDSA', 'PS256', 'RS256', 'ES384'])('binds the token to its %s key: token_type DPoP, cnf.jkt', async (alg) => {
+  it.each(['ES256', 'EdDSA', 'PS256', 'RS256'])('binds the token to its %s key: token_type DPoP, cnf.jkt', async (alg) => {
     const k = await dpopKey(alg);
     const res = await tokenRequest(t, client.clientId, client.clientSecret, await proof(t, k));
     expect(res.statusCode, res.body).toBe(200);
@@ -110,6 +121,12 @@ describe('hostile proofs: 400 invalid_dpop_proof', () => {
       const p = base64url.encode(JSON.stringify({ htm: 'POST', htu: TOKEN_URL, iat: Math.floor(t.clock.now() / 1000), jti: randomUUID() }));
       return `${h}.${p}.`;
     }, 'alg none not allowed'],
+    ['an asymmetric alg not in dpop_signing_alg_values_supported', async () => proof(t, await dpopKey('ES384')), 'alg ES384 not allowed'],
+    ['an RSA key of 1024 bits', async () => {
+      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+      return rawProof(t, { alg: 'RS256', typ: 'dpop+jwt', jwk: publicKey.export({ format: 'jwk' }) }, (d) => sign('sha256', d, privateKey));
+    }, 'not a usable public key'],
+    ['crit', async () => rawProof(t, { alg: 'ES256', typ: 'dpop+jwt', jwk: key.publicJwk, crit: ['exp'], exp: 1 }, es256Signer(key)), 'crit or b64'],
     ['typ JWT', () => proof(t, key, { header: { typ: 'JWT' } }), 'typ is not dpop'],
     ['no jwk', () => proof(t, key, { header: { jwk: undefined } }), 'no jwk header'],
     ['a signature by another key than its jwk', async () => proof(t, key, { signWith: (await dpopKey()).privateKey }), 'signature not verified'],
@@ -124,6 +141,7 @@ describe('hostile proofs: 400 invalid_dpop_proof', () => {
     ['two DPoP headers', async () => [await proof(t, key), await proof(t, key)], 'more than one DPoP header'],
     ['garbage', async () => 'not-a-jwt', 'not a JWS'],
     ['three dots of garbage', async () => 'e30.e30.e30', 'typ is not dpop'],
+    ['a signature that is not base64url', async () => `${(await proof(t, key)).slice(0, -3)}+/=`, 'not a JWS'],
     ['an empty header', async () => '', 'empty or too long'],
     ['a huge header', async () => 'a'.repeat(9000), 'empty or too long'],
   ];
@@ -279,9 +297,13 @@ describe('fapi2 clients', () => {
     expectRefused(await request(c, await assertion(c)), 'invalid_request');
   });
 
-  it('refuses a proof signed with RS256', async () => {
+  it('refuses a proof signed with RS256, also with a key an ordinary client used just before', async () => {
     const c = await fapi2Client();
     expectRefused(await request(c, await assertion(c), await proof(t, await dpopKey('RS256'))));
+    // The server keeps each protected header it checked: the alg is still checked per client.
+    const rs = await dpopKey('RS256');
+    expect((await tokenRequest(t, client.clientId, client.clientSecret, await proof(t, rs))).statusCode).toBe(200);
+    expectRefused(await request(c, await assertion(c), await proof(t, rs)));
   });
 
   it('refuses an RS256 assertion, an aud of the token endpoint, an aud array', async () => {

@@ -89,6 +89,8 @@ function client(clientId: string): ClientRecord {
     fapi2: false,
     disabled: false,
     claims: {},
+    tlsClientAuth: null,
+    tlsClientCertificateBoundAccessTokens: false,
     secrets: [{ digest: 'a'.repeat(64), createdAt: T0, expiresAt: null }],
     tokensRevokedAt: null,
     createdAt: T0,

@@ -73,6 +73,8 @@ const rotatedClient: ClientRecord = {
   fapi2: true,
   disabled: false,
   claims: { tenant: 'acme', roles: ['reader'] },
+  tlsClientAuth: null,
+  tlsClientCertificateBoundAccessTokens: false,
   secrets: [
     { digest: 'b'.repeat(64), createdAt: T0 + HOUR, expiresAt: null },
     { digest: 'a'.repeat(64), createdAt: T0, expiresAt: T0 + 2 * HOUR },

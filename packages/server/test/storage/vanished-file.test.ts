@@ -30,7 +30,7 @@ afterAll(() => {
 const client = (clientId: string): ClientRecord => ({
   clientId, clientName: clientId, scope: ['a'], defaultScope: null, audience: ['https://api.example.com'], defaultAudience: null,
   tokenEndpointAuthMethod: 'client_secret_basic', federation: null, grantTypes: ['client_credentials'], resourceUris: [], jwks: null,
-  accessTokenTtl: null, rateLimit: null, tokenReuse: false, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {},
+  accessTokenTtl: null, rateLimit: null, tokenReuse: false, dpopBoundAccessTokens: false, fapi2: false, disabled: false, claims: {}, tlsClientAuth: null, tlsClientCertificateBoundAccessTokens: false,
   secrets: [{ digest: 'a'.repeat(64), createdAt: 1, expiresAt: null }], tokensRevokedAt: null, createdAt: 1, updatedAt: 1,
 });
 

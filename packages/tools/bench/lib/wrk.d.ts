@@ -1,6 +1,7 @@
 // Types of wrk.js for the TypeScript tests that import it.
 
 export const FORM_POST_SCRIPT: string;
+export const DPOP_POST_SCRIPT: string;
 export function haveWrk(): boolean;
 export function parseWrkDuration(text: string): number;
 
@@ -24,4 +25,6 @@ export function runWrk(o: {
   timeoutS?: number;
   maxRequests?: number;
   cpu?: number | string | null;
+  dpopFile?: string;
+  dpopHeader?: string;
 }): Promise<WrkSummary & { raw: string }>;

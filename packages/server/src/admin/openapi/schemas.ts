@@ -154,6 +154,41 @@ export const CLIENT_FIELDS: Readonly<Record<string, ClientField>> = {
     },
     wire: { type: 'object' },
   },
+  dpop_bound_access_tokens: {
+    input: { type: 'boolean', description: 'RFC 9449 §5.2: every token request must carry a DPoP proof, and every token is DPoP-bound; default false' },
+    wire: { type: 'boolean' },
+  },
+  fapi2: {
+    input: {
+      type: 'boolean',
+      description: 'FAPI 2.0 Security Profile: private_key_jwt or mutual TLS only, sender-constrained tokens only, PS256, ES256 or EdDSA only; default false',
+    },
+    wire: { type: 'boolean' },
+  },
+  tls_client_auth_subject_dn: {
+    input: { type: ['string', 'null'], description: 'tls_client_auth (RFC 8705 §2.1.2): the subject DN of its certificate (RFC 4514); exactly one of the five; null removes it' },
+    wire: { type: ['string', 'null'] },
+  },
+  tls_client_auth_san_dns: {
+    input: { type: ['string', 'null'], description: 'tls_client_auth (RFC 8705 §2.1.2): a subjectAltName DNS name of its certificate; exactly one of the five; null removes it' },
+    wire: { type: ['string', 'null'] },
+  },
+  tls_client_auth_san_uri: {
+    input: { type: ['string', 'null'], description: 'tls_client_auth (RFC 8705 §2.1.2): a subjectAltName URI of its certificate; exactly one of the five; null removes it' },
+    wire: { type: ['string', 'null'] },
+  },
+  tls_client_auth_san_ip: {
+    input: { type: ['string', 'null'], description: 'tls_client_auth (RFC 8705 §2.1.2): a subjectAltName IP address of its certificate; exactly one of the five; null removes it' },
+    wire: { type: ['string', 'null'] },
+  },
+  tls_client_auth_san_email: {
+    input: { type: ['string', 'null'], description: 'tls_client_auth (RFC 8705 §2.1.2): a subjectAltName e-mail address of its certificate; exactly one of the five; null removes it' },
+    wire: { type: ['string', 'null'] },
+  },
+  tls_client_certificate_bound_access_tokens: {
+    input: { type: 'boolean', description: 'RFC 8705 §3: tokens bound to the TLS client certificate of the token request (cnf x5t#S256); default false' },
+    wire: { type: 'boolean' },
+  },
   federated_issuer: {
     input: { type: ['string', 'null'], description: 'federated_jwt: the name of the trusted issuer whose platform tokens authenticate the client' },
     wire: { type: ['string', 'null'] },

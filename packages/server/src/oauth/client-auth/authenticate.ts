@@ -1,12 +1,14 @@
 // Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3,
-// RFC 7523 §2.2): exactly one method per request, and it must be the client's registered one.
+// RFC 7523 §2.2, RFC 8705 §2): exactly one method per request, and it must be the client's
+// registered one.
 // One chain every endpoint shares: pick the method, ask the throttle, check the credentials, and
 // count the failures. The connection memo (../connection-memo.ts) wraps it with a fast path for a
 // repeated client_secret_basic header, built from the named steps below.
 
 import { OAuthError } from '../../ground/errors.js';
 import { hasIssuedClientIdShape } from '../../ground/client-id.js';
-import { CLIENT_ASSERTION_TYPE, type TokenEndpointAuthMethod } from '../../ground/names.js';
+import type { X509Certificate } from 'node:crypto';
+import { CLIENT_ASSERTION_TYPE, isMutualTlsMethod, type TokenEndpointAuthMethod } from '../../ground/names.js';
 import type { ClientLookup, ClientRecord, ClientSecretRecord } from '../../ground/records.js';
 import { matchClientSecret } from '../../clients/secrets.js';
 import type { AuthThrottle } from '../../limits/limits.js';
@@ -17,6 +19,7 @@ import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, verifyClientAssertion } from './private-key-jwt.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, FEDERATED_JWT, type FederatedIdentity } from '../../ground/trusts.js';
 import { verifyFederatedAssertion, type FederationPorts } from './federated-jwt.js';
+import { CertificateRefused, checkClientCertificate } from './mutual-tls.js';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
@@ -37,6 +40,8 @@ export interface ClientAuthenticationOptions {
   now?: () => number;
   /** Throttling of failed authentication (src/limits); none when absent. */
   throttle?: AuthThrottle;
+  /** The CAs trusted to issue the certificates of tls_client_auth clients (M2M_AUTH_MTLS_CA); none when absent. */
+  clientCas?: readonly X509Certificate[];
   /** Trusts, their keys and single-use jtis for federated_jwt clients; none = no federated client authenticates. */
   federation?: FederationPorts;
 }
@@ -69,6 +74,7 @@ export class ClientAuthentication {
   readonly #now: () => number;
   readonly #throttle: AuthThrottle | undefined;
   readonly #federation: FederationPorts | undefined;
+  readonly #clientCas: readonly X509Certificate[];
 
   constructor(opts: ClientAuthenticationOptions) {
     this.#clients = opts.clients;
@@ -78,6 +84,7 @@ export class ClientAuthentication {
     this.#now = opts.now ?? Date.now;
     this.#throttle = opts.throttle;
     this.#federation = opts.federation;
+    this.#clientCas = opts.clientCas ?? [];
   }
 
   /**
@@ -133,6 +140,10 @@ export class ClientAuthentication {
       throw new OAuthError('invalid_request', 'The request uses more than one client authentication method.');
     }
     if (methods === 0) {
+      // RFC 8705 §2: the certificate is the credential, client_id names the client.
+      if (bodyId !== undefined && (req.clientCertificate !== undefined || req.clientCertificateProblem !== undefined)) {
+        return this.#certificate(req, bodyId);
+      }
       throw invalidClient('no client authentication', false, bodyId);
     }
 
@@ -207,6 +218,26 @@ export class ClientAuthentication {
     }
     if (client.disabled) throw invalidClient('client is disabled', basic, clientId);
     return { client, method, secret: matched };
+  }
+
+  /** tls_client_auth or self_signed_tls_client_auth: the client `clientId` names, if the request's certificate is its credential. */
+  async #certificate(req: OAuthRequest, clientId: string): Promise<AuthenticatedClient> {
+    const wait = this.throttled(clientId, req.ip);
+    if (wait) await wait;
+    const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
+    if (!client) throw invalidClient('unknown client', false, clientId);
+    const method = client.tokenEndpointAuthMethod;
+    if (!isMutualTlsMethod(method)) throw invalidClient(`client is registered for ${method}, used a client certificate`, false, clientId);
+    if (client.disabled) throw invalidClient('client is disabled', false, clientId);
+    const cert = req.clientCertificate;
+    if (cert === undefined) throw invalidClient(req.clientCertificateProblem ?? 'no client certificate', false, clientId);
+    try {
+      checkClientCertificate(client, cert, this.#clientCas, this.#now());
+    } catch (err) {
+      if (err instanceof CertificateRefused) throw invalidClient(err.message, false, clientId);
+      throw err;
+    }
+    return { client, method, secret: undefined };
   }
 
   async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {

@@ -3,7 +3,7 @@
 // database does not answer.
 
 import type { ClientRecord } from '../../ground/records.js';
-import { authorizationServerMetadata } from './metadata.js';
+import { authorizationServerMetadata, type MutualTlsMetadata } from './metadata.js';
 
 /** What the document is built from: the registry's pages and the key ring's JWKS. */
 export interface MetadataSources {
@@ -21,6 +21,8 @@ export class MetadataCache {
     private readonly issuer: () => string,
     private readonly clients: MetadataSources['clients'],
     private readonly keys: MetadataSources['keys'],
+    /** Read when the document is built (the mTLS listener's port is final once it listens); none when absent. */
+    private readonly mutualTls: () => MutualTlsMetadata | undefined = () => undefined,
   ) {}
 
   invalidate(): void {
@@ -49,6 +51,9 @@ export class MetadataCache {
       after = page.next;
     }
     const algs = [...new Set(this.keys.jwks().keys.map((k) => String(k.alg)))];
-    return JSON.stringify(authorizationServerMetadata({ issuer: this.issuer(), scopes: [...scopes].sort(), accessTokenSigningAlgs: algs }));
+    const mutualTls = this.mutualTls();
+    return JSON.stringify(authorizationServerMetadata({
+      issuer: this.issuer(), scopes: [...scopes].sort(), accessTokenSigningAlgs: algs, ...(mutualTls && { mutualTls }),
+    }));
   }
 }

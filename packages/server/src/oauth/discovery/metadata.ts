@@ -23,6 +23,15 @@ export interface MetadataInput {
   scopes: string[];
   /** Algorithms of the published signing keys. */
   accessTokenSigningAlgs: string[];
+  /** What this server offers of RFC 8705; nothing is published when absent. */
+  mutualTls?: MutualTlsMetadata;
+}
+
+/** RFC 8705 in the metadata: the mTLS listener's base URL (§5), and whether tokens can be bound to certificates (§3.3). */
+export interface MutualTlsMetadata {
+  /** The base URL of the mutual-TLS listener; no aliases when absent (certificates come through a proxy). */
+  aliasBase?: string;
+  boundAccessTokens: boolean;
 }
 
 export function authorizationServerMetadata(input: MetadataInput): Record<string, unknown> {
@@ -47,6 +56,15 @@ export function authorizationServerMetadata(input: MetadataInput): Record<string
     revocation_endpoint_auth_signing_alg_values_supported: assertionAlgs,
     // Not registered by RFC 8414, but how verifiers learn our RFC 9068 token algorithms.
     access_token_signing_alg_values_supported: input.accessTokenSigningAlgs,
+    ...(input.mutualTls?.boundAccessTokens && { tls_client_certificate_bound_access_tokens: true }),
+    // RFC 8705 §5: the endpoints again on the listener that asks for client certificates.
+    ...(input.mutualTls?.aliasBase !== undefined && {
+      mtls_endpoint_aliases: {
+        token_endpoint: endpointUrl(input.mutualTls.aliasBase, ENDPOINT_PATHS.token),
+        introspection_endpoint: endpointUrl(input.mutualTls.aliasBase, ENDPOINT_PATHS.introspection),
+        revocation_endpoint: endpointUrl(input.mutualTls.aliasBase, ENDPOINT_PATHS.revocation),
+      },
+    }),
     // RFC 9449 §5.1: the DPoP proof algorithms the token endpoint accepts.
     dpop_signing_alg_values_supported: [...DPOP_SIGNING_ALGS],
   };

@@ -1,11 +1,20 @@
 // DPoP proofs at the token endpoint (RFC 9449 §4.2, §4.3): one `DPoP` header, a JWT of type
 // dpop+jwt signed with an asymmetric algorithm by the public key in its own `jwk` header, for this
-// method and URL, fresh, and used once. Verified with jose; the answer is the key's RFC 7638
-// thumbprint (`jkt`), which the token is bound to.
+// method and URL, fresh, and used once. The answer is the key's RFC 7638 thumbprint (`jkt`), which
+// the token is bound to.
+//
+// jose reads the protected header, imports the `jwk` (refusing what is not a public key of the
+// alg's type) and computes the thumbprint; the signature is checked by the node:crypto verifier
+// the server checks its own tokens with (src/keys/algorithms.ts), built once per key: jose's
+// WebCrypto verification costs about 60 µs more per proof on this path, which is the one a DPoP
+// token request cannot skip (BENCHMARKS.md).
 
-import { calculateJwkThumbprint, compactVerify, decodeProtectedHeader, importJWK, type CryptoKey, type JWK } from 'jose';
+import { KeyObject } from 'node:crypto';
+import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, type JWK } from 'jose';
 import { OAuthError } from '../../ground/errors.js';
 import { isPlainObject } from '../../ground/json.js';
+import { DPOP_SIGNING_ALGS, type SigningAlgorithm } from '../../ground/names.js';
+import { createRawVerifier, isSigningAlgorithm, type RawVerifier } from '../../keys/algorithms.js';
 
 /** How far a proof's iat may be from now, either way, in seconds (RFC 9449 §4.3 item 11, §11.1). */
 export const DPOP_IAT_WINDOW_S = 60;
@@ -14,8 +23,12 @@ const MAX_PROOF_LENGTH = 8192;
 const MAX_JTI_LENGTH = 256;
 /** Private JWK members (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2): a proof's key must carry none (RFC 9449 §4.2). */
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-/** Imported public keys by alg and thumbprint: a client signs its proofs with one key for a long time. */
-const KEY_CACHE_SIZE = 1000;
+/**
+ * Protected headers already checked, with their key's thumbprint and verifier: a client signs every
+ * proof with one key for a long time, and so sends the same protected header each time.
+ */
+const HEADER_CACHE_SIZE = 1000;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 export interface DpopCheckContext {
   /** The URLs the proof's htu may name (the token endpoint, as the issuer gives it). */
@@ -41,56 +54,44 @@ export function singleProof(header: string | string[] | undefined): string | und
     if (header.length !== 1) throw invalidProof('more than one DPoP header');
     header = header[0]!;
   }
-  // A JWS compact serialization has no comma or space: a comma means headers joined by the HTTP layer.
+  // A JWS compact serialization has no comma: a comma means headers joined by the HTTP layer.
   if (header.includes(',')) throw invalidProof('more than one DPoP header');
   return header;
 }
 
+/** What a checked protected header gives every proof that carries it. */
+interface CheckedHeader {
+  alg: string;
+  jkt: string;
+  verifier: RawVerifier;
+}
+
 export class DpopProofs {
-  /** `${alg} ${jkt}` -> imported key; insertion order is recency (LRU). */
-  readonly #keys = new Map<string, CryptoKey | Uint8Array>();
+  /** The protected header, as sent (base64url) -> what it was found to hold; the oldest goes first when full. */
+  readonly #headers = new Map<string, CheckedHeader>();
 
   /** The RFC 7638 thumbprint of the proof's key; throws invalid_dpop_proof (or use_dpop_nonce). */
   async check(proof: string, ctx: DpopCheckContext): Promise<string> {
     if (proof.length === 0 || proof.length > MAX_PROOF_LENGTH) throw invalidProof('DPoP proof empty or too long');
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    try {
-      header = decodeProtectedHeader(proof);
-    } catch {
-      throw invalidProof('DPoP proof is not a JWS');
-    }
-    // §4.3 items 2-6.
-    if (proof.split('.').length !== 3) throw invalidProof('DPoP proof is not a compact JWS');
-    if (header.typ !== 'dpop+jwt') throw invalidProof('DPoP proof typ is not dpop+jwt');
-    const alg = header.alg;
-    if (typeof alg !== 'string' || !ctx.algorithms.includes(alg)) throw invalidProof(`DPoP proof alg ${String(alg).slice(0, 20)} not allowed`);
-    const jwk = header.jwk;
-    if (!isPlainObject(jwk)) throw invalidProof('DPoP proof has no jwk header');
-    for (const m of PRIVATE_MEMBERS) if (m in jwk) throw invalidProof('DPoP proof jwk holds a private key');
-    let jkt: string;
-    let key: CryptoKey | Uint8Array;
-    try {
-      jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
-      key = await this.#key(alg, jkt, jwk as JWK);
-    } catch {
-      throw invalidProof('DPoP proof jwk is not a usable public key for its alg');
-    }
-    let payload: Uint8Array;
-    try {
-      payload = (await compactVerify(proof, key, { algorithms: [alg] })).payload;
-    } catch {
-      throw invalidProof('DPoP proof signature not verified');
-    }
+    const parts = proof.split('.');
+    if (parts.length !== 3) throw invalidProof('DPoP proof is not a JWS');
+    const { alg, jkt, verifier } = this.#headers.get(parts[0]!) ?? await this.#header(proof, parts[0]!);
+    // Checked on every proof: a header cached for one client may come from a fapi2 client next.
+    if (!ctx.algorithms.includes(alg)) throw invalidProof(`DPoP proof alg ${alg} not allowed`);
+    if (!BASE64URL.test(parts[1]!) || !BASE64URL.test(parts[2]!)) throw invalidProof('DPoP proof is not a JWS');
+    const signature = Buffer.from(parts[2]!, 'base64url');
+    if (!verifier(`${parts[0]}.${parts[1]}`, signature)) throw invalidProof('DPoP proof signature not verified');
     let claims: unknown;
     try {
-      claims = JSON.parse(Buffer.from(payload).toString('utf8'));
+      claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
     } catch {
       throw invalidProof('DPoP proof payload is not JSON');
     }
     if (!isPlainObject(claims)) throw invalidProof('DPoP proof payload is not a JSON object');
     // §4.3 items 7-11.
     if (claims.htm !== 'POST') throw invalidProof('DPoP proof htm is not POST');
-    if (typeof claims.htu !== 'string' || !ctx.htu.includes(withoutQuery(claims.htu))) throw invalidProof('DPoP proof htu is not this endpoint');
+    const htu = claims.htu;
+    if (typeof htu !== 'string' || !(ctx.htu.includes(htu) || ctx.htu.includes(withoutQuery(htu)))) throw invalidProof('DPoP proof htu is not this endpoint');
     const iat = claims.iat;
     if (typeof iat !== 'number' || !Number.isFinite(iat)) throw invalidProof('DPoP proof has no numeric iat');
     const nowS = ctx.now / 1000;
@@ -106,20 +107,43 @@ export class DpopProofs {
     return jkt;
   }
 
-  async #key(alg: string, jkt: string, jwk: JWK): Promise<CryptoKey | Uint8Array> {
-    const id = `${alg} ${jkt}`;
-    const cached = this.#keys.get(id);
-    if (cached !== undefined) {
-      this.#keys.delete(id);
-      this.#keys.set(id, cached);
-      return cached;
+  /** The checks of a protected header not seen lately (§4.3 items 2-6), and its key's thumbprint and verifier. */
+  async #header(proof: string, encoded: string): Promise<CheckedHeader> {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(proof);
+    } catch {
+      throw invalidProof('DPoP proof is not a JWS');
     }
-    // Only the members the thumbprint covers matter to the key; jose checks the key fits the alg.
+    if (header.typ !== 'dpop+jwt') throw invalidProof('DPoP proof typ is not dpop+jwt');
+    const alg = header.alg;
+    const verifyAlg = alg === 'Ed25519' ? 'EdDSA' : alg;
+    if (typeof alg !== 'string' || !DPOP_SIGNING_ALGS.includes(alg) || !isSigningAlgorithm(verifyAlg)) {
+      throw invalidProof(`DPoP proof alg ${String(alg).slice(0, 20)} not allowed`);
+    }
+    // RFC 7515 §4.1.11: no extension this server would have to understand.
+    if (header.crit !== undefined || header.b64 !== undefined) throw invalidProof('DPoP proof has crit or b64');
+    const jwk = header.jwk;
+    if (!isPlainObject(jwk)) throw invalidProof('DPoP proof has no jwk header');
+    for (const m of PRIVATE_MEMBERS) if (m in jwk) throw invalidProof('DPoP proof jwk holds a private key');
+    let checked: CheckedHeader;
+    try {
+      const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+      checked = { alg, jkt, verifier: await this.#verifier(alg, verifyAlg, jwk as JWK) };
+    } catch {
+      throw invalidProof('DPoP proof jwk is not a usable public key for its alg');
+    }
+    this.#headers.set(encoded, checked);
+    if (this.#headers.size > HEADER_CACHE_SIZE) this.#headers.delete(this.#headers.keys().next().value!);
+    return checked;
+  }
+
+  async #verifier(alg: string, verifyAlg: SigningAlgorithm, jwk: JWK): Promise<RawVerifier> {
+    // jose refuses a key that is not of the alg's type; createRawVerifier refuses a curve or an RSA
+    // size the alg does not allow (P-256 for ES256, 2048 bits or more for RSA).
     const key = await importJWK({ ...jwk, ext: true }, alg);
     if (key instanceof Uint8Array || key.type !== 'public') throw new Error('not a public key');
-    this.#keys.set(id, key);
-    if (this.#keys.size > KEY_CACHE_SIZE) this.#keys.delete(this.#keys.keys().next().value!);
-    return key;
+    return createRawVerifier(verifyAlg, KeyObject.from(key));
   }
 }
 

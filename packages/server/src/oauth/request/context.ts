@@ -1,6 +1,7 @@
 // The typed context every endpoint step receives: what the HTTP layer extracted, and the binding
 // an earlier step of the token endpoint found the request proves.
 
+import type { X509Certificate } from 'node:crypto';
 import type { TokenBinding } from './binding.js';
 
 export interface OAuthRequest {
@@ -13,6 +14,13 @@ export interface OAuthRequest {
   /** The source address. */
   ip: string;
   requestId: string;
+  /**
+   * The client certificate of the request (RFC 8705): the one the TLS handshake of the mTLS
+   * listener proved, or the one a trusted proxy passed in Client-Cert (RFC 9440); absent when none.
+   */
+  clientCertificate?: X509Certificate;
+  /** Why a Client-Cert header from a trusted proxy could not be read (for the log); absent when it could. */
+  clientCertificateProblem?: string;
   /** The `DPoP` header (RFC 9449 §4.1): a string, or every value when it was sent more than once. */
   dpop?: string | string[] | undefined;
   /**

@@ -1,6 +1,6 @@
 // The token endpoint's bind step: what the request proves possession of becomes its binding
-// (../request/binding.ts): a DPoP proof (RFC 9449 §5) here; a verified client certificate
-// (RFC 8705 §3) is set by the listener before. A client that must be sender-constrained
+// (../request/binding.ts): a DPoP proof (RFC 9449 §5) here; a client certificate (RFC 8705 §3)
+// is bound before, by ./certificate-binding.ts. A client that must be sender-constrained
 // (`dpop_bound_access_tokens`, RFC 9449 §5.2; `fapi2`, FAPI 2.0 Security Profile, sender-constrained tokens)
 // gets nothing without a binding.
 
@@ -52,7 +52,7 @@ export function senderConstraint(o: SenderConstraintOptions): (req: OAuthRequest
       throw new OAuthError('invalid_dpop_proof', 'A DPoP proof is required for this client.', { detail: 'no DPoP proof from a dpop_bound_access_tokens client' });
     }
     if (client.fapi2) {
-      throw new OAuthError('invalid_request', 'This client must obtain sender-constrained tokens: send a DPoP proof.', {
+      throw new OAuthError('invalid_request', 'This client must obtain sender-constrained tokens: send a DPoP proof, or a client certificate over mutual TLS.', {
         detail: 'fapi2 client without a DPoP proof or client certificate',
       });
     }

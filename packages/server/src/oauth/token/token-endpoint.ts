@@ -1,7 +1,7 @@
 // The token endpoint (RFC 6749 §3.2, §5) as a chain of named steps: parse the form, reject
-// repeated parameters, pick the grant by grant_type, authenticate the client, bind (the key or
-// certificate the request proves, ../request/binding.ts), apply its request rate, run the grant, issue an
-// RFC 9068 access token (or reuse one), respond. It emits token.issued and token.denied.
+// repeated parameters, pick the grant by grant_type, authenticate the client, apply its request
+// rate, bind (the key or certificate the request proves, ../request/binding.ts), run the grant,
+// issue an RFC 9068 access token (or reuse one), respond. It emits token.issued and token.denied.
 
 import { federationOf } from '../client-auth/authenticate.js';
 import { OAuthError } from '../../ground/errors.js';
@@ -67,10 +67,11 @@ export class TokenEndpoint {
       rejectRepeatedParams(params, REPEATABLE);
       const grant = selectGrant(grantType);
       client = (await steps.authenticate(req, params)).client;
-      const bound = this.#o.bind?.(req, client);
-      if (bound) await bound;
       const limited = this.#o.rateLimit?.(client);
       if (limited) await limited;
+      // After the rate: a client over it costs no proof verification (and spends no proof).
+      const bound = this.#o.bind?.(req, client);
+      if (bound) await bound;
       const granted = steps.grant(grant, client, params);
       return answered(this.#issue(client, granted, req), client.clientId, grantType);
     } catch (err) {

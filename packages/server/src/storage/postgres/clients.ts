@@ -2,7 +2,7 @@
 
 import type { ClientRecord } from '../../ground/records.js';
 import type { ClientStore, ListClientsOptions } from '../types.js';
-import type { TokenEndpointAuthMethod } from '../../ground/names.js';
+import { TLS_CLIENT_AUTH_FIELDS, type TlsClientAuthField, type TokenEndpointAuthMethod } from '../../ground/names.js';
 import { conflictMessage } from '../conflict-messages.js';
 import { conflictOnConstraint, int8FromDb, int8OrNullFromDb, jsonb, jsonbOrNull, type Queryable } from './sql.js';
 
@@ -27,6 +27,12 @@ interface ClientRow {
   federated_issuer: string | null;
   federated_subject: string | null;
   federated_claims: Record<string, unknown> | null;
+  tls_client_auth_subject_dn: string | null;
+  tls_client_auth_san_dns: string | null;
+  tls_client_auth_san_uri: string | null;
+  tls_client_auth_san_ip: string | null;
+  tls_client_auth_san_email: string | null;
+  tls_client_certificate_bound_access_tokens: boolean;
   secrets: ClientRecord['secrets'];
   tokens_revoked_at: string | null;
   created_at: string;
@@ -35,9 +41,15 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, rate_limit, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims`;
+  created_at, updated_at, rate_limit, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims,
+  ${TLS_CLIENT_AUTH_FIELDS.join(', ')}, tls_client_certificate_bound_access_tokens`;
 
-/** Parameters $1..$24 in COLUMNS order. */
+function tlsFromColumns(row: Record<TlsClientAuthField, string | null>): ClientRecord['tlsClientAuth'] {
+  const field = TLS_CLIENT_AUTH_FIELDS.find((f) => row[f] !== null);
+  return field === undefined ? null : { field, value: row[field]! };
+}
+
+/** Parameters $1..$30 in COLUMNS order. */
 function toParams(client: ClientRecord): unknown[] {
   return [
     client.clientId,
@@ -65,6 +77,9 @@ function toParams(client: ClientRecord): unknown[] {
     client.federation?.trust ?? null,
     client.federation?.subject ?? null,
     client.federation === null ? null : jsonb(client.federation.claims),
+    // RFC 8705 §2.1.2: a column per metadata field, at most one set.
+    ...TLS_CLIENT_AUTH_FIELDS.map((f) => (client.tlsClientAuth?.field === f ? client.tlsClientAuth.value : null)),
+    client.tlsClientCertificateBoundAccessTokens === true,
   ];
 }
 
@@ -93,6 +108,8 @@ function fromRow(row: ClientRow): ClientRecord {
     fapi2: row.fapi2,
     disabled: row.disabled,
     claims: row.claims,
+    tlsClientAuth: tlsFromColumns(row),
+    tlsClientCertificateBoundAccessTokens: row.tls_client_certificate_bound_access_tokens,
     secrets: row.secrets,
     tokensRevokedAt: int8OrNullFromDb(row.tokens_revoked_at),
     createdAt: int8FromDb(row.created_at),
@@ -101,7 +118,7 @@ function fromRow(row: ClientRow): ClientRecord {
 }
 
 const INSERT = `INSERT INTO clients (${COLUMNS})
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)`;
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)`;
 const GET = `SELECT ${COLUMNS} FROM clients WHERE client_id = $1`;
 // Keyset pagination: ORDER BY and `>` both use the column's collation, "C" (code point order).
 const LIST_FIRST = `SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT $1`;
@@ -111,7 +128,9 @@ const UPDATE = `UPDATE clients SET
   token_endpoint_auth_method = $7, grant_types = $8, resource_uris = $9, jwks = $10,
   access_token_ttl = $11, disabled = $12, secrets = $13, tokens_revoked_at = $14, created_at = $15, updated_at = $16,
   rate_limit = $17, token_reuse = $18, claims = $19, dpop_bound_access_tokens = $20, fapi2 = $21,
-  federated_issuer = $22, federated_subject = $23, federated_claims = $24
+  federated_issuer = $22, federated_subject = $23, federated_claims = $24,
+  tls_client_auth_subject_dn = $25, tls_client_auth_san_dns = $26, tls_client_auth_san_uri = $27, tls_client_auth_san_ip = $28,
+  tls_client_auth_san_email = $29, tls_client_certificate_bound_access_tokens = $30
   WHERE client_id = $1`;
 const DELETE = 'DELETE FROM clients WHERE client_id = $1';
 

@@ -184,6 +184,20 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: `ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens boolean NOT NULL DEFAULT false;
       ALTER TABLE clients ADD COLUMN fapi2 boolean NOT NULL DEFAULT false;`,
   },
+  {
+    version: 9,
+    name: 'client mutual TLS',
+    // RFC 8705 (issue 18): the one certificate name of a tls_client_auth client (§2.1.2, a column
+    // per metadata field, at most one set) and certificate-bound access tokens (§3).
+    sql: `
+      ALTER TABLE clients ADD COLUMN tls_client_auth_subject_dn text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_dns text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_uri text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_ip text;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_email text;
+      ALTER TABLE clients ADD COLUMN tls_client_certificate_bound_access_tokens boolean NOT NULL DEFAULT false;
+    `,
+  },
 ];
 
 /**

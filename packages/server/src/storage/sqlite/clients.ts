@@ -3,7 +3,7 @@
 import type { Database } from 'better-sqlite3';
 import type { ClientRecord } from '../../ground/records.js';
 import type { ClientStore, ListClientsOptions } from '../types.js';
-import type { TokenEndpointAuthMethod } from '../../ground/names.js';
+import { TLS_CLIENT_AUTH_FIELDS, type TlsClientAuthField, type TokenEndpointAuthMethod } from '../../ground/names.js';
 import { conflictMessage } from '../conflict-messages.js';
 import { conflictOnConstraint, preparedOnce, type Gate } from './constraint.js';
 
@@ -28,6 +28,12 @@ interface ClientRow {
   federated_issuer: string | null;
   federated_subject: string | null;
   federated_claims: string | null;
+  tls_client_auth_subject_dn: string | null;
+  tls_client_auth_san_dns: string | null;
+  tls_client_auth_san_uri: string | null;
+  tls_client_auth_san_ip: string | null;
+  tls_client_auth_san_email: string | null;
+  tls_client_certificate_bound_access_tokens: number;
   secrets: string;
   tokens_revoked_at: number | null;
   created_at: number;
@@ -36,7 +42,19 @@ interface ClientRow {
 
 const COLUMNS = `client_id, client_name, scope, default_scope, audience, default_audience,
   token_endpoint_auth_method, grant_types, resource_uris, jwks, access_token_ttl, rate_limit, disabled, secrets, tokens_revoked_at,
-  created_at, updated_at, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims`;
+  created_at, updated_at, token_reuse, claims, dpop_bound_access_tokens, fapi2, federated_issuer, federated_subject, federated_claims,
+  tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri,
+  tls_client_auth_san_ip, tls_client_auth_san_email, tls_client_certificate_bound_access_tokens`;
+
+/** The one RFC 8705 §2.1.2 column a client fills (a column per wire field, at most one set). */
+function tlsColumns(name: ClientRecord['tlsClientAuth']): Record<TlsClientAuthField, string | null> {
+  return Object.fromEntries(TLS_CLIENT_AUTH_FIELDS.map((f) => [f, name?.field === f ? name.value : null])) as Record<TlsClientAuthField, string | null>;
+}
+
+function tlsFromColumns(row: Record<TlsClientAuthField, string | null>): ClientRecord['tlsClientAuth'] {
+  const field = TLS_CLIENT_AUTH_FIELDS.find((f) => row[f] !== null);
+  return field === undefined ? null : { field, value: row[field]! };
+}
 
 function jsonOrNull(value: unknown): string | null {
   return value === null ? null : JSON.stringify(value);
@@ -69,6 +87,8 @@ function toRow(client: ClientRecord): ClientRow {
     federated_issuer: client.federation?.trust ?? null,
     federated_subject: client.federation?.subject ?? null,
     federated_claims: client.federation === null ? null : JSON.stringify(client.federation.claims),
+    ...tlsColumns(client.tlsClientAuth),
+    tls_client_certificate_bound_access_tokens: client.tlsClientCertificateBoundAccessTokens === true ? 1 : 0,
     secrets: JSON.stringify(client.secrets),
     tokens_revoked_at: client.tokensRevokedAt,
     created_at: client.createdAt,
@@ -100,6 +120,8 @@ function fromRow(row: ClientRow): ClientRecord {
     fapi2: row.fapi2 === 1,
     disabled: row.disabled === 1,
     claims: JSON.parse(row.claims) as ClientRecord['claims'],
+    tlsClientAuth: tlsFromColumns(row),
+    tlsClientCertificateBoundAccessTokens: row.tls_client_certificate_bound_access_tokens === 1,
     secrets: JSON.parse(row.secrets) as ClientRecord['secrets'],
     tokensRevokedAt: row.tokens_revoked_at,
     createdAt: row.created_at,
@@ -112,7 +134,9 @@ function prepareStatements(db: Database) {
     insert: db.prepare<[ClientRow]>(`INSERT INTO clients (${COLUMNS}) VALUES (
       @client_id, @client_name, @scope, @default_scope, @audience, @default_audience,
       @token_endpoint_auth_method, @grant_types, @resource_uris, @jwks, @access_token_ttl, @rate_limit, @disabled, @secrets,
-      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @dpop_bound_access_tokens, @fapi2, @federated_issuer, @federated_subject, @federated_claims)`),
+      @tokens_revoked_at, @created_at, @updated_at, @token_reuse, @claims, @dpop_bound_access_tokens, @fapi2, @federated_issuer, @federated_subject, @federated_claims,
+      @tls_client_auth_subject_dn, @tls_client_auth_san_dns,
+      @tls_client_auth_san_uri, @tls_client_auth_san_ip, @tls_client_auth_san_email, @tls_client_certificate_bound_access_tokens)`),
     get: db.prepare<[string], ClientRow>(`SELECT ${COLUMNS} FROM clients WHERE client_id = ?`),
     // Keyset pagination: ORDER BY and the `>` comparison use the same (binary) collation.
     listFirst: db.prepare<[number], ClientRow>(`SELECT ${COLUMNS} FROM clients ORDER BY client_id LIMIT ?`),
@@ -127,7 +151,11 @@ function prepareStatements(db: Database) {
       access_token_ttl = @access_token_ttl, rate_limit = @rate_limit, disabled = @disabled, secrets = @secrets,
       tokens_revoked_at = @tokens_revoked_at, created_at = @created_at, updated_at = @updated_at,
       token_reuse = @token_reuse, claims = @claims, dpop_bound_access_tokens = @dpop_bound_access_tokens, fapi2 = @fapi2,
-      federated_issuer = @federated_issuer, federated_subject = @federated_subject, federated_claims = @federated_claims
+      federated_issuer = @federated_issuer, federated_subject = @federated_subject, federated_claims = @federated_claims,
+      tls_client_auth_subject_dn = @tls_client_auth_subject_dn,
+      tls_client_auth_san_dns = @tls_client_auth_san_dns, tls_client_auth_san_uri = @tls_client_auth_san_uri,
+      tls_client_auth_san_ip = @tls_client_auth_san_ip, tls_client_auth_san_email = @tls_client_auth_san_email,
+      tls_client_certificate_bound_access_tokens = @tls_client_certificate_bound_access_tokens
       WHERE client_id = @client_id`),
     delete: db.prepare<[string]>('DELETE FROM clients WHERE client_id = ?'),
   };

@@ -174,6 +174,21 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: `ALTER TABLE clients ADD COLUMN dpop_bound_access_tokens INTEGER NOT NULL DEFAULT 0 CHECK (dpop_bound_access_tokens IN (0, 1));
       ALTER TABLE clients ADD COLUMN fapi2 INTEGER NOT NULL DEFAULT 0 CHECK (fapi2 IN (0, 1));`,
   },
+  {
+    version: 9,
+    name: 'client mutual TLS',
+    // RFC 8705 (issue 18): the one certificate name of a tls_client_auth client (§2.1.2, a column
+    // per metadata field, at most one set) and certificate-bound access tokens (§3).
+    sql: `
+      ALTER TABLE clients ADD COLUMN tls_client_auth_subject_dn TEXT;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_dns TEXT;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_uri TEXT;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_ip TEXT;
+      ALTER TABLE clients ADD COLUMN tls_client_auth_san_email TEXT;
+      ALTER TABLE clients ADD COLUMN tls_client_certificate_bound_access_tokens INTEGER NOT NULL DEFAULT 0
+        CHECK (tls_client_certificate_bound_access_tokens IN (0, 1));
+    `,
+  },
 ];
 
 /**
