@@ -443,7 +443,7 @@ export function checkRecord(c: Omit<ClientRecord, 'clientId'>, grantChanged = tr
   }
   // FAPI 2.0 Security Profile (client authentication): private_key_jwt or mutual TLS only.
   if (c.fapi2 && !FAPI2_AUTH_METHODS.includes(c.tokenEndpointAuthMethod)) {
-    invalid('fapi2', `fapi2 requires token_endpoint_auth_method ${FAPI2_AUTH_METHODS.join(' or ')}`);
+    invalid('fapi2', `fapi2 requires token_endpoint_auth_method ${FAPI2_AUTH_METHODS.slice(0, -1).join(', ')} or ${FAPI2_AUTH_METHODS.at(-1)!}`);
   }
   if (grantChanged && c.grantTypes.includes('client_credentials')) {
     const scope = c.defaultScope ?? c.scope;

@@ -245,7 +245,7 @@ describe('clients list, get, update', () => {
     const off = await cli(['clients', 'update', id, '--dpop-bound-access-tokens', 'false']);
     expect(off.stdout).toMatch(/^dpop_bound_access_tokens\s+off$/m);
     expect((await registry.read(id)).dpopBoundAccessTokens).toBe(false);
-    expectOneLineError(await cli(['clients', 'update', id, '--fapi2', 'true']), /fapi2 requires token_endpoint_auth_method private_key_jwt \(HTTP 400\)/);
+    expectOneLineError(await cli(['clients', 'update', id, '--fapi2', 'true']), /fapi2 requires token_endpoint_auth_method private_key_jwt, tls_client_auth or self_signed_tls_client_auth \(HTTP 400\)/);
   });
 
   it('--client-id registers the client under a chosen client_id; a clash is one line with HTTP 409', async () => {
