@@ -188,6 +188,52 @@ function printClient(io: Output, flags: CommonFlags, client: ClientWire | Client
   if ('client_secret' in client) io.err(SECRET_WARNING);
 }
 
+/** What a `list` subcommand pages through: an admin collection with `limit`, `after` and `next`. */
+export interface Listing<T> {
+  /** The name of the field pages are ordered and continued by (client_id, name). */
+  key: string;
+  path: string;
+  /** The member of a page holding its items. */
+  member: string;
+  table: (rows: T[]) => string[];
+  /** The line that says there is more, before the next `after`. */
+  more: string;
+}
+
+/** Adds --limit, --after and --all to `cmd` and makes it print the pages of `listing`, as a table or JSON. */
+export function listCommand<T>(io: Output, cmd: Command, listing: Listing<T>): Command {
+  return cmd
+    .option('--limit <n>', 'items per page (1 to 1000)', (v) => {
+      if (!/^\d{1,4}$/.test(v)) throw new InvalidArgumentError('Expected a whole number.');
+      return Number(v);
+    })
+    .option(`--after <${listing.key}>`, `start after this ${listing.key} (the "next" of the previous page)`)
+    .option('--all', 'follow every page')
+    .action(async (flags: CommonFlags & { limit?: number; after?: string; all?: boolean }) => {
+      const target = resolveAdminTarget(flags);
+      const all: T[] = [];
+      let after = flags.after;
+      let next: string | null = null;
+      do {
+        const query = new URLSearchParams();
+        if (flags.limit !== undefined) query.set('limit', String(flags.limit));
+        if (after !== undefined) query.set('after', after);
+        const qs = query.toString();
+        const res = await adminRequest(target, 'GET', `${listing.path}${qs ? `?${qs}` : ''}`);
+        const page = res.body as Record<string, unknown> & { next: string | null };
+        all.push(...(page[listing.member] as T[]));
+        next = page.next;
+        after = next ?? undefined;
+      } while (flags.all && next !== null);
+      if (flags.json) {
+        printJson(io, { [listing.member]: all, next });
+        return;
+      }
+      listing.table(all).forEach((l) => io.out(l));
+      if (next !== null) io.err(`${listing.more} ${next}`);
+    });
+}
+
 export function clientsCommand(io: Output): Command {
   const clients = new Command('clients').description('manage OAuth clients through the admin API');
 
@@ -199,36 +245,9 @@ export function clientsCommand(io: Output): Command {
       printClient(io, flags, res.body as ClientWire);
     });
 
-  withConnection(clients.command('list').description('list clients, in client_id order'))
-    .option('--limit <n>', 'clients per page (1 to 1000)', (v) => {
-      if (!/^\d{1,4}$/.test(v)) throw new InvalidArgumentError('Expected a whole number.');
-      return Number(v);
-    })
-    .option('--after <client_id>', 'start after this client_id (the "next" of the previous page)')
-    .option('--all', 'follow every page')
-    .action(async (flags: CommonFlags & { limit?: number; after?: string; all?: boolean }) => {
-      const target = resolveAdminTarget(flags);
-      const all: ClientWire[] = [];
-      let after = flags.after;
-      let next: string | null = null;
-      do {
-        const query = new URLSearchParams();
-        if (flags.limit !== undefined) query.set('limit', String(flags.limit));
-        if (after !== undefined) query.set('after', after);
-        const qs = query.toString();
-        const res = await adminRequest(target, 'GET', `/admin/clients${qs ? `?${qs}` : ''}`);
-        const page = res.body as { clients: ClientWire[]; next: string | null };
-        all.push(...page.clients);
-        next = page.next;
-        after = next ?? undefined;
-      } while (flags.all && next !== null);
-      if (flags.json) {
-        printJson(io, { clients: all, next });
-        return;
-      }
-      clientsTable(all).forEach((l) => io.out(l));
-      if (next !== null) io.err(`More clients: m2m-auth clients list --after ${next}`);
-    });
+  listCommand<ClientWire>(io, withConnection(clients.command('list').description('list clients, in client_id order')), {
+    key: 'client_id', path: '/admin/clients', member: 'clients', table: clientsTable, more: 'More clients: m2m-auth clients list --after',
+  });
 
   withConnection(clients.command('get').description('show one client').argument('<client_id>'))
     .action(async (id: string, flags: CommonFlags) => {

@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { TRUST_KINDS } from '../ground/trusts.js';
 import type { TrustWire } from '../trusts/wire.js';
 import { adminRequest, CliError, resolveAdminTarget } from './admin-client.js';
-import { collect, printJson, withConnection, type CommonFlags } from './admin-commands.js';
+import { collect, listCommand, printJson, withConnection, type CommonFlags } from './admin-commands.js';
 import { wholeSeconds } from './flags.js';
 import { trustDetails, trustsTable, type Output } from './output.js';
 
@@ -113,36 +113,10 @@ export function trustsCommand(io: Output): Command {
       printTrust(io, flags, res.body as TrustWire);
     });
 
-  withConnection(trusts.command('list').description('list trusted issuers, in name order'))
-    .option('--limit <n>', 'trusts per page (1 to 1000)', (v) => {
-      if (!/^\d{1,4}$/.test(v)) throw new InvalidArgumentError('Expected a whole number.');
-      return Number(v);
-    })
-    .option('--after <name>', 'start after this name (the "next" of the previous page)')
-    .option('--all', 'follow every page')
-    .action(async (flags: CommonFlags & { limit?: number; after?: string; all?: boolean }) => {
-      const target = resolveAdminTarget(flags);
-      const all: TrustWire[] = [];
-      let after = flags.after;
-      let next: string | null = null;
-      do {
-        const query = new URLSearchParams();
-        if (flags.limit !== undefined) query.set('limit', String(flags.limit));
-        if (after !== undefined) query.set('after', after);
-        const qs = query.toString();
-        const res = await adminRequest(target, 'GET', `/admin/trusted-issuers${qs ? `?${qs}` : ''}`);
-        const page = res.body as { trusted_issuers: TrustWire[]; next: string | null };
-        all.push(...page.trusted_issuers);
-        next = page.next;
-        after = next ?? undefined;
-      } while (flags.all && next !== null);
-      if (flags.json) {
-        printJson(io, { trusted_issuers: all, next });
-        return;
-      }
-      trustsTable(all).forEach((l) => io.out(l));
-      if (next !== null) io.err(`More trusted issuers: m2m-auth trusts list --after ${next}`);
-    });
+  listCommand<TrustWire>(io, withConnection(trusts.command('list').description('list trusted issuers, in name order')), {
+    key: 'name', path: '/admin/trusted-issuers', member: 'trusted_issuers', table: trustsTable,
+    more: 'More trusted issuers: m2m-auth trusts list --after',
+  });
 
   withConnection(trusts.command('get').description('show one trusted issuer').argument('<name>'))
     .action(async (name: string, flags: CommonFlags) => {

@@ -60,15 +60,16 @@ export const PUBLIC_JWK: JsonSchema = {
   additionalProperties: false,
 };
 
-interface ClientField {
+/** A field of a client or a trusted issuer. */
+interface Field {
   /** What create and update accept; absent for a read-only field. */
   readonly input?: JsonSchema;
-  /** What every answer that shows a client has. */
+  /** What every answer that shows one has. */
   readonly wire: JsonSchema;
 }
 
 /** The client fields, in the order answers show them: the one place a client field is added. */
-export const CLIENT_FIELDS: Readonly<Record<string, ClientField>> = {
+export const CLIENT_FIELDS: Readonly<Record<string, Field>> = {
   client_id: {
     wire: { type: 'string', description: `${CLIENT_ID_PREFIX} and 1 to ${MAX_CHOSEN_CLIENT_ID_LENGTH} of [A-Za-z0-9_-]` },
   },
@@ -208,9 +209,10 @@ export const CLIENT_FIELDS: Readonly<Record<string, ClientField>> = {
   updated_at: { wire: EPOCH_SECONDS },
 };
 
-function pick(kind: 'input' | 'wire'): Record<string, JsonSchema> {
+/** The input or wire schemas of a field table (CLIENT_FIELDS, TRUST_FIELDS), by wire name. */
+function pick(fields: Readonly<Record<string, Field>>, kind: 'input' | 'wire'): Record<string, JsonSchema> {
   const out: Record<string, JsonSchema> = {};
-  for (const [name, field] of Object.entries(CLIENT_FIELDS)) {
+  for (const [name, field] of Object.entries(fields)) {
     const schema = field[kind];
     if (schema !== undefined) out[name] = schema;
   }
@@ -221,7 +223,7 @@ function pick(kind: 'input' | 'wire'): Record<string, JsonSchema> {
 export const CLIENT_UPDATE: JsonSchema = {
   type: 'object',
   description: 'Client metadata to change (RFC 7591 §2 names); fields left out keep their value',
-  properties: pick('input'),
+  properties: pick(CLIENT_FIELDS, 'input'),
   additionalProperties: false,
 };
 
@@ -239,7 +241,7 @@ export const CLIENT_CREATE: JsonSchema = {
       type: 'string', pattern: '^[0-9a-f]{64}$',
       description: 'The SHA-256 (lowercase hex) of an existing secret, to keep it (secret methods only); left out, a secret is issued',
     },
-    ...pick('input'),
+    ...pick(CLIENT_FIELDS, 'input'),
   },
   additionalProperties: false,
 };
@@ -248,7 +250,7 @@ const clientWire = (extra: Record<string, JsonSchema>, description: string): Jso
   type: 'object',
   description,
   required: [...Object.keys(CLIENT_FIELDS), ...Object.keys(extra)],
-  properties: { ...pick('wire'), ...extra },
+  properties: { ...pick(CLIENT_FIELDS, 'wire'), ...extra },
   additionalProperties: false,
 });
 
@@ -342,12 +344,6 @@ export const KEY_REVOKED: JsonSchema = {
   additionalProperties: false,
 };
 
-interface TrustField {
-  /** What create and update accept; absent for a read-only field. */
-  readonly input?: JsonSchema;
-  readonly wire: JsonSchema;
-}
-
 const stringList = (description: string): JsonSchema => ({ type: 'array', description, items: { type: 'string' } });
 
 /**
@@ -355,7 +351,7 @@ const stringList = (description: string): JsonSchema => ({ type: 'array', descri
  * field is added, beside its rule in trusts/rules.ts and its wire form in trusts/wire.ts. As for
  * clients, the input schemas check types only; the rules give every other refusal its words.
  */
-export const TRUST_FIELDS: Readonly<Record<string, TrustField>> = {
+export const TRUST_FIELDS: Readonly<Record<string, Field>> = {
   name: {
     input: { type: 'string', description: 'What clients name in federated_issuer: 1 to 64 of [a-z0-9-], starting with a letter; cannot change' },
     wire: { type: 'string' },
@@ -409,21 +405,13 @@ export const TRUST_FIELDS: Readonly<Record<string, TrustField>> = {
   updated_at: { wire: EPOCH_SECONDS },
 };
 
-function pickTrust(kind: 'input' | 'wire'): Record<string, JsonSchema> {
-  const out: Record<string, JsonSchema> = {};
-  for (const [name, field] of Object.entries(TRUST_FIELDS)) {
-    const schema = field[kind];
-    if (schema !== undefined) out[name] = schema;
-  }
-  return out;
-}
 
 /** POST /admin/trusted-issuers. */
 export const TRUST_CREATE: JsonSchema = {
   type: 'object',
   description: 'A new trusted issuer',
   required: ['name', 'kind'],
-  properties: pickTrust('input'),
+  properties: pick(TRUST_FIELDS, 'input'),
   additionalProperties: false,
 };
 
@@ -431,7 +419,7 @@ export const TRUST_CREATE: JsonSchema = {
 export const TRUST_UPDATE: JsonSchema = {
   type: 'object',
   description: 'Trusted issuer fields to change; fields left out keep their value',
-  properties: pickTrust('input'),
+  properties: pick(TRUST_FIELDS, 'input'),
   additionalProperties: false,
 };
 
@@ -439,7 +427,7 @@ export const TRUST: JsonSchema = {
   type: 'object',
   description: 'A trusted issuer',
   required: Object.keys(TRUST_FIELDS),
-  properties: pickTrust('wire'),
+  properties: pick(TRUST_FIELDS, 'wire'),
   additionalProperties: false,
 };
 
