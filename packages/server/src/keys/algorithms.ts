@@ -182,3 +182,43 @@ export function createRawVerifier(alg: SigningAlgorithm, publicKey: KeyObject): 
 function toBuffer(data: string | Buffer): Buffer {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
 }
+
+/** RFC 7518 §3.3-§3.5, RFC 8037 §3.1, RFC 9864: the digest and signature form of each JWS algorithm a client assertion may use. */
+const JWS_VERIFY_PARAMS: Readonly<Record<string, { hash: string | null; kind: 'ec' | 'okp' | 'pss' | 'pkcs1'; sigLength?: number }>> = {
+  ES256: { hash: 'sha256', kind: 'ec', sigLength: 64 },
+  ES384: { hash: 'sha384', kind: 'ec', sigLength: 96 },
+  ES512: { hash: 'sha512', kind: 'ec', sigLength: 132 },
+  EdDSA: { hash: null, kind: 'okp' },
+  Ed25519: { hash: null, kind: 'okp', sigLength: 64 },
+  PS256: { hash: 'sha256', kind: 'pss' },
+  PS384: { hash: 'sha384', kind: 'pss' },
+  PS512: { hash: 'sha512', kind: 'pss' },
+  RS256: { hash: 'sha256', kind: 'pkcs1' },
+  RS384: { hash: 'sha384', kind: 'pkcs1' },
+  RS512: { hash: 'sha512', kind: 'pkcs1' },
+};
+
+/**
+ * A node:crypto verifying function for a public key jose has already imported and matched to
+ * `alg` (a key of a trusted issuer's JWKS); undefined for an algorithm not listed above or an RSA
+ * key under 2048 bits. False for any signature that does not verify, never throws.
+ */
+export function createJwsVerifier(alg: string, publicKey: KeyObject): RawVerifier | undefined {
+  const params = Object.hasOwn(JWS_VERIFY_PARAMS, alg) ? JWS_VERIFY_PARAMS[alg]! : undefined;
+  if (params === undefined || publicKey.type !== 'public') return undefined;
+  if ((params.kind === 'pss' || params.kind === 'pkcs1') && (publicKey.asymmetricKeyType !== 'rsa' || (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) < RSA_MODULUS_BITS)) return undefined;
+  const key: VerifyKeyObjectInput =
+    params.kind === 'ec' ? { key: publicKey, dsaEncoding: 'ieee-p1363' }
+    : params.kind === 'pss' ? { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
+    : params.kind === 'pkcs1' ? { key: publicKey, padding: constants.RSA_PKCS1_PADDING }
+    : { key: publicKey };
+  const { hash, sigLength } = params;
+  return (data, signature) => {
+    if (sigLength !== undefined && signature.length !== sigLength) return false;
+    try {
+      return verify(hash, toBuffer(data), key, signature);
+    } catch {
+      return false;
+    }
+  };
+}

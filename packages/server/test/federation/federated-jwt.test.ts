@@ -198,6 +198,24 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
       expect(await refused('cl_billing', hs)).toMatch(/alg HS256 is not an accepted asymmetric algorithm/);
     });
 
+    it('refuses a token whose signature or payload was altered, whether node:crypto or jose checks it', async () => {
+      const token = await k8s.sign(k8sClaims());
+      const [h, p, sig] = token.split('.') as [string, string, string];
+      const flipped = Buffer.from(sig, 'base64url');
+      flipped[10]! ^= 1;
+      expect(await refused('cl_billing', `${h}.${p}.${flipped.toString('base64url')}`)).toMatch(/signature not verified by trust prod-cluster \(ERR_JWS_SIGNATURE_VERIFICATION_FAILED\)/);
+      const other = Buffer.from(JSON.stringify(k8sClaims({ sub: 'system:serviceaccount:payments:other' }))).toString('base64url');
+      expect(await refused('cl_billing', `${h}.${other}.${sig}`)).toMatch(/ERR_JWS_SIGNATURE_VERIFICATION_FAILED/);
+      expect(await refused('cl_billing', `${h}.${p}.${sig.slice(0, -4)}`)).toMatch(/ERR_JWS_SIGNATURE_VERIFICATION_FAILED/);
+      // A header with crit goes through jose's compactVerify whole: b64 true is understood, a changed signature is not accepted.
+      const withCrit = await k8s.sign(k8sClaims(), { crit: ['b64'], b64: true });
+      expect((await request('cl_billing', withCrit)).client.clientId).toBe('cl_billing');
+      const [ch, cp, csig] = withCrit.split('.') as [string, string, string];
+      const cflipped = Buffer.from(csig, 'base64url');
+      cflipped[10]! ^= 1;
+      expect(await refused('cl_billing', `${ch}.${cp}.${cflipped.toString('base64url')}`)).toMatch(/ERR_JWS_SIGNATURE_VERIFICATION_FAILED/);
+    });
+
     it('refuses a token for another client\'s subject, a token without client_id, and a disabled client', async () => {
       clients.set('cl_other', clientOf('cl_other', 'prod-cluster', 'system:serviceaccount:payments:ledger'));
       expect(await refused('cl_other', await k8s.sign(k8sClaims()))).toBe("platform token sub is not the client's federated subject");

@@ -1,9 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { calculateJwkThumbprint, compactVerify, importJWK } from 'jose';
+import { calculateJwkThumbprint, CompactSign, compactVerify, generateKeyPair as joseKeyPair, importJWK } from 'jose';
+import { KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   assertKeyFitsAlgorithm,
   createRawSigner,
+  createJwsVerifier,
   createRawVerifier,
   generateSigningKeyPair,
   jwkThumbprint,
@@ -103,4 +105,33 @@ it('verifyJwt names why it rejects', async () => {
   const signer = createRawSigner('ES256', pair.privateKey);
   const arrayPayload = `${h}.${b64([1, 2])}`;
   expect(verifyJwt(`${arrayPayload}.${signer(arrayPayload).toString('base64url')}`, keyFor)).toEqual({ ok: false, reason: 'payload' });
+});
+
+describe('createJwsVerifier (platform tokens)', () => {
+  const algs = ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'];
+  it.each(algs)('%s: verifies what jose signed, refuses a changed input or signature', async (alg) => {
+    const { privateKey, publicKey } = await joseKeyPair(alg, alg === 'EdDSA' ? { crv: 'Ed25519' } : {});
+    const jws = await new CompactSign(new TextEncoder().encode('{"sub":"x"}')).setProtectedHeader({ alg }).sign(privateKey);
+    const [h, p, s] = jws.split('.') as [string, string, string];
+    const verifier = createJwsVerifier(alg, KeyObject.from(publicKey))!;
+    const sig = Buffer.from(s, 'base64url');
+    expect(verifier(`${h}.${p}`, sig)).toBe(true);
+    expect(verifier(`${h}.${p}x`, sig)).toBe(false);
+    const bad = Buffer.from(sig);
+    bad[5]! ^= 1;
+    expect(verifier(`${h}.${p}`, bad)).toBe(false);
+    expect(verifier(`${h}.${p}`, sig.subarray(1))).toBe(false);
+  });
+
+  it('gives none for an unknown alg, a private key or an RSA key under 2048 bits', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    expect(createJwsVerifier('HS256', ec.publicKey)).toBeUndefined();
+    expect(createJwsVerifier('none', ec.publicKey)).toBeUndefined();
+    expect(createJwsVerifier('toString', ec.publicKey)).toBeUndefined();
+    expect(createJwsVerifier('ES256', ec.privateKey)).toBeUndefined();
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 });
+    expect(createJwsVerifier('RS256', small.publicKey)).toBeUndefined();
+    expect(createJwsVerifier('PS256', small.publicKey)).toBeUndefined();
+    expect(createJwsVerifier('PS256', ec.publicKey)).toBeUndefined();
+  });
 });
