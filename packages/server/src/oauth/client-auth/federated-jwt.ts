@@ -4,6 +4,7 @@
 // verified with the keys of the client's trusted issuer. Every failure is invalid_client; the
 // reason goes to the log only.
 
+import type { X509Certificate } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { compactVerify, decodeProtectedHeader, errors as joseErrors, type CompactVerifyResult } from 'jose';
 import { OAuthError } from '../../ground/errors.js';
@@ -21,6 +22,8 @@ const ALGS: readonly string[] = CLIENT_ASSERTION_ALGS;
 export interface TrustKeySource {
   keySet(trust: TrustedIssuerRecord): Promise<KeySet>;
   refreshForUnknownKid(trust: TrustedIssuerRecord, kid: string | undefined): Promise<boolean>;
+  /** A spiffe trust's X.509-SVID authorities (its bundle's x509-svid keys). */
+  x509Authorities(trust: TrustedIssuerRecord): Promise<readonly X509Certificate[]>;
 }
 
 /** Single-use jti (src/federation/single-use.ts). */
