@@ -1,11 +1,14 @@
 // The keys of each trusted issuer, fetched and cached: OIDC discovery of the issuer to its
 // jwks_uri (kubernetes, oidc), an explicit JWKS URL, a SPIFFE bundle endpoint (SPIFFE Trust Domain
 // and Bundle §4: a JWKS with spiffe_refresh_hint and spiffe_sequence, keys of use "jwt-svid"), or
-// keys given by value. Refreshed when the issuer's Cache-Control max-age or the bundle's refresh
-// hint says (bounded both ways), and on an unknown kid (at most once per trust every
-// UNKNOWN_KID_INTERVAL_MS). An issuer that is down keeps its last keys in use for
-// KEYS_STALE_BOUND_MS after their last successful fetch; after that its clients' requests fail.
+// keys given by value. A SPIFFE bundle's X.509-SVID authorities (use "x509-svid", x5c) are kept
+// beside its keys, for client certificates that are X.509-SVIDs. Refreshed when the issuer's
+// Cache-Control max-age or the bundle's refresh hint says (bounded both ways), and on an unknown
+// kid (at most once per trust every UNKNOWN_KID_INTERVAL_MS). An issuer that is down keeps its
+// last keys in use for KEYS_STALE_BOUND_MS after their last successful fetch; after that its
+// clients' requests fail.
 
+import { X509Certificate } from 'node:crypto';
 import { createLocalJWKSet, type JSONWebKeySet, type JWK } from 'jose';
 import type { TrustedIssuerRecord } from '../ground/trusts.js';
 import type { EventBus } from '../observability/events.js';
@@ -42,6 +45,8 @@ interface Entry {
   /** What the keys were fetched for: a changed trust is fetched again. */
   source: string;
   keySet: KeySet | undefined;
+  /** The bundle's X.509-SVID authorities (use "x509-svid", x5c[0]); none for other kinds. */
+  authorities: readonly X509Certificate[];
   kids: ReadonlySet<string>;
   /** Last successful fetch (epoch ms); 0 = never. */
   fetchedAt: number;
@@ -74,6 +79,28 @@ export function usableKeys(body: unknown, from: 'jwks' | 'spiffe-bundle' | 'stat
   }
   if (keys.length > MAX_KEYS) throw new FetchError(`${keys.length} keys, over the limit of ${MAX_KEYS}`);
   return keys;
+}
+
+/**
+ * The X.509-SVID authorities of a SPIFFE bundle (SPIFFE Trust Domain and Bundle §4.2.1): the
+ * certificate in x5c of each key of use "x509-svid" that parses and is a CA; others are skipped.
+ */
+export function x509Authorities(body: unknown): X509Certificate[] {
+  if (typeof body !== 'object' || body === null || !Array.isArray((body as { keys?: unknown }).keys)) return [];
+  const cas: X509Certificate[] = [];
+  for (const k of (body as { keys: unknown[] }).keys) {
+    if (typeof k !== 'object' || k === null) continue;
+    const { use, x5c } = k as { use?: unknown; x5c?: unknown };
+    if (use !== 'x509-svid' || !Array.isArray(x5c) || typeof x5c[0] !== 'string') continue;
+    try {
+      const cert = new X509Certificate(Buffer.from(x5c[0], 'base64'));
+      if (cert.ca) cas.push(cert);
+    } catch {
+      // not a certificate: skipped like a key of an unknown type
+    }
+  }
+  if (cas.length > MAX_KEYS) throw new FetchError(`${cas.length} X.509 authorities, over the limit of ${MAX_KEYS}`);
+  return cas;
 }
 
 function sourceOf(trust: TrustedIssuerRecord): string {
@@ -136,6 +163,15 @@ export class TrustKeys {
     return entry.fetchedAt !== before;
   }
 
+  /**
+   * The trust's X.509-SVID authorities (kind spiffe), from the same bundle and under the same
+   * refresh and staleness rules as its keys. Throws KeysUnavailableError as keySet does.
+   */
+  async x509Authorities(trust: TrustedIssuerRecord): Promise<readonly X509Certificate[]> {
+    await this.keySet(trust);
+    return this.#entry(trust).authorities;
+  }
+
   /** Seconds since each trust's keys were last fetched successfully (the key age gauge). */
   keyAges(): Array<{ trust: string; ageSeconds: number }> {
     const now = this.#now();
@@ -168,14 +204,14 @@ export class TrustKeys {
     let entry = this.#entries.get(trust.name);
     if (entry === undefined || entry.source !== source) {
       entry = {
-        source, keySet: undefined, kids: new Set(), fetchedAt: 0, refreshAt: 0, lastAttemptAt: 0,
+        source, keySet: undefined, authorities: [], kids: new Set(), fetchedAt: 0, refreshAt: 0, lastAttemptAt: 0,
         sequence: undefined, lastError: undefined, inflight: undefined,
       };
       this.#entries.set(trust.name, entry);
       // Keys given by value (a JWKS file, a static SPIFFE bundle): no fetch, never stale.
       if (trust.jwks !== null) {
         try {
-          this.#install(entry, usableKeys(trust.jwks, 'static'), Number.POSITIVE_INFINITY);
+          this.#install(entry, usableKeys(trust.jwks, 'static'), trust.kind === 'spiffe' ? x509Authorities(trust.jwks) : [], Number.POSITIVE_INFINITY);
         } catch (err) {
           entry.lastError = `the trust's jwks: ${(err as Error).message}`;
         }
@@ -186,8 +222,9 @@ export class TrustKeys {
     return entry;
   }
 
-  #install(entry: Entry, keys: JWK[], refreshAt: number): void {
+  #install(entry: Entry, keys: JWK[], authorities: readonly X509Certificate[], refreshAt: number): void {
     entry.keySet = createLocalJWKSet({ keys } as JSONWebKeySet);
+    entry.authorities = authorities;
     entry.kids = new Set(keys.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
     entry.fetchedAt = refreshAt === Number.POSITIVE_INFINITY ? Number.MAX_SAFE_INTEGER : this.#now();
     entry.refreshAt = refreshAt;
@@ -200,14 +237,14 @@ export class TrustKeys {
     entry.lastAttemptAt = this.#now();
     entry.inflight = (async () => {
       try {
-        const { keys, refreshMs, sequence } = await this.#fetch(trust);
+        const { keys, authorities, refreshMs, sequence } = await this.#fetch(trust);
         if (this.#entries.get(trust.name) !== entry) return;
         // A bundle older than the one held (a lagging replica) does not replace it.
         if (sequence !== undefined && entry.sequence !== undefined && sequence < entry.sequence && entry.keySet !== undefined) {
           entry.refreshAt = this.#now() + MIN_REFRESH_MS;
           return;
         }
-        this.#install(entry, keys, this.#now() + clampRefresh(refreshMs));
+        this.#install(entry, keys, authorities, this.#now() + clampRefresh(refreshMs));
         entry.sequence = sequence;
         this.#events.emit('federation.keys_fetched', { trust: trust.name, result: 'ok', keys: keys.length });
       } catch (err) {
@@ -221,7 +258,7 @@ export class TrustKeys {
     return entry.inflight;
   }
 
-  async #fetch(trust: TrustedIssuerRecord): Promise<{ keys: JWK[]; refreshMs: number; sequence: number | undefined }> {
+  async #fetch(trust: TrustedIssuerRecord): Promise<{ keys: JWK[]; authorities: X509Certificate[]; refreshMs: number; sequence: number | undefined }> {
     const policy: FetchPolicy = {
       allowedPrivateHosts: trust.allowedPrivateHosts.map((h) => h.toLowerCase()),
       ...(trust.caBundle !== null && { ca: trust.caBundle }),
@@ -236,7 +273,7 @@ export class TrustKeys {
       const b = body as { spiffe_refresh_hint?: unknown; spiffe_sequence?: unknown };
       const hint = typeof b.spiffe_refresh_hint === 'number' && b.spiffe_refresh_hint > 0 ? b.spiffe_refresh_hint : maxAgeSeconds;
       const sequence = typeof b.spiffe_sequence === 'number' && Number.isSafeInteger(b.spiffe_sequence) ? b.spiffe_sequence : undefined;
-      return { keys, refreshMs: hint !== undefined ? hint * 1000 : DEFAULT_REFRESH_MS, sequence };
+      return { keys, authorities: x509Authorities(body), refreshMs: hint !== undefined ? hint * 1000 : DEFAULT_REFRESH_MS, sequence };
     }
     let jwksUri = trust.jwksUri;
     if (jwksUri === null) {
@@ -250,6 +287,6 @@ export class TrustKeys {
     }
     const { body, maxAgeSeconds } = await fetchJson(jwksUri, policy);
     const keys = usableKeys(body, 'jwks');
-    return { keys, refreshMs: maxAgeSeconds !== undefined ? maxAgeSeconds * 1000 : DEFAULT_REFRESH_MS, sequence: undefined };
+    return { keys, authorities: [], refreshMs: maxAgeSeconds !== undefined ? maxAgeSeconds * 1000 : DEFAULT_REFRESH_MS, sequence: undefined };
   }
 }

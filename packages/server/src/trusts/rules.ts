@@ -2,7 +2,7 @@
 // import send them: each field checked on its own, then the rules between fields on the whole
 // record (what each kind needs and refuses), and which wire fields an update changed.
 
-import { X509Certificate } from 'node:crypto';
+import { createPublicKey, type JsonWebKey, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { describeJsonType, isPlainObject } from '../ground/json.js';
 import type { PublicJwk } from '../ground/public-jwk.js';
@@ -115,9 +115,38 @@ function parseTrustDomain(v: unknown): string {
 }
 
 /**
+ * An X.509-SVID authority of a static SPIFFE bundle (SPIFFE Trust Domain and Bundle §4.2.1): use
+ * "x509-svid", its public key, and x5c holding exactly one CA certificate whose key it is. Kept as
+ * kty, the public members, kid when given, use and x5c.
+ */
+function parseX509Authority(key: Record<string, unknown>, where: string): PublicJwk {
+  const { x5c, use: _use, ...rest } = key;
+  const canonical = parseClientJwk(rest, where, invalid);
+  if (!Array.isArray(x5c) || x5c.length !== 1 || typeof x5c[0] !== 'string' || x5c[0].length > MAX_CA_BUNDLE_LENGTH) {
+    invalid('jwks', `${where} (use "x509-svid") must carry x5c with exactly one base64 DER certificate`);
+  }
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(Buffer.from(x5c[0], 'base64'));
+  } catch {
+    invalid('jwks', `${where} x5c[0] is not a valid X.509 certificate`);
+  }
+  if (!cert.ca) invalid('jwks', `${where} x5c[0] is not a CA certificate`);
+  let same = false;
+  try {
+    same = createPublicKey({ key: canonical as JsonWebKey, format: 'jwk' }).equals(cert.publicKey);
+  } catch {
+    same = false;
+  }
+  if (!same) invalid('jwks', `${where} x5c[0] does not hold the key's public key`);
+  return { ...canonical, use: 'x509-svid', x5c: [cert.raw.toString('base64')] };
+}
+
+/**
  * Keys given by value: a JWKS (or a static SPIFFE bundle: its spiffe_sequence and
- * spiffe_refresh_hint members are accepted and dropped, keys meant for X.509-SVIDs are dropped, and
- * use "jwt-svid" is kept as "sig"). Public keys only, each checked as a client's registered key.
+ * spiffe_refresh_hint members are accepted and dropped, use "jwt-svid" is kept as "sig", and
+ * X.509-SVID authorities, use "x509-svid" with their x5c, are kept as they are). Public keys only,
+ * each checked as a client's registered key.
  */
 function parseJwks(v: unknown): { keys: PublicJwk[] } {
   if (!isPlainObject(v)) invalid('jwks', `jwks must be a JSON Web Key Set object, got ${describeJsonType(v)}`);
@@ -129,12 +158,15 @@ function parseJwks(v: unknown): { keys: PublicJwk[] } {
   for (const [i, key] of v.keys.entries()) {
     let k: unknown = key;
     if (isPlainObject(key) && Object.hasOwn(key, 'use')) {
-      if (key.use === 'x509-svid') continue;
+      if (key.use === 'x509-svid') {
+        keys.push(parseX509Authority(key, `jwks.keys[${i}]`));
+        continue;
+      }
       if (key.use === 'jwt-svid') k = { ...key, use: 'sig' };
     }
     keys.push(parseClientJwk(k, `jwks.keys[${i}]`, invalid));
   }
-  if (keys.length === 0) invalid('jwks', 'jwks must contain at least one public key for JWT signatures');
+  if (keys.length === 0) invalid('jwks', 'jwks must contain at least one public key (for JWT signatures, or an X.509-SVID authority)');
   const kids = keys.map((k) => k.kid).filter((k) => k !== undefined);
   if (new Set(kids).size !== kids.length) invalid('jwks', 'jwks key ids (kid) must be unique');
   return { keys };
@@ -238,6 +270,7 @@ export function checkTrust(t: Omit<TrustedIssuerRecord, 'createdAt' | 'updatedAt
       invalid('jwks_uri', 'kind spiffe needs jwks_uri (the trust domain\'s bundle endpoint) or jwks (a static bundle)');
     }
   } else {
+    if (t.jwks !== null && t.jwks.keys.some((k) => k.use === 'x509-svid')) invalid('jwks', `keys of use "x509-svid" are for kind spiffe only`);
     if (t.issuer === null) invalid('issuer', `issuer is required for kind ${t.kind}: the https URL its tokens carry in iss`);
     if (t.trustDomain !== null) invalid('trust_domain', 'trust_domain is only for kind spiffe');
   }

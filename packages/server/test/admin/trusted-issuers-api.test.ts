@@ -179,14 +179,32 @@ describe('/admin/trusted-issuers', () => {
     expect(JSON.stringify(res.json)).not.toContain(privateJwk.d);
   });
 
-  it('keeps the public members of static keys only; a SPIFFE bundle\'s jwt-svid keys are kept, x509-svid keys dropped', async () => {
+  it('keeps the public members of static keys only; a SPIFFE bundle\'s jwt-svid keys are kept as sig, an x509-svid key without a CA certificate is refused', async () => {
     const { publicJwk } = keyPair('ec');
-    const res = await call('POST', '/admin/trusted-issuers', {
+    const refused = await call('POST', '/admin/trusted-issuers', {
       ...mesh, jwks_uri: null,
       jwks: { spiffe_sequence: 3, spiffe_refresh_hint: 300, keys: [{ ...publicJwk, kid: 'a', use: 'jwt-svid' }, { ...publicJwk, kid: 'b', use: 'x509-svid', x5c: ['AAAA'] }] },
     });
+    expect400(refused, /jwks.keys\[1\] x5c\[0\] is not a valid X.509 certificate/);
+    const res = await call('POST', '/admin/trusted-issuers', {
+      ...mesh, jwks_uri: null,
+      jwks: { spiffe_sequence: 3, spiffe_refresh_hint: 300, keys: [{ ...publicJwk, kid: 'a', use: 'jwt-svid', x5c: ['AAAA'] }] },
+    });
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.json.jwks).toEqual({ keys: [{ kty: 'EC', crv: 'P-256', x: publicJwk.x, y: publicJwk.y, kid: 'a', use: 'sig' }] });
+  });
+
+  it.skipIf(opensslMissing() !== undefined)('keeps a SPIFFE bundle\'s x509-svid authority (its key and x5c CA certificate), for kind spiffe only', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const cert = new X509Certificate(ca!.ca);
+    const x5c = [cert.raw.toString('base64')];
+    const key = { ...cert.publicKey.export({ format: 'jwk' }), kid: 'x1', use: 'x509-svid', x5c };
+    const res = await call('POST', '/admin/trusted-issuers', { ...mesh, name: 'mesh-x509', jwks_uri: null, jwks: { keys: [key] } });
+    expect(res.status, JSON.stringify(res.json)).toBe(201);
+    expect(res.json.jwks.keys).toEqual([expect.objectContaining({ kid: 'x1', use: 'x509-svid', x5c })]);
+    const { publicJwk } = keyPair('ec');
+    expect400(await call('POST', '/admin/trusted-issuers', { ...mesh, name: 'mesh-x509b', jwks_uri: null, jwks: { keys: [{ ...publicJwk, use: 'x509-svid', x5c }] } }), /does not hold the key's public key/);
+    expect400(await call('POST', '/admin/trusted-issuers', { ...k8s, name: 'k8s-x509', jwks: { keys: [key] } }), /for kind spiffe only/);
   });
 
   it.skipIf(opensslMissing() !== undefined)('accepts a PEM CA bundle and refuses a certificate that is not a CA, or a key pasted in', async () => {

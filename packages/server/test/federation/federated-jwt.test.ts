@@ -279,6 +279,22 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
       expect([err?.error, err?.status]).toEqual(['invalid_request', 400]);
     });
 
+    it('keeps the fetched bundle\'s x509-svid authorities (their x5c CA certificate) beside its keys', async () => {
+      const { X509Certificate } = await import('node:crypto');
+      expect(await keys.x509Authorities(trusts.get('spire')!)).toStrictEqual([]);
+      keys.forget('spire');
+      spiffe.x509Authority = [new X509Certificate(ca.ca).raw.toString('base64')];
+      try {
+        const authorities = await keys.x509Authorities(trusts.get('spire')!);
+        expect(authorities.map((c) => c.fingerprint256)).toStrictEqual([new X509Certificate(ca.ca).fingerprint256]);
+        // The JWT-SVID keys are unchanged by it.
+        await request('cl_svid', await spiffe.sign(svidClaims()), CLIENT_ASSERTION_TYPE_SPIFFE);
+      } finally {
+        spiffe.x509Authority = [];
+        keys.forget('spire');
+      }
+    });
+
     it('refreshes on the bundle\'s spiffe_refresh_hint, bounded below by a minute', async () => {
       spiffe.spiffeRefreshHint = 5;
       try {

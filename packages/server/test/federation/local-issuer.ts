@@ -33,6 +33,8 @@ export interface LocalIssuer {
   cacheControl: string | undefined;
   spiffeRefreshHint: number | undefined;
   spiffeSequence: number;
+  /** The x5c of the SPIFFE bundle's x509-svid key (empty: a key no certificate backs). */
+  x509Authority: string[];
   /** Signs `claims` with the current key (the first). */
   sign(claims: JWTPayload, header?: Record<string, unknown>): Promise<string>;
   rotate(kid: string): Promise<IssuerKey>;
@@ -51,6 +53,7 @@ export async function startIssuer(cert: ServerCertificate, options: { spiffe?: b
     cacheControl: undefined,
     spiffeRefreshHint: undefined,
     spiffeSequence: 1,
+    x509Authority: [],
     async sign(claims, header = {}) {
       const key = issuer.keys[0]!;
       return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: key.kid, ...header }).sign(key.privateKey);
@@ -67,7 +70,7 @@ export async function startIssuer(cert: ServerCertificate, options: { spiffe?: b
   };
   const jwks = (): Record<string, unknown> => {
     const keys: Record<string, unknown>[] = issuer.keys.map((k) => (options.spiffe ? { ...k.jwk, use: 'jwt-svid' } : k.jwk));
-    if (options.spiffe) keys.push({ kty: 'EC', crv: 'P-256', x: issuer.keys[0]!.jwk.x, y: issuer.keys[0]!.jwk.y, use: 'x509-svid', x5c: [] });
+    if (options.spiffe) keys.push({ kty: 'EC', crv: 'P-256', x: issuer.keys[0]!.jwk.x, y: issuer.keys[0]!.jwk.y, use: 'x509-svid', x5c: issuer.x509Authority });
     if (issuer.huge) for (let i = 0; i < 5000; i++) keys.push({ ...issuer.keys[0]!.jwk, kid: `filler-${i}` });
     return options.spiffe
       ? { keys, ...(issuer.spiffeRefreshHint !== undefined && { spiffe_refresh_hint: issuer.spiffeRefreshHint }), spiffe_sequence: issuer.spiffeSequence }

@@ -60,6 +60,13 @@ export const PUBLIC_JWK: JsonSchema = {
   additionalProperties: false,
 };
 
+/** A trust's key: a public key, or a SPIFFE bundle's X.509-SVID authority (use "x509-svid") with its CA certificate in x5c. */
+const TRUST_JWK: JsonSchema = {
+  ...PUBLIC_JWK,
+  description: 'A public key (RFC 7517), kept as the members its kty defines plus kid, alg and use; an X.509-SVID authority of a SPIFFE bundle (use "x509-svid") keeps x5c, its CA certificate',
+  properties: { ...(PUBLIC_JWK.properties as Record<string, JsonSchema>), x5c: { type: 'array', items: { type: 'string' }, minItems: 1, maxItems: 1 } },
+};
+
 /** A field of a client or a trusted issuer. */
 interface Field {
   /** What create and update accept; absent for a read-only field. */
@@ -377,7 +384,7 @@ export const TRUST_FIELDS: Readonly<Record<string, Field>> = {
     wire: {
       type: ['object', 'null'],
       required: ['keys'],
-      properties: { keys: { type: 'array', items: PUBLIC_JWK } },
+      properties: { keys: { type: 'array', items: TRUST_JWK } },
       additionalProperties: false,
     },
   },

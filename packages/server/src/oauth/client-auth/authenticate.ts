@@ -19,7 +19,8 @@ import { isBasic, parseBasicAuthorization } from './basic.js';
 import { assertionClientId, verifyClientAssertion } from './private-key-jwt.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, FEDERATED_JWT, type FederatedIdentity } from '../../ground/trusts.js';
 import { verifyFederatedAssertion, type FederationPorts } from './federated-jwt.js';
-import { CertificateRefused, checkClientCertificate } from './mutual-tls.js';
+import { CertificateRefused, checkClientCertificate, checkX509Svid } from './mutual-tls.js';
+import { KeysUnavailableError } from '../../federation/trust-keys.js';
 
 export interface AuthenticatedClient {
   client: ClientRecord;
@@ -226,6 +227,8 @@ export class ClientAuthentication {
     if (wait) await wait;
     const client = clientId.length <= MAX_CLIENT_ID_LENGTH ? await this.#clients.get(clientId) : undefined;
     if (!client) throw invalidClient('unknown client', false, clientId);
+    const federation = federationOf(client);
+    if (federation !== undefined) return this.#x509Svid(req, client, federation);
     const method = client.tokenEndpointAuthMethod;
     if (!isMutualTlsMethod(method)) throw invalidClient(`client is registered for ${method}, used a client certificate`, false, clientId);
     if (client.disabled) throw invalidClient('client is disabled', false, clientId);
@@ -238,6 +241,37 @@ export class ClientAuthentication {
       throw err;
     }
     return { client, method, secret: undefined };
+  }
+
+  /**
+   * A federated client of a spiffe trust whose credential is the request's client certificate, an
+   * X.509-SVID of its federated_subject signed by one of the trust bundle's X.509-SVID authorities.
+   */
+  async #x509Svid(req: OAuthRequest, client: ClientRecord, federation: FederatedIdentity): Promise<AuthenticatedClient> {
+    const clientId = client.clientId;
+    if (client.disabled) throw invalidClient('client is disabled', false, clientId);
+    if (this.#federation === undefined) throw invalidClient('federated client authentication is not wired', false, clientId);
+    const trust = await this.#federation.trusts.get(federation.trust);
+    if (trust === undefined) throw invalidClient(`trust ${federation.trust} does not exist`, false, clientId);
+    if (trust.kind !== 'spiffe' || trust.trustDomain === null) {
+      throw invalidClient(`client certificate used for a federated client of trust kind ${trust.kind}; only spiffe trusts take X.509-SVIDs`, false, clientId);
+    }
+    const cert = req.clientCertificate;
+    if (cert === undefined) throw invalidClient(req.clientCertificateProblem ?? 'no client certificate', false, clientId);
+    let authorities: readonly X509Certificate[];
+    try {
+      authorities = await this.#federation.keys.x509Authorities(trust);
+    } catch (err) {
+      if (err instanceof KeysUnavailableError) throw invalidClient(`X.509-SVID authorities of trust ${trust.name} unavailable: ${err.message}`, false, clientId);
+      throw err;
+    }
+    try {
+      checkX509Svid(cert, federation.subject, trust.trustDomain, authorities, this.#now());
+    } catch (err) {
+      if (err instanceof CertificateRefused) throw invalidClient(err.message, false, clientId);
+      throw err;
+    }
+    return { client, method: FEDERATED_JWT, secret: undefined };
   }
 
   async #assertion(assertion: string, bodyId: string | undefined, ip: string | undefined): Promise<AuthenticatedClient> {

@@ -4,6 +4,7 @@
 // verified with the keys of the client's trusted issuer. Every failure is invalid_client; the
 // reason goes to the log only.
 
+import type { X509Certificate } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { KeyObject } from 'node:crypto';
 import { compactVerify, decodeProtectedHeader, errors as joseErrors, type CryptoKey, type JWSHeaderParameters } from 'jose';
@@ -23,6 +24,8 @@ const ALGS: readonly string[] = CLIENT_ASSERTION_ALGS;
 export interface TrustKeySource {
   keySet(trust: TrustedIssuerRecord): Promise<KeySet>;
   refreshForUnknownKid(trust: TrustedIssuerRecord, kid: string | undefined): Promise<boolean>;
+  /** A spiffe trust's X.509-SVID authorities (its bundle's x509-svid keys). */
+  x509Authorities(trust: TrustedIssuerRecord): Promise<readonly X509Certificate[]>;
 }
 
 /** Single-use jti (src/federation/single-use.ts). */

@@ -6,7 +6,7 @@
 
 import { createHash, type X509Certificate } from 'node:crypto';
 import type { ClientRecord, PublicJwk } from '../../ground/records.js';
-import { certificateNames } from '../../clients/tls-client-auth.js';
+import { certificateNames, subjectAltNames } from '../../clients/tls-client-auth.js';
 
 /** Why a certificate does not authenticate a client: said in the log only, never to the caller. */
 export class CertificateRefused extends Error {}
@@ -74,4 +74,25 @@ export function checkClientCertificate(client: ClientRecord, cert: X509Certifica
   if (!certificateNames(cert, expected.field, expected.value)) {
     throw new CertificateRefused(`client certificate does not carry the registered ${expected.field}`);
   }
+}
+
+/**
+ * A SPIFFE X.509-SVID (SPIFFE X509-SVID §4, §5) as the credential of a federated client of a
+ * spiffe trust: exactly one URI SAN, the client's federated_subject, in the trust domain; a leaf
+ * (not a CA); valid now; signed directly by one of the trust bundle's X.509-SVID authorities
+ * (itself valid now). Intermediates between the authority and the leaf are not followed. Throws
+ * CertificateRefused with the reason.
+ */
+export function checkX509Svid(cert: X509Certificate, subject: string, trustDomain: string, authorities: readonly X509Certificate[], now: number): void {
+  const uris = subjectAltNames(cert).filter(([type]) => type === 'URI');
+  if (uris.length !== 1) throw new CertificateRefused(`client certificate has ${uris.length} URI SANs; an X.509-SVID has exactly one`);
+  const id = uris[0]![1];
+  if (!id.startsWith(`spiffe://${trustDomain}/`)) throw new CertificateRefused(`client certificate's URI SAN is not a SPIFFE ID of trust domain ${trustDomain}`);
+  if (id !== subject) throw new CertificateRefused('client certificate\'s SPIFFE ID is not the client\'s federated subject');
+  if (cert.ca) throw new CertificateRefused('client certificate is a CA certificate, not an X.509-SVID leaf');
+  if (!validAt(cert, now)) throw new CertificateRefused('client certificate is expired or not yet valid');
+  if (authorities.length === 0) throw new CertificateRefused(`trust domain ${trustDomain} has no X.509-SVID authorities`);
+  const issuer = authorities.find((ca) => ca.ca && cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  if (issuer === undefined) throw new CertificateRefused(`client certificate is not signed by an X.509-SVID authority of trust domain ${trustDomain}`);
+  if (!validAt(issuer, now)) throw new CertificateRefused('the X.509-SVID authority of the client certificate is expired or not yet valid');
 }
