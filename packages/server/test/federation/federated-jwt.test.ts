@@ -124,8 +124,10 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
     'kubernetes.io': { namespace: 'payments', pod: { name: 'billing-7d9f', uid: 'u1' }, serviceaccount: { name: 'billing', uid: 'u2' } },
     ...over,
   });
+  // Each GitHub-shaped token gets its own jti, by count: a chance collision would read as a replay.
+  let jtiCount = 0;
   const ghClaims = (over: JWTPayload = {}): JWTPayload => ({
-    iss: gh.url, sub: GH_SUB, aud: 'https://github.com/acme', iat: nowS(), exp: nowS() + 300, jti: `j-${Math.random()}`,
+    iss: gh.url, sub: GH_SUB, aud: 'https://github.com/acme', iat: nowS(), exp: nowS() + 300, jti: `j-${++jtiCount}`,
     repository: 'acme/billing', environment: 'production', ref: 'refs/heads/main', ...over,
   });
   const svidClaims = (over: JWTPayload = {}): JWTPayload => ({ sub: SPIFFE_SUB, aud: OUR_ISSUER, exp: nowS() + 300, iat: nowS(), ...over });
