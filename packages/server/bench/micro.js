@@ -24,6 +24,7 @@ import { auditActor, subscribeAuditLog } from '../dist/observability/audit.js';
 import { LogSafety } from '../dist/observability/log-safety.js';
 import { createLogger } from '../dist/observability/logger.js';
 import { Limits } from '../dist/limits/limits.js';
+import { makeRoom } from '../dist/ground/bounded-map.js';
 import pino from 'pino';
 import { ALGS, measureAsync, measureSync, measureSyncInterleaved, formatDuration, formatRate, formatRatio, rawCrypto, table } from '@m2m-auth/tools/bench';
 
@@ -162,6 +163,27 @@ async function main() {
     // What a denial that sends 50,000 characters of scope pays to bound it (masking checked too).
     const longScope = `scope "${'orders:read '.repeat(4_500)}" not allowed`;
     add('LogSafety.value (50,000-character scope)', measureSync(() => safety.value(longScope), opts), { of: rawSign, label: 'raw sign', share: true });
+
+    // A cache at its bound taking a new entry per request (a platform token seen for the first time,
+    // a new DPoP jti at the SDK): makeRoom, which drops the oldest sixteenth at once, beside
+    // dropping the oldest one per insertion as the caches did before (keys().next() walks every
+    // slot deleted since the Map's last rehash; src/ground/bounded-map.ts).
+    const mapKeys = Array.from({ length: 1 << 16 }, (_, i) => `jti-${i}-${'x'.repeat(40)}`);
+    let nextKey = 0;
+    const oneByOneMap = new Map();
+    const roomyMap = new Map();
+    const [oneByOne, roomy] = measureSyncInterleaved([
+      () => {
+        if (oneByOneMap.size >= 5000) oneByOneMap.delete(oneByOneMap.keys().next().value);
+        oneByOneMap.set(mapKeys[nextKey++ & 0xffff], 1);
+      },
+      () => {
+        makeRoom(roomyMap, 5000);
+        roomyMap.set(mapKeys[nextKey++ & 0xffff], 1);
+      },
+    ], opts);
+    add('Map insert at a bound of 5,000, oldest dropped one by one (before)', oneByOne, { of: rawSign, label: 'raw sign', share: true });
+    add('Map insert at a bound of 5,000 (makeRoom)', roomy, { of: oneByOne, label: 'one by one' });
 
     if (values.json) {
       console.log(JSON.stringify({ startedAt: startedAt.toISOString(), alg, node: process.version, cpus: cpus().length, durationMs, results }, null, 2));

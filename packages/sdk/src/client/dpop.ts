@@ -5,6 +5,7 @@ import { createPublicKey, randomBytes, KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { accessTokenHash, DPOP_ALGORITHMS, DPOP_NONCE_HEADER, DPOP_TYP, htuOf, type DPoPAlgorithm } from '../shared/dpop.js';
 import { SdkOptionsError } from '../shared/errors.js';
+import { makeRoom } from '../shared/bounded-map.js';
 
 export type DPoPKey = KeyObject | CryptoKey;
 
@@ -102,8 +103,8 @@ export function createDPoPProver(options: DPoPOptions, now: () => number): DPoPP
       if (nonce === null || !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(nonce)) return;
       const origin = new URL(url).origin;
       nonces.delete(origin);
+      makeRoom(nonces, MAX_NONCES);
       nonces.set(origin, nonce);
-      if (nonces.size > MAX_NONCES) nonces.delete(nonces.keys().next().value!);
     },
   };
 }

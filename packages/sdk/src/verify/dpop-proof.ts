@@ -6,6 +6,7 @@ import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, errors as j
 import { accessTokenHash, DPOP_ALGORITHMS, DPOP_TYP, htuOf, type DPoPAlgorithm } from '../shared/dpop.js';
 import { SdkOptionsError } from '../shared/errors.js';
 import { TokenVerificationError } from './errors.js';
+import { makeRoom } from '../shared/bounded-map.js';
 
 export interface DPoPVerifierOptions {
   /** Proof algorithms accepted, and advertised in the `algs` of challenges (default ES256, EdDSA, PS256, RS256). */
@@ -45,23 +46,34 @@ function invalid(detail: string, cause?: unknown): never {
 
 /**
  * jti values seen, each until its proof would be too old anyway. Insertion order is nearly expiry
- * order (every proof's iat lies within the same window), so expired entries leave from the front.
- * When full of live entries the oldest is dropped: a replay of that one proof within the rest of
- * its window becomes possible, rather than memory growing without bound.
+ * order (every proof's iat lies within the same window), so expired entries leave from the front,
+ * swept every sixteenth of `maxEntries` insertions and when full (an expired entry still held
+ * counts as unseen). When full of live entries the oldest sixteenth is dropped: a replay of one
+ * of those proofs within the rest of its window becomes possible, rather than memory growing
+ * without bound.
  */
 export class ReplayCache {
   readonly #seen = new Map<string, number>();
-  constructor(readonly maxEntries: number) {}
+  readonly #sweepEvery: number;
+  #inserts = 0;
+  constructor(readonly maxEntries: number) {
+    this.#sweepEvery = Math.max(1, maxEntries >> 4);
+  }
 
   /** True when `key` was seen and is still remembered; remembers it until `expiresAt` otherwise. */
   seenBefore(key: string, expiresAt: number, now: number): boolean {
-    for (const [k, exp] of this.#seen) {
-      if (exp > now) break;
-      this.#seen.delete(k);
-    }
     const known = this.#seen.get(key);
     if (known !== undefined && known > now) return true;
-    if (this.#seen.size >= this.maxEntries) this.#seen.delete(this.#seen.keys().next().value!);
+    // Not on every call: each walk from the front passes every slot deleted since the Map's last
+    // rehash (shared/bounded-map.ts).
+    if (++this.#inserts >= this.#sweepEvery || this.#seen.size >= this.maxEntries) {
+      this.#inserts = 0;
+      for (const [k, exp] of this.#seen) {
+        if (exp > now) break;
+        this.#seen.delete(k);
+      }
+    }
+    makeRoom(this.#seen, this.maxEntries);
     this.#seen.set(key, expiresAt);
     return false;
   }

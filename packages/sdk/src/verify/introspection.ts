@@ -4,6 +4,7 @@
 import { basicAuthorization } from '../shared/basic-auth.js';
 import type { FetchLike } from '../shared/discovery.js';
 import { TokenVerificationError } from './errors.js';
+import { makeRoom } from '../shared/bounded-map.js';
 
 export interface IntrospectionOptions {
   /** The API's own client_id (registered with grant_types [] and resource_uris [its audience]). */
@@ -66,10 +67,7 @@ export class IntrospectionClient {
 
   #remember(key: string, active: boolean): void {
     if (this.#cacheTtlMs <= 0) return;
-    if (this.#answers.size >= MAX_ENTRIES) {
-      const oldest = this.#answers.keys().next();
-      if (oldest.done !== true) this.#answers.delete(oldest.value);
-    }
+    makeRoom(this.#answers, MAX_ENTRIES);
     this.#answers.set(key, { active, expiresAt: Date.now() + this.#cacheTtlMs });
   }
 

@@ -16,6 +16,7 @@ import {
 } from './metadata.js';
 import { generateClientId, generateClientSecret, secretDigest } from './secrets.js';
 import type { ClientCreateInput, ClientMetadataInput } from './wire.js';
+import { makeRoom } from '../ground/bounded-map.js';
 
 export class ClientNotFoundError extends Error {
   readonly code = 'CLIENT_NOT_FOUND';
@@ -458,12 +459,9 @@ export class ClientRegistry {
   #remember(record: ClientRecord): void {
     // Deleted first so that a record already cached moves to the end too (Map.set keeps its place).
     this.#cache.delete(record.clientId);
+    makeRoom(this.#cache, this.#opts.cacheSize);
     this.#cache.set(record.clientId, record);
     this.#newest = record.clientId;
-    if (this.#cache.size > this.#opts.cacheSize) {
-      const oldest = this.#cache.keys().next();
-      if (!oldest.done) this.#cache.delete(oldest.value);
-    }
   }
 
   /** Runs writes to one client one after another, so two rotations cannot lose a secret. */

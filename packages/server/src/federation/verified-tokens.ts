@@ -5,6 +5,8 @@
 // An entry counts only with the key set it was verified with: keys fetched again (rotation, a
 // changed trust) check the token again. Every claim rule still runs on every request.
 
+import { makeRoom } from '../ground/bounded-map.js';
+
 /** Entries kept; the oldest go first. */
 export const MAX_VERIFIED_TOKENS = 5_000;
 /** Longer tokens are not kept (a projected service-account token is 1 to 2 KB). */
@@ -38,10 +40,7 @@ export class VerifiedTokens {
   /** Keeps `claims` of `token`, verified with `keys`, until `expMs`. */
   remember(token: string, keys: object, claims: Readonly<Record<string, unknown>>, expMs: number): void {
     if (token.length > MAX_KEPT_TOKEN_LENGTH || !Number.isFinite(expMs)) return;
-    if (this.#entries.size >= this.#max) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
+    makeRoom(this.#entries, this.#max);
     this.#entries.set(token, { keys, claims, expMs });
   }
 }

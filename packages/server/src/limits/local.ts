@@ -3,7 +3,10 @@
 //
 // Every entry knows when it stops mattering (`until`): a GCRA cell whose theoretical arrival time
 // has passed, or a window that has ended, is the same as no entry. Such entries are swept every
-// minute and whenever a table reaches its cap; a table still full of live entries drops its oldest.
+// minute and whenever a table reaches its cap; a table still full of live entries drops its oldest
+// sixteenth (src/ground/bounded-map.ts).
+
+import { makeRoom } from '../ground/bounded-map.js';
 
 /** Most keys one table tracks; beyond it the oldest entry goes. */
 export const DEFAULT_MAX_KEYS = 100_000;
@@ -28,10 +31,7 @@ class BoundedTable<C extends Expiring> {
     if (this.entries.size >= this.#maxKeys) {
       this.sweep(now);
       // Still full of live entries: drop the oldest inserted. Caps memory whatever the traffic.
-      if (this.entries.size >= this.#maxKeys) {
-        const oldest = this.entries.keys().next();
-        if (!oldest.done) this.entries.delete(oldest.value);
-      }
+      makeRoom(this.entries, this.#maxKeys);
     }
     this.entries.set(key, cell);
   }

@@ -6,6 +6,7 @@ import type { ClientRecord } from '../ground/records.js';
 import type { ClientLookup } from '../ground/records.js';
 import { MAX_TOKEN_LENGTH } from '../keys/jwt.js';
 import { isConfirmation, type Confirmation } from './request/binding.js';
+import { makeRoom } from '../ground/bounded-map.js';
 
 /** RFC 9068 §2.2 claims. */
 export interface AccessTokenClaims {
@@ -139,10 +140,7 @@ export class AccessTokenReader {
     if (token.length > MAX_TOKEN_LENGTH) return null;
     const payload = this.#signer.verifyPayload(token);
     if (!payload || !isClaims(payload) || payload.iss !== this.#issuer()) return null;
-    if (this.#verified.size >= this.#cacheSize) {
-      const oldest = this.#verified.keys().next().value;
-      if (oldest !== undefined) this.#verified.delete(oldest);
-    }
+    makeRoom(this.#verified, this.#cacheSize);
     this.#verified.set(token, payload);
     return payload;
   }

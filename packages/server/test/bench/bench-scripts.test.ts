@@ -32,6 +32,7 @@ describe('bench/micro.js', () => {
     expect(stdout).toMatch(/^client auth \(registry\.get \+ verifyClientSecret\)\s+.*[\d.]+ raw sign$/m);
     expect(stdout).toMatch(/^storage getClient \(SQLite file, uncached\)\s+.*[\d.]+ raw sign$/m);
     expect(stdout).toMatch(/^parseForm \(token request body\)\s+.*[\d.]+ raw sign$/m);
+    expect(stdout).toMatch(/^Map insert at a bound of 5,000 \(makeRoom\)\s+.*x[\d.]+ one by one$/m);
   }, 90_000);
 
   it('measures another algorithm with --alg and --json', async () => {

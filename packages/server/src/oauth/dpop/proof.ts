@@ -15,6 +15,7 @@ import { OAuthError } from '../../ground/errors.js';
 import { isPlainObject } from '../../ground/json.js';
 import { DPOP_SIGNING_ALGS, type SigningAlgorithm } from '../../ground/names.js';
 import { createRawVerifier, isSigningAlgorithm, type RawVerifier } from '../../keys/algorithms.js';
+import { makeRoom } from '../../ground/bounded-map.js';
 
 /** How far a proof's iat may be from now, either way, in seconds (RFC 9449 §4.3 item 11, §11.1). */
 export const DPOP_IAT_WINDOW_S = 60;
@@ -133,8 +134,8 @@ export class DpopProofs {
     } catch {
       throw invalidProof('DPoP proof jwk is not a usable public key for its alg');
     }
+    makeRoom(this.#headers, HEADER_CACHE_SIZE);
     this.#headers.set(encoded, checked);
-    if (this.#headers.size > HEADER_CACHE_SIZE) this.#headers.delete(this.#headers.keys().next().value!);
     return checked;
   }
 

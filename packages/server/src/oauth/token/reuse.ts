@@ -6,6 +6,7 @@ import type { ClientRecord } from '../../ground/records.js';
 import type { RevocationCheck } from '../access-token.js';
 import type { GrantResult } from './grants/grant.js';
 import { bindingReuseKey, type TokenBinding } from '../request/binding.js';
+import { makeRoom } from '../../ground/bounded-map.js';
 
 /** A token kept for a client with token reuse on. */
 export interface ReusableToken {
@@ -68,11 +69,8 @@ export class TokenReuse {
 
   remember(key: string, entry: ReusableToken): void {
     this.#tokens.delete(key);
+    makeRoom(this.#tokens, REUSE_CACHE_SIZE);
     this.#tokens.set(key, entry);
-    if (this.#tokens.size > REUSE_CACHE_SIZE) {
-      const oldest = this.#tokens.keys().next();
-      if (!oldest.done) this.#tokens.delete(oldest.value);
-    }
   }
 
   /** Forgets every token (a newly active signing key should sign the next one). */
