@@ -1,7 +1,7 @@
 // Types of wrk.js for the TypeScript tests that import it.
 
 export const FORM_POST_SCRIPT: string;
-export const DPOP_POST_SCRIPT: string;
+export const FRESH_POST_SCRIPT: string;
 export function haveWrk(): boolean;
 export function parseWrkDuration(text: string): number;
 
@@ -27,4 +27,5 @@ export function runWrk(o: {
   cpu?: number | string | null;
   dpopFile?: string;
   dpopHeader?: string;
+  bodyFile?: string;
 }): Promise<WrkSummary & { raw: string }>;

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { track } from './processes.js';
 
 export const FORM_POST_SCRIPT = fileURLToPath(new URL('../wrk/form-post.lua', import.meta.url));
-/** The form POST with a DPoP header: a new proof per request from a file, or one constant value. */
-export const DPOP_POST_SCRIPT = fileURLToPath(new URL('../wrk/dpop-post.lua', import.meta.url));
+/** The form POST with a new DPoP proof or a new body per request, from a file (or one constant DPoP value). */
+export const FRESH_POST_SCRIPT = fileURLToPath(new URL('../wrk/fresh-post.lua', import.meta.url));
 
 /** True when `wrk` is on the PATH. */
 export function haveWrk() {
@@ -66,18 +66,19 @@ export function parseWrkOutput(text) {
 /**
  * Runs wrk -t1 (one thread: the generator gets one core) with the form-post script.
  * @param {{ url: string, body: string, authorization?: string, connections: number, durationS: number,
- *   timeoutS?: number, maxRequests?: number, cpu?: number | null, dpopFile?: string, dpopHeader?: string }} o
- * With dpopFile or dpopHeader, the DPoP script sends a DPoP header (the next proof of the file, or the constant).
+ *   timeoutS?: number, maxRequests?: number, cpu?: number | null, dpopFile?: string, dpopHeader?: string, bodyFile?: string }} o
+ * With dpopFile or dpopHeader, the fresh-post script sends a DPoP header (the next proof of the file, or the constant);
+ * with bodyFile, the next line of the file as each request's body.
  */
 export function runWrk(o) {
   const args = [
     '-t1', `-c${o.connections}`, `-d${Math.max(1, Math.round(o.durationS))}s`, `--timeout`, `${o.timeoutS ?? 2}s`,
-    '--latency', '-s', o.dpopFile || o.dpopHeader ? DPOP_POST_SCRIPT : FORM_POST_SCRIPT, o.url,
+    '--latency', '-s', o.dpopFile || o.dpopHeader || o.bodyFile ? FRESH_POST_SCRIPT : FORM_POST_SCRIPT, o.url,
   ];
   const [cmd, argv] = o.cpu === null || o.cpu === undefined ? ['wrk', args] : ['taskset', ['-c', String(o.cpu), 'wrk', ...args]];
   const env = {
     ...process.env, BENCH_BODY: o.body, BENCH_AUTHORIZATION: o.authorization ?? '',
-    BENCH_DPOP_FILE: o.dpopFile ?? '', BENCH_DPOP_HEADER: o.dpopHeader ?? '',
+    BENCH_DPOP_FILE: o.dpopFile ?? '', BENCH_DPOP_HEADER: o.dpopHeader ?? '', BENCH_BODY_FILE: o.bodyFile ?? '',
   };
   if (o.maxRequests !== undefined) env.BENCH_MAX_REQUESTS = String(o.maxRequests);
   else delete env.BENCH_MAX_REQUESTS;

@@ -1,7 +1,11 @@
--- wrk script: the form POST of form-post.lua with a DPoP header (RFC 9449), as a DPoP client does.
+-- wrk script: the form POST of form-post.lua with something that must be new for every request,
+-- made beforehand (wrk cannot sign), one a line in a file: a DPoP proof (RFC 9449), as a DPoP
+-- client sends, or the whole body (a platform token seen for the first time, for federated_jwt).
 --   BENCH_BODY, BENCH_AUTHORIZATION, BENCH_MAX_REQUESTS   as in form-post.lua
---   BENCH_DPOP_FILE     proofs, one a line: each request sends the next one (each is good once);
---                       wrk stops its thread when they run out, rather than send a replay
+--   BENCH_DPOP_FILE     proofs, one a line: each request sends the next one as its DPoP header
+--   BENCH_BODY_FILE     bodies, one a line: each request sends the next one as its body
+--                       (with either file, each line is good once: wrk stops its thread when they
+--                       run out, rather than send one again)
 --   BENCH_DPOP_HEADER   or one DPoP value for every request (a server that does not check it)
 
 wrk.method = "POST"
@@ -21,16 +25,27 @@ end
 local requests = nil
 local nextRequest = 1
 
+local function nonEmpty(name)
+  local v = os.getenv(name)
+  if v and v ~= "" then return v end
+  return nil
+end
+
 function init(args)
-  local file = os.getenv("BENCH_DPOP_FILE")
-  if not file or file == "" then return end
+  local dpopFile, bodyFile = nonEmpty("BENCH_DPOP_FILE"), nonEmpty("BENCH_BODY_FILE")
+  local file = dpopFile or bodyFile
+  if not file then return end
   requests = {}
   local headers = {}
   for k, v in pairs(wrk.headers) do headers[k] = v end
   for line in io.lines(file) do
     if line ~= "" then
-      headers["DPoP"] = line
-      requests[#requests + 1] = wrk.format(nil, nil, headers)
+      if dpopFile then
+        headers["DPoP"] = line
+        requests[#requests + 1] = wrk.format(nil, nil, headers)
+      else
+        requests[#requests + 1] = wrk.format(nil, nil, headers, line)
+      end
     end
   end
 end
@@ -39,8 +54,9 @@ function request()
   if requests == nil then return wrk.format() end
   local r = requests[nextRequest]
   if r == nil then
+    -- Nothing is sent again: an empty request writes no bytes, and the thread stops.
     wrk.thread:stop()
-    return requests[#requests]
+    return ""
   end
   nextRequest = nextRequest + 1
   return r

@@ -3,13 +3,16 @@
 // bench/micro.js and the sign-only reference, are tested in the server package.)
 
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkTarget, floorRate, formatBytes, formatDuration, formatRate, table } from '../../bench/lib/report.js';
-import { parseWrkDuration, parseWrkOutput } from '../../bench/lib/wrk.js';
+import { haveWrk, parseWrkDuration, parseWrkOutput, runWrk } from '../../bench/lib/wrk.js';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -101,7 +104,7 @@ describe('load generators against a local server', () => {
       let body = '';
       req.on('data', (d: Buffer) => (body += d.toString()));
       req.on('end', () => {
-        if (seen.length < 5) seen.push(`${req.headers.authorization} ${body}`);
+        if (seen.length < 100) seen.push(`${req.headers.dpop ?? req.headers.authorization} ${body}`);
         res.setHeader('content-type', 'application/json');
         res.end('{"access_token":"x"}');
       });
@@ -138,6 +141,34 @@ describe('load generators against a local server', () => {
     const r = JSON.parse(stdout) as { sockets: number; answered: number; ok: number; refused: number; failed: number; listenOverflows: number };
     expect(r).toMatchObject({ sockets: 50, answered: 50, ok: 50, refused: 0, failed: 0 });
     expect(typeof r.listenOverflows).toBe('number');
+  }, 30_000);
+
+  // The DPoP and first-seen federated stages send a line of a file per request: a proof or a
+  // platform token is good once, so none may be sent twice, and wrk stops when they run out.
+  const wrkInstalled = haveWrk();
+  if (!wrkInstalled) console.warn('bench-scripts: wrk is not installed (apt-get install wrk): the fresh-post.lua test is skipped');
+  it.skipIf(!wrkInstalled)('fresh-post.lua: a new body or DPoP header per request, each line at most once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fresh-post-'));
+    try {
+      const lines = Array.from({ length: 40 }, (_, i) => `grant_type=client_credentials&n=${i}`);
+      writeFileSync(join(dir, 'bodies.txt'), `${lines.join('\n')}\n`);
+      writeFileSync(join(dir, 'proofs.txt'), `${lines.map((_, i) => `proof-${i}`).join('\n')}\n`);
+      seen.length = 0;
+      await runWrk({ url, body: 'unused', bodyFile: join(dir, 'bodies.txt'), connections: 4, durationS: 1 });
+      const bodies = seen.map((s) => s.split(' ')[1]!);
+      expect(bodies.length).toBeGreaterThan(30);
+      expect(new Set(bodies).size).toBe(bodies.length);
+      for (const b of bodies) expect(lines).toContain(b);
+      seen.length = 0;
+      await runWrk({ url, body: 'grant_type=client_credentials', dpopFile: join(dir, 'proofs.txt'), connections: 4, durationS: 1 });
+      const proofs = seen.map((s) => s.split(' ')[0]!);
+      expect(proofs.length).toBeGreaterThan(30);
+      expect(new Set(proofs).size).toBe(proofs.length);
+      for (const p of proofs) expect(p).toMatch(/^proof-\d+$/);
+      expect(seen.every((s) => s.endsWith(' grant_type=client_credentials'))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 30_000);
 
   it('bench/run.js loads and explains itself', async () => {
