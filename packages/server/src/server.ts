@@ -247,8 +247,17 @@ export async function createServer(config: Config, options: ServerOptions = {}):
     // Federated clients: their trusts' keys fetched and cached per process; single-use jtis decided
     // in Redis when configured, else remembered per process and written behind to the replay store.
     const trustKeys = new TrustKeys({ events, allowHttpLoopback: config.unsafeFederationHttpLoopback, now });
-    // A trust changed or deleted here or on another instance: its keys are fetched again at its next use.
-    trusts.onChange((name) => (name === '' ? trustKeys.clear() : trustKeys.forget(name)));
+    // A trust changed here or on another instance: its keys are fetched again at its next use; a
+    // deleted one's are forgotten. (Not forgotten on every change: each change is seen twice, once
+    // when written and once through the change log, and forgetting the keys of a fetch in flight
+    // made the requests waiting for it fail.)
+    trusts.onChange((name) => {
+      if (name === '') return trustKeys.clear();
+      void trusts.get(name).then(
+        (trust) => (trust === undefined ? trustKeys.forget(name) : trustKeys.invalidate(name)),
+        () => trustKeys.forget(name),
+      );
+    });
     const authentication = new ClientAuthentication({
       clients: guarded, replay: traced.replay, issuer, tokenEndpoint, now, throttle: limits.authThrottle,
       federation: {

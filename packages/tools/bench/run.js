@@ -553,7 +553,7 @@ function reportFederated(f) {
     + `hello-world with the same body ${formatRate(f.hello.okRate)}; raw signature ${list(f.crypto, (c) => formatDuration(c.signS))}, `
     + `verification ${list(f.crypto, (c) => formatDuration(c.verifyS))}; floor = 1 / (1/hello + signature + verification) `
     + `${list(f.floors, (x) => Math.round(x))} /s`);
-  console.log(`  reused platform token (verified once, its claims kept until exp): m2m-auth ${formatRate(f.federated.okRate)} `
+  console.log(`  reused platform token (verified twice, then its claims kept until exp): m2m-auth ${formatRate(f.federated.okRate)} `
     + `(rounds ${list(f.federated.rounds, (x) => Math.round(x))}); / floor ${list(f.ratios, formatRatio)} (median ${formatRatio(f.ratioMedian)})`);
   if (f.firstSeen === undefined) {
     console.log('  first-seen platform token: not measured (needs wrk)');

@@ -180,9 +180,20 @@ export class TrustKeys {
     return ages;
   }
 
-  /** Forgets a trust's keys (it was changed or deleted). */
+  /** Forgets a trust's keys (it was deleted). */
   forget(name: string): void {
     this.#entries.delete(name);
+  }
+
+  /**
+   * A trust was changed: its keys are fetched again at its next use, behind the requests, which
+   * go on with the keys held meanwhile. A change of where its keys come from (kind, issuer,
+   * jwks_uri, jwks, CA bundle, allowed hosts) starts a new entry at the next use instead (#entry),
+   * which waits for its fetch.
+   */
+  invalidate(name: string): void {
+    const entry = this.#entries.get(name);
+    if (entry !== undefined && entry.refreshAt !== Number.POSITIVE_INFINITY) entry.refreshAt = 0;
   }
 
   /** Forgets every trust's keys. */
@@ -238,13 +249,16 @@ export class TrustKeys {
     entry.inflight = (async () => {
       try {
         const { keys, authorities, refreshMs, sequence } = await this.#fetch(trust);
-        if (this.#entries.get(trust.name) !== entry) return;
         // A bundle older than the one held (a lagging replica) does not replace it.
         if (sequence !== undefined && entry.sequence !== undefined && sequence < entry.sequence && entry.keySet !== undefined) {
           entry.refreshAt = this.#now() + MIN_REFRESH_MS;
           return;
         }
         this.#install(entry, keys, authorities, this.#now() + clampRefresh(refreshMs));
+        // The trust was changed or forgotten while this fetch ran (another instance's change seen
+        // through the change log, or this one's own): the requests that waited for it still get
+        // the keys of the trust they read; the next ones start a new entry and fetch again.
+        if (this.#entries.get(trust.name) !== entry) return;
         entry.sequence = sequence;
         this.#events.emit('federation.keys_fetched', { trust: trust.name, result: 'ok', keys: keys.length });
       } catch (err) {

@@ -10,10 +10,11 @@
 const DROP_SHIFT = 4;
 
 /**
- * Makes room for one more entry in `map` when it holds `max` or more: drops its oldest entries
- * (insertion order), a sixteenth of `max` at once (at least one). Nothing when there is room.
+ * Makes room for one more entry in `map` (a Map or a Set) when it holds `max` or more: drops its
+ * oldest entries (insertion order), a sixteenth of `max` at once (at least one). Nothing when
+ * there is room.
  */
-export function makeRoom<K, V>(map: Map<K, V>, max: number): void {
+export function makeRoom<K>(map: { readonly size: number; keys(): Iterable<K>; delete(key: K): boolean }, max: number): void {
   if (map.size < max) return;
   let n = map.size - max + Math.max(1, max >> DROP_SHIFT);
   for (const key of map.keys()) {

@@ -11,7 +11,7 @@ import { OAuthError } from '../../src/ground/errors.js';
 import { CLIENT_ASSERTION_TYPE } from '../../src/ground/names.js';
 import type { ClientRecord } from '../../src/ground/records.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, DEFAULT_MAX_TOKEN_LIFETIME, type TrustedIssuerRecord } from '../../src/ground/trusts.js';
-import { KEYS_STALE_BOUND_MS, TrustKeys, UNKNOWN_KID_INTERVAL_MS } from '../../src/federation/trust-keys.js';
+import { KEYS_STALE_BOUND_MS, RETRY_AFTER_FAILURE_MS, TrustKeys, UNKNOWN_KID_INTERVAL_MS } from '../../src/federation/trust-keys.js';
 import { SingleUseJtis } from '../../src/federation/single-use.js';
 import { VerifiedTokens } from '../../src/federation/verified-tokens.js';
 import { EventBus, type EventMap } from '../../src/observability/events.js';
@@ -218,6 +218,25 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
       expect(await refused('cl_billing', `${ch}.${cp}.${cflipped.toString('base64url')}`)).toMatch(/ERR_JWS_SIGNATURE_VERIFICATION_FAILED/);
     });
 
+    it('refuses an altered or forged token whose header it already knows (the short way for a known header)', async () => {
+      const token = await k8s.sign(k8sClaims());
+      expect((await request('cl_billing', token)).client.clientId).toBe('cl_billing');
+      const [h, p, sig] = token.split('.') as [string, string, string];
+      const flipped = Buffer.from(sig, 'base64url');
+      flipped[10]! ^= 1;
+      expect(await refused('cl_billing', `${h}.${p}.${flipped.toString('base64url')}`)).toMatch(/signature not verified by trust prod-cluster \(ERR_JWS_SIGNATURE_VERIFICATION_FAILED\)/);
+      const other = Buffer.from(JSON.stringify(k8sClaims({ sub: 'system:serviceaccount:payments:other' }))).toString('base64url');
+      expect(await refused('cl_billing', `${h}.${other}.${sig}`)).toMatch(/ERR_JWS_SIGNATURE_VERIFICATION_FAILED/);
+      // The same header (alg and kid), signed by a key the issuer never published.
+      const impostor = await newKey(k8s.keys[0]!.kid);
+      const forged = await new SignJWT(k8sClaims()).setProtectedHeader({ alg: 'ES256', kid: impostor.kid }).sign(impostor.privateKey);
+      expect(forged.split('.')[0]).toBe(h);
+      expect(await refused('cl_billing', forged)).toMatch(/ERR_JWS_SIGNATURE_VERIFICATION_FAILED/);
+      // New tokens under the known header still pass, each with its own claims checked.
+      expect((await request('cl_billing', await k8s.sign(k8sClaims({ jti: 'another' })))).client.clientId).toBe('cl_billing');
+      expect(await refused('cl_billing', await k8s.sign(k8sClaims({ aud: 'https://other.example.com' })))).toBe('platform token aud does not name this server');
+    });
+
     it('refuses a token for another client\'s subject, a token without client_id, and a disabled client', async () => {
       clients.set('cl_other', clientOf('cl_other', 'prod-cluster', 'system:serviceaccount:payments:ledger'));
       expect(await refused('cl_other', await k8s.sign(k8sClaims()))).toBe("platform token sub is not the client's federated subject");
@@ -320,6 +339,32 @@ describe.skipIf(skip)('federated_jwt with local issuers over HTTPS', () => {
       clients.set('cl_probe', clientOf('cl_probe', 'probe', K8S_SUB));
     };
     const lastFailure = () => (seen.filter((s) => s.name === 'federation.keys_fetched').at(-1)?.payload as EventMap['federation.keys_fetched'] | undefined)?.reason;
+
+    it('answers the requests that waited for a fetch even when the trust is forgotten meanwhile; a changed trust keeps its keys until the new fetch', async () => {
+      fresh({});
+      k8s.delayMs = 200;
+      const pending = request('cl_probe', await k8s.sign(k8sClaims()));
+      // The trust changes while its keys are being fetched (as when the change log brings it).
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      keys.forget('probe');
+      expect((await pending).client.clientId).toBe('cl_probe');
+      k8s.delayMs = 0;
+      // Fetched again for the next request, after which invalidate() (a changed trust) refetches
+      // behind the requests: the held keys answer at once.
+      expect((await request('cl_probe', await k8s.sign(k8sClaims()))).client.clientId).toBe('cl_probe');
+      const discovered = k8s.hits.get('/.well-known/openid-configuration')!;
+      keys.invalidate('probe');
+      // Not sooner than RETRY_AFTER_FAILURE_MS after the last fetch (an issuer is not asked again
+      // on every change).
+      clock.advance(RETRY_AFTER_FAILURE_MS);
+      k8s.delayMs = 5000;
+      const started = Date.now();
+      expect((await request('cl_probe', await k8s.sign(k8sClaims()))).client.clientId).toBe('cl_probe');
+      expect(Date.now() - started).toBeLessThan(2000);
+      k8s.delayMs = 0;
+      // The refetch went to the issuer behind that request.
+      await expect.poll(() => k8s.hits.get('/.well-known/openid-configuration'), { timeout: 5000 }).toBe(discovered + 1);
+    });
 
     it('refuses a private address the trust does not name (checked at connect time)', async () => {
       fresh({ allowedPrivateHosts: [] });

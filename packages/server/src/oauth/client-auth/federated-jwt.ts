@@ -14,6 +14,7 @@ import { CLIENT_ASSERTION_TYPE_SPIFFE, type FederatedIdentity, type TrustedIssue
 import { KeysUnavailableError, type KeySet } from '../../federation/trust-keys.js';
 import { createJwsVerifier, type RawVerifier } from '../../keys/algorithms.js';
 import type { VerifiedTokens } from '../../federation/verified-tokens.js';
+import { makeRoom } from '../../ground/bounded-map.js';
 
 /** iat and nbf may be this far ahead of our clock. */
 const MAX_FUTURE_SKEW_S = 60;
@@ -54,6 +55,23 @@ function fail(detail: string): never {
 /** node:crypto verifiers of the trusts' keys, per key jose imported (its key set imports each JWK once per alg). */
 const verifiers = new WeakMap<CryptoKey, RawVerifier | null>();
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+/**
+ * Per key set, the protected headers (as sent, base64url) that selected one key of it and verified
+ * a token, with that key's verifier: an issuer signs its tokens with one header for as long as it
+ * keeps a key, so a token with a header seen before skips decoding it and jose's key selection.
+ * A new key set (keys fetched again, a changed trust) starts empty.
+ */
+const checkedHeaders = new WeakMap<KeySet, Map<string, RawVerifier>>();
+const MAX_HEADERS_PER_SET = 64;
+
+function headersOf(keys: KeySet): Map<string, RawVerifier> {
+  let headers = checkedHeaders.get(keys);
+  if (headers === undefined) {
+    headers = new Map();
+    checkedHeaders.set(keys, headers);
+  }
+  return headers;
+}
 
 function verifierOf(alg: string, key: CryptoKey): RawVerifier | undefined {
   let verifier = verifiers.get(key);
@@ -70,7 +88,7 @@ function verifierOf(alg: string, key: CryptoKey): RawVerifier | undefined {
  * about 60 µs more per token, BENCHMARKS.md). A header with crit or b64, or a key node:crypto is not
  * given, goes through jose's compactVerify whole.
  */
-async function verifyWith(assertion: string, header: JWSHeaderParameters, keys: KeySet): Promise<Uint8Array> {
+async function verifyWith(assertion: string, header: JWSHeaderParameters, keys: KeySet): Promise<Buffer | Uint8Array> {
   const parts = assertion.split('.');
   if (header.crit !== undefined || header.b64 !== undefined || parts.length !== 3 || !BASE64URL.test(parts[1]!) || !BASE64URL.test(parts[2]!)) {
     return joseVerify(assertion, keys);
@@ -92,10 +110,33 @@ async function verifyWith(assertion: string, header: JWSHeaderParameters, keys: 
     }
     throw new joseErrors.JWSSignatureVerificationFailed();
   }
-  const ok = verifies(key);
-  if (ok === undefined) return joseVerify(assertion, keys);
-  if (!ok) throw new joseErrors.JWSSignatureVerificationFailed();
+  const verifier = verifierOf(alg, key);
+  if (verifier === undefined) return joseVerify(assertion, keys);
+  if (!verifier(input, signature)) throw new joseErrors.JWSSignatureVerificationFailed();
+  // This header selects this key of this set: the next token with the same header goes the short way.
+  const headers = headersOf(keys);
+  makeRoom(headers, MAX_HEADERS_PER_SET);
+  headers.set(parts[0]!, verifier);
   return Buffer.from(parts[1]!, 'base64url');
+}
+
+/**
+ * The payload of `assertion` if its protected header is one that selected a key of `keys` before
+ * and that key verifies its signature; undefined when the header was not seen with this key set.
+ */
+function verifyKnownHeader(assertion: string, keys: KeySet): Buffer | undefined {
+  const headers = checkedHeaders.get(keys);
+  if (headers === undefined) return undefined;
+  const first = assertion.indexOf('.');
+  const second = assertion.indexOf('.', first + 1);
+  if (first <= 0 || second < 0) return undefined;
+  const verifier = headers.get(assertion.slice(0, first));
+  if (verifier === undefined) return undefined;
+  const payload = assertion.slice(first + 1, second);
+  const signature = assertion.slice(second + 1);
+  if (!BASE64URL.test(payload) || !BASE64URL.test(signature)) return undefined;
+  if (!verifier(assertion.slice(0, second), Buffer.from(signature, 'base64url'))) throw new joseErrors.JWSSignatureVerificationFailed();
+  return Buffer.from(payload, 'base64url');
 }
 
 /** jose's own verification of the whole JWS. */
@@ -116,9 +157,10 @@ async function joseVerify(assertion: string, keys: KeySet): Promise<Uint8Array> 
   }
 }
 
-function claimsOf(payload: Uint8Array): Record<string, unknown> {
+function claimsOf(payload: Buffer | Uint8Array): Record<string, unknown> {
   try {
-    const claims = JSON.parse(Buffer.from(payload).toString('utf8')) as Record<string, unknown>;
+    const bytes = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const claims = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
     if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new Error('not an object');
     return Object.freeze(claims);
   } catch {
@@ -140,6 +182,13 @@ async function verifiedClaims(trust: TrustedIssuerRecord, assertion: string, por
   }
   const known = ports.verified?.get(assertion, set, now);
   if (known !== undefined) return known;
+  let fast: Buffer | undefined;
+  try {
+    fast = verifyKnownHeader(assertion, set);
+  } catch {
+    fail(`platform token signature not verified by trust ${trust.name} (${joseErrors.JWSSignatureVerificationFailed.code})`);
+  }
+  if (fast !== undefined) return kept(assertion, set, ports, fast);
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(assertion);
@@ -150,7 +199,7 @@ async function verifiedClaims(trust: TrustedIssuerRecord, assertion: string, por
   // trust's public key is not a shared secret).
   if (typeof header.alg !== 'string' || !ALGS.includes(header.alg)) fail(`platform token alg ${String(header.alg).slice(0, 16)} is not an accepted asymmetric algorithm`);
   const kid = typeof header.kid === 'string' ? header.kid : undefined;
-  let payload: Uint8Array;
+  let payload: Buffer | Uint8Array;
   try {
     payload = await verifyWith(assertion, header, set);
   } catch (err) {
@@ -169,7 +218,12 @@ async function verifiedClaims(trust: TrustedIssuerRecord, assertion: string, por
       fail(`platform token signature not verified by trust ${trust.name} (${code})`);
     }
   }
-  const claims = claimsOf(payload!);
+  return kept(assertion, set, ports, payload!);
+}
+
+/** The claims of a verified payload, remembered for the next request with the same token. */
+function kept(assertion: string, set: KeySet, ports: FederationPorts, payload: Buffer | Uint8Array): Readonly<Record<string, unknown>> {
+  const claims = claimsOf(payload);
   if (typeof claims.exp === 'number') ports.verified?.remember(assertion, set, claims, claims.exp * 1000);
   return claims;
 }
