@@ -12,8 +12,10 @@
 //   change: rotation, disabling, deletion, kill switch) and the secret that matched has not
 //   expired; the throttle and the staleness bound apply as on the full path. Kept per connection,
 //   never in a table looked up by the header: a lookup by secret would not take constant time.
-// - Grant: the grant's answer for the last params object and client record, with the claims JSON
-//   its tokens share, written once per connection instead of once per token.
+// - Grant: the grant's answer for the last params and client record, with the claims JSON its
+//   tokens share, written once per connection instead of once per token. The same params object
+//   (a body the form memo kept), or params equal to the last ones but for the credentials (a body
+//   with a new client assertion or platform token each time, which the form memo does not keep).
 
 import { ownCopy, sameBytes } from '../ground/bytes.js';
 import type { ClientRecord } from '../ground/records.js';
@@ -60,6 +62,21 @@ export class ConnectionMemos {
     }
     return memo;
   }
+}
+
+/** True when `a` and `b` hold the same parameters with the same values, credentials aside. */
+function sameButCredentials(a: FormParams, b: FormParams): boolean {
+  let compared = 0;
+  for (const [name, values] of a) {
+    if ((CREDENTIAL_PARAMS as readonly string[]).includes(name)) continue;
+    const others = b.get(name);
+    if (others === undefined || others.length !== values.length) return false;
+    for (let i = 0; i < values.length; i++) if (values[i] !== others[i]) return false;
+    compared++;
+  }
+  let expected = 0;
+  for (const name of b.keys()) if (!(CREDENTIAL_PARAMS as readonly string[]).includes(name)) expected++;
+  return compared === expected;
 }
 
 class ConnectionMemo implements Steps {
@@ -156,7 +173,7 @@ class ConnectionMemo implements Steps {
   grant(grant: Grant, client: ClientRecord, params: FormParams): Granted {
     const last = this.#granted;
     // The same params object means the same body, so the same grant_type and the same grant.
-    if (last !== undefined && params === this.#grantParams && last.client === client) return last;
+    if (last !== undefined && last.client === client && (params === this.#grantParams || sameButCredentials(params, this.#grantParams!))) return last;
     const granted = this.#plain.grant(grant, client, params);
     this.#grantParams = params;
     this.#granted = granted;

@@ -11,6 +11,7 @@ import { ConnectionMemos } from '../../src/oauth/connection-memo.js';
 import { plainSteps } from '../../src/oauth/steps.js';
 import { secretDigest } from '../../src/clients/secrets.js';
 import type { ClientRecord } from '../../src/ground/records.js';
+import { clientCredentialsGrant } from '../../src/oauth/token/grants/client-credentials.js';
 import { wrongSecret } from '../helpers/secrets.js';
 
 let t: TestServer;
@@ -252,7 +253,7 @@ describe('the Basic memo of a connection (unit level)', () => {
         { contentType: 'application/x-www-form-urlencoded', body: undefined, authorization: basic(clientId, secret), ip: '127.0.0.1', requestId: 'r' },
         new Map(Object.entries(form).map(([k, v]) => [k, [v]])),
       );
-    return { state, request, lookups: () => lookups };
+    return { state, request, lookups: () => lookups, steps: memos };
   }
 
   it('a repeated header on the same connection skips the secret check; another connection does not', async () => {
@@ -271,6 +272,29 @@ describe('the Basic memo of a connection (unit level)', () => {
     await request(connection);
     await expect(request(connection, { client_id: 'cl_BBBBBBBBBBBBBBBB' })).rejects.toMatchObject({ error: 'invalid_request' });
     await expect(request(connection, { client_id: clientId })).resolves.toMatchObject({ method: 'client_secret_basic' });
+  });
+
+  it('hands out the last grant answer for params equal but for their credentials, and a new one for any other change', () => {
+    const { steps } = setup();
+    const connection = {};
+    const client = record(secretDigest(secret));
+    const params = (over: Record<string, string | string[]>) => new Map(Object.entries({
+      grant_type: 'client_credentials', scope: 'a', client_id: clientId, client_assertion: 'platform-token-1', ...over,
+    }).map(([k, v]) => [k, Array.isArray(v) ? v : [v]]));
+    const first = steps.for(connection).grant(clientCredentialsGrant, client, params({}));
+    // A new platform token in the same body otherwise: the same answer.
+    expect(steps.for(connection).grant(clientCredentialsGrant, client, params({ client_assertion: 'platform-token-2' }))).toBe(first);
+    // Anything else that differs is granted anew.
+    const other = steps.for(connection).grant(clientCredentialsGrant, client, params({ resource: 'https://api.example.com' }));
+    expect(other).not.toBe(first);
+    expect(steps.for(connection).grant(clientCredentialsGrant, client, params({ resource: 'https://api.example.com', scope: '' }))).not.toBe(other);
+    const noScope = params({});
+    noScope.delete('scope');
+    const withoutScope = steps.for(connection).grant(clientCredentialsGrant, client, noScope);
+    expect(withoutScope.scope).toBe('a');
+    expect(steps.for(connection).grant(clientCredentialsGrant, client, params({ scope: 'a', client_assertion: 'x' }))).not.toBe(withoutScope);
+    // Another record of the client (any change to it) is granted anew.
+    expect(steps.for(connection).grant(clientCredentialsGrant, record(secretDigest(secret)), params({}))).not.toBe(first);
   });
 
   it('looks the client up once per request: memo, full path, or a memo whose record was replaced', async () => {
