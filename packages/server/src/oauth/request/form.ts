@@ -1,17 +1,13 @@
 // application/x-www-form-urlencoded request bodies (RFC 6749 §3.2, Appendix B), parsed strictly:
 // bad percent-encoding or invalid UTF-8 is an error, never a silently repaired value.
 
+import { isAscii } from 'node:buffer';
 import { OAuthError } from '../../ground/errors.js';
 
 /** Parameters in request order; a name may carry several values until a step rejects repeats. */
 export type FormParams = Map<string, string[]>;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-
-function isAscii(buf: Buffer): boolean {
-  for (let i = 0; i < buf.length; i++) if (buf[i]! > 0x7f) return false;
-  return true;
-}
 
 /** One form-urlencoded name or value decoded (`+` is a space); throws invalid_request when malformed. */
 export function decodeComponent(raw: string): string {
