@@ -27,8 +27,8 @@ const FAPI2_DPOP_ALGS: readonly string[] = DPOP_SIGNING_ALGS.filter((a) => FAPI2
 
 export function senderConstraint(o: SenderConstraintOptions): (req: OAuthRequest, client: ClientRecord) => void | Promise<void> {
   const nonce = o.nonces && ((n: unknown) => o.nonces!.check(n));
-  const bindDpop = async (req: OAuthRequest, client: ClientRecord, proof: string): Promise<void> => {
-    const jkt = await o.proofs.check(proof, {
+  const bindDpop = (req: OAuthRequest, client: ClientRecord, proof: string): void | Promise<void> => {
+    const jkt = o.proofs.check(proof, {
       htu: o.htu(),
       algorithms: client.fapi2 ? FAPI2_DPOP_ALGS : ANY_DPOP_ALG,
       now: o.now(),
@@ -36,7 +36,8 @@ export function senderConstraint(o: SenderConstraintOptions): (req: OAuthRequest
       ...(nonce && { nonce }),
     });
     // A DPoP proof and a client certificate together: the token is bound to the DPoP key.
-    req.binding = { jkt };
+    if (typeof jkt === 'string') req.binding = { jkt };
+    else return jkt.then((key) => void (req.binding = { jkt: key }));
   };
   return (req, client) => {
     if (client.fapi2 && !FAPI2_AUTH_METHODS.includes(client.tokenEndpointAuthMethod)) {
