@@ -7,7 +7,11 @@ import type { ReplayStore } from '../../storage/types.js';
 
 /** Most jtis kept in memory; beyond it, new ones go to the database (still single-use, slower). */
 const MAX_IN_MEMORY = 500_000;
-/** Expired entries are dropped every this many insertions. */
+/**
+ * Every this many insertions, the expired entries at the front are dropped: a proof's window ends
+ * a minute after its iat, so insertion order is nearly expiry order. The whole map is swept only
+ * when it is full (a walk over 300,000 entries every 4,096 insertions cost about 1 µs a request).
+ */
 const PRUNE_EVERY = 4096;
 
 export type ConsumeOnce = (key: string, expiresAt: number, now: number) => boolean | Promise<boolean>;
@@ -26,8 +30,13 @@ export function processReplay(store: ReplayStore): ConsumeOnce {
   return (key, expiresAt, now) => {
     const until = used.get(key);
     if (until !== undefined && until > now) return false;
-    if (++inserts % PRUNE_EVERY === 0 || used.size >= MAX_IN_MEMORY) {
+    if (used.size >= MAX_IN_MEMORY) {
       for (const [k, t] of used) if (t <= now) used.delete(k);
+    } else if (++inserts % PRUNE_EVERY === 0) {
+      for (const [k, t] of used) {
+        if (t > now) break;
+        used.delete(k);
+      }
     }
     if (used.size >= MAX_IN_MEMORY || now < overflowUntil) {
       overflowUntil = Math.max(overflowUntil, expiresAt);
