@@ -7,13 +7,14 @@
 import type { X509Certificate } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { KeyObject } from 'node:crypto';
-import { compactVerify, decodeProtectedHeader, errors as joseErrors, type CryptoKey, type JWSHeaderParameters } from 'jose';
+import { decodeProtectedHeader, errors as joseErrors, type CryptoKey, type JWSHeaderParameters } from 'jose';
 import { OAuthError } from '../../ground/errors.js';
 import { CLIENT_ASSERTION_ALGS, CLIENT_ASSERTION_TYPE } from '../../ground/names.js';
 import { CLIENT_ASSERTION_TYPE_SPIFFE, type FederatedIdentity, type TrustedIssuerRecord, type TrustLookup } from '../../ground/trusts.js';
 import { KeysUnavailableError, type KeySet } from '../../federation/trust-keys.js';
 import { createJwsVerifier, type RawVerifier } from '../../keys/algorithms.js';
 import type { VerifiedTokens } from '../../federation/verified-tokens.js';
+import { verifiedByAnyKey } from './private-key-jwt.js';
 import { makeRoom } from '../../ground/bounded-map.js';
 
 /** iat and nbf may be this far ahead of our clock. */
@@ -139,22 +140,11 @@ function verifyKnownHeader(assertion: string, keys: KeySet): Buffer | undefined 
   return Buffer.from(assertion.slice(first + 1, second), 'base64url');
 }
 
+const JOSE_OPTIONS = { algorithms: [...ALGS] };
+
 /** jose's own verification of the whole JWS. */
-async function joseVerify(assertion: string, keys: KeySet): Promise<Uint8Array> {
-  const options = { algorithms: [...ALGS] };
-  try {
-    return (await compactVerify(assertion, keys, options)).payload;
-  } catch (err) {
-    if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
-    for await (const key of err) {
-      try {
-        return (await compactVerify(assertion, key, options)).payload;
-      } catch {
-        // not this one
-      }
-    }
-    throw new joseErrors.JWSSignatureVerificationFailed();
-  }
+function joseVerify(assertion: string, keys: KeySet): Promise<Uint8Array> {
+  return verifiedByAnyKey(assertion, keys, JOSE_OPTIONS);
 }
 
 function claimsOf(payload: Buffer | Uint8Array): Record<string, unknown> {

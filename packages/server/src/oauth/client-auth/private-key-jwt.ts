@@ -54,10 +54,14 @@ const ANY_ALG = { algorithms: [...CLIENT_ASSERTION_ALGS] };
 /** FAPI 2.0 Security Profile (cryptography): PS256, ES256 or EdDSA only. */
 const FAPI2_ALG = { algorithms: CLIENT_ASSERTION_ALGS.filter((a) => FAPI2_ALGS.includes(a)) };
 
-async function verifiedPayload(client: ClientRecord, assertion: string): Promise<Uint8Array> {
-  const options = client.fapi2 ? FAPI2_ALG : ANY_ALG;
+/**
+ * The payload of `assertion` if a key of `keys` verifies it (jose's compactVerify); when several
+ * keys match its header (no kid, a key set mid-rotation), each is tried in turn. Shared with
+ * federated_jwt (./federated-jwt.ts).
+ */
+export async function verifiedByAnyKey(assertion: string, keys: ReturnType<typeof createLocalJWKSet>, options: { algorithms: string[] }): Promise<Uint8Array> {
   try {
-    return (await compactVerify(assertion, keySet(client), options)).payload;
+    return (await compactVerify(assertion, keys, options)).payload;
   } catch (err) {
     if (!(err instanceof joseErrors.JWKSMultipleMatchingKeys)) throw err;
     for await (const key of err) {
@@ -69,6 +73,10 @@ async function verifiedPayload(client: ClientRecord, assertion: string): Promise
     }
     throw new joseErrors.JWSSignatureVerificationFailed();
   }
+}
+
+function verifiedPayload(client: ClientRecord, assertion: string): Promise<Uint8Array> {
+  return verifiedByAnyKey(assertion, keySet(client), client.fapi2 ? FAPI2_ALG : ANY_ALG);
 }
 
 export async function verifyClientAssertion(client: ClientRecord, assertion: string, ctx: AssertionContext): Promise<void> {
