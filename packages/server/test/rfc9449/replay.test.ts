@@ -3,28 +3,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { processReplay } from '../../src/oauth/dpop/replay.js';
-import type { ReplayStore } from '../../src/storage/types.js';
-
-function countingStore(): ReplayStore & { calls: number } {
-  const keys = new Map<string, number>();
-  return {
-    calls: 0,
-    async consumeOnce(key: string, expiresAt: number, now: number) {
-      this.calls++;
-      const until = keys.get(key);
-      if (until !== undefined && until > now) return false;
-      keys.set(key, expiresAt);
-      return true;
-    },
-    async listReplay() {
-      return [];
-    },
-  };
-}
+import { memoryReplay } from '../helpers/replay.js';
 
 describe('processReplay', () => {
   it('takes each key once until it expires, in memory', () => {
-    const store = countingStore();
+    const store = memoryReplay();
     const consume = processReplay(store);
     expect(consume('dpop:k:1', 2000, 1000)).toBe(true);
     expect(consume('dpop:k:1', 2000, 1500)).toBe(false);
@@ -35,7 +18,7 @@ describe('processReplay', () => {
   });
 
   it('keeps refusing replays of live keys while expired ones are dropped behind', () => {
-    const store = countingStore();
+    const store = memoryReplay();
     const consume = processReplay(store);
     for (let i = 0; i < 10_000; i++) expect(consume(`old-${i}`, 1000, 0)).toBe(true);
     // 10,000 more after the first ones expired: the expired prefix goes, the live ones stay.
