@@ -610,23 +610,28 @@ async function main() {
   }, plan.watchdogS * 1000);
   watchdog.unref();
 
-  if (args['federated-only']) {
+  /** One step alone (--federated-only, --dpop-only): `measure` runs it, `report` prints its lines and returns its targets. */
+  const stepAlone = async (key, title, measure, report) => {
     try {
-      log(`federated_jwt: ${plan.rounds} interleaved rounds of ${plan.roundS} s against its floor`);
-      const f = await federatedStage(runner, plan, pin);
-      console.log(`m2m-auth federated benchmark, ${startedAt.toISOString()}; ${cores} cores, Node ${process.version}; `
+      const result = await measure();
+      console.log(`m2m-auth ${title} benchmark, ${startedAt.toISOString()}; ${cores} cores, Node ${process.version}; `
         + `${pin ? 'pinned' : 'NOT pinned'}; load average (1 min) at start ${loadStart[0].toFixed(2)}, at end ${loadavg()[0].toFixed(2)}`);
-      const targets = reportFederated(f);
+      const targets = report(result);
       for (const t of targets) console.log(t.line);
-      if (args.json) writeFileSync(args.json, JSON.stringify({ federated: f, targets: targets.map(({ line, ...rest }) => rest) }, null, 2) + '\n');
+      if (args.json) writeFileSync(args.json, JSON.stringify({ [key]: result, targets: targets.map(({ line, ...rest }) => rest) }, null, 2) + '\n');
     } finally {
       runner.cleanup();
     }
+  };
+
+  if (args['federated-only']) {
+    log(`federated_jwt: ${plan.rounds} interleaved rounds of ${plan.roundS} s against its floor`);
+    await stepAlone('federated', 'federated', () => federatedStage(runner, plan, pin), reportFederated);
     return;
   }
 
   if (args['dpop-only']) {
-    try {
+    await stepAlone('dpop', 'DPoP', async () => {
       const hello = await runner.startHello();
       const m2m = await runner.startM2mAuth();
       // The proof files' size: this run's own floor without a verification, from a short load.
@@ -636,14 +641,8 @@ async function main() {
       if (pin) pinSelf(LOAD_CPU);
       const d = await dpopStage(runner, plan, pin, { hello, m2m, perSecond: floorRate(helloRate, signS) });
       await Promise.all([stop(hello.proc), stop(m2m.proc)]);
-      console.log(`m2m-auth DPoP benchmark, ${startedAt.toISOString()}; ${cores} cores, Node ${process.version}; `
-        + `${pin ? 'pinned' : 'NOT pinned'}; load average (1 min) at start ${loadStart[0].toFixed(2)}, at end ${loadavg()[0].toFixed(2)}`);
-      const targets = reportDpop(d);
-      for (const t of targets) console.log(t.line);
-      if (args.json) writeFileSync(args.json, JSON.stringify({ dpop: d, targets: targets.map(({ line, ...rest }) => rest) }, null, 2) + '\n');
-    } finally {
-      runner.cleanup();
-    }
+      return d;
+    }, reportDpop);
     return;
   }
 

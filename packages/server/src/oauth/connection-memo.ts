@@ -33,6 +33,7 @@ const MAX_REMEMBERED_BODY = 1024;
 const MAX_REMEMBERED_HEADER = 512;
 /** Parameters that carry a credential or a token: a body with one is not kept beyond its request. */
 const CREDENTIAL_PARAMS = ['client_secret', 'client_assertion', 'token'] as const;
+const CREDENTIALS: ReadonlySet<string> = new Set(CREDENTIAL_PARAMS);
 
 export interface ConnectionMemosOptions {
   steps: Steps;
@@ -68,14 +69,14 @@ export class ConnectionMemos {
 function sameButCredentials(a: FormParams, b: FormParams): boolean {
   let compared = 0;
   for (const [name, values] of a) {
-    if ((CREDENTIAL_PARAMS as readonly string[]).includes(name)) continue;
+    if (CREDENTIALS.has(name)) continue;
     const others = b.get(name);
     if (others === undefined || others.length !== values.length) return false;
     for (let i = 0; i < values.length; i++) if (values[i] !== others[i]) return false;
     compared++;
   }
   let expected = 0;
-  for (const name of b.keys()) if (!(CREDENTIAL_PARAMS as readonly string[]).includes(name)) expected++;
+  for (const name of b.keys()) if (!CREDENTIALS.has(name)) expected++;
   return compared === expected;
 }
 
